@@ -1,1 +1,10 @@
-//! placeholder
+//! The Yiwang gateway: runs each ministry network's Wasm adapter in a sandbox,
+//! delivers unified cases through it, and brings results back.
+//!
+//! Read top-down: [`runtime`] runs adapters under limits and gives them only
+//! the host interface; [`transport`] carries their requests to their own
+//! network; [`fixture`] replays recorded exchanges to test an adapter offline.
+
+pub mod fixture;
+pub mod runtime;
+pub mod transport;

@@ -1,4 +1,130 @@
-//! Write Yiwang ministry-network adapters in Rust.
+//! Write Yiwang ministry-network adapters in Rust: WIT bindings, the typed
+//! unified case schema, host access, and protocol helpers.
+//!
+//! An adapter is a type implementing [`Adapter`], exported with
+//! [`export_adapter!`]; see docs/adapter-guide.md for the walk-through.
+#![deny(unsafe_code)]
+
+pub use yiwang_schema as schema;
+
+/// Bindings generated from `adapters-sdk/wit` (the one home of the contract).
+#[allow(missing_docs, unsafe_code, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "yiwang:adapter/adapter-world",
+        pub_export_macro: true,
+        export_macro_name: "export_adapter_bindings",
+        default_bindings_module: "yiwang_adapter_sdk::bindings",
+        generate_all,
+    });
+}
+
+pub mod error;
+pub mod host;
+pub mod http;
+
+pub use bindings::exports::yiwang::adapter::adapter::{
+    CallbackOutcome, CaseChange, Descriptor, FieldMapping, ItemRef, PollResult, Receipt,
+    Submission,
+};
+pub use bindings::yiwang::adapter::types::{
+    AdapterError, Decision, Event, Header, HttpRequest, HttpResponse, Rejection, RetryableError,
+    Stage,
+};
+pub use error::{ambiguous, permanent, permanent_field, retryable};
+
+/// The version of the WIT contract this SDK builds adapters against.
+pub const CONTRACT_VERSION: &str = "1.0.0";
+
+/// What an adapter does. Methods with a default are optional for networks
+/// that lack the capability (a network without a change feed need not poll).
+pub trait Adapter {
+    /// Name, version, items and the field mapping this adapter implements.
+    fn describe() -> Descriptor;
+    /// Send a new case to the ministry; returns its own case number.
+    fn submit(submission: Submission) -> Result<Receipt, AdapterError>;
+    /// Ask the ministry what happened to one of its cases.
+    fn query_status(network_case_number: String) -> Result<Vec<Event>, AdapterError>;
+    /// Send a bureau-side change (supplement, withdraw) for a delivered case.
+    fn update(change: CaseChange) -> Result<Vec<Event>, AdapterError> {
+        let _ = change;
+        Err(permanent("this adapter does not deliver bureau-side changes"))
+    }
+    /// Fetch status changes since `cursor` (networks with a change feed).
+    fn poll(cursor: Option<String>) -> Result<PollResult, AdapterError> {
+        Ok(PollResult { events: Vec::new(), next_cursor: cursor })
+    }
+    /// Turn a ministry's push into events (callback networks).
+    fn handle_callback(request: HttpRequest) -> Result<CallbackOutcome, AdapterError> {
+        let _ = request;
+        Err(permanent("this adapter does not accept callbacks"))
+    }
+}
+
+impl<T: Adapter> bindings::exports::yiwang::adapter::adapter::Guest for T {
+    fn describe() -> Descriptor {
+        T::describe()
+    }
+    fn submit(submission: Submission) -> Result<Receipt, AdapterError> {
+        T::submit(submission)
+    }
+    fn update(change: CaseChange) -> Result<Vec<Event>, AdapterError> {
+        T::update(change)
+    }
+    fn query_status(network_case_number: String) -> Result<Vec<Event>, AdapterError> {
+        T::query_status(network_case_number)
+    }
+    fn poll(cursor: Option<String>) -> Result<PollResult, AdapterError> {
+        T::poll(cursor)
+    }
+    fn handle_callback(request: HttpRequest) -> Result<CallbackOutcome, AdapterError> {
+        T::handle_callback(request)
+    }
+}
+
+/// Export a type implementing [`Adapter`] as the component's adapter.
+#[macro_export]
+macro_rules! export_adapter {
+    ($ty:ident) => {
+        $crate::bindings::export_adapter_bindings!($ty);
+    };
+}
+
+/// Parse the case carried by a [`Submission`] into the typed unified schema.
+/// The gateway validated it before queueing; a failure here means the
+/// adapter was built against an incompatible schema.
+pub fn parse_case(submission: &Submission) -> Result<schema::Case, AdapterError> {
+    serde_json::from_str(&submission.case_json).map_err(|e| {
+        permanent(format!("case does not match the unified schema this adapter was built for: {e}"))
+    })
+}
+
+/// The value of an upstream result passed along a chained route.
+pub fn input<'a>(submission: &'a Submission, key: &str) -> Option<&'a str> {
+    submission.inputs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Build an [`Event`] with the required parts; fill the optional ones after.
+pub fn event(network_case_number: impl Into<String>, stage: Stage, at: impl Into<String>) -> Event {
+    Event {
+        network_case_number: network_case_number.into(),
+        case_number: None,
+        stage,
+        at: at.into(),
+        reason: None,
+        supplement: Vec::new(),
+        decision: None,
+        certificate_number: None,
+        raw_status: None,
+    }
+}
 
 // -- helper modules (owned by the protocol-helpers work) --
+pub mod codes;
+pub mod dates;
+pub mod sign;
+pub mod soap;
+pub mod text;
+pub mod xml;
 // -- end helper modules --

@@ -1,0 +1,81 @@
+//! What the host lets an adapter do: log, read the clock, keep small state,
+//! read its configuration, and use secrets without seeing them.
+
+use crate::bindings::yiwang::adapter as wit;
+use crate::{AdapterError, error::permanent};
+use chrono::{DateTime, FixedOffset, TimeZone};
+
+pub use wit::log::Level;
+
+/// Log a message; the host tags it with the network and the case.
+pub fn log(level: Level, message: &str) {
+    wit::log::log(level, message);
+}
+
+/// Log at info level.
+pub fn info(message: &str) {
+    log(Level::Info, message);
+}
+
+/// Log at warn level.
+pub fn warn(message: &str) {
+    log(Level::Warn, message);
+}
+
+/// Milliseconds since the Unix epoch, from the host's clock.
+pub fn now_millis() -> i64 {
+    wit::clock::now_millis()
+}
+
+/// The host's clock in Beijing time (+08:00), the zone ministries assume.
+pub fn now() -> DateTime<FixedOffset> {
+    let beijing = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()));
+    beijing.timestamp_millis_opt(now_millis()).single().unwrap_or_else(|| {
+        beijing.timestamp_millis_opt(0).single().unwrap_or_else(|| unreachable!())
+    })
+}
+
+/// This network's key-value store (tokens, cursors).
+pub mod kv {
+    use super::wit;
+
+    /// Read a value.
+    pub fn get(key: &str) -> Option<Vec<u8>> {
+        wit::kv::get(key)
+    }
+    /// Read a UTF-8 value.
+    pub fn get_string(key: &str) -> Option<String> {
+        get(key).and_then(|v| String::from_utf8(v).ok())
+    }
+    /// Store a value; fails over the network's quota.
+    pub fn set(key: &str, value: &[u8]) -> Result<(), String> {
+        wit::kv::set(key, value)
+    }
+    /// Remove a value.
+    pub fn delete(key: &str) {
+        wit::kv::delete(key)
+    }
+}
+
+/// An optional configuration value of this network.
+pub fn config(key: &str) -> Option<String> {
+    wit::config::get(key)
+}
+
+/// A configuration value the adapter cannot work without: its absence is a
+/// deployment error, reported as permanent so it reaches an operator.
+pub fn require_config(key: &str) -> Result<String, AdapterError> {
+    config(key).ok_or_else(|| permanent(format!("adapter configuration `{key}` is not set")))
+}
+
+/// The placeholder the host replaces with the named secret in an outgoing
+/// header value or body. The adapter never sees the secret itself.
+pub fn secret_placeholder(name: &str) -> String {
+    format!("${{secret:{name}}}")
+}
+
+/// HMAC-SHA256 keyed with a named secret the adapter cannot read.
+pub fn hmac_sha256_with_secret(secret: &str, message: &[u8]) -> Result<Vec<u8>, AdapterError> {
+    wit::secrets::hmac_sha256(secret, message)
+        .map_err(|e| permanent(format!("signing with secret `{secret}` failed: {e}")))
+}

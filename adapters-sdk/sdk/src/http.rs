@@ -1,0 +1,84 @@
+//! Building requests to the adapter's own network and reading replies.
+
+use crate::bindings::yiwang::adapter::http::{self as wit, SendError};
+use crate::{AdapterError, Header, HttpRequest, HttpResponse, error};
+
+/// A request under construction.
+#[derive(Debug, Clone)]
+pub struct Request(HttpRequest);
+
+impl Request {
+    /// A request with any method. `url` is a path on the network's primary
+    /// endpoint (`/api/x`) or an absolute URL on one of its endpoints.
+    pub fn new(method: &str, url: impl Into<String>) -> Self {
+        Request(HttpRequest {
+            method: method.to_string(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+    /// A POST request.
+    pub fn post(url: impl Into<String>) -> Self {
+        Self::new("POST", url)
+    }
+    /// A GET request.
+    pub fn get(url: impl Into<String>) -> Self {
+        Self::new("GET", url)
+    }
+    /// Add a header.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.0.headers.push(Header { name: name.to_string(), value: value.into() });
+        self
+    }
+    /// Set a raw body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.0.body = body.into();
+        self
+    }
+    /// Set a JSON body and its content type.
+    pub fn json(self, value: &serde_json::Value) -> Self {
+        self.header("content-type", "application/json; charset=utf-8")
+            .body(value.to_string().into_bytes())
+    }
+    /// The request as the contract carries it.
+    pub fn into_inner(self) -> HttpRequest {
+        self.0
+    }
+    /// Send it through the host.
+    pub fn send(self) -> Result<HttpResponse, SendError> {
+        wit::send(&self.0)
+    }
+}
+
+/// Conveniences for reading a reply.
+pub trait ResponseExt {
+    /// The first header with this name (case-insensitive).
+    fn header(&self, name: &str) -> Option<&str>;
+    /// Fail with a classified error unless the status is 2xx.
+    fn error_for_status(self) -> Result<HttpResponse, AdapterError>;
+    /// Parse a JSON body; a body that is not JSON (an HTML error page) is
+    /// ambiguous for a request that may have been acted on.
+    fn json(&self) -> Result<serde_json::Value, AdapterError>;
+}
+
+impl ResponseExt for HttpResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+    fn error_for_status(self) -> Result<HttpResponse, AdapterError> {
+        match error::classify_status(self.status, self.header("retry-after")) {
+            None => Ok(self),
+            Some(e) => Err(e),
+        }
+    }
+    fn json(&self) -> Result<serde_json::Value, AdapterError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            let head = String::from_utf8_lossy(&self.body[..self.body.len().min(80)]).into_owned();
+            error::ambiguous(format!("reply is not JSON ({e}); it starts with {head:?}"))
+        })
+    }
+}

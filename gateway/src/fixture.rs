@@ -1,0 +1,1 @@
+//! Offline adapter tests against recorded exchanges (filled in next).

@@ -1,0 +1,115 @@
+//! How an adapter call can fail, and what the delivery queue should do about it.
+
+use super::bindings::AdapterError;
+use super::limits::LimitHit;
+use serde::Serialize;
+
+/// What the queue does next with a failed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Nothing reached the ministry: try again later.
+    Retryable,
+    /// Resending the same thing is useless: dead-letter with the reason.
+    Permanent,
+    /// The ministry may have acted: ask (query-status) before resending.
+    Ambiguous,
+}
+
+/// A sandbox rule the adapter broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Violation {
+    #[error("sent to {url}, which is not an endpoint of network `{network}`")]
+    ForbiddenDestination { network: String, url: String },
+    #[error("more than {limit} requests in one call")]
+    TooManyRequests { limit: u32 },
+}
+
+/// Why one adapter call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The adapter ran fine and reported a classified failure.
+    #[error("{}", describe_adapter_error(.0))]
+    Adapter(AdapterError),
+    /// A resource limit stopped the call.
+    #[error("limit hit: {0}")]
+    Limit(LimitHit),
+    /// The adapter broke a sandbox rule; the call's result is discarded.
+    #[error("sandbox violation: {0}")]
+    Violation(Violation),
+    /// The guest trapped (panic, unreachable, bad memory access).
+    #[error("adapter trapped: {0}")]
+    Trap(String),
+    /// The adapter returned something the contract does not allow.
+    #[error("malformed adapter output: {0}")]
+    Malformed(String),
+    /// The call could not start (instance pool exhausted, instantiation failed).
+    #[error("could not start the adapter: {0}")]
+    Instantiate(String),
+}
+
+impl CallError {
+    /// The class the queue acts on. `sent` says whether any request of this
+    /// call may have reached the ministry: if so, a failure we cannot explain
+    /// is ambiguous, because the ministry may have recorded the case.
+    pub fn class(&self, sent: bool) -> ErrorClass {
+        match self {
+            CallError::Adapter(AdapterError::Retryable(_)) => ErrorClass::Retryable,
+            CallError::Adapter(AdapterError::Permanent(_)) => ErrorClass::Permanent,
+            CallError::Adapter(AdapterError::Ambiguous(_)) => ErrorClass::Ambiguous,
+            _ if sent => ErrorClass::Ambiguous,
+            CallError::Instantiate(_)
+            | CallError::Limit(LimitHit::CpuTime { .. } | LimitHit::WallTime { .. }) => {
+                ErrorClass::Retryable
+            }
+            // A faulty adapter fails the same way again: dead-letter, then
+            // replay once a fixed version is deployed.
+            CallError::Limit(_) | CallError::Violation(_) | CallError::Trap(_) | CallError::Malformed(_) => {
+                ErrorClass::Permanent
+            }
+        }
+    }
+
+    /// A short stable name for metrics and the dead-letter reason.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Adapter(AdapterError::Retryable(_)) => "adapter_retryable",
+            CallError::Adapter(AdapterError::Permanent(_)) => "adapter_permanent",
+            CallError::Adapter(AdapterError::Ambiguous(_)) => "adapter_ambiguous",
+            CallError::Limit(LimitHit::CpuTime { .. }) => "limit_cpu_time",
+            CallError::Limit(LimitHit::WallTime { .. }) => "limit_wall_time",
+            CallError::Limit(LimitHit::Memory { .. }) => "limit_memory",
+            CallError::Limit(LimitHit::Table { .. }) => "limit_table",
+            CallError::Limit(LimitHit::StackOverflow) => "limit_stack",
+            CallError::Limit(LimitHit::Output { .. }) => "limit_output",
+            CallError::Violation(Violation::ForbiddenDestination { .. }) => "violation_destination",
+            CallError::Violation(Violation::TooManyRequests { .. }) => "violation_requests",
+            CallError::Trap(_) => "trap",
+            CallError::Malformed(_) => "malformed_output",
+            CallError::Instantiate(_) => "instantiate",
+        }
+    }
+}
+
+fn describe_adapter_error(e: &AdapterError) -> String {
+    match e {
+        AdapterError::Retryable(r) => match r.retry_after_ms {
+            Some(ms) => format!("retryable: {} (retry after {ms} ms)", r.message),
+            None => format!("retryable: {}", r.message),
+        },
+        AdapterError::Permanent(p) => {
+            let mut s = String::from("rejected by the ministry");
+            if let Some(code) = &p.code {
+                s.push_str(&format!(" (code {code})"));
+            }
+            if let Some(field) = &p.field {
+                s.push_str(&format!(" at {field}"));
+            }
+            s.push_str(": ");
+            s.push_str(&p.message);
+            s
+        }
+        AdapterError::Ambiguous(m) => format!("ambiguous: {m}"),
+    }
+}

@@ -1,0 +1,482 @@
+//! The host interface an adapter sees — and nothing more. Each call gets a
+//! fresh [`HostState`]: WASI with no capabilities, this network's endpoints,
+//! configuration and secrets, and a trace of what the call did.
+
+use super::bindings::yiwang::adapter::{clock, config, http, kv, log, secrets, types};
+use super::error::Violation;
+use super::limits::{Limits, MemoryLimiter};
+use crate::transport::{OutboundRequest, Transport, TransportError};
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Everything that scopes an adapter to its own network.
+#[derive(Debug, Clone)]
+pub struct NetworkSandbox {
+    /// The network's name (`market-regulation`).
+    pub network: String,
+    /// Allowed origins (`https://host:port`); the first is the primary one
+    /// that relative URLs resolve against.
+    pub endpoints: Vec<::http::Uri>,
+    /// Values the adapter may read.
+    pub config: BTreeMap<String, String>,
+    /// Values the adapter may use but never read.
+    pub secrets: BTreeMap<String, String>,
+    pub limits: Limits,
+}
+
+impl NetworkSandbox {
+    /// A sandbox with default limits and no config or secrets.
+    pub fn new(network: impl Into<String>, endpoints: Vec<::http::Uri>) -> Self {
+        NetworkSandbox {
+            network: network.into(),
+            endpoints,
+            config: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Resolve the adapter's URL and check it stays inside the network.
+    fn resolve(&self, url: &str) -> Result<::http::Uri, ResolveError> {
+        let uri: ::http::Uri = url.parse().map_err(|e| ResolveError::Invalid(format!("{url:?}: {e}")))?;
+        if uri.scheme().is_none() {
+            let primary = self.endpoints.first().ok_or_else(|| ResolveError::Forbidden(url.to_string()))?;
+            if !url.starts_with('/') {
+                return Err(ResolveError::Invalid(format!("{url:?}: a relative URL must start with '/'")));
+            }
+            let base = primary.to_string();
+            let joined = format!("{}{}", base.trim_end_matches('/'), url);
+            return joined.parse().map_err(|e| ResolveError::Invalid(format!("{joined:?}: {e}")));
+        }
+        let allowed = self.endpoints.iter().any(|e| {
+            e.scheme() == uri.scheme() && e.authority().map(|a| a.as_str().to_ascii_lowercase())
+                == uri.authority().map(|a| a.as_str().to_ascii_lowercase())
+        });
+        if allowed { Ok(uri) } else { Err(ResolveError::Forbidden(url.to_string())) }
+    }
+}
+
+enum ResolveError {
+    Invalid(String),
+    Forbidden(String),
+}
+
+/// Milliseconds since the Unix epoch, replaceable so fixture tests are repeatable.
+pub trait Clock: Send + Sync + 'static {
+    fn now_millis(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> i64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+}
+
+/// A clock that always says the same time.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub i64);
+
+impl Clock for FixedClock {
+    fn now_millis(&self) -> i64 {
+        self.0
+    }
+}
+
+/// The per-network key-value store behind the `kv` import. The delivery
+/// service supplies a durable one; [`MemoryKv`] serves tests and fixtures.
+pub trait KvStore: Send + Sync + 'static {
+    fn get(&self, network: &str, key: &str) -> Option<Vec<u8>>;
+    fn set(&self, network: &str, key: &str, value: &[u8]) -> Result<(), String>;
+    fn delete(&self, network: &str, key: &str);
+}
+
+/// Keys, values and a network's total are capped so an adapter cannot use
+/// the store to exhaust the gateway's memory or disk.
+pub const KV_MAX_KEY: usize = 256;
+pub const KV_MAX_VALUE: usize = 64 << 10;
+pub const KV_MAX_TOTAL: usize = 1 << 20;
+
+/// An in-memory [`KvStore`].
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    data: Mutex<HashMap<String, BTreeMap<String, Vec<u8>>>>,
+}
+
+impl KvStore for MemoryKv {
+    fn get(&self, network: &str, key: &str) -> Option<Vec<u8>> {
+        let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        data.get(network).and_then(|m| m.get(key)).cloned()
+    }
+    fn set(&self, network: &str, key: &str, value: &[u8]) -> Result<(), String> {
+        check_kv_sizes(key, value)?;
+        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        let map = data.entry(network.to_string()).or_default();
+        let total: usize = map.iter().filter(|(k, _)| k.as_str() != key).map(|(k, v)| k.len() + v.len()).sum();
+        if total + key.len() + value.len() > KV_MAX_TOTAL {
+            return Err(format!("network quota of {KV_MAX_TOTAL} bytes is full"));
+        }
+        map.insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+    fn delete(&self, network: &str, key: &str) {
+        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = data.get_mut(network) {
+            m.remove(key);
+        }
+    }
+}
+
+/// The size rules every [`KvStore`] enforces.
+pub fn check_kv_sizes(key: &str, value: &[u8]) -> Result<(), String> {
+    if key.is_empty() || key.len() > KV_MAX_KEY {
+        return Err(format!("key must be 1..={KV_MAX_KEY} bytes"));
+    }
+    if value.len() > KV_MAX_VALUE {
+        return Err(format!("value of {} bytes over the {KV_MAX_VALUE}-byte cap", value.len()));
+    }
+    Ok(())
+}
+
+/// What the host gives every call of a network's adapter.
+#[derive(Clone)]
+pub struct Services {
+    pub transport: Arc<dyn Transport>,
+    pub kv: Arc<dyn KvStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Services {
+    /// Real HTTP, an in-memory store, the system clock.
+    pub fn new(transport: Arc<dyn Transport>) -> Self {
+        Services { transport, kv: Arc::new(MemoryKv::default()), clock: Arc::new(SystemClock) }
+    }
+}
+
+/// One request an adapter sent and what came back, as the audit trail and
+/// the fixture harness see it. Bodies are hashed as the adapter wrote them
+/// (before secrets were filled in), so a record never carries a secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exchange {
+    pub method: String,
+    pub url: String,
+    pub request_bytes: usize,
+    pub request_sha256: String,
+    /// HTTP status, or none when the exchange failed.
+    pub status: Option<u16>,
+    pub response_bytes: usize,
+    pub response_sha256: Option<String>,
+    /// The transport error or sandbox refusal, if any.
+    pub error: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+/// What one call did besides its result.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CallTrace {
+    pub exchanges: Vec<Exchange>,
+    /// Whether any request may have reached the ministry.
+    pub sent: bool,
+    pub violations: Vec<Violation>,
+    pub log_lines: u32,
+    pub dropped_log_lines: u32,
+}
+
+/// The store data of one call.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    sandbox: Arc<NetworkSandbox>,
+    services: Services,
+    pub(crate) trace: CallTrace,
+    /// Epoch ticks the guest has run for; checked against the CPU limit.
+    pub(crate) ticks: u64,
+    pub(crate) case_number: Option<String>,
+}
+
+impl HostState {
+    pub(crate) fn new(sandbox: Arc<NetworkSandbox>, services: Services, case_number: Option<String>) -> Self {
+        // Deny by default: no preopened directories, no environment, no
+        // arguments, no sockets, no name lookups, stdio discarded.
+        let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                memory_bytes: sandbox.limits.memory_bytes,
+                table_elements: 100_000,
+                hit: None,
+            },
+            sandbox,
+            services,
+            trace: CallTrace::default(),
+            ticks: 0,
+            case_number,
+        }
+    }
+
+    fn violate(&mut self, v: Violation) {
+        tracing::warn!(network = %self.sandbox.network, case = ?self.case_number, violation = %v, "adapter sandbox violation");
+        self.trace.violations.push(v);
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Replace `${secret:NAME}` with the secret's value. Unknown names fail the
+/// request rather than sending the placeholder to the ministry.
+fn fill_secrets(input: &str, secrets: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(start) = rest.find("${secret:") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 9..];
+        let end = after.find('}').ok_or("unterminated ${secret:...} placeholder")?;
+        let name = &after[..end];
+        let value = secrets.get(name).ok_or_else(|| format!("no secret named `{name}` for this network"))?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+impl types::Host for HostState {}
+
+impl http::Host for HostState {
+    async fn send(
+        &mut self,
+        request: types::HttpRequest,
+    ) -> wasmtime::Result<Result<types::HttpResponse, http::SendError>> {
+        let limits = self.sandbox.limits.clone();
+        let started = Instant::now();
+        let mut exchange = Exchange {
+            method: request.method.clone(),
+            url: request.url.clone(),
+            request_bytes: request.body.len(),
+            request_sha256: sha256_hex(&request.body),
+            status: None,
+            response_bytes: 0,
+            response_sha256: None,
+            error: None,
+            elapsed_ms: 0,
+        };
+        let result = self.send_checked(request, &limits).await;
+        exchange.elapsed_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(resp) => {
+                exchange.status = Some(resp.status);
+                exchange.response_bytes = resp.body.len();
+                exchange.response_sha256 = Some(sha256_hex(&resp.body));
+            }
+            Err(e) => exchange.error = Some(format!("{e:?}")),
+        }
+        tracing::debug!(network = %self.sandbox.network, method = %exchange.method, url = %exchange.url,
+            status = ?exchange.status, elapsed_ms = exchange.elapsed_ms, "adapter exchange");
+        self.trace.exchanges.push(exchange);
+        Ok(result)
+    }
+}
+
+impl HostState {
+    async fn send_checked(
+        &mut self,
+        request: types::HttpRequest,
+        limits: &Limits,
+    ) -> Result<types::HttpResponse, http::SendError> {
+        use http::SendError as E;
+        if self.trace.exchanges.len() as u32 >= limits.max_requests_per_call {
+            self.violate(Violation::TooManyRequests { limit: limits.max_requests_per_call });
+            return Err(E::InvalidRequest(format!("more than {} requests in one call", limits.max_requests_per_call)));
+        }
+        let uri = match self.sandbox.resolve(&request.url) {
+            Ok(uri) => uri,
+            Err(ResolveError::Invalid(m)) => return Err(E::InvalidRequest(m)),
+            Err(ResolveError::Forbidden(url)) => {
+                self.violate(Violation::ForbiddenDestination { network: self.sandbox.network.clone(), url: url.clone() });
+                return Err(E::ForbiddenDestination(url));
+            }
+        };
+        if request.body.len() > limits.max_request_bytes {
+            return Err(E::RequestTooLarge(limits.max_request_bytes as u64));
+        }
+        let method = ::http::Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| E::InvalidRequest(format!("bad method {:?}", request.method)))?;
+        let secrets = &self.sandbox.secrets;
+        let mut headers = Vec::with_capacity(request.headers.len());
+        for h in &request.headers {
+            if h.name.eq_ignore_ascii_case("host") || h.name.eq_ignore_ascii_case("content-length") {
+                continue; // the transport owns these
+            }
+            let value = fill_secrets(&h.value, secrets).map_err(E::InvalidRequest)?;
+            ::http::HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| E::InvalidRequest(format!("bad header name {:?}", h.name)))?;
+            ::http::HeaderValue::from_str(&value)
+                .map_err(|_| E::InvalidRequest(format!("bad value for header {:?}", h.name)))?;
+            headers.push((h.name.clone(), value));
+        }
+        let body = match std::str::from_utf8(&request.body) {
+            Ok(text) if text.contains("${secret:") => Bytes::from(fill_secrets(text, secrets).map_err(E::InvalidRequest)?),
+            _ => Bytes::from(request.body),
+        };
+        let outbound = OutboundRequest {
+            network: self.sandbox.network.clone(),
+            method,
+            uri,
+            headers,
+            body,
+            timeout: limits.send_timeout,
+            max_response_bytes: limits.max_response_bytes,
+        };
+        let result = self.services.transport.send(outbound).await;
+        match result {
+            Ok(resp) => {
+                self.trace.sent = true;
+                Ok(types::HttpResponse {
+                    status: resp.status,
+                    headers: resp.headers.into_iter().map(|(name, value)| types::Header { name, value }).collect(),
+                    body: resp.body.to_vec(),
+                })
+            }
+            Err(TransportError::NotSent(m)) => Err(E::NotSent(m)),
+            Err(TransportError::NoReply(m)) => {
+                self.trace.sent = true;
+                Err(E::NoReply(m))
+            }
+            Err(TransportError::ResponseTooLarge(n)) => {
+                self.trace.sent = true;
+                Err(E::ResponseTooLarge(n))
+            }
+        }
+    }
+}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        if self.trace.log_lines >= self.sandbox.limits.max_log_lines {
+            self.trace.dropped_log_lines += 1;
+            return Ok(());
+        }
+        self.trace.log_lines += 1;
+        let mut message = message;
+        if message.len() > 4096 {
+            let mut cut = 4096;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let network = &self.sandbox.network;
+        let case = self.case_number.as_deref().unwrap_or("-");
+        match level {
+            log::Level::Trace => tracing::trace!(target: "adapter", network, case, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "adapter", network, case, "{message}"),
+            log::Level::Info => tracing::info!(target: "adapter", network, case, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "adapter", network, case, "{message}"),
+            log::Level::Error => tracing::error!(target: "adapter", network, case, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+impl clock::Host for HostState {
+    fn now_millis(&mut self) -> wasmtime::Result<i64> {
+        Ok(self.services.clock.now_millis())
+    }
+}
+
+impl kv::Host for HostState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(self.services.kv.get(&self.sandbox.network, &key))
+    }
+    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        Ok(self.services.kv.set(&self.sandbox.network, &key, &value))
+    }
+    fn delete(&mut self, key: String) -> wasmtime::Result<()> {
+        self.services.kv.delete(&self.sandbox.network, &key);
+        Ok(())
+    }
+}
+
+impl config::Host for HostState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.sandbox.config.get(&key).cloned())
+    }
+}
+
+impl secrets::Host for HostState {
+    fn hmac_sha256(&mut self, secret: String, message: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        let Some(key) = self.sandbox.secrets.get(&secret) else {
+            return Ok(Err(format!("no secret named `{secret}` for this network")));
+        };
+        let mut mac = match Hmac::<Sha256>::new_from_slice(key.as_bytes()) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        mac.update(&message);
+        Ok(Ok(mac.finalize().into_bytes().to_vec()))
+    }
+}
+
+/// How long a call may wait in total: the wall limit.
+pub(crate) fn wall_limit(sandbox: &NetworkSandbox) -> Duration {
+    sandbox.limits.wall_time
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_filled_and_unknown_names_refused() {
+        let mut s = BTreeMap::new();
+        s.insert("password".to_string(), "p@ss".to_string());
+        assert_eq!(fill_secrets(r#"{"p":"${secret:password}"}"#, &s).as_deref(), Ok(r#"{"p":"p@ss"}"#));
+        assert!(fill_secrets("${secret:nope}", &s).unwrap_err().contains("nope"));
+        assert!(fill_secrets("${secret:password", &s).is_err());
+    }
+
+    #[test]
+    fn urls_stay_inside_the_network() {
+        let sb = NetworkSandbox::new("n", vec!["http://127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(sb.resolve("/api/x?y=1").ok().map(|u| u.to_string()).as_deref(), Some("http://127.0.0.1:8080/api/x?y=1"));
+        assert!(sb.resolve("http://127.0.0.1:8080/ok").is_ok());
+        assert!(matches!(sb.resolve("http://127.0.0.1:8081/"), Err(ResolveError::Forbidden(_))));
+        assert!(matches!(sb.resolve("https://127.0.0.1:8080/"), Err(ResolveError::Forbidden(_))));
+        assert!(matches!(sb.resolve("http://169.254.169.254/latest"), Err(ResolveError::Forbidden(_))));
+        assert!(matches!(sb.resolve("api/x"), Err(ResolveError::Invalid(_))));
+    }
+
+    #[test]
+    fn kv_quota_is_enforced() {
+        let kv = MemoryKv::default();
+        assert!(kv.set("n", "k", &vec![0; KV_MAX_VALUE + 1]).is_err());
+        for i in 0..16 {
+            kv.set("n", &format!("k{i}"), &vec![0; KV_MAX_VALUE - 8]).unwrap();
+        }
+        assert!(kv.set("n", "overflow", &[0; 1024]).unwrap_err().contains("quota"));
+        assert!(kv.set("other", "k", b"v").is_ok(), "quota is per network");
+        assert_eq!(kv.get("other", "k").as_deref(), Some(&b"v"[..]));
+        assert_eq!(kv.get("n", "missing"), None);
+    }
+}

@@ -1,0 +1,428 @@
+//! The adapter runtime: each network's Wasm component runs in a sandbox with
+//! a fresh store per call, pooled instances, CPU/wall/memory/output limits,
+//! and no capabilities beyond the host interface in `adapters-sdk/wit`.
+
+mod bindings;
+mod cache;
+mod error;
+mod host;
+mod limits;
+mod normalize;
+
+pub use bindings::{
+    AdapterError, CallbackOutcome, CaseChange, Decision, Descriptor, Event, FieldMapping, Header,
+    HttpRequest, HttpResponse, ItemRef, PollResult, Receipt, Rejection, RetryableError, Stage,
+    Submission,
+};
+pub use cache::{ComponentCache, digest};
+pub use error::{CallError, ErrorClass, Violation};
+pub use host::{
+    CallTrace, Clock, Exchange, FixedClock, KvStore, MemoryKv, NetworkSandbox, Services,
+    SystemClock, check_kv_sizes,
+};
+pub use limits::{LimitHit, Limits};
+pub use normalize::{NormalizedCallback, NormalizedPoll, NormalizedReceipt};
+
+use bindings::{AdapterWorld, AdapterWorldPre};
+use host::HostState;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
+
+/// Engine-wide settings (`[runtime]` in the gateway config).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct RuntimeConfig {
+    /// Adapter calls that may run at once across all networks (pool slots).
+    pub max_instances: u32,
+    /// The largest memory any network's limit may allow.
+    pub max_memory_bytes: usize,
+    /// Where compiled components are cached; none disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Epoch tick: the granularity of CPU-time limits and of yielding.
+    pub epoch_tick_ms: u64,
+    /// Wasm stack per call; deeper recursion traps as a stack overflow.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_instances: 128,
+            max_memory_bytes: 256 << 20,
+            cache_dir: None,
+            epoch_tick_ms: 5,
+            max_wasm_stack: 1 << 20,
+        }
+    }
+}
+
+/// Failures loading an adapter.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("adapter for network `{network}` does not compile: {message}")]
+    Compile { network: String, message: String },
+    #[error("adapter for network `{network}` does not fit the contract yiwang:adapter@1: {message}")]
+    Contract { network: String, message: String },
+    #[error("adapter for network `{network}` failed `describe`: {error}")]
+    Describe { network: String, error: CallError },
+    #[error("network `{network}` asks for {asked} bytes of memory; the runtime allows at most {max}")]
+    MemoryLimit { network: String, asked: usize, max: usize },
+    #[error("the wasmtime engine could not be built: {0}")]
+    Engine(String),
+}
+
+/// The Wasm engine, the linker with the host interface, and the epoch ticker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Option<ComponentCache>,
+    config: RuntimeConfig,
+    compiled: Mutex<HashMap<String, Component>>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(config.max_instances)
+            .total_core_instances(config.max_instances * 4)
+            .total_memories(config.max_instances * 2)
+            .total_tables(config.max_instances * 4)
+            .total_stacks(config.max_instances)
+            .max_memories_per_component(4)
+            .max_memory_size(config.max_memory_bytes);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack)
+            .async_stack_size(config.max_wasm_stack + (1 << 20))
+            .memory_reservation(config.max_memory_bytes as u64)
+            .memory_guard_size(64 << 10)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        AdapterWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let cache = match &config.cache_dir {
+            Some(dir) => match ComponentCache::open(dir) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "component cache disabled");
+                    None
+                }
+            },
+            None => None,
+        };
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            let tick = Duration::from_millis(config.epoch_tick_ms.max(1));
+            std::thread::Builder::new()
+                .name("yiwang-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| LoadError::Engine(format!("epoch thread: {e}")))?;
+        }
+        Ok(Runtime { engine, linker, cache, config, compiled: Mutex::new(HashMap::new()), ticker_stop })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compile (or fetch from cache) a component, keyed by content hash so
+    /// many networks running the same adapter share one compiled copy.
+    fn component(&self, network: &str, digest: &str, wasm: &[u8]) -> Result<Component, LoadError> {
+        if let Some(c) = self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(digest) {
+            return Ok(c.clone());
+        }
+        let started = Instant::now();
+        let (component, cached) = match &self.cache {
+            Some(cache) => cache.load(&self.engine, digest, wasm),
+            None => Component::new(&self.engine, wasm).map(|c| (c, false)),
+        }
+        .map_err(|e| LoadError::Compile { network: network.to_string(), message: format!("{e:#}") })?;
+        tracing::info!(network, digest = &digest[..12], cached, ms = started.elapsed().as_millis() as u64, "adapter compiled");
+        self.compiled.lock().unwrap_or_else(|p| p.into_inner()).insert(digest.to_string(), component.clone());
+        Ok(component)
+    }
+
+    /// Load an adapter for a network: compile, link against the host
+    /// interface only, and ask it to describe itself.
+    pub async fn load(
+        &self,
+        wasm: &[u8],
+        sandbox: NetworkSandbox,
+        services: Services,
+    ) -> Result<LoadedAdapter, LoadError> {
+        let network = sandbox.network.clone();
+        if sandbox.limits.memory_bytes > self.config.max_memory_bytes {
+            return Err(LoadError::MemoryLimit {
+                network,
+                asked: sandbox.limits.memory_bytes,
+                max: self.config.max_memory_bytes,
+            });
+        }
+        let digest = digest(wasm);
+        let component = self.component(&network, &digest, wasm)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Contract { network: network.clone(), message: format!("{e:#}") })?;
+        let pre = AdapterWorldPre::new(instance_pre)
+            .map_err(|e| LoadError::Contract { network: network.clone(), message: format!("{e:#}") })?;
+        let mut adapter = LoadedAdapter {
+            pre,
+            digest,
+            descriptor: None,
+            sandbox: Arc::new(sandbox),
+            services,
+            engine: self.engine.clone(),
+            tick: Duration::from_millis(self.config.epoch_tick_ms.max(1)),
+        };
+        let described = adapter.describe().await;
+        match described.result {
+            Ok(d) => {
+                adapter.descriptor = Some(d);
+                Ok(adapter)
+            }
+            Err(error) => Err(LoadError::Describe { network, error }),
+        }
+    }
+}
+
+/// The outcome of one call and what it did on the way.
+#[derive(Debug)]
+pub struct CallReport<T> {
+    pub result: Result<T, CallError>,
+    pub trace: CallTrace,
+    pub elapsed: Duration,
+}
+
+impl<T> CallReport<T> {
+    /// The class of the failure, if it failed.
+    pub fn error_class(&self) -> Option<ErrorClass> {
+        self.result.as_ref().err().map(|e| e.class(self.trace.sent))
+    }
+}
+
+/// A network's adapter, ready to be called. Cheap to share; each call gets
+/// its own store and instance.
+pub struct LoadedAdapter {
+    pre: AdapterWorldPre<HostState>,
+    digest: String,
+    descriptor: Option<Descriptor>,
+    sandbox: Arc<NetworkSandbox>,
+    services: Services,
+    engine: wasmtime::Engine,
+    tick: Duration,
+}
+
+impl LoadedAdapter {
+    /// `sha256` of the component bytes: the adapter's identity.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// What the adapter said about itself when loaded.
+    pub fn descriptor(&self) -> &Descriptor {
+        // Set by `Runtime::load` before the adapter is handed out.
+        self.descriptor.as_ref().unwrap_or_else(|| unreachable!("descriptor is set at load"))
+    }
+
+    pub fn network(&self) -> &str {
+        &self.sandbox.network
+    }
+
+    /// Run one export in a fresh store under every limit.
+    async fn call<T, F>(&self, case_number: Option<String>, f: F) -> CallReport<T>
+    where
+        T: Send,
+        F: for<'a> FnOnce(
+                &'a AdapterWorld,
+                &'a mut Store<HostState>,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = wasmtime::Result<Result<T, AdapterError>>> + Send + 'a>,
+            > + Send,
+    {
+        let started = Instant::now();
+        let mut store = Store::new(
+            &self.engine,
+            HostState::new(self.sandbox.clone(), self.services.clone(), case_number),
+        );
+        store.limiter(|s| &mut s.limiter);
+        let max_ticks = (self.sandbox.limits.cpu_time.as_millis() / self.tick.as_millis().max(1)).max(1) as u64;
+        store.set_epoch_deadline(1);
+        let cpu_limit_ms = self.sandbox.limits.cpu_time.as_millis() as u64;
+        store.epoch_deadline_callback(move |mut ctx| {
+            let state = ctx.data_mut();
+            state.ticks += 1;
+            if state.ticks > max_ticks {
+                state.limiter.hit = Some(LimitHit::CpuTime { limit_ms: cpu_limit_ms });
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            // Yield at every tick so a busy guest never holds a tokio worker.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        let wall = host::wall_limit(&self.sandbox);
+        let work = async {
+            let instance = self.pre.instantiate_async(&mut store).await.map_err(Outcome::Instantiate)?;
+            f(&instance, &mut store).await.map_err(Outcome::Trap)
+        };
+        let outcome = tokio::time::timeout(wall, work).await;
+        let result = match outcome {
+            Err(_) => Err(CallError::Limit(LimitHit::WallTime { limit_ms: wall.as_millis() as u64 })),
+            Ok(Err(Outcome::Instantiate(e))) => Err(CallError::Instantiate(format!("{e:#}"))),
+            Ok(Err(Outcome::Trap(e))) => Err(classify_trap(&e, store.data().limiter.hit.clone(), cpu_limit_ms)),
+            Ok(Ok(Err(adapter_error))) => Err(CallError::Adapter(adapter_error)),
+            Ok(Ok(Ok(value))) => Ok(value),
+        };
+        let state = store.into_data();
+        let result = match (result, state.trace.violations.first()) {
+            // A call that broke a sandbox rule fails with that violation,
+            // whatever the adapter made of the refusal.
+            (_, Some(v)) => Err(CallError::Violation(v.clone())),
+            (r, None) => r,
+        };
+        CallReport { result, trace: state.trace, elapsed: started.elapsed() }
+    }
+
+    pub async fn describe(&self) -> CallReport<Descriptor> {
+        let report = self
+            .call(None, |w, s| Box::pin(async move { w.yiwang_adapter_adapter().call_describe(s).await.map(Ok) }))
+            .await;
+        normalize::check(report, self.sandbox.limits.max_output_bytes, normalize::descriptor)
+    }
+
+    /// Deliver a new case. The receipt's events are normalized into the
+    /// unified schema for the network.
+    pub async fn submit(&self, case_number: &str, submission: Submission) -> CallReport<NormalizedReceipt> {
+        let report = self
+            .call(Some(case_number.to_string()), move |w, s| {
+                Box::pin(async move { w.yiwang_adapter_adapter().call_submit(s, &submission).await })
+            })
+            .await;
+        let network = self.sandbox.network.clone();
+        let case = case_number.to_string();
+        normalize::check(report, self.sandbox.limits.max_output_bytes, move |r| normalize::receipt(&network, &case, r))
+    }
+
+    /// Deliver a bureau-side change.
+    pub async fn update(&self, case_number: &str, change: CaseChange) -> CallReport<Vec<yiwang_schema::Event>> {
+        let report = self
+            .call(Some(case_number.to_string()), move |w, s| {
+                Box::pin(async move { w.yiwang_adapter_adapter().call_update(s, &change).await })
+            })
+            .await;
+        let network = self.sandbox.network.clone();
+        let case = Some(case_number.to_string());
+        normalize::check(report, self.sandbox.limits.max_output_bytes, move |e| normalize::events(&network, case.as_deref(), e))
+    }
+
+    /// Ask the ministry about one of its cases.
+    pub async fn query_status(
+        &self,
+        case_number: Option<&str>,
+        network_case_number: &str,
+    ) -> CallReport<Vec<yiwang_schema::Event>> {
+        let n = network_case_number.to_string();
+        let report = self
+            .call(case_number.map(str::to_string), move |w, s| {
+                Box::pin(async move { w.yiwang_adapter_adapter().call_query_status(s, &n).await })
+            })
+            .await;
+        let network = self.sandbox.network.clone();
+        let case = case_number.map(str::to_string);
+        normalize::check(report, self.sandbox.limits.max_output_bytes, move |e| normalize::events(&network, case.as_deref(), e))
+    }
+
+    /// Fetch changes since `cursor`.
+    pub async fn poll(&self, cursor: Option<String>) -> CallReport<NormalizedPoll> {
+        let report = self
+            .call(None, move |w, s| {
+                Box::pin(async move { w.yiwang_adapter_adapter().call_poll(s, cursor.as_deref()).await })
+            })
+            .await;
+        let network = self.sandbox.network.clone();
+        normalize::check(report, self.sandbox.limits.max_output_bytes, move |p| normalize::poll(&network, p))
+    }
+
+    /// Turn a ministry's push into events.
+    pub async fn handle_callback(&self, request: HttpRequest) -> CallReport<NormalizedCallback> {
+        let report = self
+            .call(None, move |w, s| {
+                Box::pin(async move { w.yiwang_adapter_adapter().call_handle_callback(s, &request).await })
+            })
+            .await;
+        let network = self.sandbox.network.clone();
+        normalize::check(report, self.sandbox.limits.max_output_bytes, move |c| normalize::callback(&network, c))
+    }
+}
+
+enum Outcome {
+    Instantiate(wasmtime::Error),
+    Trap(wasmtime::Error),
+}
+
+/// Name the limit a trap came from, when it came from one.
+fn classify_trap(e: &wasmtime::Error, hit: Option<LimitHit>, cpu_limit_ms: u64) -> CallError {
+    if let Some(hit) = hit {
+        return CallError::Limit(match hit {
+            LimitHit::CpuTime { .. } => LimitHit::CpuTime { limit_ms: cpu_limit_ms },
+            other => other,
+        });
+    }
+    if let Some(hit) = e.downcast_ref::<LimitHit>() {
+        return CallError::Limit(hit.clone());
+    }
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::StackOverflow) => CallError::Limit(LimitHit::StackOverflow),
+        Some(wasmtime::Trap::Interrupt) => CallError::Limit(LimitHit::CpuTime { limit_ms: cpu_limit_ms }),
+        Some(trap) => CallError::Trap(format!("{trap}: {}", first_line(e))),
+        None => CallError::Trap(format!("{e:#}")),
+    }
+}
+
+fn first_line(e: &wasmtime::Error) -> String {
+    format!("{e:#}").lines().next().unwrap_or_default().to_string()
+}
+
+/// A network's current adapter. Swapping installs a new version for new
+/// calls at once; calls already running keep the version they started with.
+pub struct AdapterSlot {
+    current: RwLock<Arc<LoadedAdapter>>,
+}
+
+impl AdapterSlot {
+    pub fn new(adapter: LoadedAdapter) -> Self {
+        AdapterSlot { current: RwLock::new(Arc::new(adapter)) }
+    }
+
+    /// The adapter new calls should use.
+    pub fn current(&self) -> Arc<LoadedAdapter> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Install a new version; returns the one it replaced.
+    pub fn swap(&self, adapter: LoadedAdapter) -> Arc<LoadedAdapter> {
+        let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *guard, Arc::new(adapter))
+    }
+}

@@ -1,0 +1,120 @@
+//! TEST ONLY: an adapter that misbehaves on purpose (see README.md).
+
+use yiwang_adapter_sdk::http::{Request, ResponseExt};
+use yiwang_adapter_sdk::{
+    export_adapter, host, permanent, Adapter, AdapterError, Descriptor, Event, Receipt, Stage,
+    Submission,
+};
+
+struct Hostile;
+
+fn mode() -> String {
+    host::config("mode").unwrap_or_else(|| "echo".to_string())
+}
+
+fn case_number(s: &Submission) -> String {
+    serde_json::from_str::<serde_json::Value>(&s.case_json)
+        .ok()
+        .and_then(|v| v.get("case_number").and_then(|n| n.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn receipt(number: String, raw: String) -> Receipt {
+    Receipt { network_case_number: number, raw_receipt: raw, events: Vec::new() }
+}
+
+/// Small frames, so the wasm call stack (not the shadow stack in linear
+/// memory) is what overflows.
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let below = recurse(std::hint::black_box(depth + 1));
+    std::hint::black_box(below) + depth
+}
+
+impl Adapter for Hostile {
+    fn describe() -> Descriptor {
+        Descriptor {
+            name: "hostile".into(),
+            version: host::config("version").unwrap_or_else(|| "1.0.0".into()),
+            network_kind: "test".into(),
+            items: Vec::new(),
+            contract_version: yiwang_adapter_sdk::CONTRACT_VERSION.into(),
+            field_mappings: Vec::new(),
+        }
+    }
+
+    fn submit(s: Submission) -> Result<Receipt, AdapterError> {
+        let case = case_number(&s);
+        match mode().as_str() {
+            "echo" => Ok(receipt(format!("ECHO-{case}"), s.idempotency_key)),
+            "relay" => {
+                let resp = Request::post("/relay")
+                    .header("idempotency-key", s.idempotency_key.clone())
+                    .body(s.case_json.into_bytes())
+                    .send()?
+                    .error_for_status()?;
+                let body = String::from_utf8_lossy(&resp.body).into_owned();
+                Ok(receipt(format!("RELAY-{case}"), body))
+            }
+            "loop" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "stack" => {
+                let n = recurse(0);
+                Ok(receipt(n.to_string(), String::new()))
+            }
+            "trap" => panic!("hostile adapter panics on purpose"),
+            "oversize" => Ok(receipt(case, "x".repeat(16 << 20))),
+            "foreign-host" => {
+                // Refused by the host; pretend it worked anyway.
+                let _ = Request::get("http://169.254.169.254/latest/meta-data/").send();
+                Ok(receipt(format!("STOLEN-{case}"), String::new()))
+            }
+            "malformed" => {
+                let mut e = yiwang_adapter_sdk::event(format!("M-{case}"), Stage::Accepted, "yesterday");
+                e.reason = Some("time is not RFC 3339".into());
+                let events: Vec<Event> = vec![e];
+                Ok(Receipt { network_case_number: format!("M-{case}"), raw_receipt: String::new(), events })
+            }
+            "escape" => {
+                let mut seen = Vec::new();
+                seen.push(format!("read /etc/passwd: {}", std::fs::read("/etc/passwd").is_ok()));
+                seen.push(format!("read_dir /: {}", std::fs::read_dir("/").is_ok()));
+                seen.push(format!("write /tmp/x: {}", std::fs::write("/tmp/yiwang-escape", b"x").is_ok()));
+                seen.push(format!("env vars: {}", std::env::vars().count()));
+                seen.push(format!("args: {}", std::env::args().count()));
+                seen.push(format!(
+                    "tcp connect: {}",
+                    std::net::TcpStream::connect("127.0.0.1:22").is_ok()
+                ));
+                seen.push(format!("dns: {}", std::net::ToSocketAddrs::to_socket_addrs("localhost:80").is_ok()));
+                Ok(receipt(format!("ESCAPE-{case}"), seen.join("\n")))
+            }
+            "kv" => {
+                host::kv::set("token", b"abc").map_err(permanent)?;
+                let back = host::kv::get_string("token").unwrap_or_default();
+                let big = host::kv::set("big", &vec![0u8; 1 << 20]).is_err();
+                Ok(receipt(format!("KV-{case}"), format!("token={back} big-refused={big}")))
+            }
+            other => Err(permanent(format!("unknown hostile mode {other:?}"))),
+        }
+    }
+
+    fn query_status(network_case_number: String) -> Result<Vec<Event>, AdapterError> {
+        let at = host::now().to_rfc3339();
+        Ok(vec![yiwang_adapter_sdk::event(network_case_number, Stage::Accepted, at)])
+    }
+}
+
+export_adapter!(Hostile);
