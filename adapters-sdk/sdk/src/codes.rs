@@ -305,6 +305,47 @@ pub struct MappedStatus {
     pub defaulted: bool,
 }
 
+impl MappedStatus {
+    /// The same stage and decision as the WIT contract's types, for building a
+    /// [`crate::Event`] (`crate::event(number, status.wit_stage(), at)`).
+    pub fn wit_stage(&self) -> crate::Stage {
+        wit_stage(self.stage)
+    }
+
+    /// The decision as the WIT contract's type.
+    pub fn wit_decision(&self) -> Option<crate::Decision> {
+        self.decision.map(wit_decision)
+    }
+}
+
+/// Converts a unified-schema stage to the WIT contract's stage (same variants; the match is
+/// exhaustive both ways, so a stage added on one side only fails to compile here).
+pub fn wit_stage(stage: Stage) -> crate::Stage {
+    use crate::Stage as W;
+    match stage {
+        Stage::Received => W::Received,
+        Stage::Accepted => W::Accepted,
+        Stage::Rejected => W::Rejected,
+        Stage::SupplementRequested => W::SupplementRequested,
+        Stage::UnderReview => W::UnderReview,
+        Stage::SiteInspection => W::SiteInspection,
+        Stage::Decided => W::Decided,
+        Stage::CertificateIssued => W::CertificateIssued,
+        Stage::Completed => W::Completed,
+        Stage::Withdrawn => W::Withdrawn,
+        Stage::SpecialProcedureStarted => W::SpecialProcedureStarted,
+        Stage::SpecialProcedureEnded => W::SpecialProcedureEnded,
+    }
+}
+
+/// Converts a unified-schema decision to the WIT contract's decision.
+pub fn wit_decision(decision: Decision) -> crate::Decision {
+    match decision {
+        Decision::Approved => crate::Decision::Approved,
+        Decision::Denied => crate::Decision::Denied,
+    }
+}
+
 /// A named table mapping one vendor's status codes to unified stages.
 ///
 /// ```
@@ -388,7 +429,12 @@ static STATUS_JINAN: StatusTable = StatusTable::new(
         StatusRow::new("8", Stage::UnderReview, None, "部门开始办理"),
         StatusRow::new("9", Stage::SpecialProcedureStarted, None, "特别程序开始"),
         StatusRow::new("10", Stage::SpecialProcedureEnded, None, "特别程序结束"),
-        StatusRow::new("11", Stage::Completed, Some(Decision::Approved), "办结(通过)"),
+        StatusRow::new(
+            "11",
+            Stage::Completed,
+            Some(Decision::Approved),
+            "办结(通过)",
+        ),
     ],
     UnknownStatus::Reject,
 );
@@ -487,13 +533,20 @@ mod tests {
         ];
         for (unified, ministry) in cases {
             assert_eq!(t.to_ministry(unified), Ok(ministry), "{unified}");
-            assert_eq!(t.to_unified(ministry), Ok(ministry), "reverse of {ministry}");
+            assert_eq!(
+                t.to_unified(ministry),
+                Ok(ministry),
+                "reverse of {ministry}"
+            );
         }
         // Every unified ID type is covered.
         for id_type in yiwang_schema::IdType::ALL {
             assert!(t.to_ministry(id_type.code()).is_ok(), "{id_type}");
         }
-        assert_eq!(t.allowed(Direction::ToUnified), vec!["001", "099", "516", "999"]);
+        assert_eq!(
+            t.allowed(Direction::ToUnified),
+            vec!["001", "099", "516", "999"]
+        );
         let err = t.to_unified("111").expect_err("111 is not a set-B code");
         assert_eq!(err.table, "id_type_set_b");
         assert!(err.to_string().contains("001, 099, 516, 999"), "{err}");
@@ -543,8 +596,23 @@ mod tests {
         }
         let err = t.map("7").expect_err("unlisted");
         assert_eq!((err.table, err.code.as_str()), ("status_jinan", "7"));
-        assert!(err.to_string().contains("1, 3, 4, 6, 8, 9, 10, 11"), "{err}");
+        assert!(
+            err.to_string().contains("1, 3, 4, 6, 8, 9, 10, 11"),
+            "{err}"
+        );
         assert_eq!(t.label("6"), Some("补正"));
+        let completed = t.map("11").expect("listed");
+        assert!(matches!(completed.wit_stage(), crate::Stage::Completed));
+        assert!(matches!(
+            completed.wit_decision(),
+            Some(crate::Decision::Approved)
+        ));
+        for stage in Stage::ALL {
+            // Same names on both sides of the contract.
+            let wit = format!("{:?}", wit_stage(stage)).to_lowercase();
+            let wit = wit.rsplit("::").next().unwrap_or_default();
+            assert_eq!(wit, stage.as_str().replace('_', ""), "{stage}");
+        }
 
         static LENIENT: StatusTable = StatusTable::new(
             "lenient",

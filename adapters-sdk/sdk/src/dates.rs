@@ -132,7 +132,9 @@ pub fn parse(s: &str, fmt: MinistryDateFormat) -> Result<DateTime<FixedOffset>, 
         }
         MinistryDateFormat::Compact => {
             if value.len() != 14 || !value.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(invalid("expected exactly 14 digits yyyyMMddHHmmss".to_owned()));
+                return Err(invalid(
+                    "expected exactly 14 digits yyyyMMddHHmmss".to_owned(),
+                ));
             }
             NaiveDateTime::parse_from_str(value, "%Y%m%d%H%M%S")
                 .map_err(|e| invalid(e.to_string()))?
@@ -148,7 +150,9 @@ pub fn parse(s: &str, fmt: MinistryDateFormat) -> Result<DateTime<FixedOffset>, 
         MinistryDateFormat::EpochMillis => {
             let digits = value.strip_prefix('-').unwrap_or(value);
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(invalid("expected an integer number of milliseconds".to_owned()));
+                return Err(invalid(
+                    "expected an integer number of milliseconds".to_owned(),
+                ));
             }
             let millis: i64 = value
                 .parse()
@@ -226,14 +230,46 @@ mod tests {
     fn formats() {
         // 2024-03-01 01:30:00 UTC = 09:30 Beijing; 20:00 UTC on Feb 29 is already Mar 1 in Beijing.
         let cases = [
-            ("2024-03-01T01:30:00Z", MinistryDateFormat::DateTime, "2024-03-01 09:30:00"),
-            ("2024-03-01T01:30:00Z", MinistryDateFormat::Compact, "20240301093000"),
-            ("2024-03-01T01:30:00Z", MinistryDateFormat::Date, "2024-03-01"),
-            ("2024-03-01T01:30:00Z", MinistryDateFormat::EpochMillis, "1709256600000"),
-            ("2024-02-29T20:00:00Z", MinistryDateFormat::Date, "2024-03-01"),
-            ("2024-02-29T20:00:00-05:00", MinistryDateFormat::DateTime, "2024-03-01 09:00:00"),
-            ("2024-03-01T09:30:00.999+08:00", MinistryDateFormat::DateTime, "2024-03-01 09:30:00"),
-            ("2024-03-01T09:30:00.123+08:00", MinistryDateFormat::EpochMillis, "1709256600123"),
+            (
+                "2024-03-01T01:30:00Z",
+                MinistryDateFormat::DateTime,
+                "2024-03-01 09:30:00",
+            ),
+            (
+                "2024-03-01T01:30:00Z",
+                MinistryDateFormat::Compact,
+                "20240301093000",
+            ),
+            (
+                "2024-03-01T01:30:00Z",
+                MinistryDateFormat::Date,
+                "2024-03-01",
+            ),
+            (
+                "2024-03-01T01:30:00Z",
+                MinistryDateFormat::EpochMillis,
+                "1709256600000",
+            ),
+            (
+                "2024-02-29T20:00:00Z",
+                MinistryDateFormat::Date,
+                "2024-03-01",
+            ),
+            (
+                "2024-02-29T20:00:00-05:00",
+                MinistryDateFormat::DateTime,
+                "2024-03-01 09:00:00",
+            ),
+            (
+                "2024-03-01T09:30:00.999+08:00",
+                MinistryDateFormat::DateTime,
+                "2024-03-01 09:30:00",
+            ),
+            (
+                "2024-03-01T09:30:00.123+08:00",
+                MinistryDateFormat::EpochMillis,
+                "1709256600123",
+            ),
         ];
         for (input, fmt, want) in cases {
             assert_eq!(format(&rfc(input), fmt), want, "{input} as {fmt}");
@@ -243,13 +279,41 @@ mod tests {
     #[test]
     fn parses() {
         let cases = [
-            ("2024-03-01 09:30:00", MinistryDateFormat::DateTime, "2024-03-01T09:30:00+08:00"),
-            (" 2024-03-01 09:30:00 ", MinistryDateFormat::DateTime, "2024-03-01T09:30:00+08:00"),
-            ("2024-03-01 09:30:00.0", MinistryDateFormat::DateTime, "2024-03-01T09:30:00+08:00"),
-            ("20240301093000", MinistryDateFormat::Compact, "2024-03-01T09:30:00+08:00"),
-            ("2024-03-01", MinistryDateFormat::Date, "2024-03-01T00:00:00+08:00"),
-            ("1709256600000", MinistryDateFormat::EpochMillis, "2024-03-01T09:30:00+08:00"),
-            ("0", MinistryDateFormat::EpochMillis, "1970-01-01T08:00:00+08:00"),
+            (
+                "2024-03-01 09:30:00",
+                MinistryDateFormat::DateTime,
+                "2024-03-01T09:30:00+08:00",
+            ),
+            (
+                " 2024-03-01 09:30:00 ",
+                MinistryDateFormat::DateTime,
+                "2024-03-01T09:30:00+08:00",
+            ),
+            (
+                "2024-03-01 09:30:00.0",
+                MinistryDateFormat::DateTime,
+                "2024-03-01T09:30:00+08:00",
+            ),
+            (
+                "20240301093000",
+                MinistryDateFormat::Compact,
+                "2024-03-01T09:30:00+08:00",
+            ),
+            (
+                "2024-03-01",
+                MinistryDateFormat::Date,
+                "2024-03-01T00:00:00+08:00",
+            ),
+            (
+                "1709256600000",
+                MinistryDateFormat::EpochMillis,
+                "2024-03-01T09:30:00+08:00",
+            ),
+            (
+                "0",
+                MinistryDateFormat::EpochMillis,
+                "1970-01-01T08:00:00+08:00",
+            ),
         ];
         for (input, fmt, want) in cases {
             let got = parse(input, fmt).unwrap_or_else(|e| panic!("{e}"));
@@ -261,7 +325,11 @@ mod tests {
     #[test]
     fn zone_less_means_beijing() {
         let got = parse("2024-03-01 09:30:00", MinistryDateFormat::DateTime).expect("valid");
-        assert_eq!(got, rfc("2024-03-01T01:30:00Z"), "same instant as 01:30 UTC");
+        assert_eq!(
+            got,
+            rfc("2024-03-01T01:30:00Z"),
+            "same instant as 01:30 UTC"
+        );
     }
 
     #[test]
@@ -272,7 +340,11 @@ mod tests {
             MinistryDateFormat::Compact,
             MinistryDateFormat::EpochMillis,
         ] {
-            assert_eq!(parse(&format(&t, fmt), fmt).expect("round trip"), t, "{fmt}");
+            assert_eq!(
+                parse(&format(&t, fmt), fmt).expect("round trip"),
+                t,
+                "{fmt}"
+            );
         }
     }
 
@@ -294,7 +366,9 @@ mod tests {
         ];
         for (input, fmt) in cases {
             match parse(input, fmt) {
-                Err(DateError::Invalid { input: got, format, .. }) => {
+                Err(DateError::Invalid {
+                    input: got, format, ..
+                }) => {
                     assert_eq!((got.as_str(), format), (input, fmt));
                 }
                 other => panic!("{input:?} as {fmt}: {other:?}"),
@@ -319,10 +393,18 @@ mod tests {
             parse_any("2024-03-01").expect("date").to_rfc3339(),
             "2024-03-01T00:00:00+08:00"
         );
-        for bad in ["", "yesterday", "2024/03/01", "2024-02-30 00:00:00", "2024-03-01T09:30:00"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2024/03/01",
+            "2024-02-30 00:00:00",
+            "2024-03-01T09:30:00",
+        ] {
             assert_eq!(
                 parse_any(bad),
-                Err(DateError::Unrecognized { input: bad.to_owned() }),
+                Err(DateError::Unrecognized {
+                    input: bad.to_owned()
+                }),
                 "{bad:?}"
             );
         }

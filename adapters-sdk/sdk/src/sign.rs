@@ -147,6 +147,8 @@ pub fn canonical_string(
 mod tests {
     use super::*;
 
+    type CanonicalCase<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], String);
+
     #[test]
     fn rfc4231_vectors() {
         // Test cases 1, 2 and 6 (key longer than the block size) of RFC 4231.
@@ -179,16 +181,30 @@ mod tests {
         let tag = hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?");
         let cases = ["", "zz", &tag[..62], "00"];
         for bad in cases {
-            assert!(!verify_hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?", bad));
+            assert!(!verify_hmac_sha256_hex(
+                b"Jefe",
+                b"what do ya want for nothing?",
+                bad
+            ));
         }
-        assert!(!verify_hmac_sha256_hex(b"jefe", b"what do ya want for nothing?", &tag));
+        assert!(!verify_hmac_sha256_hex(
+            b"jefe",
+            b"what do ya want for nothing?",
+            &tag
+        ));
     }
 
     #[test]
     fn sha256_vectors() {
         let cases: &[(&[u8], &str)] = &[
-            (b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-            (b"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (
+                b"",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+            (
+                b"abc",
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(sha256_hex(input), *want);
@@ -198,12 +214,14 @@ mod tests {
     #[test]
     fn canonical_forms() {
         let empty = sha256_hex(b"");
-        let cases: &[(&str, &str, &[(&str, &str)], String)] = &[
+        let cases: &[CanonicalCase] = &[
             (
                 "get",
                 "/api/v1/status",
                 &[("projid", "B2024"), ("appId", "x"), ("a", "2"), ("a", "1")],
-                format!("GET\n/api/v1/status\na=1&a=2&appId=x&projid=B2024\nAK\n1709256600000\nN1\n{empty}"),
+                format!(
+                    "GET\n/api/v1/status\na=1&a=2&appId=x&projid=B2024\nAK\n1709256600000\nN1\n{empty}"
+                ),
             ),
             (
                 "POST",
@@ -239,6 +257,10 @@ mod tests {
         let canonical = canonical_string("POST", "/c", &[], "AK", 1, "N", &sha256_hex(b"{}"));
         let sign = hmac_sha256_hex(b"secret", canonical.as_bytes());
         assert_eq!(sign.len(), 64);
-        assert!(verify_hmac_sha256_hex(b"secret", canonical.as_bytes(), &sign));
+        assert!(verify_hmac_sha256_hex(
+            b"secret",
+            canonical.as_bytes(),
+            &sign
+        ));
     }
 }

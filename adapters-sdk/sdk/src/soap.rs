@@ -89,7 +89,9 @@ pub fn envelope(body_inner_xml: &str, extra_ns: &[(&str, &str)]) -> Result<Strin
             reason,
         };
         if seen.contains(prefix) {
-            return Err(invalid("declared twice (soapenv is reserved for the envelope)"));
+            return Err(invalid(
+                "declared twice (soapenv is reserved for the envelope)",
+            ));
         }
         if !prefix.is_empty() && (prefix.contains(':') || !xml::is_valid_name(prefix)) {
             return Err(invalid("not a valid XML name without ':'"));
@@ -238,17 +240,25 @@ fn fault(fault: Element) -> SoapError {
 mod tests {
     use super::*;
 
+    type Check = fn(&SoapError) -> bool;
+
     #[test]
     fn envelope_and_namespaces() {
         let env = envelope(
             "<submitCase><bjbh>1</bjbh></submitCase>",
-            &[("", "http://ws.gov/case?x=1&y=2"), ("xsi", "http://www.w3.org/2001/XMLSchema-instance")],
+            &[
+                ("", "http://ws.gov/case?x=1&y=2"),
+                ("xsi", "http://www.w3.org/2001/XMLSchema-instance"),
+            ],
         )
         .expect("valid");
         let doc = XmlDoc::parse(&env).expect("well-formed");
         assert!(doc.is(SOAP11_NS, "Envelope"));
         let payload = doc.required("Body/submitCase").expect("payload");
-        assert_eq!(payload.namespace.as_deref(), Some("http://ws.gov/case?x=1&y=2"));
+        assert_eq!(
+            payload.namespace.as_deref(),
+            Some("http://ws.gov/case?x=1&y=2")
+        );
 
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("soapenv", "urn:x")], "soapenv"),
@@ -285,7 +295,10 @@ mod tests {
     fn encode_request_refuses_unmappable() {
         match encode_request("<sqrmc>𠀀</sqrmc>", Encoding::Gbk) {
             Err(SoapError::Text(TextError::Unmappable {
-                ch, index, encoding, ..
+                ch,
+                index,
+                encoding,
+                ..
             })) => {
                 assert_eq!((ch, index, encoding), ('𠀀', 7, Encoding::Gbk));
             }
@@ -307,9 +320,13 @@ mod tests {
 </soap:Envelope>"#;
         let resp = parse_response(xml).expect("ok");
         assert_eq!(resp.payload.name, "submitCaseResponse");
-        assert_eq!(resp.header.as_ref().and_then(|h| h.text_of("auth")), Some("t"));
+        assert_eq!(
+            resp.header.as_ref().and_then(|h| h.text_of("auth")),
+            Some("t")
+        );
         // The common "XML string inside the return element" pattern.
-        let inner = XmlDoc::parse(resp.payload.text_of("return").unwrap_or_default()).expect("inner");
+        let inner =
+            XmlDoc::parse(resp.payload.text_of("return").unwrap_or_default()).expect("inner");
         assert_eq!(inner.required_text("ywh"), Ok("YW1"));
     }
 
@@ -337,12 +354,18 @@ mod tests {
                 assert_eq!(code, "soap:Server");
                 assert_eq!(string, "办件编号重复：B2024-0001 已存在");
                 assert_eq!(actor, None);
-                assert_eq!(detail.as_ref().and_then(|d| d.text_of("err/code")), Some("E102"));
+                assert_eq!(
+                    detail.as_ref().and_then(|d| d.text_of("err/code")),
+                    Some("E102")
+                );
             }
             other => panic!("{other:?}"),
         }
         let err = parse_response(xml).expect_err("fault");
-        assert_eq!(err.to_string(), "SOAP fault soap:Server: 办件编号重复：B2024-0001 已存在");
+        assert_eq!(
+            err.to_string(),
+            "SOAP fault soap:Server: 办件编号重复：B2024-0001 已存在"
+        );
     }
 
     #[test]
@@ -361,14 +384,15 @@ mod tests {
 
     #[test]
     fn structural_errors() {
-        let cases: &[(&str, fn(&SoapError) -> bool)] = &[
+        let cases: &[(&str, Check)] = &[
             (
                 r#"<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body><a/></e:Body></e:Envelope>"#,
                 |e| matches!(e, SoapError::NotEnvelope { namespace: Some(ns), .. } if ns == SOAP12_NS),
             ),
-            ("<html><body>502 Bad Gateway</body></html>", |e| {
-                matches!(e, SoapError::NotEnvelope { found, .. } if found == "html")
-            }),
+            (
+                "<html><body>502 Bad Gateway</body></html>",
+                |e| matches!(e, SoapError::NotEnvelope { found, .. } if found == "html"),
+            ),
             (
                 r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"/>"#,
                 |e| *e == SoapError::MissingBody,

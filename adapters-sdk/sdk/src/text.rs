@@ -560,15 +560,29 @@ mod tests {
     #[test]
     fn sniffing() {
         let cases: &[(&[u8], Option<Encoding>)] = &[
-            (br#"<?xml version="1.0" encoding="GBK"?><a/>"#, Some(Encoding::Gbk)),
-            (b"<?xml version='1.0' encoding = 'gb18030' ?><a/>", Some(Encoding::Gb18030)),
-            (b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"utf-8\"?>", Some(Encoding::Utf8)),
+            (
+                br#"<?xml version="1.0" encoding="GBK"?><a/>"#,
+                Some(Encoding::Gbk),
+            ),
+            (
+                b"<?xml version='1.0' encoding = 'gb18030' ?><a/>",
+                Some(Encoding::Gb18030),
+            ),
+            (
+                b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"utf-8\"?>",
+                Some(Encoding::Utf8),
+            ),
             (br#"<?xml version="1.0"?><a/>"#, None),
             (br#"<a encoding="GBK"/>"#, None),
             (br#"<?xml version="1.0" encoding="Big5"?>"#, None),
         ];
         for (bytes, want) in cases {
-            assert_eq!(sniff_xml_encoding(bytes), *want, "{:?}", String::from_utf8_lossy(bytes));
+            assert_eq!(
+                sniff_xml_encoding(bytes),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
 
@@ -661,15 +675,33 @@ mod tests {
             let got = decode_xml(&case.bytes, case.header)
                 .unwrap_or_else(|e| panic!("{}: {e}", case.name));
             assert_eq!(got.encoding, case.encoding, "{}", case.name);
-            assert_eq!(got.declaration_lied(), case.lied, "{}: {:?}", case.name, got.source);
-            assert!(got.text.contains(if case.name.contains("ext-B") { "𠀀" } else { COMPANY }), "{}", case.name);
+            assert_eq!(
+                got.declaration_lied(),
+                case.lied,
+                "{}: {:?}",
+                case.name,
+                got.source
+            );
+            assert!(
+                got.text.contains(if case.name.contains("ext-B") {
+                    "𠀀"
+                } else {
+                    COMPANY
+                }),
+                "{}",
+                case.name
+            );
             assert!(!got.text.starts_with('\u{FEFF}'), "{}", case.name);
         }
     }
 
     #[test]
     fn decode_xml_reports_lie_source() {
-        let bytes = doc(r#"<?xml version="1.0" encoding="UTF-8"?>"#, "张三", Encoding::Gbk);
+        let bytes = doc(
+            r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+            "张三",
+            Encoding::Gbk,
+        );
         let got = decode_xml(&bytes, None).expect("decodes");
         assert_eq!(
             got.source,

@@ -358,7 +358,11 @@ pub fn declaration(encoding: Encoding) -> String {
 /// assert_eq!(bytes, b"<?xml version=\"1.0\" encoding=\"GBK\"?><n>\xD6\xD0</n>");
 /// ```
 pub fn encode_document(xml: &str, encoding: Encoding) -> Result<Vec<u8>, XmlError> {
-    if xml.trim_start_matches('\u{FEFF}').trim_start().starts_with("<?xml") {
+    if xml
+        .trim_start_matches('\u{FEFF}')
+        .trim_start()
+        .starts_with("<?xml")
+    {
         return Err(XmlError::MisplacedDeclaration);
     }
     let mut bytes = text::encode(&declaration(encoding), encoding)?;
@@ -734,6 +738,8 @@ fn push_text(stack: &mut [Element], text: &str, offset: u64) -> Result<(), XmlEr
 mod tests {
     use super::*;
 
+    type Check = fn(&XmlError) -> bool;
+
     #[test]
     fn escaping() {
         let cases = [
@@ -741,7 +747,11 @@ mod tests {
             (r#"<&"'>"#, true, "&lt;&amp;&quot;&apos;&gt;"),
             ("a\tb\nc\rd", false, "a\tb\nc&#13;d"),
             ("a\tb\nc\rd", true, "a&#9;b&#10;c&#13;d"),
-            ("深圳市腾讯计算机系统有限公司", false, "深圳市腾讯计算机系统有限公司"),
+            (
+                "深圳市腾讯计算机系统有限公司",
+                false,
+                "深圳市腾讯计算机系统有限公司",
+            ),
         ];
         for (input, attribute, want) in cases {
             assert_eq!(escape(input, attribute), Ok(want.to_owned()), "{input:?}");
@@ -772,7 +782,10 @@ mod tests {
         let doc = XmlDoc::parse(&xml).expect("parses its own output");
         assert_eq!(doc.name, "submitCase");
         assert_eq!(doc.prefix.as_deref(), Some("ns1"));
-        assert_eq!(doc.namespace.as_deref(), Some("http://example.invalid/ws?a=1&b=2"));
+        assert_eq!(
+            doc.namespace.as_deref(),
+            Some("http://example.invalid/ws?a=1&b=2")
+        );
         assert_eq!(doc.attr("note"), Some(tricky));
         assert_eq!(doc.required("bz").map(|e| e.text.as_str()), Ok(tricky));
         // CDATA cannot protect a CR from end-of-line normalization.
@@ -807,7 +820,9 @@ mod tests {
                 |w| {
                     w.start("a").attr("x=\"", "v").end("a");
                 },
-                XmlError::InvalidName { name: "x=\"".into() },
+                XmlError::InvalidName {
+                    name: "x=\"".into(),
+                },
             ),
             (
                 "NUL in text",
@@ -887,7 +902,11 @@ mod tests {
         assert!(decoded.text.ends_with("<n>深圳</n>"));
         assert!(matches!(
             encode_document("<n>𠀀</n>", Encoding::Gbk),
-            Err(XmlError::Text(TextError::Unmappable { ch: '𠀀', index: 3, .. }))
+            Err(XmlError::Text(TextError::Unmappable {
+                ch: '𠀀',
+                index: 3,
+                ..
+            }))
         ));
         assert_eq!(
             encode_document("<?xml version=\"1.0\"?><n/>", Encoding::Utf8),
@@ -915,7 +934,10 @@ mod tests {
         assert_eq!(doc.name, "Envelope");
         assert_eq!(doc.prefix.as_deref(), Some("soapenv"));
         assert!(doc.is("http://schemas.xmlsoap.org/soap/envelope/", "Envelope"));
-        assert!(doc.attrs.is_empty(), "xmlns declarations are not attributes");
+        assert!(
+            doc.attrs.is_empty(),
+            "xmlns declarations are not attributes"
+        );
         let resp = doc.required("Body/SubmitCaseResponse").expect("present");
         assert_eq!(resp.namespace.as_deref(), Some("urn:case"));
         assert_eq!(resp.attr("status"), Some("ok"));
@@ -942,7 +964,10 @@ mod tests {
     #[test]
     fn required_text_names_the_path() {
         let doc = XmlDoc::parse(RESPONSE).expect("parses");
-        assert_eq!(doc.required_text("Body/SubmitCaseResponse/ywh"), Ok("YW2024-001"));
+        assert_eq!(
+            doc.required_text("Body/SubmitCaseResponse/ywh"),
+            Ok("YW2024-001")
+        );
         assert_eq!(
             doc.required_text("Body/SubmitCaseResponse/bjbh"),
             Err(XmlError::MissingElement {
@@ -974,10 +999,19 @@ mod tests {
 <lolz>&lol2;</lolz>"#;
         let xxe = r#"<!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><foo>&xxe;</foo>"#;
         let plain = r#"<!doctype html><html/>"#;
-        for (name, input) in [("billion laughs", billion_laughs), ("xxe", xxe), ("plain", plain)] {
+        for (name, input) in [
+            ("billion laughs", billion_laughs),
+            ("xxe", xxe),
+            ("plain", plain),
+        ] {
             match XmlDoc::parse(input) {
                 Err(XmlError::Doctype { offset }) => {
-                    assert!(input.get(offset as usize..).is_some_and(|s| s.starts_with("<!")), "{name}");
+                    assert!(
+                        input
+                            .get(offset as usize..)
+                            .is_some_and(|s| s.starts_with("<!")),
+                        "{name}"
+                    );
                 }
                 other => panic!("{name}: {other:?}"),
             }
@@ -1026,15 +1060,27 @@ mod tests {
 
     #[test]
     fn malformed_documents() {
-        let cases: &[(&str, fn(&XmlError) -> bool)] = &[
+        let cases: &[(&str, Check)] = &[
             ("", |e| *e == XmlError::NoRoot),
             ("  <!-- only a comment -->  ", |e| *e == XmlError::NoRoot),
-            ("<a>", |e| *e == XmlError::Unclosed { element: "a".into() }),
+            ("<a>", |e| {
+                *e == XmlError::Unclosed {
+                    element: "a".into(),
+                }
+            }),
             ("<a></b>", |e| matches!(e, XmlError::Syntax { .. })),
-            ("<a></a><b/>", |e| *e == XmlError::ContentOutsideRoot { offset: 7 }),
-            ("<a></a>junk", |e| *e == XmlError::ContentOutsideRoot { offset: 7 }),
-            ("junk<a></a>", |e| *e == XmlError::ContentOutsideRoot { offset: 0 }),
-            (r#"<a k="1" k="2"/>"#, |e| matches!(e, XmlError::Syntax { .. })),
+            ("<a></a><b/>", |e| {
+                *e == XmlError::ContentOutsideRoot { offset: 7 }
+            }),
+            ("<a></a>junk", |e| {
+                *e == XmlError::ContentOutsideRoot { offset: 7 }
+            }),
+            ("junk<a></a>", |e| {
+                *e == XmlError::ContentOutsideRoot { offset: 0 }
+            }),
+            (r#"<a k="1" k="2"/>"#, |e| {
+                matches!(e, XmlError::Syntax { .. })
+            }),
             ("<a>&#0;</a>", |e| matches!(e, XmlError::Syntax { .. })),
         ];
         for (input, check) in cases {
@@ -1047,8 +1093,8 @@ mod tests {
 
     #[test]
     fn bom_and_undeclared_prefix_are_tolerated() {
-        let doc = XmlDoc::parse("\u{FEFF}<soap:Envelope><soap:Body/></soap:Envelope>")
-            .expect("lenient");
+        let doc =
+            XmlDoc::parse("\u{FEFF}<soap:Envelope><soap:Body/></soap:Envelope>").expect("lenient");
         assert_eq!(doc.name, "Envelope");
         assert_eq!(doc.prefix.as_deref(), Some("soap"));
         assert_eq!(doc.namespace, None);

@@ -95,10 +95,10 @@ pub(crate) fn receipt(network: &str, case: &str, r: Receipt) -> Result<Normalize
 }
 
 pub(crate) fn poll(network: &str, p: PollResult) -> Result<NormalizedPoll, String> {
-    if let Some(c) = &p.next_cursor {
-        if c.len() > 4096 {
-            return Err(format!("poll: next-cursor is {} bytes, over 4096", c.len()));
-        }
+    if let Some(c) = &p.next_cursor
+        && c.len() > 4096
+    {
+        return Err(format!("poll: next-cursor is {} bytes, over 4096", c.len()));
     }
     Ok(NormalizedPoll { events: events(network, None, p.events)?, next_cursor: p.next_cursor })
 }
@@ -119,10 +119,10 @@ fn event(network: &str, case: Option<&str>, e: bindings::Event) -> Result<Event,
     let at = chrono::DateTime::parse_from_rfc3339(&e.at)
         .map_err(|err| format!("at {:?} is not RFC 3339 with an offset: {err}", e.at))?;
     for (what, v) in [("reason", &e.reason), ("certificate-number", &e.certificate_number), ("raw-status", &e.raw_status)] {
-        if let Some(v) = v {
-            if v.len() > MAX_FIELD {
-                return Err(format!("{what} is {} bytes, over {MAX_FIELD}", v.len()));
-            }
+        if let Some(v) = v
+            && v.len() > MAX_FIELD
+        {
+            return Err(format!("{what} is {} bytes, over {MAX_FIELD}", v.len()));
         }
     }
     let case_number = match (case, e.case_number) {

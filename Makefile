@@ -1,0 +1,37 @@
+# The two commands a newcomer needs (see README.md):
+#   make test   everything CI checks: formatting, lints, all tests
+# Both install what they need (the wasm32-wasip2 target) first.
+
+CARGO ?= cargo
+PLUGINS := plugins
+
+.PHONY: test setup fmt-check clippy unit plugins bench fmt
+
+test: setup fmt-check clippy unit
+
+setup:
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+	cd $(PLUGINS) && $(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd $(PLUGINS) && $(CARGO) clippy --release -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+# Build every adapter component (target/wasm32-wasip2/release/*.wasm in plugins/).
+plugins: setup
+	cd $(PLUGINS) && $(CARGO) build --release
+
+bench: setup
+	$(CARGO) bench -p yiwang-gateway --bench adapter_cost
+
+fmt:
+	$(CARGO) fmt --all
+	cd $(PLUGINS) && $(CARGO) fmt --all
