@@ -6,8 +6,8 @@
 //! documented in docs/adapter-guide.md ("Fixture tests").
 
 use crate::runtime::{
-    self, CallReport, FixedClock, HttpRequest, KvStore, MemoryKv, NetworkSandbox, Runtime, Services,
-    Submission,
+    self, CallReport, FixedClock, HttpRequest, KvStore, MemoryKv, NetworkSandbox, Runtime,
+    Services, Submission,
 };
 use crate::transport::{OutboundRequest, OutboundResponse, SendFuture, Transport, TransportError};
 use serde::Deserialize;
@@ -210,25 +210,46 @@ impl Transport for ReplayTransport {
     }
 }
 
-fn recorded_reply(r: &RecordedResponse) -> std::result::Result<std::result::Result<OutboundResponse, TransportError>, String> {
+fn recorded_reply(
+    r: &RecordedResponse,
+) -> std::result::Result<std::result::Result<OutboundResponse, TransportError>, String> {
     match r.fail.as_deref() {
-        Some("not-sent") => return Ok(Err(TransportError::NotSent("recorded: connection refused".into()))),
-        Some("no-reply") => return Ok(Err(TransportError::NoReply("recorded: connection reset".into()))),
-        Some(other) => return Err(format!("unknown response.fail {other:?} (not-sent | no-reply)")),
+        Some("not-sent") => {
+            return Ok(Err(TransportError::NotSent(
+                "recorded: connection refused".into(),
+            )));
+        }
+        Some("no-reply") => {
+            return Ok(Err(TransportError::NoReply(
+                "recorded: connection reset".into(),
+            )));
+        }
+        Some(other) => {
+            return Err(format!(
+                "unknown response.fail {other:?} (not-sent | no-reply)"
+            ));
+        }
         None => {}
     }
     let body = encode(&r.body, r.encoding.as_deref())?;
     Ok(Ok(OutboundResponse {
         status: r.status,
-        headers: r.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        headers: r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         body: body.into(),
     }))
 }
 
-fn encoding_for(label: Option<&str>) -> std::result::Result<&'static encoding_rs::Encoding, String> {
+fn encoding_for(
+    label: Option<&str>,
+) -> std::result::Result<&'static encoding_rs::Encoding, String> {
     match label {
         None => Ok(encoding_rs::UTF_8),
-        Some(l) => encoding_rs::Encoding::for_label(l.as_bytes()).ok_or_else(|| format!("unknown encoding {l:?}")),
+        Some(l) => encoding_rs::Encoding::for_label(l.as_bytes())
+            .ok_or_else(|| format!("unknown encoding {l:?}")),
     }
 }
 
@@ -249,13 +270,23 @@ fn body_text(body: &[u8], label: Option<&str>) -> String {
 fn compare_request(expected: &RecordedRequest, actual: &OutboundRequest) -> Vec<String> {
     let mut problems = Vec::new();
     if !expected.method.eq_ignore_ascii_case(actual.method.as_str()) {
-        problems.push(format!("method: expected {}, got {}", expected.method, actual.method));
+        problems.push(format!(
+            "method: expected {}, got {}",
+            expected.method, actual.method
+        ));
     }
     if expected.url != actual.uri.to_string() {
-        problems.push(format!("url: expected {}, got {}", expected.url, actual.uri));
+        problems.push(format!(
+            "url: expected {}, got {}",
+            expected.url, actual.uri
+        ));
     }
     for (name, value) in &expected.headers {
-        let got = actual.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+        let got = actual
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str());
         if got != Some(value.as_str()) {
             problems.push(format!("header {name}: expected {value:?}, got {got:?}"));
         }
@@ -263,12 +294,17 @@ fn compare_request(expected: &RecordedRequest, actual: &OutboundRequest) -> Vec<
     let actual_body = body_text(&actual.body, expected.encoding.as_deref());
     if let Some(encoding) = &expected.encoding
         && let Ok(enc) = encoding_for(Some(encoding))
-        && enc.decode_without_bom_handling_and_without_replacement(&actual.body).is_none()
+        && enc
+            .decode_without_bom_handling_and_without_replacement(&actual.body)
+            .is_none()
     {
         problems.push(format!("body is not valid {encoding}"));
     }
     let (want, got) = match expected.body_format {
-        BodyFormat::Text => (expected.body.trim_end().to_string(), actual_body.trim_end().to_string()),
+        BodyFormat::Text => (
+            expected.body.trim_end().to_string(),
+            actual_body.trim_end().to_string(),
+        ),
         BodyFormat::Json => match (
             serde_json::from_str::<serde_json::Value>(&expected.body),
             serde_json::from_str::<serde_json::Value>(&actual_body),
@@ -278,11 +314,17 @@ fn compare_request(expected: &RecordedRequest, actual: &OutboundRequest) -> Vec<
                 problems.push(format!("fixture's expected body is not JSON: {e}"));
                 return problems;
             }
-            (_, Err(e)) => (expected.body.clone(), format!("<not JSON: {e}>\n{actual_body}")),
+            (_, Err(e)) => (
+                expected.body.clone(),
+                format!("<not JSON: {e}>\n{actual_body}"),
+            ),
         },
     };
     if want != got {
-        problems.push(format!("body differs (- expected, + actual):\n{}", diff(&want, &got)));
+        problems.push(format!(
+            "body differs (- expected, + actual):\n{}",
+            diff(&want, &got)
+        ));
     }
     problems
 }
@@ -311,19 +353,28 @@ pub fn diff(expected: &str, actual: &str) -> String {
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| FixtureError::Read { path: path.to_path_buf(), message: e.to_string() })
+    std::fs::read_to_string(path).map_err(|e| FixtureError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// Run every `*.toml` fixture in `dir` against the component `wasm`.
 pub async fn run_dir(runtime: &Runtime, wasm: &[u8], dir: &Path) -> Result<Vec<FixtureResult>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| FixtureError::Read { path: dir.to_path_buf(), message: e.to_string() })?
+        .map_err(|e| FixtureError::Read {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(FixtureError::Read { path: dir.to_path_buf(), message: "no *.toml fixtures".into() });
+        return Err(FixtureError::Read {
+            path: dir.to_path_buf(),
+            message: "no *.toml fixtures".into(),
+        });
     }
     let mut results = Vec::new();
     for file in files {
@@ -335,32 +386,57 @@ pub async fn run_dir(runtime: &Runtime, wasm: &[u8], dir: &Path) -> Result<Vec<F
 /// Run one fixture file.
 pub async fn run_file(runtime: &Runtime, wasm: &[u8], file: &Path) -> Result<FixtureResult> {
     let text = read_text(file)?;
-    let fixture: Fixture = toml::from_str(&text)
-        .map_err(|e| FixtureError::Read { path: file.to_path_buf(), message: e.to_string() })?;
+    let fixture: Fixture = toml::from_str(&text).map_err(|e| FixtureError::Read {
+        path: file.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let base = file.parent().unwrap_or(Path::new("."));
-    let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let bad = |message: String| FixtureError::Read { path: file.to_path_buf(), message };
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let bad = |message: String| FixtureError::Read {
+        path: file.to_path_buf(),
+        message,
+    };
 
-    let now = chrono::DateTime::parse_from_rfc3339(&fixture.now).map_err(|e| bad(format!("now: {e}")))?;
+    let now =
+        chrono::DateTime::parse_from_rfc3339(&fixture.now).map_err(|e| bad(format!("now: {e}")))?;
     let mut endpoints = Vec::new();
     for e in &fixture.network.endpoints {
-        endpoints.push(e.parse().map_err(|err| bad(format!("endpoint {e:?}: {err}")))?);
+        endpoints.push(
+            e.parse()
+                .map_err(|err| bad(format!("endpoint {e:?}: {err}")))?,
+        );
     }
     let mut sandbox = NetworkSandbox::new(fixture.network.name.clone(), endpoints);
     sandbox.config = fixture.network.config.clone();
     sandbox.secrets = fixture.network.secrets.clone();
     let kv = Arc::new(MemoryKv::default());
     for (k, v) in &fixture.network.kv {
-        kv.set(&fixture.network.name, k, v.as_bytes()).map_err(|e| bad(format!("kv {k}: {e}")))?;
+        kv.set(&fixture.network.name, k, v.as_bytes())
+            .map_err(|e| bad(format!("kv {k}: {e}")))?;
     }
-    let transport = Arc::new(ReplayTransport { expected: fixture.exchanges.clone(), state: Mutex::default() });
-    let services = Services { transport: transport.clone(), kv, clock: Arc::new(FixedClock(now.timestamp_millis())) };
+    let transport = Arc::new(ReplayTransport {
+        expected: fixture.exchanges.clone(),
+        state: Mutex::default(),
+    });
+    let services = Services {
+        transport: transport.clone(),
+        kv,
+        clock: Arc::new(FixedClock(now.timestamp_millis())),
+    };
     let adapter = runtime.load(wasm, sandbox, services).await?;
 
     let case_number = "fixture-case";
     let outcome: CallReport<serde_json::Value> = match fixture.operation {
         Operation::Submit => {
-            let path = base.join(fixture.case.as_deref().ok_or_else(|| bad("submit needs `case`".into()))?);
+            let path = base.join(
+                fixture
+                    .case
+                    .as_deref()
+                    .ok_or_else(|| bad("submit needs `case`".into()))?,
+            );
             let case_json = read_text(&path)?;
             let case_number = serde_json::from_str::<serde_json::Value>(&case_json)
                 .ok()
@@ -374,7 +450,12 @@ pub async fn run_file(runtime: &Runtime, wasm: &[u8], file: &Path) -> Result<Fix
             to_json(adapter.submit(&case_number, submission).await)
         }
         Operation::Update => {
-            let path = base.join(fixture.change.as_deref().ok_or_else(|| bad("update needs `change`".into()))?);
+            let path = base.join(
+                fixture
+                    .change
+                    .as_deref()
+                    .ok_or_else(|| bad("update needs `change`".into()))?,
+            );
             let change = runtime::CaseChange {
                 network_case_number: fixture
                     .network_case_number
@@ -386,25 +467,45 @@ pub async fn run_file(runtime: &Runtime, wasm: &[u8], file: &Path) -> Result<Fix
             to_json(adapter.update(case_number, change).await)
         }
         Operation::QueryStatus => {
-            let n = fixture.network_case_number.clone().ok_or_else(|| bad("query-status needs `network-case-number`".into()))?;
+            let n = fixture
+                .network_case_number
+                .clone()
+                .ok_or_else(|| bad("query-status needs `network-case-number`".into()))?;
             to_json(adapter.query_status(None, &n).await)
         }
         Operation::Poll => to_json(adapter.poll(fixture.cursor.clone()).await),
         Operation::HandleCallback => {
-            let cb = fixture.callback.clone().ok_or_else(|| bad("handle-callback needs `[callback]`".into()))?;
+            let cb = fixture
+                .callback
+                .clone()
+                .ok_or_else(|| bad("handle-callback needs `[callback]`".into()))?;
             let body = encode(&cb.body, cb.encoding.as_deref()).map_err(bad)?;
             let request = HttpRequest {
                 method: cb.method,
                 url: cb.url,
-                headers: cb.headers.into_iter().map(|(name, value)| runtime::Header { name, value }).collect(),
+                headers: cb
+                    .headers
+                    .into_iter()
+                    .map(|(name, value)| runtime::Header { name, value })
+                    .collect(),
                 body,
             };
             to_json(adapter.handle_callback(request).await)
         }
     };
 
-    let mut failures = std::mem::take(&mut transport.state.lock().unwrap_or_else(|p| p.into_inner()).failures);
-    let sent = transport.state.lock().unwrap_or_else(|p| p.into_inner()).next;
+    let mut failures = std::mem::take(
+        &mut transport
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failures,
+    );
+    let sent = transport
+        .state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .next;
     if sent < fixture.exchanges.len() {
         failures.push(format!(
             "only {sent} of {} recorded requests were sent; next expected: {} {}",
@@ -414,13 +515,25 @@ pub async fn run_file(runtime: &Runtime, wasm: &[u8], file: &Path) -> Result<Fix
         ));
     }
     failures.extend(compare_outcome(&fixture.expect, &outcome));
-    Ok(FixtureResult { name, description: fixture.description, failures })
+    Ok(FixtureResult {
+        name,
+        description: fixture.description,
+        failures,
+    })
 }
 
 fn to_json<T: serde::Serialize>(report: CallReport<T>) -> CallReport<serde_json::Value> {
-    let CallReport { result, trace, elapsed } = report;
+    let CallReport {
+        result,
+        trace,
+        elapsed,
+    } = report;
     let result = result.map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null));
-    CallReport { result, trace, elapsed }
+    CallReport {
+        result,
+        trace,
+        elapsed,
+    }
 }
 
 fn compare_outcome(expect: &Expect, outcome: &CallReport<serde_json::Value>) -> Vec<String> {
@@ -440,10 +553,15 @@ fn compare_outcome(expect: &Expect, outcome: &CallReport<serde_json::Value>) -> 
         }
         (None, Some(want), Err(got)) => {
             if got.kind() != want.kind {
-                failures.push(format!("error kind: expected {}, got {} ({got})", want.kind, got.kind()));
+                failures.push(format!(
+                    "error kind: expected {}, got {} ({got})",
+                    want.kind,
+                    got.kind()
+                ));
             }
             if let Some(class) = &want.class {
-                let actual = serde_json::to_value(got.class(outcome.trace.sent)).unwrap_or_default();
+                let actual =
+                    serde_json::to_value(got.class(outcome.trace.sent)).unwrap_or_default();
                 if actual.as_str() != Some(class.as_str()) {
                     failures.push(format!("error class: expected {class}, got {actual}"));
                 }
@@ -451,13 +569,20 @@ fn compare_outcome(expect: &Expect, outcome: &CallReport<serde_json::Value>) -> 
             if let Some(part) = &want.message_contains
                 && !got.to_string().contains(part.as_str())
             {
-                failures.push(format!("error message {:?} does not contain {part:?}", got.to_string()));
+                failures.push(format!(
+                    "error message {:?} does not contain {part:?}",
+                    got.to_string()
+                ));
             }
         }
-        (Some(_), None, Err(got)) => failures.push(format!("expected a result, the call failed: {got}")),
-        (None, Some(want), Ok(got)) => {
-            failures.push(format!("expected error {}, the call succeeded with:\n{}", want.kind, pretty(got)))
+        (Some(_), None, Err(got)) => {
+            failures.push(format!("expected a result, the call failed: {got}"))
         }
+        (None, Some(want), Ok(got)) => failures.push(format!(
+            "expected error {}, the call succeeded with:\n{}",
+            want.kind,
+            pretty(got)
+        )),
         _ => failures.push("[expect] needs exactly one of `result` or `error`".into()),
     }
     failures

@@ -9,7 +9,11 @@ use yiwang_gateway::runtime::{NetworkSandbox, Runtime, RuntimeConfig, Services};
 use yiwang_gateway::transport::HttpTransport;
 
 #[derive(Parser)]
-#[command(name = "yiwang", version, about = "Yiwang (一网): enter a case once, reach every ministry network")]
+#[command(
+    name = "yiwang",
+    version,
+    about = "Yiwang (一网): enter a case once, reach every ministry network"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Top,
@@ -72,7 +76,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Top::Adapter(AdapterCmd::Test { plugin_dir, component, only }) => adapter_test(&plugin_dir, component, only),
+        Top::Adapter(AdapterCmd::Test {
+            plugin_dir,
+            component,
+            only,
+        }) => adapter_test(&plugin_dir, component, only),
         Top::Adapter(AdapterCmd::Describe { component }) => adapter_describe(&component),
         Top::Case(CaseCmd::Validate { file }) => case_validate(&file),
         Top::Schema { which } => {
@@ -88,10 +96,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn tokio_rt() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start tokio")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start tokio")
 }
 
-fn adapter_test(plugin_dir: &Path, component: Option<PathBuf>, only: Option<String>) -> Result<ExitCode> {
+fn adapter_test(
+    plugin_dir: &Path,
+    component: Option<PathBuf>,
+    only: Option<String>,
+) -> Result<ExitCode> {
     let fixtures = plugin_dir.join("fixtures");
     if !fixtures.is_dir() {
         bail!("{} has no fixtures/ folder", plugin_dir.display());
@@ -100,15 +115,22 @@ fn adapter_test(plugin_dir: &Path, component: Option<PathBuf>, only: Option<Stri
         Some(c) => c,
         None => build_plugin(plugin_dir)?,
     };
-    let wasm = std::fs::read(&component).with_context(|| format!("read {}", component.display()))?;
+    let wasm =
+        std::fs::read(&component).with_context(|| format!("read {}", component.display()))?;
     let rt = tokio_rt()?;
     let results = rt.block_on(async {
-        let runtime = Runtime::new(RuntimeConfig { max_instances: 4, ..RuntimeConfig::default() })?;
+        let runtime = Runtime::new(RuntimeConfig {
+            max_instances: 4,
+            ..RuntimeConfig::default()
+        })?;
         anyhow::Ok(fixture::run_dir(&runtime, &wasm, &fixtures).await?)
     })?;
     let mut failed = 0;
     let mut ran = 0;
-    for r in results.iter().filter(|r| only.as_ref().is_none_or(|o| r.name.contains(o.as_str()))) {
+    for r in results
+        .iter()
+        .filter(|r| only.as_ref().is_none_or(|o| r.name.contains(o.as_str())))
+    {
         ran += 1;
         if r.passed() {
             println!("ok      {}  {}", r.name, r.description);
@@ -123,7 +145,11 @@ fn adapter_test(plugin_dir: &Path, component: Option<PathBuf>, only: Option<Stri
         }
     }
     println!("\n{} passed, {} failed", ran - failed, failed);
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Build one plugin for wasm32-wasip2 and return the component's path.
@@ -131,15 +157,26 @@ fn build_plugin(plugin_dir: &Path) -> Result<PathBuf> {
     eprintln!("building {} for wasm32-wasip2 ...", plugin_dir.display());
     let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(plugin_dir)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--message-format=json-render-diagnostics",
+        ])
         .stderr(Stdio::inherit())
         .output()
         .context("run cargo (is the Rust toolchain installed?)")?;
     if !out.status.success() {
-        bail!("building {} failed; if the target is missing: rustup target add wasm32-wasip2", plugin_dir.display());
+        bail!(
+            "building {} failed; if the target is missing: rustup target add wasm32-wasip2",
+            plugin_dir.display()
+        );
     }
-    let manifest = std::fs::read_to_string(plugin_dir.join("Cargo.toml")).context("read the plugin's Cargo.toml")?;
-    let package: toml::Table = toml::from_str(&manifest).context("parse the plugin's Cargo.toml")?;
+    let manifest = std::fs::read_to_string(plugin_dir.join("Cargo.toml"))
+        .context("read the plugin's Cargo.toml")?;
+    let package: toml::Table =
+        toml::from_str(&manifest).context("parse the plugin's Cargo.toml")?;
     let name = package
         .get("package")
         .and_then(|p| p.get("name"))
@@ -148,9 +185,16 @@ fn build_plugin(plugin_dir: &Path) -> Result<PathBuf> {
         .replace('-', "_");
     let mut found = None;
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == name.as_str() {
-            for f in msg["filenames"].as_array().into_iter().flatten().filter_map(|f| f.as_str()) {
+            for f in msg["filenames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+            {
                 if f.ends_with(".wasm") {
                     found = Some(PathBuf::from(f));
                 }
@@ -164,9 +208,18 @@ fn adapter_describe(component: &Path) -> Result<ExitCode> {
     let wasm = std::fs::read(component).with_context(|| format!("read {}", component.display()))?;
     let rt = tokio_rt()?;
     let descriptor = rt.block_on(async {
-        let runtime = Runtime::new(RuntimeConfig { max_instances: 2, ..RuntimeConfig::default() })?;
+        let runtime = Runtime::new(RuntimeConfig {
+            max_instances: 2,
+            ..RuntimeConfig::default()
+        })?;
         let sandbox = NetworkSandbox::new("describe", Vec::new());
-        let adapter = runtime.load(&wasm, sandbox, Services::new(std::sync::Arc::new(HttpTransport::default()))).await?;
+        let adapter = runtime
+            .load(
+                &wasm,
+                sandbox,
+                Services::new(std::sync::Arc::new(HttpTransport::default())),
+            )
+            .await?;
         anyhow::Ok(adapter.descriptor().clone())
     })?;
     println!("{}", serde_json::to_string_pretty(&descriptor)?);
@@ -179,7 +232,10 @@ fn case_validate(file: &Path) -> Result<ExitCode> {
         Ok(valid) => {
             println!("{}: valid case {}", file.display(), valid.case.case_number);
             for o in &valid.overrides_applied {
-                println!("  checksum override applied at {} ({}; approved by {})", o.pointer, o.reason, o.approved_by);
+                println!(
+                    "  checksum override applied at {} ({}; approved by {})",
+                    o.pointer, o.reason, o.approved_by
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -6,7 +6,11 @@ use yiwang_gateway::fixture;
 use yiwang_gateway::runtime::{Runtime, RuntimeConfig};
 
 fn runtime() -> Runtime {
-    Runtime::new(RuntimeConfig { max_instances: 8, ..RuntimeConfig::default() }).expect("runtime")
+    Runtime::new(RuntimeConfig {
+        max_instances: 8,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
 }
 
 /// The plugin folder of an artifact (`market_regulation` → plugins/market-regulation).
@@ -23,13 +27,91 @@ async fn every_plugin_passes_its_fixtures() {
             continue; // a test double, exercised by tests/sandbox.rs
         }
         let dir = plugin_dir(name).join("fixtures");
-        assert!(dir.is_dir(), "adapter {name} has no fixtures folder at {}: every adapter needs fixtures", dir.display());
-        let results = fixture::run_dir(&rt, &yiwang_artifacts::read(path), &dir).await.expect("fixtures load");
-        assert!(results.len() >= 2, "{name} should have fixtures for submit and query-status at least");
+        assert!(
+            dir.is_dir(),
+            "adapter {name} has no fixtures folder at {}: every adapter needs fixtures",
+            dir.display()
+        );
+        let results = fixture::run_dir(&rt, &yiwang_artifacts::read(path), &dir)
+            .await
+            .expect("fixtures load");
+        assert!(
+            results.len() >= 2,
+            "{name} should have fixtures for submit and query-status at least"
+        );
         for r in &results {
-            assert!(r.passed(), "{name}/{}: {}\n{}", r.name, r.description, r.failures.join("\n"));
+            assert!(
+                r.passed(),
+                "{name}/{}: {}\n{}",
+                r.name,
+                r.description,
+                r.failures.join("\n")
+            );
         }
         checked += 1;
     }
-    assert!(checked >= 2, "expected at least two real adapters, found {checked}");
+    assert!(
+        checked >= 2,
+        "expected at least two real adapters, found {checked}"
+    );
+}
+
+fn harness_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/hostile-plugin")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mismatch_fails_with_a_readable_diff() {
+    let rt = runtime();
+    let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
+    let results = fixture::run_dir(&rt, &wasm, &harness_dir().join("fixtures"))
+        .await
+        .expect("fixtures load");
+    let ok = results
+        .iter()
+        .find(|r| r.name == "relay-ok")
+        .expect("relay-ok");
+    assert!(ok.passed(), "{}", ok.failures.join("\n"));
+
+    let wrong = results
+        .iter()
+        .find(|r| r.name == "relay-wrong")
+        .expect("relay-wrong");
+    let report = wrong.failures.join("\n");
+    assert!(
+        report.contains("method: expected PUT, got POST"),
+        "{report}"
+    );
+    assert!(
+        report.contains("header idempotency-key: expected \"idem-2\", got Some(\"idem-1\")"),
+        "{report}"
+    );
+    assert!(
+        report.contains("-  \"case_number\": \"HX-2\""),
+        "diff shows the expected line: {report}"
+    );
+    assert!(
+        report.contains("+  \"case_number\": \"HX-1\""),
+        "diff shows the actual line: {report}"
+    );
+    assert!(
+        report.contains("result.network_case_number differs"),
+        "{report}"
+    );
+}
+
+#[test]
+fn cli_reports_failures_and_exits_non_zero() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_yiwang"))
+        .args(["adapter", "test"])
+        .arg(harness_dir())
+        .arg("--component")
+        .arg(yiwang_artifacts::HOSTILE_ADAPTER)
+        .output()
+        .expect("run yiwang");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("ok      relay-ok"), "{stdout}");
+    assert!(stdout.contains("FAILED  relay-wrong"), "{stdout}");
+    assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
 }

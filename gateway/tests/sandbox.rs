@@ -4,9 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 use yiwang_gateway::runtime::{
-    CallError, ErrorClass, LimitHit, NetworkSandbox, Runtime, RuntimeConfig, Services, Submission, Violation,
+    CallError, ErrorClass, LimitHit, NetworkSandbox, Runtime, RuntimeConfig, Services, Submission,
+    Violation,
 };
-use yiwang_gateway::transport::{OutboundRequest, OutboundResponse, SendFuture, Transport, TransportError};
+use yiwang_gateway::transport::{
+    OutboundRequest, OutboundResponse, SendFuture, Transport, TransportError,
+};
 
 /// A ministry stand-in that answers every request with its own body, or
 /// blocks until released when asked to.
@@ -19,19 +22,33 @@ impl Transport for EchoTransport {
         let gate = self.gate.clone();
         Box::pin(async move {
             if let Some(g) = gate {
-                let _permit = g.acquire().await.map_err(|e| TransportError::NoReply(e.to_string()))?;
+                let _permit = g
+                    .acquire()
+                    .await
+                    .map_err(|e| TransportError::NoReply(e.to_string()))?;
             }
-            Ok(OutboundResponse { status: 200, headers: vec![], body: request.body })
+            Ok(OutboundResponse {
+                status: 200,
+                headers: vec![],
+                body: request.body,
+            })
         })
     }
 }
 
 fn runtime() -> Runtime {
-    Runtime::new(RuntimeConfig { max_instances: 16, ..RuntimeConfig::default() }).expect("runtime")
+    Runtime::new(RuntimeConfig {
+        max_instances: 16,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
 }
 
 fn sandbox(network: &str, mode: &str) -> NetworkSandbox {
-    let mut sb = NetworkSandbox::new(network, vec!["http://ministry.test:8080".parse().expect("uri")]);
+    let mut sb = NetworkSandbox::new(
+        network,
+        vec!["http://ministry.test:8080".parse().expect("uri")],
+    );
     sb.config.insert("mode".into(), mode.into());
     sb.limits.memory_bytes = 32 << 20;
     sb.limits.cpu_time = Duration::from_millis(300);
@@ -54,8 +71,14 @@ fn submission(case: &str) -> Submission {
 async fn hostile_then_healthy(mode: &str) -> (CallError, ErrorClass) {
     let rt = runtime();
     let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
-    let bad = rt.load(&wasm, sandbox("bad-net", mode), services()).await.expect("load hostile");
-    let good = rt.load(&wasm, sandbox("good-net", "echo"), services()).await.expect("load echo");
+    let bad = rt
+        .load(&wasm, sandbox("bad-net", mode), services())
+        .await
+        .expect("load hostile");
+    let good = rt
+        .load(&wasm, sandbox("good-net", "echo"), services())
+        .await
+        .expect("load echo");
 
     let report = bad.submit("C-1", submission("C-1")).await;
     let class = report.error_class().expect("hostile call must fail");
@@ -64,17 +87,29 @@ async fn hostile_then_healthy(mode: &str) -> (CallError, ErrorClass) {
     // The neighbour, and the hostile network's next call, still work.
     for _ in 0..2 {
         let ok = good.submit("C-2", submission("C-2")).await;
-        assert_eq!(ok.result.expect("healthy adapter keeps working").network_case_number, "ECHO-C-2");
+        assert_eq!(
+            ok.result
+                .expect("healthy adapter keeps working")
+                .network_case_number,
+            "ECHO-C-2"
+        );
     }
     let again = bad.submit("C-3", submission("C-3")).await;
-    assert_eq!(again.result.expect_err("fails again").kind(), err.kind(), "next call gets a fresh instance");
+    assert_eq!(
+        again.result.expect_err("fails again").kind(),
+        err.kind(),
+        "next call gets a fresh instance"
+    );
     (err, class)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infinite_loop_hits_cpu_limit() {
     let (err, class) = hostile_then_healthy("loop").await;
-    assert!(matches!(err, CallError::Limit(LimitHit::CpuTime { limit_ms: 300 })), "{err}");
+    assert!(
+        matches!(err, CallError::Limit(LimitHit::CpuTime { limit_ms: 300 })),
+        "{err}"
+    );
     assert_eq!(class, ErrorClass::Retryable);
 }
 
@@ -88,14 +123,20 @@ async fn memory_growth_hits_memory_limit() {
         }
         other => panic!("expected memory limit, got {other}"),
     }
-    assert!(err.to_string().contains("33554432"), "error names the limit: {err}");
+    assert!(
+        err.to_string().contains("33554432"),
+        "error names the limit: {err}"
+    );
     assert_eq!(class, ErrorClass::Permanent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stack_overflow_is_named() {
     let (err, class) = hostile_then_healthy("stack").await;
-    assert!(matches!(err, CallError::Limit(LimitHit::StackOverflow)), "{err}");
+    assert!(
+        matches!(err, CallError::Limit(LimitHit::StackOverflow)),
+        "{err}"
+    );
     assert_eq!(class, ErrorClass::Permanent);
 }
 
@@ -134,15 +175,25 @@ async fn sending_outside_the_network_is_a_violation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_output_is_refused() {
     let (err, _) = hostile_then_healthy("malformed").await;
-    assert!(matches!(&err, CallError::Malformed(m) if m.contains("yesterday")), "{err}");
+    assert!(
+        matches!(&err, CallError::Malformed(m) if m.contains("yesterday")),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_files_env_args_or_sockets() {
     let rt = runtime();
     let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
-    let a = rt.load(&wasm, sandbox("n", "escape"), services()).await.expect("load");
-    let receipt = a.submit("C-1", submission("C-1")).await.result.expect("escape mode reports");
+    let a = rt
+        .load(&wasm, sandbox("n", "escape"), services())
+        .await
+        .expect("load");
+    let receipt = a
+        .submit("C-1", submission("C-1"))
+        .await
+        .result
+        .expect("escape mode reports");
     let seen = receipt.raw_receipt;
     for denied in [
         "read /etc/passwd: false",
@@ -162,8 +213,15 @@ async fn kv_is_scoped_and_capped() {
     let rt = runtime();
     let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
     let svc = services();
-    let a = rt.load(&wasm, sandbox("n1", "kv"), svc.clone()).await.expect("load");
-    let receipt = a.submit("C-1", submission("C-1")).await.result.expect("kv works");
+    let a = rt
+        .load(&wasm, sandbox("n1", "kv"), svc.clone())
+        .await
+        .expect("load");
+    let receipt = a
+        .submit("C-1", submission("C-1"))
+        .await
+        .result
+        .expect("kv works");
     assert_eq!(receipt.raw_receipt, "token=abc big-refused=true");
     assert_eq!(svc.kv.get("n1", "token").as_deref(), Some(&b"abc"[..]));
     assert_eq!(svc.kv.get("n2", "token"), None);
@@ -174,10 +232,14 @@ async fn hot_swap_keeps_calls_in_flight_on_the_old_version() {
     let rt = runtime();
     let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let svc = Services::new(Arc::new(EchoTransport { gate: Some(gate.clone()) }));
+    let svc = Services::new(Arc::new(EchoTransport {
+        gate: Some(gate.clone()),
+    }));
     let mut v1 = sandbox("n", "relay");
     v1.config.insert("version".into(), "1.0.0".into());
-    let slot = Arc::new(yiwang_gateway::runtime::AdapterSlot::new(rt.load(&wasm, v1, svc.clone()).await.expect("v1")));
+    let slot = Arc::new(yiwang_gateway::runtime::AdapterSlot::new(
+        rt.load(&wasm, v1, svc.clone()).await.expect("v1"),
+    ));
 
     // A call starts on v1 and blocks inside `send`.
     let old = slot.current();
@@ -192,12 +254,21 @@ async fn hot_swap_keeps_calls_in_flight_on_the_old_version() {
 
     // New calls use v2 at once, while the v1 call is still waiting.
     let new = slot.current().submit("C-2", submission("C-2")).await;
-    assert_eq!(new.result.expect("v2 works").network_case_number, "ECHO-C-2");
+    assert_eq!(
+        new.result.expect("v2 works").network_case_number,
+        "ECHO-C-2"
+    );
     assert!(!in_flight.is_finished());
 
     gate.add_permits(1);
     let finished = in_flight.await.expect("join");
-    assert_eq!(finished.result.expect("v1 call finishes on v1").network_case_number, "RELAY-C-1");
+    assert_eq!(
+        finished
+            .result
+            .expect("v1 call finishes on v1")
+            .network_case_number,
+        "RELAY-C-1"
+    );
     assert_eq!(finished.trace.exchanges.len(), 1);
     assert_eq!(finished.trace.exchanges[0].url, "/relay");
 }
@@ -207,10 +278,20 @@ async fn compiled_components_are_cached_on_disk() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
     for round in 0..2 {
-        let rt = Runtime::new(RuntimeConfig { max_instances: 4, cache_dir: Some(dir.path().into()), ..Default::default() })
-            .expect("runtime");
-        let a = rt.load(&wasm, sandbox("n", "echo"), services()).await.expect("load");
-        assert!(a.submit("C", submission("C")).await.result.is_ok(), "round {round}");
+        let rt = Runtime::new(RuntimeConfig {
+            max_instances: 4,
+            cache_dir: Some(dir.path().into()),
+            ..Default::default()
+        })
+        .expect("runtime");
+        let a = rt
+            .load(&wasm, sandbox("n", "echo"), services())
+            .await
+            .expect("load");
+        assert!(
+            a.submit("C", submission("C")).await.result.is_ok(),
+            "round {round}"
+        );
     }
     let files: Vec<_> = std::fs::read_dir(dir.path()).expect("read cache").collect();
     assert_eq!(files.len(), 1, "one cached file per component and engine");

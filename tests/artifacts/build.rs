@@ -9,11 +9,18 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.join("../..").canonicalize().expect("workspace root exists");
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root exists");
     let plugins = root.join("plugins");
     println!("cargo:rerun-if-changed={}", plugins.display());
-    println!("cargo:rerun-if-changed={}", root.join("adapters-sdk").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("adapters-sdk").display()
+    );
     println!("cargo:rerun-if-env-changed=YIWANG_PLUGINS_TARGET_DIR");
 
     let target_dir = env::var_os("YIWANG_PLUGINS_TARGET_DIR")
@@ -22,7 +29,13 @@ fn main() {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&plugins)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--message-format=json-render-diagnostics",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .stdout(Stdio::piped())
@@ -31,7 +44,11 @@ fn main() {
     // into the guest build.
     for (key, _) in env::vars_os() {
         let key = key.to_string_lossy().into_owned();
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" || key.starts_with("RUSTC") || key == "RUSTFLAGS" || key == "RUSTDOCFLAGS" {
+        if key.starts_with("CARGO_") && key != "CARGO_HOME"
+            || key.starts_with("RUSTC")
+            || key == "RUSTFLAGS"
+            || key == "RUSTDOCFLAGS"
+        {
             cmd.env_remove(&key);
         }
     }
@@ -40,13 +57,22 @@ fn main() {
     let mut wasm = BTreeMap::new();
     for line in std::io::BufReader::new(stdout).lines() {
         let line = line.expect("read cargo output");
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
         if msg["reason"] != "compiler-artifact" {
             continue;
         }
-        let name = msg["target"]["name"].as_str().unwrap_or_default().to_string();
+        let name = msg["target"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if let Some(files) = msg["filenames"].as_array() {
-            for f in files.iter().filter_map(|f| f.as_str()).filter(|f| f.ends_with(".wasm")) {
+            for f in files
+                .iter()
+                .filter_map(|f| f.as_str())
+                .filter(|f| f.ends_with(".wasm"))
+            {
                 wasm.insert(name.clone(), f.to_string());
             }
         }
@@ -59,16 +85,23 @@ fn main() {
         );
     }
     let mut out = String::new();
-    out.push_str("/// Every adapter component, by crate name.\npub const ALL: &[(&str, &str)] = &[\n");
+    out.push_str(
+        "/// Every adapter component, by crate name.\npub const ALL: &[(&str, &str)] = &[\n",
+    );
     for (name, path) in &wasm {
         out.push_str(&format!("    ({name:?}, {path:?}),\n"));
     }
     out.push_str("];\n");
     for (name, path) in &wasm {
         let ident = name.to_uppercase().replace('-', "_");
-        out.push_str(&format!("/// Path of the `{name}` component.\npub const {ident}: &str = {path:?};\n"));
+        out.push_str(&format!(
+            "/// Path of the `{name}` component.\npub const {ident}: &str = {path:?};\n"
+        ));
     }
-    out.push_str(&format!("/// The plugins folder.\npub const PLUGINS_DIR: &str = {:?};\n", plugins.display().to_string()));
+    out.push_str(&format!(
+        "/// The plugins folder.\npub const PLUGINS_DIR: &str = {:?};\n",
+        plugins.display().to_string()
+    ));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out_dir.join("artifacts.rs"), out).expect("write artifacts.rs");
 }

@@ -5,12 +5,19 @@ use crate::{AdapterError, Rejection, RetryableError};
 
 /// Nothing reached the ministry, or it asked to try later.
 pub fn retryable(message: impl Into<String>) -> AdapterError {
-    AdapterError::Retryable(RetryableError { message: message.into(), retry_after_ms: None })
+    AdapterError::Retryable(RetryableError {
+        message: message.into(),
+        retry_after_ms: None,
+    })
 }
 
 /// The ministry rejected the data; resending is useless.
 pub fn permanent(message: impl Into<String>) -> AdapterError {
-    AdapterError::Permanent(Rejection { field: None, code: None, message: message.into() })
+    AdapterError::Permanent(Rejection {
+        field: None,
+        code: None,
+        message: message.into(),
+    })
 }
 
 /// A rejection naming the unified field (JSON pointer) and the ministry's code.
@@ -19,7 +26,11 @@ pub fn permanent_field(
     code: Option<String>,
     message: impl Into<String>,
 ) -> AdapterError {
-    AdapterError::Permanent(Rejection { field: Some(field.into()), code, message: message.into() })
+    AdapterError::Permanent(Rejection {
+        field: Some(field.into()),
+        code,
+        message: message.into(),
+    })
 }
 
 /// Sent, but no usable reply: the gateway must ask before resending.
@@ -73,7 +84,10 @@ mod tests {
             Some(AdapterError::Retryable(r)) => assert_eq!(r.retry_after_ms, Some(2000)),
             other => panic!("503 must be retryable, got {other:?}"),
         }
-        assert!(matches!(classify_status(400, None), Some(AdapterError::Permanent(_))));
+        assert!(matches!(
+            classify_status(400, None),
+            Some(AdapterError::Permanent(_))
+        ));
         assert!(matches!(
             AdapterError::from(SendError::NoReply("reset".into())),
             AdapterError::Ambiguous(_)

@@ -29,10 +29,17 @@ pub fn now_millis() -> i64 {
 
 /// The host's clock in Beijing time (+08:00), the zone ministries assume.
 pub fn now() -> DateTime<FixedOffset> {
-    let beijing = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()));
-    beijing.timestamp_millis_opt(now_millis()).single().unwrap_or_else(|| {
-        beijing.timestamp_millis_opt(0).single().unwrap_or_else(|| unreachable!())
-    })
+    let beijing = FixedOffset::east_opt(8 * 3600)
+        .unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()));
+    beijing
+        .timestamp_millis_opt(now_millis())
+        .single()
+        .unwrap_or_else(|| {
+            beijing
+                .timestamp_millis_opt(0)
+                .single()
+                .unwrap_or_else(|| unreachable!())
+        })
 }
 
 /// This network's key-value store (tokens, cursors).

@@ -28,7 +28,10 @@ impl Request {
     }
     /// Add a header.
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.0.headers.push(Header { name: name.to_string(), value: value.into() });
+        self.0.headers.push(Header {
+            name: name.to_string(),
+            value: value.into(),
+        });
         self
     }
     /// Set a raw body.

@@ -25,8 +25,7 @@ pub mod host;
 pub mod http;
 
 pub use bindings::exports::yiwang::adapter::adapter::{
-    CallbackOutcome, CaseChange, Descriptor, FieldMapping, ItemRef, PollResult, Receipt,
-    Submission,
+    CallbackOutcome, CaseChange, Descriptor, FieldMapping, ItemRef, PollResult, Receipt, Submission,
 };
 pub use bindings::yiwang::adapter::types::{
     AdapterError, Decision, Event, Header, HttpRequest, HttpResponse, Rejection, RetryableError,
@@ -49,11 +48,16 @@ pub trait Adapter {
     /// Send a bureau-side change (supplement, withdraw) for a delivered case.
     fn update(change: CaseChange) -> Result<Vec<Event>, AdapterError> {
         let _ = change;
-        Err(permanent("this adapter does not deliver bureau-side changes"))
+        Err(permanent(
+            "this adapter does not deliver bureau-side changes",
+        ))
     }
     /// Fetch status changes since `cursor` (networks with a change feed).
     fn poll(cursor: Option<String>) -> Result<PollResult, AdapterError> {
-        Ok(PollResult { events: Vec::new(), next_cursor: cursor })
+        Ok(PollResult {
+            events: Vec::new(),
+            next_cursor: cursor,
+        })
     }
     /// Turn a ministry's push into events (callback networks).
     fn handle_callback(request: HttpRequest) -> Result<CallbackOutcome, AdapterError> {
@@ -96,13 +100,19 @@ macro_rules! export_adapter {
 /// adapter was built against an incompatible schema.
 pub fn parse_case(submission: &Submission) -> Result<schema::Case, AdapterError> {
     serde_json::from_str(&submission.case_json).map_err(|e| {
-        permanent(format!("case does not match the unified schema this adapter was built for: {e}"))
+        permanent(format!(
+            "case does not match the unified schema this adapter was built for: {e}"
+        ))
     })
 }
 
 /// The value of an upstream result passed along a chained route.
 pub fn input<'a>(submission: &'a Submission, key: &str) -> Option<&'a str> {
-    submission.inputs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    submission
+        .inputs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Build an [`Event`] with the required parts; fill the optional ones after.

@@ -12,8 +12,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::yiwang::adapter::adapter::{
-    CallbackOutcome, CaseChange, Descriptor, FieldMapping, ItemRef, PollResult, Receipt,
-    Submission,
+    CallbackOutcome, CaseChange, Descriptor, FieldMapping, ItemRef, PollResult, Receipt, Submission,
 };
 pub use yiwang::adapter::types::{
     AdapterError, Decision, Event, Header, HttpRequest, HttpResponse, Rejection, RetryableError,

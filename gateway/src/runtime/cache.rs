@@ -35,12 +35,19 @@ impl ComponentCache {
 
     /// Load the compiled form of `wasm`, compiling and storing it on a miss.
     /// Returns the component and whether it came from the cache.
-    pub fn load(&self, engine: &Engine, digest: &str, wasm: &[u8]) -> wasmtime::Result<(Component, bool)> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        digest: &str,
+        wasm: &[u8],
+    ) -> wasmtime::Result<(Component, bool)> {
         let path = self.path_for(engine, digest);
         if path.exists() {
             match deserialize(engine, &path) {
                 Ok(c) => return Ok((c, true)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached component"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached component")
+                }
             }
         }
         let component = Component::new(engine, wasm)?;

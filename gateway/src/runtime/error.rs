@@ -65,9 +65,10 @@ impl CallError {
             }
             // A faulty adapter fails the same way again: dead-letter, then
             // replay once a fixed version is deployed.
-            CallError::Limit(_) | CallError::Violation(_) | CallError::Trap(_) | CallError::Malformed(_) => {
-                ErrorClass::Permanent
-            }
+            CallError::Limit(_)
+            | CallError::Violation(_)
+            | CallError::Trap(_)
+            | CallError::Malformed(_) => ErrorClass::Permanent,
         }
     }
 

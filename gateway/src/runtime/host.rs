@@ -45,21 +45,35 @@ impl NetworkSandbox {
 
     /// Resolve the adapter's URL and check it stays inside the network.
     fn resolve(&self, url: &str) -> Result<::http::Uri, ResolveError> {
-        let uri: ::http::Uri = url.parse().map_err(|e| ResolveError::Invalid(format!("{url:?}: {e}")))?;
+        let uri: ::http::Uri = url
+            .parse()
+            .map_err(|e| ResolveError::Invalid(format!("{url:?}: {e}")))?;
         if uri.scheme().is_none() {
-            let primary = self.endpoints.first().ok_or_else(|| ResolveError::Forbidden(url.to_string()))?;
+            let primary = self
+                .endpoints
+                .first()
+                .ok_or_else(|| ResolveError::Forbidden(url.to_string()))?;
             if !url.starts_with('/') {
-                return Err(ResolveError::Invalid(format!("{url:?}: a relative URL must start with '/'")));
+                return Err(ResolveError::Invalid(format!(
+                    "{url:?}: a relative URL must start with '/'"
+                )));
             }
             let base = primary.to_string();
             let joined = format!("{}{}", base.trim_end_matches('/'), url);
-            return joined.parse().map_err(|e| ResolveError::Invalid(format!("{joined:?}: {e}")));
+            return joined
+                .parse()
+                .map_err(|e| ResolveError::Invalid(format!("{joined:?}: {e}")));
         }
         let allowed = self.endpoints.iter().any(|e| {
-            e.scheme() == uri.scheme() && e.authority().map(|a| a.as_str().to_ascii_lowercase())
-                == uri.authority().map(|a| a.as_str().to_ascii_lowercase())
+            e.scheme() == uri.scheme()
+                && e.authority().map(|a| a.as_str().to_ascii_lowercase())
+                    == uri.authority().map(|a| a.as_str().to_ascii_lowercase())
         });
-        if allowed { Ok(uri) } else { Err(ResolveError::Forbidden(url.to_string())) }
+        if allowed {
+            Ok(uri)
+        } else {
+            Err(ResolveError::Forbidden(url.to_string()))
+        }
     }
 }
 
@@ -79,7 +93,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_millis(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
     }
 }
 
@@ -122,7 +139,11 @@ impl KvStore for MemoryKv {
         check_kv_sizes(key, value)?;
         let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
         let map = data.entry(network.to_string()).or_default();
-        let total: usize = map.iter().filter(|(k, _)| k.as_str() != key).map(|(k, v)| k.len() + v.len()).sum();
+        let total: usize = map
+            .iter()
+            .filter(|(k, _)| k.as_str() != key)
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
         if total + key.len() + value.len() > KV_MAX_TOTAL {
             return Err(format!("network quota of {KV_MAX_TOTAL} bytes is full"));
         }
@@ -143,7 +164,10 @@ pub fn check_kv_sizes(key: &str, value: &[u8]) -> Result<(), String> {
         return Err(format!("key must be 1..={KV_MAX_KEY} bytes"));
     }
     if value.len() > KV_MAX_VALUE {
-        return Err(format!("value of {} bytes over the {KV_MAX_VALUE}-byte cap", value.len()));
+        return Err(format!(
+            "value of {} bytes over the {KV_MAX_VALUE}-byte cap",
+            value.len()
+        ));
     }
     Ok(())
 }
@@ -159,7 +183,11 @@ pub struct Services {
 impl Services {
     /// Real HTTP, an in-memory store, the system clock.
     pub fn new(transport: Arc<dyn Transport>) -> Self {
-        Services { transport, kv: Arc::new(MemoryKv::default()), clock: Arc::new(SystemClock) }
+        Services {
+            transport,
+            kv: Arc::new(MemoryKv::default()),
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -206,10 +234,18 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(sandbox: Arc<NetworkSandbox>, services: Services, case_number: Option<String>) -> Self {
+    pub(crate) fn new(
+        sandbox: Arc<NetworkSandbox>,
+        services: Services,
+        case_number: Option<String>,
+    ) -> Self {
         // Deny by default: no preopened directories, no environment, no
         // arguments, no sockets, no name lookups, stdio discarded.
-        let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
         HostState {
             wasi,
             table: ResourceTable::new(),
@@ -234,7 +270,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -246,9 +285,13 @@ fn fill_secrets(input: &str, secrets: &BTreeMap<String, String>) -> Result<Strin
     while let Some(start) = rest.find("${secret:") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 9..];
-        let end = after.find('}').ok_or("unterminated ${secret:...} placeholder")?;
+        let end = after
+            .find('}')
+            .ok_or("unterminated ${secret:...} placeholder")?;
         let name = &after[..end];
-        let value = secrets.get(name).ok_or_else(|| format!("no secret named `{name}` for this network"))?;
+        let value = secrets
+            .get(name)
+            .ok_or_else(|| format!("no secret named `{name}` for this network"))?;
         out.push_str(value);
         rest = &after[end + 1..];
     }
@@ -305,14 +348,22 @@ impl HostState {
     ) -> Result<types::HttpResponse, http::SendError> {
         use http::SendError as E;
         if self.trace.exchanges.len() as u32 >= limits.max_requests_per_call {
-            self.violate(Violation::TooManyRequests { limit: limits.max_requests_per_call });
-            return Err(E::InvalidRequest(format!("more than {} requests in one call", limits.max_requests_per_call)));
+            self.violate(Violation::TooManyRequests {
+                limit: limits.max_requests_per_call,
+            });
+            return Err(E::InvalidRequest(format!(
+                "more than {} requests in one call",
+                limits.max_requests_per_call
+            )));
         }
         let uri = match self.sandbox.resolve(&request.url) {
             Ok(uri) => uri,
             Err(ResolveError::Invalid(m)) => return Err(E::InvalidRequest(m)),
             Err(ResolveError::Forbidden(url)) => {
-                self.violate(Violation::ForbiddenDestination { network: self.sandbox.network.clone(), url: url.clone() });
+                self.violate(Violation::ForbiddenDestination {
+                    network: self.sandbox.network.clone(),
+                    url: url.clone(),
+                });
                 return Err(E::ForbiddenDestination(url));
             }
         };
@@ -324,7 +375,8 @@ impl HostState {
         let secrets = &self.sandbox.secrets;
         let mut headers = Vec::with_capacity(request.headers.len());
         for h in &request.headers {
-            if h.name.eq_ignore_ascii_case("host") || h.name.eq_ignore_ascii_case("content-length") {
+            if h.name.eq_ignore_ascii_case("host") || h.name.eq_ignore_ascii_case("content-length")
+            {
                 continue; // the transport owns these
             }
             let value = fill_secrets(&h.value, secrets).map_err(E::InvalidRequest)?;
@@ -335,7 +387,9 @@ impl HostState {
             headers.push((h.name.clone(), value));
         }
         let body = match std::str::from_utf8(&request.body) {
-            Ok(text) if text.contains("${secret:") => Bytes::from(fill_secrets(text, secrets).map_err(E::InvalidRequest)?),
+            Ok(text) if text.contains("${secret:") => {
+                Bytes::from(fill_secrets(text, secrets).map_err(E::InvalidRequest)?)
+            }
             _ => Bytes::from(request.body),
         };
         let outbound = OutboundRequest {
@@ -353,7 +407,11 @@ impl HostState {
                 self.trace.sent = true;
                 Ok(types::HttpResponse {
                     status: resp.status,
-                    headers: resp.headers.into_iter().map(|(name, value)| types::Header { name, value }).collect(),
+                    headers: resp
+                        .headers
+                        .into_iter()
+                        .map(|(name, value)| types::Header { name, value })
+                        .collect(),
                     body: resp.body.to_vec(),
                 })
             }
@@ -425,7 +483,11 @@ impl config::Host for HostState {
 }
 
 impl secrets::Host for HostState {
-    fn hmac_sha256(&mut self, secret: String, message: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, String>> {
+    fn hmac_sha256(
+        &mut self,
+        secret: String,
+        message: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<u8>, String>> {
         let Some(key) = self.sandbox.secrets.get(&secret) else {
             return Ok(Err(format!("no secret named `{secret}` for this network")));
         };
@@ -451,19 +513,41 @@ mod tests {
     fn secrets_are_filled_and_unknown_names_refused() {
         let mut s = BTreeMap::new();
         s.insert("password".to_string(), "p@ss".to_string());
-        assert_eq!(fill_secrets(r#"{"p":"${secret:password}"}"#, &s).as_deref(), Ok(r#"{"p":"p@ss"}"#));
-        assert!(fill_secrets("${secret:nope}", &s).unwrap_err().contains("nope"));
+        assert_eq!(
+            fill_secrets(r#"{"p":"${secret:password}"}"#, &s).as_deref(),
+            Ok(r#"{"p":"p@ss"}"#)
+        );
+        assert!(
+            fill_secrets("${secret:nope}", &s)
+                .unwrap_err()
+                .contains("nope")
+        );
         assert!(fill_secrets("${secret:password", &s).is_err());
     }
 
     #[test]
     fn urls_stay_inside_the_network() {
         let sb = NetworkSandbox::new("n", vec!["http://127.0.0.1:8080".parse().unwrap()]);
-        assert_eq!(sb.resolve("/api/x?y=1").ok().map(|u| u.to_string()).as_deref(), Some("http://127.0.0.1:8080/api/x?y=1"));
+        assert_eq!(
+            sb.resolve("/api/x?y=1")
+                .ok()
+                .map(|u| u.to_string())
+                .as_deref(),
+            Some("http://127.0.0.1:8080/api/x?y=1")
+        );
         assert!(sb.resolve("http://127.0.0.1:8080/ok").is_ok());
-        assert!(matches!(sb.resolve("http://127.0.0.1:8081/"), Err(ResolveError::Forbidden(_))));
-        assert!(matches!(sb.resolve("https://127.0.0.1:8080/"), Err(ResolveError::Forbidden(_))));
-        assert!(matches!(sb.resolve("http://169.254.169.254/latest"), Err(ResolveError::Forbidden(_))));
+        assert!(matches!(
+            sb.resolve("http://127.0.0.1:8081/"),
+            Err(ResolveError::Forbidden(_))
+        ));
+        assert!(matches!(
+            sb.resolve("https://127.0.0.1:8080/"),
+            Err(ResolveError::Forbidden(_))
+        ));
+        assert!(matches!(
+            sb.resolve("http://169.254.169.254/latest"),
+            Err(ResolveError::Forbidden(_))
+        ));
         assert!(matches!(sb.resolve("api/x"), Err(ResolveError::Invalid(_))));
     }
 
@@ -472,9 +556,14 @@ mod tests {
         let kv = MemoryKv::default();
         assert!(kv.set("n", "k", &vec![0; KV_MAX_VALUE + 1]).is_err());
         for i in 0..16 {
-            kv.set("n", &format!("k{i}"), &vec![0; KV_MAX_VALUE - 8]).unwrap();
+            kv.set("n", &format!("k{i}"), &vec![0; KV_MAX_VALUE - 8])
+                .unwrap();
         }
-        assert!(kv.set("n", "overflow", &[0; 1024]).unwrap_err().contains("quota"));
+        assert!(
+            kv.set("n", "overflow", &[0; 1024])
+                .unwrap_err()
+                .contains("quota")
+        );
         assert!(kv.set("other", "k", b"v").is_ok(), "quota is per network");
         assert_eq!(kv.get("other", "k").as_deref(), Some(&b"v"[..]));
         assert_eq!(kv.get("n", "missing"), None);

@@ -90,7 +90,10 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
-            let hit = LimitHit::Memory { desired, limit: self.memory_bytes };
+            let hit = LimitHit::Memory {
+                desired,
+                limit: self.memory_bytes,
+            };
             self.hit = Some(hit.clone());
             return Err(hit.into());
         }
@@ -104,7 +107,10 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.table_elements {
-            let hit = LimitHit::Table { desired, limit: self.table_elements };
+            let hit = LimitHit::Table {
+                desired,
+                limit: self.table_elements,
+            };
             self.hit = Some(hit.clone());
             return Err(hit.into());
         }

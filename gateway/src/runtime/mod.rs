@@ -31,7 +31,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
 
 /// Engine-wide settings (`[runtime]` in the gateway config).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -66,12 +68,20 @@ impl Default for RuntimeConfig {
 pub enum LoadError {
     #[error("adapter for network `{network}` does not compile: {message}")]
     Compile { network: String, message: String },
-    #[error("adapter for network `{network}` does not fit the contract yiwang:adapter@1: {message}")]
+    #[error(
+        "adapter for network `{network}` does not fit the contract yiwang:adapter@1: {message}"
+    )]
     Contract { network: String, message: String },
     #[error("adapter for network `{network}` failed `describe`: {error}")]
     Describe { network: String, error: CallError },
-    #[error("network `{network}` asks for {asked} bytes of memory; the runtime allows at most {max}")]
-    MemoryLimit { network: String, asked: usize, max: usize },
+    #[error(
+        "network `{network}` asks for {asked} bytes of memory; the runtime allows at most {max}"
+    )]
+    MemoryLimit {
+        network: String,
+        asked: usize,
+        max: usize,
+    },
     #[error("the wasmtime engine could not be built: {0}")]
     Engine(String),
 }
@@ -112,7 +122,8 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wasm).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         AdapterWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let cache = match &config.cache_dir {
@@ -140,7 +151,14 @@ impl Runtime {
                 })
                 .map_err(|e| LoadError::Engine(format!("epoch thread: {e}")))?;
         }
-        Ok(Runtime { engine, linker, cache, config, compiled: Mutex::new(HashMap::new()), ticker_stop })
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            config,
+            compiled: Mutex::new(HashMap::new()),
+            ticker_stop,
+        })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -150,7 +168,12 @@ impl Runtime {
     /// Compile (or fetch from cache) a component, keyed by content hash so
     /// many networks running the same adapter share one compiled copy.
     fn component(&self, network: &str, digest: &str, wasm: &[u8]) -> Result<Component, LoadError> {
-        if let Some(c) = self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(digest) {
+        if let Some(c) = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+        {
             return Ok(c.clone());
         }
         let started = Instant::now();
@@ -158,9 +181,21 @@ impl Runtime {
             Some(cache) => cache.load(&self.engine, digest, wasm),
             None => Component::new(&self.engine, wasm).map(|c| (c, false)),
         }
-        .map_err(|e| LoadError::Compile { network: network.to_string(), message: format!("{e:#}") })?;
-        tracing::info!(network, digest = &digest[..12], cached, ms = started.elapsed().as_millis() as u64, "adapter compiled");
-        self.compiled.lock().unwrap_or_else(|p| p.into_inner()).insert(digest.to_string(), component.clone());
+        .map_err(|e| LoadError::Compile {
+            network: network.to_string(),
+            message: format!("{e:#}"),
+        })?;
+        tracing::info!(
+            network,
+            digest = &digest[..12],
+            cached,
+            ms = started.elapsed().as_millis() as u64,
+            "adapter compiled"
+        );
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest.to_string(), component.clone());
         Ok(component)
     }
 
@@ -182,12 +217,17 @@ impl Runtime {
         }
         let digest = digest(wasm);
         let component = self.component(&network, &digest, wasm)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Contract { network: network.clone(), message: format!("{e:#}") })?;
-        let pre = AdapterWorldPre::new(instance_pre)
-            .map_err(|e| LoadError::Contract { network: network.clone(), message: format!("{e:#}") })?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Contract {
+                    network: network.clone(),
+                    message: format!("{e:#}"),
+                })?;
+        let pre = AdapterWorldPre::new(instance_pre).map_err(|e| LoadError::Contract {
+            network: network.clone(),
+            message: format!("{e:#}"),
+        })?;
         let mut adapter = LoadedAdapter {
             pre,
             digest,
@@ -244,7 +284,9 @@ impl LoadedAdapter {
     /// What the adapter said about itself when loaded.
     pub fn descriptor(&self) -> &Descriptor {
         // Set by `Runtime::load` before the adapter is handed out.
-        self.descriptor.as_ref().unwrap_or_else(|| unreachable!("descriptor is set at load"))
+        self.descriptor
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("descriptor is set at load"))
     }
 
     pub fn network(&self) -> &str {
@@ -259,7 +301,11 @@ impl LoadedAdapter {
                 &'a AdapterWorld,
                 &'a mut Store<HostState>,
             ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = wasmtime::Result<Result<T, AdapterError>>> + Send + 'a>,
+                Box<
+                    dyn std::future::Future<Output = wasmtime::Result<Result<T, AdapterError>>>
+                        + Send
+                        + 'a,
+                >,
             > + Send,
     {
         let started = Instant::now();
@@ -268,14 +314,17 @@ impl LoadedAdapter {
             HostState::new(self.sandbox.clone(), self.services.clone(), case_number),
         );
         store.limiter(|s| &mut s.limiter);
-        let max_ticks = (self.sandbox.limits.cpu_time.as_millis() / self.tick.as_millis().max(1)).max(1) as u64;
+        let max_ticks =
+            (self.sandbox.limits.cpu_time.as_millis() / self.tick.as_millis().max(1)).max(1) as u64;
         store.set_epoch_deadline(1);
         let cpu_limit_ms = self.sandbox.limits.cpu_time.as_millis() as u64;
         store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
             state.ticks += 1;
             if state.ticks > max_ticks {
-                state.limiter.hit = Some(LimitHit::CpuTime { limit_ms: cpu_limit_ms });
+                state.limiter.hit = Some(LimitHit::CpuTime {
+                    limit_ms: cpu_limit_ms,
+                });
                 return Ok(UpdateDeadline::Interrupt);
             }
             // Yield at every tick so a busy guest never holds a tokio worker.
@@ -283,14 +332,24 @@ impl LoadedAdapter {
         });
         let wall = host::wall_limit(&self.sandbox);
         let work = async {
-            let instance = self.pre.instantiate_async(&mut store).await.map_err(Outcome::Instantiate)?;
+            let instance = self
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Outcome::Instantiate)?;
             f(&instance, &mut store).await.map_err(Outcome::Trap)
         };
         let outcome = tokio::time::timeout(wall, work).await;
         let result = match outcome {
-            Err(_) => Err(CallError::Limit(LimitHit::WallTime { limit_ms: wall.as_millis() as u64 })),
+            Err(_) => Err(CallError::Limit(LimitHit::WallTime {
+                limit_ms: wall.as_millis() as u64,
+            })),
             Ok(Err(Outcome::Instantiate(e))) => Err(CallError::Instantiate(format!("{e:#}"))),
-            Ok(Err(Outcome::Trap(e))) => Err(classify_trap(&e, store.data().limiter.hit.clone(), cpu_limit_ms)),
+            Ok(Err(Outcome::Trap(e))) => Err(classify_trap(
+                &e,
+                store.data().limiter.hit.clone(),
+                cpu_limit_ms,
+            )),
             Ok(Ok(Err(adapter_error))) => Err(CallError::Adapter(adapter_error)),
             Ok(Ok(Ok(value))) => Ok(value),
         };
@@ -301,31 +360,53 @@ impl LoadedAdapter {
             (_, Some(v)) => Err(CallError::Violation(v.clone())),
             (r, None) => r,
         };
-        CallReport { result, trace: state.trace, elapsed: started.elapsed() }
+        CallReport {
+            result,
+            trace: state.trace,
+            elapsed: started.elapsed(),
+        }
     }
 
     pub async fn describe(&self) -> CallReport<Descriptor> {
         let report = self
-            .call(None, |w, s| Box::pin(async move { w.yiwang_adapter_adapter().call_describe(s).await.map(Ok) }))
+            .call(None, |w, s| {
+                Box::pin(async move { w.yiwang_adapter_adapter().call_describe(s).await.map(Ok) })
+            })
             .await;
-        normalize::check(report, self.sandbox.limits.max_output_bytes, normalize::descriptor)
+        normalize::check(
+            report,
+            self.sandbox.limits.max_output_bytes,
+            normalize::descriptor,
+        )
     }
 
     /// Deliver a new case. The receipt's events are normalized into the
     /// unified schema for the network.
-    pub async fn submit(&self, case_number: &str, submission: Submission) -> CallReport<NormalizedReceipt> {
+    pub async fn submit(
+        &self,
+        case_number: &str,
+        submission: Submission,
+    ) -> CallReport<NormalizedReceipt> {
         let report = self
             .call(Some(case_number.to_string()), move |w, s| {
-                Box::pin(async move { w.yiwang_adapter_adapter().call_submit(s, &submission).await })
+                Box::pin(
+                    async move { w.yiwang_adapter_adapter().call_submit(s, &submission).await },
+                )
             })
             .await;
         let network = self.sandbox.network.clone();
         let case = case_number.to_string();
-        normalize::check(report, self.sandbox.limits.max_output_bytes, move |r| normalize::receipt(&network, &case, r))
+        normalize::check(report, self.sandbox.limits.max_output_bytes, move |r| {
+            normalize::receipt(&network, &case, r)
+        })
     }
 
     /// Deliver a bureau-side change.
-    pub async fn update(&self, case_number: &str, change: CaseChange) -> CallReport<Vec<yiwang_schema::Event>> {
+    pub async fn update(
+        &self,
+        case_number: &str,
+        change: CaseChange,
+    ) -> CallReport<Vec<yiwang_schema::Event>> {
         let report = self
             .call(Some(case_number.to_string()), move |w, s| {
                 Box::pin(async move { w.yiwang_adapter_adapter().call_update(s, &change).await })
@@ -333,7 +414,9 @@ impl LoadedAdapter {
             .await;
         let network = self.sandbox.network.clone();
         let case = Some(case_number.to_string());
-        normalize::check(report, self.sandbox.limits.max_output_bytes, move |e| normalize::events(&network, case.as_deref(), e))
+        normalize::check(report, self.sandbox.limits.max_output_bytes, move |e| {
+            normalize::events(&network, case.as_deref(), e)
+        })
     }
 
     /// Ask the ministry about one of its cases.
@@ -350,29 +433,43 @@ impl LoadedAdapter {
             .await;
         let network = self.sandbox.network.clone();
         let case = case_number.map(str::to_string);
-        normalize::check(report, self.sandbox.limits.max_output_bytes, move |e| normalize::events(&network, case.as_deref(), e))
+        normalize::check(report, self.sandbox.limits.max_output_bytes, move |e| {
+            normalize::events(&network, case.as_deref(), e)
+        })
     }
 
     /// Fetch changes since `cursor`.
     pub async fn poll(&self, cursor: Option<String>) -> CallReport<NormalizedPoll> {
         let report = self
             .call(None, move |w, s| {
-                Box::pin(async move { w.yiwang_adapter_adapter().call_poll(s, cursor.as_deref()).await })
+                Box::pin(async move {
+                    w.yiwang_adapter_adapter()
+                        .call_poll(s, cursor.as_deref())
+                        .await
+                })
             })
             .await;
         let network = self.sandbox.network.clone();
-        normalize::check(report, self.sandbox.limits.max_output_bytes, move |p| normalize::poll(&network, p))
+        normalize::check(report, self.sandbox.limits.max_output_bytes, move |p| {
+            normalize::poll(&network, p)
+        })
     }
 
     /// Turn a ministry's push into events.
     pub async fn handle_callback(&self, request: HttpRequest) -> CallReport<NormalizedCallback> {
         let report = self
             .call(None, move |w, s| {
-                Box::pin(async move { w.yiwang_adapter_adapter().call_handle_callback(s, &request).await })
+                Box::pin(async move {
+                    w.yiwang_adapter_adapter()
+                        .call_handle_callback(s, &request)
+                        .await
+                })
             })
             .await;
         let network = self.sandbox.network.clone();
-        normalize::check(report, self.sandbox.limits.max_output_bytes, move |c| normalize::callback(&network, c))
+        normalize::check(report, self.sandbox.limits.max_output_bytes, move |c| {
+            normalize::callback(&network, c)
+        })
     }
 }
 
@@ -385,7 +482,9 @@ enum Outcome {
 fn classify_trap(e: &wasmtime::Error, hit: Option<LimitHit>, cpu_limit_ms: u64) -> CallError {
     if let Some(hit) = hit {
         return CallError::Limit(match hit {
-            LimitHit::CpuTime { .. } => LimitHit::CpuTime { limit_ms: cpu_limit_ms },
+            LimitHit::CpuTime { .. } => LimitHit::CpuTime {
+                limit_ms: cpu_limit_ms,
+            },
             other => other,
         });
     }
@@ -394,14 +493,20 @@ fn classify_trap(e: &wasmtime::Error, hit: Option<LimitHit>, cpu_limit_ms: u64) 
     }
     match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::StackOverflow) => CallError::Limit(LimitHit::StackOverflow),
-        Some(wasmtime::Trap::Interrupt) => CallError::Limit(LimitHit::CpuTime { limit_ms: cpu_limit_ms }),
+        Some(wasmtime::Trap::Interrupt) => CallError::Limit(LimitHit::CpuTime {
+            limit_ms: cpu_limit_ms,
+        }),
         Some(trap) => CallError::Trap(format!("{trap}: {}", first_line(e))),
         None => CallError::Trap(format!("{e:#}")),
     }
 }
 
 fn first_line(e: &wasmtime::Error) -> String {
-    format!("{e:#}").lines().next().unwrap_or_default().to_string()
+    format!("{e:#}")
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A network's current adapter. Swapping installs a new version for new
@@ -412,12 +517,17 @@ pub struct AdapterSlot {
 
 impl AdapterSlot {
     pub fn new(adapter: LoadedAdapter) -> Self {
-        AdapterSlot { current: RwLock::new(Arc::new(adapter)) }
+        AdapterSlot {
+            current: RwLock::new(Arc::new(adapter)),
+        }
     }
 
     /// The adapter new calls should use.
     pub fn current(&self) -> Arc<LoadedAdapter> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Install a new version; returns the one it replaced.

@@ -1,10 +1,10 @@
 //! Adapter output checked against the contract and normalized into the
 //! unified schema. Anything an adapter returns is untrusted input.
 
+use super::CallReport;
 use super::bindings::{self, CallbackOutcome, Descriptor, PollResult, Receipt};
 use super::error::CallError;
 use super::limits::LimitHit;
-use super::CallReport;
 use serde::Serialize;
 use yiwang_schema::{Decision, Event, EventDetails, Stage};
 
@@ -39,15 +39,28 @@ pub(crate) fn check<T: Serialize, U>(
     max_output: usize,
     normalize: impl FnOnce(T) -> Result<U, String>,
 ) -> CallReport<U> {
-    let CallReport { result, trace, elapsed } = report;
+    let CallReport {
+        result,
+        trace,
+        elapsed,
+    } = report;
     let result = result.and_then(|value| {
-        let size = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(&value)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > max_output {
-            return Err(CallError::Limit(LimitHit::Output { size, limit: max_output }));
+            return Err(CallError::Limit(LimitHit::Output {
+                size,
+                limit: max_output,
+            }));
         }
         normalize(value).map_err(CallError::Malformed)
     });
-    CallReport { result, trace, elapsed }
+    CallReport {
+        result,
+        trace,
+        elapsed,
+    }
 }
 
 fn text(what: &str, value: &str, max: usize) -> Result<(), String> {
@@ -75,23 +88,37 @@ pub(crate) fn descriptor(d: Descriptor) -> Result<Descriptor, String> {
     }
     for (i, m) in d.field_mappings.iter().enumerate() {
         if !m.unified.starts_with('/') {
-            return Err(format!("describe: field-mappings[{i}].unified {:?} is not a JSON pointer", m.unified));
+            return Err(format!(
+                "describe: field-mappings[{i}].unified {:?} is not a JSON pointer",
+                m.unified
+            ));
         }
     }
     Ok(d)
 }
 
 pub(crate) fn receipt(network: &str, case: &str, r: Receipt) -> Result<NormalizedReceipt, String> {
-    text("receipt: network-case-number", &r.network_case_number, MAX_CASE_NUMBER)
-        .map_err(|e| format!("{e} (the ministry's case number is required)"))?;
+    text(
+        "receipt: network-case-number",
+        &r.network_case_number,
+        MAX_CASE_NUMBER,
+    )
+    .map_err(|e| format!("{e} (the ministry's case number is required)"))?;
     let events = events(network, Some(case), r.events)?;
-    if let Some(other) = events.iter().find(|e| e.network_case_number != r.network_case_number) {
+    if let Some(other) = events
+        .iter()
+        .find(|e| e.network_case_number != r.network_case_number)
+    {
         return Err(format!(
             "receipt: event for {:?} does not match the receipt's case number {:?}",
             other.network_case_number, r.network_case_number
         ));
     }
-    Ok(NormalizedReceipt { network_case_number: r.network_case_number, raw_receipt: r.raw_receipt, events })
+    Ok(NormalizedReceipt {
+        network_case_number: r.network_case_number,
+        raw_receipt: r.raw_receipt,
+        events,
+    })
 }
 
 pub(crate) fn poll(network: &str, p: PollResult) -> Result<NormalizedPoll, String> {
@@ -100,25 +127,50 @@ pub(crate) fn poll(network: &str, p: PollResult) -> Result<NormalizedPoll, Strin
     {
         return Err(format!("poll: next-cursor is {} bytes, over 4096", c.len()));
     }
-    Ok(NormalizedPoll { events: events(network, None, p.events)?, next_cursor: p.next_cursor })
+    Ok(NormalizedPoll {
+        events: events(network, None, p.events)?,
+        next_cursor: p.next_cursor,
+    })
 }
 
 pub(crate) fn callback(network: &str, c: CallbackOutcome) -> Result<NormalizedCallback, String> {
     if !(100..=599).contains(&c.response.status) {
-        return Err(format!("callback: response status {} is not an HTTP status", c.response.status));
+        return Err(format!(
+            "callback: response status {} is not an HTTP status",
+            c.response.status
+        ));
     }
-    Ok(NormalizedCallback { events: events(network, None, c.events)?, response: c.response })
+    Ok(NormalizedCallback {
+        events: events(network, None, c.events)?,
+        response: c.response,
+    })
 }
 
-pub(crate) fn events(network: &str, case: Option<&str>, events: Vec<bindings::Event>) -> Result<Vec<Event>, String> {
-    events.into_iter().enumerate().map(|(i, e)| event(network, case, e).map_err(|m| format!("events[{i}]: {m}"))).collect()
+pub(crate) fn events(
+    network: &str,
+    case: Option<&str>,
+    events: Vec<bindings::Event>,
+) -> Result<Vec<Event>, String> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| event(network, case, e).map_err(|m| format!("events[{i}]: {m}")))
+        .collect()
 }
 
 fn event(network: &str, case: Option<&str>, e: bindings::Event) -> Result<Event, String> {
-    text("network-case-number", &e.network_case_number, MAX_CASE_NUMBER)?;
+    text(
+        "network-case-number",
+        &e.network_case_number,
+        MAX_CASE_NUMBER,
+    )?;
     let at = chrono::DateTime::parse_from_rfc3339(&e.at)
         .map_err(|err| format!("at {:?} is not RFC 3339 with an offset: {err}", e.at))?;
-    for (what, v) in [("reason", &e.reason), ("certificate-number", &e.certificate_number), ("raw-status", &e.raw_status)] {
+    for (what, v) in [
+        ("reason", &e.reason),
+        ("certificate-number", &e.certificate_number),
+        ("raw-status", &e.raw_status),
+    ] {
         if let Some(v) = v
             && v.len() > MAX_FIELD
         {
@@ -127,7 +179,9 @@ fn event(network: &str, case: Option<&str>, e: bindings::Event) -> Result<Event,
     }
     let case_number = match (case, e.case_number) {
         (Some(known), Some(said)) if known != said => {
-            return Err(format!("event names case {said:?} but the call was for {known:?}"));
+            return Err(format!(
+                "event names case {said:?} but the call was for {known:?}"
+            ));
         }
         (Some(known), _) => Some(known.to_string()),
         (None, said) => said,
@@ -155,7 +209,8 @@ fn event(network: &str, case: Option<&str>, e: bindings::Event) -> Result<Event,
 }
 
 fn beijing() -> chrono::FixedOffset {
-    chrono::FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| unreachable!("+08:00 is a valid offset"))
+    chrono::FixedOffset::east_opt(8 * 3600)
+        .unwrap_or_else(|| unreachable!("+08:00 is a valid offset"))
 }
 
 fn stage(s: bindings::Stage) -> Stage {

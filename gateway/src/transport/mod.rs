@@ -49,7 +49,8 @@ pub enum TransportError {
 }
 
 /// A boxed future returned by [`Transport::send`].
-pub type SendFuture = Pin<Box<dyn Future<Output = Result<OutboundResponse, TransportError>> + Send>>;
+pub type SendFuture =
+    Pin<Box<dyn Future<Output = Result<OutboundResponse, TransportError>> + Send>>;
 
 /// Carries one request to a ministry network and brings back its reply.
 pub trait Transport: Send + Sync + 'static {
@@ -85,7 +86,9 @@ impl Transport for HttpTransport {
     fn send(&self, request: OutboundRequest) -> SendFuture {
         let client = self.client.clone();
         Box::pin(async move {
-            let mut builder = http::Request::builder().method(request.method).uri(request.uri);
+            let mut builder = http::Request::builder()
+                .method(request.method)
+                .uri(request.uri);
             for (name, value) in &request.headers {
                 builder = builder.header(name.as_str(), value.as_str());
             }
@@ -103,7 +106,9 @@ impl Transport for HttpTransport {
                 })?;
                 let (parts, body) = resp.into_parts();
                 let body = Limited::new(body, limit).collect().await.map_err(|e| {
-                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
                         TransportError::ResponseTooLarge(limit as u64)
                     } else {
                         TransportError::NoReply(format!("reply cut off: {e}"))
@@ -112,9 +117,18 @@ impl Transport for HttpTransport {
                 let headers = parts
                     .headers
                     .iter()
-                    .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
                     .collect();
-                Ok(OutboundResponse { status: parts.status.as_u16(), headers, body: body.to_bytes() })
+                Ok(OutboundResponse {
+                    status: parts.status.as_u16(),
+                    headers,
+                    body: body.to_bytes(),
+                })
             };
             match tokio::time::timeout(request.timeout, exchange).await {
                 Ok(result) => result,

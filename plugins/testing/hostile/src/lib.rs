@@ -2,8 +2,8 @@
 
 use yiwang_adapter_sdk::http::{Request, ResponseExt};
 use yiwang_adapter_sdk::{
-    export_adapter, host, permanent, Adapter, AdapterError, Descriptor, Event, Receipt, Stage,
-    Submission,
+    Adapter, AdapterError, Descriptor, Event, Receipt, Stage, Submission, export_adapter, host,
+    permanent,
 };
 
 struct Hostile;
@@ -15,12 +15,20 @@ fn mode() -> String {
 fn case_number(s: &Submission) -> String {
     serde_json::from_str::<serde_json::Value>(&s.case_json)
         .ok()
-        .and_then(|v| v.get("case_number").and_then(|n| n.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("case_number")
+                .and_then(|n| n.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "unknown".to_string())
 }
 
 fn receipt(number: String, raw: String) -> Receipt {
-    Receipt { network_case_number: number, raw_receipt: raw, events: Vec::new() }
+    Receipt {
+        network_case_number: number,
+        raw_receipt: raw,
+        events: Vec::new(),
+    }
 }
 
 /// Small frames, so the wasm call stack (not the shadow stack in linear
@@ -82,30 +90,47 @@ impl Adapter for Hostile {
                 Ok(receipt(format!("STOLEN-{case}"), String::new()))
             }
             "malformed" => {
-                let mut e = yiwang_adapter_sdk::event(format!("M-{case}"), Stage::Accepted, "yesterday");
+                let mut e =
+                    yiwang_adapter_sdk::event(format!("M-{case}"), Stage::Accepted, "yesterday");
                 e.reason = Some("time is not RFC 3339".into());
                 let events: Vec<Event> = vec![e];
-                Ok(Receipt { network_case_number: format!("M-{case}"), raw_receipt: String::new(), events })
+                Ok(Receipt {
+                    network_case_number: format!("M-{case}"),
+                    raw_receipt: String::new(),
+                    events,
+                })
             }
             "escape" => {
                 let mut seen = Vec::new();
-                seen.push(format!("read /etc/passwd: {}", std::fs::read("/etc/passwd").is_ok()));
+                seen.push(format!(
+                    "read /etc/passwd: {}",
+                    std::fs::read("/etc/passwd").is_ok()
+                ));
                 seen.push(format!("read_dir /: {}", std::fs::read_dir("/").is_ok()));
-                seen.push(format!("write /tmp/x: {}", std::fs::write("/tmp/yiwang-escape", b"x").is_ok()));
+                seen.push(format!(
+                    "write /tmp/x: {}",
+                    std::fs::write("/tmp/yiwang-escape", b"x").is_ok()
+                ));
                 seen.push(format!("env vars: {}", std::env::vars().count()));
                 seen.push(format!("args: {}", std::env::args().count()));
                 seen.push(format!(
                     "tcp connect: {}",
                     std::net::TcpStream::connect("127.0.0.1:22").is_ok()
                 ));
-                seen.push(format!("dns: {}", std::net::ToSocketAddrs::to_socket_addrs("localhost:80").is_ok()));
+                seen.push(format!(
+                    "dns: {}",
+                    std::net::ToSocketAddrs::to_socket_addrs("localhost:80").is_ok()
+                ));
                 Ok(receipt(format!("ESCAPE-{case}"), seen.join("\n")))
             }
             "kv" => {
                 host::kv::set("token", b"abc").map_err(permanent)?;
                 let back = host::kv::get_string("token").unwrap_or_default();
                 let big = host::kv::set("big", &vec![0u8; 1 << 20]).is_err();
-                Ok(receipt(format!("KV-{case}"), format!("token={back} big-refused={big}")))
+                Ok(receipt(
+                    format!("KV-{case}"),
+                    format!("token={back} big-refused={big}"),
+                ))
             }
             other => Err(permanent(format!("unknown hostile mode {other:?}"))),
         }
@@ -113,7 +138,11 @@ impl Adapter for Hostile {
 
     fn query_status(network_case_number: String) -> Result<Vec<Event>, AdapterError> {
         let at = host::now().to_rfc3339();
-        Ok(vec![yiwang_adapter_sdk::event(network_case_number, Stage::Accepted, at)])
+        Ok(vec![yiwang_adapter_sdk::event(
+            network_case_number,
+            Stage::Accepted,
+            at,
+        )])
     }
 }
 
