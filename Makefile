@@ -4,6 +4,7 @@
 
 CARGO ?= cargo
 PLUGINS := plugins
+HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 
 .PHONY: test setup fmt-check clippy unit plugins bench fmt
 
@@ -24,6 +25,8 @@ clippy:
 
 unit:
 	$(CARGO) test --workspace
+	# The adapters' pure mapping tests, compiled natively (no component export).
+	cd $(PLUGINS) && $(CARGO) test --target $(HOST) --no-default-features
 
 # Build every adapter component (target/wasm32-wasip2/release/*.wasm in plugins/).
 plugins: setup

@@ -464,14 +464,14 @@ pub async fn run_file(runtime: &Runtime, wasm: &[u8], file: &Path) -> Result<Fix
                 change_json: read_text(&path)?,
                 idempotency_key: fixture.idempotency_key.clone(),
             };
-            to_json(adapter.update(case_number, change).await)
+            events_json(adapter.update(case_number, change).await)
         }
         Operation::QueryStatus => {
             let n = fixture
                 .network_case_number
                 .clone()
                 .ok_or_else(|| bad("query-status needs `network-case-number`".into()))?;
-            to_json(adapter.query_status(None, &n).await)
+            events_json(adapter.query_status(None, &n).await)
         }
         Operation::Poll => to_json(adapter.poll(fixture.cursor.clone()).await),
         Operation::HandleCallback => {
@@ -536,9 +536,28 @@ fn to_json<T: serde::Serialize>(report: CallReport<T>) -> CallReport<serde_json:
     }
 }
 
+/// Lists of events are compared as `{ events = [...] }`, so `[expect.result]`
+/// names the field like every other operation's result.
+fn events_json<T: serde::Serialize>(report: CallReport<Vec<T>>) -> CallReport<serde_json::Value> {
+    let CallReport {
+        result,
+        trace,
+        elapsed,
+    } = report;
+    let result = result.map(|events| serde_json::json!({ "events": events }));
+    CallReport {
+        result,
+        trace,
+        elapsed,
+    }
+}
+
 fn compare_outcome(expect: &Expect, outcome: &CallReport<serde_json::Value>) -> Vec<String> {
     let mut failures = Vec::new();
     match (&expect.result, &expect.error, &outcome.result) {
+        (Some(want), None, Ok(_)) if want.is_empty() => {
+            failures.push("[expect.result] names no field: the fixture would check nothing".into());
+        }
         (Some(want), None, Ok(got)) => {
             for (key, want_value) in want {
                 let want_json = serde_json::to_value(want_value).unwrap_or_default();

@@ -296,3 +296,103 @@ async fn compiled_components_are_cached_on_disk() {
     let files: Vec<_> = std::fs::read_dir(dir.path()).expect("read cache").collect();
     assert_eq!(files.len(), 1, "one cached file per component and engine");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_is_a_violation() {
+    let (err, _) = hostile_then_healthy("flood").await;
+    assert!(
+        matches!(
+            err,
+            CallError::Violation(Violation::TooManyRequests { limit: 16 })
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_clock_limit_while_waiting_on_the_ministry_is_ambiguous() {
+    let rt = runtime();
+    let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
+    // The ministry never answers: the request went out, the reply never comes.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let svc = Services::new(Arc::new(EchoTransport { gate: Some(gate) }));
+    let mut sb = sandbox("slow-net", "relay");
+    sb.limits.wall_time = Duration::from_millis(300);
+    let a = rt.load(&wasm, sb, svc).await.expect("load");
+    let report = a.submit("C-1", submission("C-1")).await;
+    let class = report.error_class();
+    let err = report.result.expect_err("times out");
+    assert!(
+        matches!(err, CallError::Limit(LimitHit::WallTime { limit_ms: 300 })),
+        "{err}"
+    );
+    assert_eq!(
+        class,
+        Some(ErrorClass::Ambiguous),
+        "the request may have reached the ministry"
+    );
+
+    // The same limit before anything was sent is plainly retryable.
+    let (err, class) = hostile_then_healthy("loop").await;
+    assert!(matches!(err, CallError::Limit(LimitHit::CpuTime { .. })));
+    assert_eq!(class, ErrorClass::Retryable);
+}
+
+/// Headers and body of one request as it reached the wire.
+type WireRecord = (Vec<(String, String)>, String);
+
+/// Records what reached the wire.
+struct RecordingTransport(std::sync::Mutex<Vec<WireRecord>>);
+
+impl Transport for RecordingTransport {
+    fn send(&self, request: OutboundRequest) -> SendFuture {
+        let body = String::from_utf8_lossy(&request.body).into_owned();
+        self.0
+            .lock()
+            .expect("lock")
+            .push((request.headers.clone(), body.clone()));
+        Box::pin(async move {
+            Ok(OutboundResponse {
+                status: 200,
+                headers: vec![],
+                body: body.into(),
+            })
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_filled_only_on_request_and_never_from_case_data() {
+    let rt = runtime();
+    let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
+    let wire = Arc::new(RecordingTransport(std::sync::Mutex::new(Vec::new())));
+    let svc = Services::new(wire.clone());
+    for mode in ["secret-smuggle", "login"] {
+        let mut sb = sandbox("n", mode);
+        sb.secrets.insert("username".into(), "gw-user".into());
+        sb.secrets.insert("password".into(), "hunter2".into());
+        assert!(
+            !format!("{sb:?}").contains("hunter2"),
+            "Debug never prints secrets"
+        );
+        let a = rt.load(&wasm, sb, svc.clone()).await.expect("load");
+        a.submit("C-1", submission("C-1"))
+            .await
+            .result
+            .expect("call works");
+    }
+    let wire = wire.0.lock().expect("lock");
+    assert_eq!(wire.len(), 2);
+    assert!(
+        wire[0].1.contains("${secret:password}") && !wire[0].1.contains("hunter2"),
+        "smuggled: {}",
+        wire[0].1
+    );
+    assert_eq!(wire[1].1, r#"{"password":"hunter2"}"#);
+    assert!(
+        wire[1]
+            .0
+            .iter()
+            .any(|(k, v)| k == "x-user" && v == "gw-user")
+    );
+}

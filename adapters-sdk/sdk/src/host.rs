@@ -75,8 +75,9 @@ pub fn require_config(key: &str) -> Result<String, AdapterError> {
     config(key).ok_or_else(|| permanent(format!("adapter configuration `{key}` is not set")))
 }
 
-/// The placeholder the host replaces with the named secret in an outgoing
-/// header value or body. The adapter never sees the secret itself.
+/// The placeholder the host replaces with the named secret in a request sent
+/// with [`crate::http::Request::send_with_secrets`] (header values and body).
+/// The adapter never sees the secret itself.
 pub fn secret_placeholder(name: &str) -> String {
     format!("${{secret:{name}}}")
 }

@@ -48,9 +48,15 @@ impl Request {
     pub fn into_inner(self) -> HttpRequest {
         self.0
     }
-    /// Send it through the host.
+    /// Send it through the host, exactly as built.
     pub fn send(self) -> Result<HttpResponse, SendError> {
         wit::send(&self.0)
+    }
+    /// Send it after the host fills `${secret:NAME}` placeholders (see
+    /// [`crate::host::secret_placeholder`]). Only for requests built from
+    /// constants, such as a login: never put case data in them.
+    pub fn send_with_secrets(self) -> Result<HttpResponse, SendError> {
+        wit::send_with_secrets(&self.0)
     }
 }
 

@@ -4,7 +4,7 @@ wasmtime::component::bindgen!({
     path: "../adapters-sdk/wit",
     world: "yiwang:adapter/adapter-world",
     imports: {
-        "yiwang:adapter/http.send": async | trappable,
+        "yiwang:adapter/http": async | trappable,
         default: trappable,
     },
     exports: { default: async },

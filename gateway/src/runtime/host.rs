@@ -17,7 +17,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Everything that scopes an adapter to its own network.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NetworkSandbox {
     /// The network's name (`market-regulation`).
     pub network: String,
@@ -29,6 +29,19 @@ pub struct NetworkSandbox {
     /// Values the adapter may use but never read.
     pub secrets: BTreeMap<String, String>,
     pub limits: Limits,
+}
+
+impl std::fmt::Debug for NetworkSandbox {
+    // Secrets are named, never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkSandbox")
+            .field("network", &self.network)
+            .field("endpoints", &self.endpoints)
+            .field("config", &self.config)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl NetworkSandbox {
@@ -310,6 +323,24 @@ impl http::Host for HostState {
         &mut self,
         request: types::HttpRequest,
     ) -> wasmtime::Result<Result<types::HttpResponse, http::SendError>> {
+        Ok(self.send_recorded(request, false).await)
+    }
+
+    async fn send_with_secrets(
+        &mut self,
+        request: types::HttpRequest,
+    ) -> wasmtime::Result<Result<types::HttpResponse, http::SendError>> {
+        Ok(self.send_recorded(request, true).await)
+    }
+}
+
+impl HostState {
+    /// Send through the transport, recording the exchange for the audit trail.
+    async fn send_recorded(
+        &mut self,
+        request: types::HttpRequest,
+        fill: bool,
+    ) -> Result<types::HttpResponse, http::SendError> {
         let limits = self.sandbox.limits.clone();
         let started = Instant::now();
         let mut exchange = Exchange {
@@ -323,7 +354,7 @@ impl http::Host for HostState {
             error: None,
             elapsed_ms: 0,
         };
-        let result = self.send_checked(request, &limits).await;
+        let result = self.send_checked(request, &limits, fill).await;
         exchange.elapsed_ms = started.elapsed().as_millis() as u64;
         match &result {
             Ok(resp) => {
@@ -336,15 +367,14 @@ impl http::Host for HostState {
         tracing::debug!(network = %self.sandbox.network, method = %exchange.method, url = %exchange.url,
             status = ?exchange.status, elapsed_ms = exchange.elapsed_ms, "adapter exchange");
         self.trace.exchanges.push(exchange);
-        Ok(result)
+        result
     }
-}
 
-impl HostState {
     async fn send_checked(
         &mut self,
         request: types::HttpRequest,
         limits: &Limits,
+        fill: bool,
     ) -> Result<types::HttpResponse, http::SendError> {
         use http::SendError as E;
         if self.trace.exchanges.len() as u32 >= limits.max_requests_per_call {
@@ -379,7 +409,11 @@ impl HostState {
             {
                 continue; // the transport owns these
             }
-            let value = fill_secrets(&h.value, secrets).map_err(E::InvalidRequest)?;
+            let value = if fill {
+                fill_secrets(&h.value, secrets).map_err(E::InvalidRequest)?
+            } else {
+                h.value.clone()
+            };
             ::http::HeaderName::from_bytes(h.name.as_bytes())
                 .map_err(|_| E::InvalidRequest(format!("bad header name {:?}", h.name)))?;
             ::http::HeaderValue::from_str(&value)
@@ -387,7 +421,7 @@ impl HostState {
             headers.push((h.name.clone(), value));
         }
         let body = match std::str::from_utf8(&request.body) {
-            Ok(text) if text.contains("${secret:") => {
+            Ok(text) if fill && text.contains("${secret:") => {
                 Bytes::from(fill_secrets(text, secrets).map_err(E::InvalidRequest)?)
             }
             _ => Bytes::from(request.body),
@@ -401,29 +435,28 @@ impl HostState {
             timeout: limits.send_timeout,
             max_response_bytes: limits.max_response_bytes,
         };
+        // Until the transport says otherwise, assume the request may reach
+        // the ministry: if the call is cut off while waiting (wall-clock
+        // limit), the outcome must count as ambiguous, never as unsent.
+        let sent_before = self.trace.sent;
+        self.trace.sent = true;
         let result = self.services.transport.send(outbound).await;
         match result {
-            Ok(resp) => {
-                self.trace.sent = true;
-                Ok(types::HttpResponse {
-                    status: resp.status,
-                    headers: resp
-                        .headers
-                        .into_iter()
-                        .map(|(name, value)| types::Header { name, value })
-                        .collect(),
-                    body: resp.body.to_vec(),
-                })
+            Ok(resp) => Ok(types::HttpResponse {
+                status: resp.status,
+                headers: resp
+                    .headers
+                    .into_iter()
+                    .map(|(name, value)| types::Header { name, value })
+                    .collect(),
+                body: resp.body.to_vec(),
+            }),
+            Err(TransportError::NotSent(m)) => {
+                self.trace.sent = sent_before;
+                Err(E::NotSent(m))
             }
-            Err(TransportError::NotSent(m)) => Err(E::NotSent(m)),
-            Err(TransportError::NoReply(m)) => {
-                self.trace.sent = true;
-                Err(E::NoReply(m))
-            }
-            Err(TransportError::ResponseTooLarge(n)) => {
-                self.trace.sent = true;
-                Err(E::ResponseTooLarge(n))
-            }
+            Err(TransportError::NoReply(m)) => Err(E::NoReply(m)),
+            Err(TransportError::ResponseTooLarge(n)) => Err(E::ResponseTooLarge(n)),
         }
     }
 }

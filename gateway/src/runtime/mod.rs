@@ -93,12 +93,18 @@ pub struct Runtime {
     cache: Option<ComponentCache>,
     config: RuntimeConfig,
     compiled: Mutex<HashMap<String, Component>>,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<EpochTicker>,
 }
 
-impl Drop for Runtime {
+/// Stops the epoch thread when the runtime and every adapter loaded from it
+/// are gone: an adapter outliving its runtime keeps its CPU limit.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -157,7 +163,7 @@ impl Runtime {
             cache,
             config,
             compiled: Mutex::new(HashMap::new()),
-            ticker_stop,
+            ticker: Arc::new(EpochTicker { stop: ticker_stop }),
         })
     }
 
@@ -236,6 +242,7 @@ impl Runtime {
             services,
             engine: self.engine.clone(),
             tick: Duration::from_millis(self.config.epoch_tick_ms.max(1)),
+            _ticker: self.ticker.clone(),
         };
         let described = adapter.describe().await;
         match described.result {
@@ -273,6 +280,7 @@ pub struct LoadedAdapter {
     services: Services,
     engine: wasmtime::Engine,
     tick: Duration,
+    _ticker: Arc<EpochTicker>,
 }
 
 impl LoadedAdapter {

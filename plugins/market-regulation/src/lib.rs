@@ -27,15 +27,19 @@ fn send(
     body: Vec<u8>,
     token: Option<&str>,
     effect: Effect,
+    with_secrets: bool,
 ) -> Result<(Reply, String), AdapterError> {
     let mut request = Request::post(path).header("Content-Type", "application/json;charset=UTF-8");
     if let Some(token) = token {
         request = request.header(mapping::TOKEN_HEADER, token);
     }
-    let response = request
-        .body(body)
-        .send()
-        .map_err(|e| mapping::send_error(e, effect))?;
+    let request = request.body(body);
+    let response = if with_secrets {
+        request.send_with_secrets()
+    } else {
+        request.send()
+    }
+    .map_err(|e| mapping::send_error(e, effect))?;
     let reply = mapping::read_reply(
         response.status,
         response.header("retry-after"),
@@ -48,7 +52,7 @@ fn send(
 /// Logs in with the network's secrets (filled in by the host) and caches the token.
 fn login() -> Result<String, AdapterError> {
     let body = mapping::login_body().to_string().into_bytes();
-    let (reply, _) = send(mapping::LOGIN_PATH, body, None, Effect::ReadOnly)?;
+    let (reply, _) = send(mapping::LOGIN_PATH, body, None, Effect::ReadOnly, true)?;
     if reply.code != "0000" {
         return Err(mapping::business_error(&reply));
     }
@@ -79,7 +83,7 @@ fn call(path: &str, body: &Value, effect: Effect) -> Result<(Reply, String), Ada
     };
     let mut relogged = false;
     loop {
-        let (reply, raw) = send(path, bytes.clone(), Some(&token), effect)?;
+        let (reply, raw) = send(path, bytes.clone(), Some(&token), effect, false)?;
         if reply.code == "1002" && !relogged {
             host::kv::delete(TOKEN_KEY);
             token = login()?;

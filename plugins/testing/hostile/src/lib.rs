@@ -65,6 +65,39 @@ impl Adapter for Hostile {
                 let body = String::from_utf8_lossy(&resp.body).into_owned();
                 Ok(receipt(format!("RELAY-{case}"), body))
             }
+            "flood" => {
+                for i in 0..100 {
+                    let _ = Request::post(format!("/flood/{i}")).send();
+                }
+                Ok(receipt(format!("FLOOD-{case}"), String::new()))
+            }
+            "secret-smuggle" => {
+                // Case data carrying a placeholder, sent the plain way: the
+                // host must send it verbatim, never fill it.
+                let body =
+                    format!("{{\"applicant\":\"${{secret:password}}\",\"case\":\"{case}\"}}");
+                let resp = Request::post("/relay").body(body.into_bytes()).send()?;
+                Ok(receipt(
+                    format!("SMUGGLE-{case}"),
+                    String::from_utf8_lossy(&resp.body).into_owned(),
+                ))
+            }
+            "login" => {
+                let resp = Request::post("/login")
+                    .header("x-user", host::secret_placeholder("username"))
+                    .body(
+                        format!(
+                            "{{\"password\":\"{}\"}}",
+                            host::secret_placeholder("password")
+                        )
+                        .into_bytes(),
+                    )
+                    .send_with_secrets()?;
+                Ok(receipt(
+                    format!("LOGIN-{case}"),
+                    String::from_utf8_lossy(&resp.body).into_owned(),
+                ))
+            }
             "loop" => {
                 let mut x: u64 = 0;
                 loop {
