@@ -95,6 +95,53 @@ macro_rules! export_adapter {
     };
 }
 
+/// One row of a field mapping: unified JSON pointer, ministry field, code
+/// table, note. Keep the rows in one `const` that `describe` and the
+/// adapter's README both show.
+pub type MappingRow = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+/// The field mapping as the contract carries it.
+pub fn field_mappings(rows: &[MappingRow]) -> Vec<FieldMapping> {
+    rows.iter()
+        .map(|(unified, ministry, table, note)| FieldMapping {
+            unified: (*unified).to_owned(),
+            ministry: (*ministry).to_owned(),
+            code_table: table.map(str::to_owned),
+            note: note.map(str::to_owned),
+        })
+        .collect()
+}
+
+/// A [`Descriptor`] from static tables: the usual body of `describe`, e.g.
+/// `descriptor(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), KIND, ITEMS, FIELD_MAPPINGS)`.
+pub fn descriptor(
+    name: &str,
+    version: &str,
+    network_kind: &str,
+    items: &[(&str, &str)],
+    mappings: &[MappingRow],
+) -> Descriptor {
+    Descriptor {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        network_kind: network_kind.to_owned(),
+        items: items
+            .iter()
+            .map(|(code, version)| ItemRef {
+                code: (*code).to_owned(),
+                version: (*version).to_owned(),
+            })
+            .collect(),
+        contract_version: CONTRACT_VERSION.to_owned(),
+        field_mappings: field_mappings(mappings),
+    }
+}
+
 /// Parse the case carried by a [`Submission`] into the typed unified schema.
 /// The gateway validated it before queueing; a failure here means the
 /// adapter was built against an incompatible schema.

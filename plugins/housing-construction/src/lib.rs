@@ -10,8 +10,8 @@ use yiwang_adapter_sdk::http::{Request, ResponseExt};
 use yiwang_adapter_sdk::schema::{CaseChange, ChangeKind};
 use yiwang_adapter_sdk::xml::Element;
 use yiwang_adapter_sdk::{
-    Adapter, AdapterError, CaseChange as ChangeCall, Descriptor, Event, ItemRef, Receipt,
-    Submission, host, parse_case, permanent, soap,
+    Adapter, AdapterError, CaseChange as ChangeCall, Descriptor, Event, Receipt, Submission, host,
+    parse_case, permanent, soap,
 };
 
 /// The adapter (exported as the component's `adapter` interface).
@@ -47,20 +47,13 @@ fn response(answer: Answer) -> Result<(Element, String), AdapterError> {
 
 impl Adapter for HousingConstruction {
     fn describe() -> Descriptor {
-        Descriptor {
-            name: env!("CARGO_PKG_NAME").into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            network_kind: mapping::NETWORK_KIND.into(),
-            items: mapping::ITEMS
-                .iter()
-                .map(|(code, version)| ItemRef {
-                    code: (*code).into(),
-                    version: (*version).into(),
-                })
-                .collect(),
-            contract_version: yiwang_adapter_sdk::CONTRACT_VERSION.into(),
-            field_mappings: mapping::field_mappings(),
-        }
+        yiwang_adapter_sdk::descriptor(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+            mapping::NETWORK_KIND,
+            mapping::ITEMS,
+            mapping::FIELD_MAPPINGS,
+        )
     }
 
     fn submit(submission: Submission) -> Result<Receipt, AdapterError> {

@@ -10,8 +10,8 @@ use serde_json::Value;
 use yiwang_adapter_sdk::http::{Request, ResponseExt};
 use yiwang_adapter_sdk::schema::CaseChange;
 use yiwang_adapter_sdk::{
-    Adapter, AdapterError, CaseChange as ChangeCall, Descriptor, Event, ItemRef, PollResult,
-    Receipt, Submission, host, parse_case, permanent,
+    Adapter, AdapterError, CaseChange as ChangeCall, Descriptor, Event, PollResult, Receipt,
+    Submission, host, parse_case, permanent,
 };
 
 /// The adapter (exported as the component's `adapter` interface).
@@ -104,20 +104,13 @@ fn ok(reply: Reply) -> Result<Value, AdapterError> {
 
 impl Adapter for MarketRegulation {
     fn describe() -> Descriptor {
-        Descriptor {
-            name: env!("CARGO_PKG_NAME").into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            network_kind: mapping::NETWORK_KIND.into(),
-            items: mapping::ITEMS
-                .iter()
-                .map(|(code, version)| ItemRef {
-                    code: (*code).into(),
-                    version: (*version).into(),
-                })
-                .collect(),
-            contract_version: yiwang_adapter_sdk::CONTRACT_VERSION.into(),
-            field_mappings: mapping::field_mappings(),
-        }
+        yiwang_adapter_sdk::descriptor(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+            mapping::NETWORK_KIND,
+            mapping::ITEMS,
+            mapping::FIELD_MAPPINGS,
+        )
     }
 
     fn submit(submission: Submission) -> Result<Receipt, AdapterError> {

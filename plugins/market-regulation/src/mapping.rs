@@ -87,13 +87,7 @@ pub static STATUS: StatusTable = StatusTable::new(
     UnknownStatus::Reject,
 );
 
-/// One row of the field mapping: unified JSON pointer, ministry field, code table, note.
-pub type MappingRow = (
-    &'static str,
-    &'static str,
-    Option<&'static str>,
-    Option<&'static str>,
-);
+pub use yiwang_adapter_sdk::MappingRow;
 
 /// Every field this adapter fills from the unified case (README.md shows the same table).
 pub const FIELD_MAPPINGS: &[MappingRow] = &[
@@ -142,15 +136,7 @@ pub const FIELD_MAPPINGS: &[MappingRow] = &[
 
 /// [`FIELD_MAPPINGS`] in the contract's shape.
 pub fn field_mappings() -> Vec<FieldMapping> {
-    FIELD_MAPPINGS
-        .iter()
-        .map(|(unified, ministry, table, note)| FieldMapping {
-            unified: (*unified).to_owned(),
-            ministry: (*ministry).to_owned(),
-            code_table: table.map(str::to_owned),
-            note: note.map(str::to_owned),
-        })
-        .collect()
+    yiwang_adapter_sdk::field_mappings(FIELD_MAPPINGS)
 }
 
 /// The unified field a ministry field name came from, for rejections (`zdmc`).
