@@ -5,6 +5,7 @@
 //! the host interface; [`transport`] carries their requests to their own
 //! network; [`fixture`] replays recorded exchanges to test an adapter offline.
 
+pub mod config;
 pub mod fixture;
 pub mod runtime;
 pub mod transport;

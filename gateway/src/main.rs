@@ -27,6 +27,9 @@ enum Top {
     /// Work with unified cases.
     #[command(subcommand)]
     Case(CaseCmd),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Print the JSON Schema of the unified case (or event, case-change).
     Schema {
         #[arg(value_parser = ["case", "event", "case-change"], default_value = "case")]
@@ -50,6 +53,12 @@ enum AdapterCmd {
     },
     /// Load a component and print what it says about itself (items, field mapping).
     Describe { component: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Check a configuration file; every problem is reported as file:line:col.
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -83,6 +92,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }) => adapter_test(&plugin_dir, component, only),
         Top::Adapter(AdapterCmd::Describe { component }) => adapter_describe(&component),
         Top::Case(CaseCmd::Validate { file }) => case_validate(&file),
+        Top::Config(ConfigCmd::Check { file }) => config_check(&file),
         Top::Schema { which } => {
             let schema = match which.as_str() {
                 "event" => yiwang_schema::event_json_schema(),
@@ -224,6 +234,26 @@ fn adapter_describe(component: &Path) -> Result<ExitCode> {
     })?;
     println!("{}", serde_json::to_string_pretty(&descriptor)?);
     Ok(ExitCode::SUCCESS)
+}
+
+fn config_check(file: &Path) -> Result<ExitCode> {
+    match yiwang_gateway::config::Config::load(file) {
+        Ok(loaded) => {
+            let c = &loaded.config;
+            println!("{}: ok ({} networks, {} items)", file.display(), c.networks.len(), c.items.len());
+            for (name, net) in &c.networks {
+                if let Err(e) = loaded.resolve_secrets(name, net.get_ref()) {
+                    println!("  note: {e} (needed when the gateway starts)");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            println!("{errors}");
+            println!("{} problem(s)", errors.errors.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn case_validate(file: &Path) -> Result<ExitCode> {

@@ -1,0 +1,372 @@
+//! The gateway's TOML configuration: listeners, storage, networks (endpoints,
+//! adapter, limits, retry policy, concurrency), and items → routes.
+//!
+//! Unknown keys are errors, and every error names `file:line:col`. The
+//! annotated reference is `config/yiwang.example.toml`.
+
+use crate::runtime::{Limits, RuntimeConfig};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// `[gateway]`: where state lives.
+    #[serde(default)]
+    pub gateway: GatewaySection,
+    /// `[runtime]`: the Wasm engine (pool size, memory ceiling, compile cache).
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// `[networks.<name>]`: one ministry network each.
+    #[serde(default)]
+    pub networks: BTreeMap<String, Spanned<NetworkConfig>>,
+    /// `[items."<item code>"]`: which networks an item's cases go to.
+    #[serde(default)]
+    pub items: BTreeMap<String, Spanned<ItemConfig>>,
+}
+
+/// `[gateway]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GatewaySection {
+    /// Where the queue, key-value store and compile cache live
+    /// (`data-dir = "/var/lib/yiwang"`), relative to the config file.
+    pub data_dir: PathBuf,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        GatewaySection { data_dir: PathBuf::from("data") }
+    }
+}
+
+/// `[networks.<name>]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetworkConfig {
+    /// The adapter component (`adapter = "adapters/market_regulation.wasm"`),
+    /// relative to the config file.
+    pub adapter: Spanned<PathBuf>,
+    /// Optional pin: the adapter file must have this sha256 (hex).
+    #[serde(default)]
+    pub adapter_sha256: Option<Spanned<String>>,
+    /// Origins the adapter may reach; the first is the primary one
+    /// (`endpoints = ["https://10.1.2.3:8443"]`).
+    pub endpoints: Vec<Spanned<String>>,
+    /// Deliveries in flight at once to this network (`concurrency = 8`).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: Spanned<u32>,
+    /// Values the adapter may read (`[networks.X.adapter-config]`).
+    #[serde(default)]
+    pub adapter_config: BTreeMap<String, String>,
+    /// Values the adapter may use but never read (`username = { env = "MR_USER" }`).
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Spanned<SecretSource>>,
+    /// Resource limits per adapter call (`[networks.X.limits]`).
+    #[serde(default = "unspanned")]
+    pub limits: Spanned<Limits>,
+    /// Retry policy (`[networks.X.retry]`).
+    #[serde(default = "unspanned")]
+    pub retry: Spanned<RetryPolicy>,
+    /// How often to poll the network's change feed; none disables polling
+    /// (`poll-interval-ms = 30000`).
+    #[serde(default)]
+    pub poll_interval_ms: Option<u64>,
+}
+
+fn default_concurrency() -> Spanned<u32> {
+    Spanned::new(0..0, 8)
+}
+
+/// A default value: it has no place in the file (errors about it point at
+/// the enclosing table instead).
+fn unspanned<T: Default>() -> Spanned<T> {
+    Spanned::new(0..0, T::default())
+}
+
+/// The value's place, or `outer`'s when the value was defaulted.
+fn place<T>(value: &Spanned<T>, outer: &std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let span = value.span();
+    if span.is_empty() { outer.clone() } else { span }
+}
+
+/// Where a secret comes from. Plain `value` is for demos and tests only.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum SecretSource {
+    /// An environment variable of the gateway process.
+    Env(String),
+    /// A file readable by the gateway only (trailing newline trimmed).
+    File(PathBuf),
+    /// Written in the config itself.
+    Value(String),
+}
+
+/// `[networks.X.retry]`: exponential backoff with full jitter.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct RetryPolicy {
+    /// First backoff (`initial-ms = 1000`).
+    pub initial_ms: u64,
+    /// Backoff ceiling (`max-interval-ms = 300000`).
+    pub max_interval_ms: u64,
+    /// Give up after this many attempts (`max-attempts = 50`); none = no cap.
+    pub max_attempts: Option<u32>,
+    /// Give up after this long since acceptance (`max-age-s = 604800`).
+    pub max_age_s: Option<u64>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { initial_ms: 1000, max_interval_ms: 300_000, max_attempts: None, max_age_s: Some(7 * 24 * 3600) }
+    }
+}
+
+/// `[items."<code>"]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ItemConfig {
+    /// A human name (`name = "企业开办"`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The networks a case of this item goes to, in order of dependency.
+    pub route: Vec<Spanned<RouteStep>>,
+}
+
+/// One network of a route (`{ network = "tax", after = ["market-regulation"],
+/// inputs = { licence-number = "market-regulation.certificate_number" } }`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RouteStep {
+    pub network: Spanned<String>,
+    /// Networks whose delivery must finish first (earlier steps of this route).
+    #[serde(default)]
+    pub after: Vec<Spanned<String>>,
+    /// Result fields of earlier networks passed to this one:
+    /// input name → `<network>.<field>`, field one of [`RESULT_FIELDS`].
+    #[serde(default)]
+    pub inputs: BTreeMap<String, Spanned<String>>,
+}
+
+/// What an upstream network's result can feed into a chained route.
+pub const RESULT_FIELDS: &[&str] = &["network_case_number", "certificate_number", "decision"];
+
+/// A problem at a place in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+/// Every problem in a file, each with its place.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}:{}: {}", self.file.display(), e.line, e.col, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Byte offset → 1-based line and column (in characters).
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+struct Problems<'a> {
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, span: std::ops::Range<usize>, message: impl Into<String>) {
+        let (line, col) = line_col(self.text, span.start);
+        self.errors.push(ConfigError { line, col, message: message.into() });
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+}
+
+impl Config {
+    /// Read, parse and check a file; relative paths in it resolve against
+    /// its folder.
+    pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            file: path.to_path_buf(),
+            errors: vec![ConfigError { line: 0, col: 0, message: format!("cannot read: {e}") }],
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and check `text` as if read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<LoadedConfig, ConfigErrors> {
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let fail = |errors| ConfigErrors { file: path.to_path_buf(), errors };
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            fail(vec![ConfigError { line, col, message: e.message().trim().to_string() }])
+        })?;
+        let mut p = Problems { text, errors: Vec::new() };
+        config.check(&mut p, &base);
+        if p.errors.is_empty() {
+            Ok(LoadedConfig { config, base })
+        } else {
+            p.errors.sort_by_key(|e| (e.line, e.col));
+            Err(fail(p.errors))
+        }
+    }
+
+    fn check(&self, p: &mut Problems<'_>, base: &Path) {
+        for (name, net) in &self.networks {
+            let span = net.span();
+            let net = net.get_ref();
+            if !valid_name(name) {
+                p.at(span.clone(), format!("network name {name:?}: use lowercase letters, digits and '-'"));
+            }
+            let adapter = base.join(net.adapter.get_ref());
+            if !adapter.is_file() {
+                p.at(net.adapter.span(), format!("network `{name}`: adapter {} does not exist", adapter.display()));
+            }
+            if let Some(pin) = &net.adapter_sha256 {
+                let hex = pin.get_ref();
+                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+                    p.at(pin.span(), format!("network `{name}`: adapter-sha256 must be 64 lowercase hex digits"));
+                }
+            }
+            if net.endpoints.is_empty() {
+                p.at(span.clone(), format!("network `{name}`: endpoints is empty; an adapter must be able to reach its network"));
+            }
+            for e in &net.endpoints {
+                match e.get_ref().parse::<http::Uri>() {
+                    Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() => {}
+                    _ => p.at(e.span(), format!("network `{name}`: endpoint {:?} is not an absolute http(s) URL", e.get_ref())),
+                }
+            }
+            if *net.concurrency.get_ref() == 0 {
+                p.at(place(&net.concurrency, &span), format!("network `{name}`: concurrency must be at least 1"));
+            }
+            let limits = net.limits.get_ref();
+            if limits.memory_bytes > self.runtime.max_memory_bytes {
+                p.at(
+                    place(&net.limits, &span),
+                    format!(
+                        "network `{name}`: limits.memory-bytes {} is over runtime.max-memory-bytes {}",
+                        limits.memory_bytes, self.runtime.max_memory_bytes
+                    ),
+                );
+            }
+            if limits.cpu_time.is_zero() || limits.wall_time < limits.cpu_time {
+                p.at(place(&net.limits, &span), format!("network `{name}`: need 0 < cpu-time-ms <= wall-time-ms"));
+            }
+            let retry = net.retry.get_ref();
+            if retry.initial_ms == 0 || retry.max_interval_ms < retry.initial_ms {
+                p.at(place(&net.retry, &span), format!("network `{name}`: need 0 < retry.initial-ms <= retry.max-interval-ms"));
+            }
+        }
+        for (code, item) in &self.items {
+            let span = item.span();
+            let item = item.get_ref();
+            if item.route.is_empty() {
+                p.at(span.clone(), format!("item `{code}`: route is empty; a case must reach at least one network"));
+            }
+            let mut earlier: BTreeSet<&str> = BTreeSet::new();
+            for step in &item.route {
+                let step = step.get_ref();
+                let network = step.network.get_ref().as_str();
+                if !self.networks.contains_key(network) {
+                    p.at(step.network.span(), format!("item `{code}`: route names network `{network}`, which is not configured"));
+                }
+                if earlier.contains(network) {
+                    p.at(step.network.span(), format!("item `{code}`: network `{network}` appears twice in the route"));
+                }
+                for dep in &step.after {
+                    if !earlier.contains(dep.get_ref().as_str()) {
+                        p.at(
+                            dep.span(),
+                            format!(
+                                "item `{code}`: `{network}` waits for `{}`, which is not an earlier step of this route",
+                                dep.get_ref()
+                            ),
+                        );
+                    }
+                }
+                for (input, source) in &step.inputs {
+                    let (from, field) = source.get_ref().split_once('.').unwrap_or(("", ""));
+                    if !step.after.iter().any(|a| a.get_ref() == from) {
+                        p.at(
+                            source.span(),
+                            format!(
+                                "item `{code}`: input `{input}` of `{network}` reads from `{from}`, which `{network}` does not wait for (add it to `after`)"
+                            ),
+                        );
+                    }
+                    if !RESULT_FIELDS.contains(&field) {
+                        p.at(
+                            source.span(),
+                            format!("item `{code}`: input `{input}`: field `{field}` is not one of {}", RESULT_FIELDS.join(", ")),
+                        );
+                    }
+                }
+                earlier.insert(network);
+            }
+        }
+    }
+}
+
+/// A checked configuration and the folder its relative paths resolve against.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub base: PathBuf,
+}
+
+impl LoadedConfig {
+    /// An adapter's path, resolved.
+    pub fn adapter_path(&self, network: &NetworkConfig) -> PathBuf {
+        self.base.join(network.adapter.get_ref())
+    }
+
+    /// Resolve a network's secrets; a missing variable or file names the
+    /// network and the secret, never its value.
+    pub fn resolve_secrets(&self, network: &str, net: &NetworkConfig) -> Result<BTreeMap<String, String>, String> {
+        let mut out = BTreeMap::new();
+        for (name, source) in &net.secrets {
+            let value = match source.get_ref() {
+                SecretSource::Env(var) => std::env::var(var)
+                    .map_err(|_| format!("network `{network}`: secret `{name}`: environment variable {var} is not set"))?,
+                SecretSource::File(file) => std::fs::read_to_string(self.base.join(file))
+                    .map_err(|e| format!("network `{network}`: secret `{name}`: {}: {e}", file.display()))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+                SecretSource::Value(v) => v.clone(),
+            };
+            out.insert(name.clone(), value);
+        }
+        Ok(out)
+    }
+}
