@@ -240,7 +240,12 @@ fn config_check(file: &Path) -> Result<ExitCode> {
     match yiwang_gateway::config::Config::load(file) {
         Ok(loaded) => {
             let c = &loaded.config;
-            println!("{}: ok ({} networks, {} items)", file.display(), c.networks.len(), c.items.len());
+            println!(
+                "{}: ok ({} networks, {} items)",
+                file.display(),
+                c.networks.len(),
+                c.items.len()
+            );
             for (name, net) in &c.networks {
                 if let Err(e) = loaded.resolve_secrets(name, net.get_ref()) {
                     println!("  note: {e} (needed when the gateway starts)");

@@ -10,9 +10,16 @@ fn example_dir() -> tempfile::TempDir {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/yiwang.example.toml");
     std::fs::copy(example, dir.path().join("yiwang.toml")).expect("copy example");
     std::fs::create_dir(dir.path().join("adapters")).expect("mkdir");
-    std::fs::copy(yiwang_artifacts::MARKET_REGULATION, dir.path().join("adapters/market_regulation.wasm")).expect("copy");
-    std::fs::copy(yiwang_artifacts::HOUSING_CONSTRUCTION, dir.path().join("adapters/housing_construction.wasm"))
-        .expect("copy");
+    std::fs::copy(
+        yiwang_artifacts::MARKET_REGULATION,
+        dir.path().join("adapters/market_regulation.wasm"),
+    )
+    .expect("copy");
+    std::fs::copy(
+        yiwang_artifacts::HOUSING_CONSTRUCTION,
+        dir.path().join("adapters/housing_construction.wasm"),
+    )
+    .expect("copy");
     dir
 }
 
@@ -26,12 +33,18 @@ fn the_annotated_example_is_valid() {
     assert_eq!(*mr.concurrency.get_ref(), 8);
     assert_eq!(mr.limits.get_ref().cpu_time.as_millis(), 2000);
     assert_eq!(mr.retry.get_ref().max_attempts, Some(50));
-    assert_eq!(mr.secrets["username"].get_ref(), &SecretSource::Env("YIWANG_MR_USERNAME".into()));
+    assert_eq!(
+        mr.secrets["username"].get_ref(),
+        &SecretSource::Env("YIWANG_MR_USERNAME".into())
+    );
     let route = &c.items["ZJ-SGXK-001"].get_ref().route;
     assert_eq!(route[1].get_ref().after[0].get_ref(), "market-regulation");
     // Defaults fill what a network leaves out.
     let hc = c.networks["housing-construction"].get_ref();
-    assert_eq!(hc.limits.get_ref(), &yiwang_gateway::runtime::Limits::default());
+    assert_eq!(
+        hc.limits.get_ref(),
+        &yiwang_gateway::runtime::Limits::default()
+    );
 }
 
 /// Check `text` (with the example's adapters present) and return the errors.
@@ -41,7 +54,9 @@ fn errors(text: &str) -> String {
     std::fs::write(&path, text).expect("write");
     match Config::load(&path) {
         Ok(_) => panic!("expected errors for:\n{text}"),
-        Err(e) => e.to_string().replace(&format!("{}/", dir.path().display()), ""),
+        Err(e) => e
+            .to_string()
+            .replace(&format!("{}/", dir.path().display()), ""),
     }
 }
 
@@ -50,16 +65,25 @@ const NET: &str = "[networks.mr]\nadapter = \"adapters/market_regulation.wasm\"\
 #[test]
 fn unknown_keys_are_errors_with_their_place() {
     let e = errors(&format!("{NET}concurency = 3\n"));
-    assert!(e.starts_with("bad.toml:4:1: unknown field `concurency`"), "{e}");
+    assert!(
+        e.starts_with("bad.toml:4:1: unknown field `concurency`"),
+        "{e}"
+    );
     let e = errors(&format!("{NET}[networks.mr.limits]\ncpu-time = 5\n"));
-    assert!(e.starts_with("bad.toml:5:1: unknown field `cpu-time`"), "{e}");
+    assert!(
+        e.starts_with("bad.toml:5:1: unknown field `cpu-time`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn wrong_types_name_the_place() {
     let e = errors(&format!("{NET}concurrency = \"eight\"\n"));
     assert!(e.starts_with("bad.toml:4:15:"), "{e}");
-    assert!(e.contains("invalid type: string \"eight\", expected u32"), "{e}");
+    assert!(
+        e.contains("invalid type: string \"eight\", expected u32"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -71,13 +95,50 @@ fn semantic_mistakes_are_all_reported_at_once() {
     );
     let e = errors(&text);
     let lines: Vec<&str> = e.lines().collect();
-    assert!(lines.iter().any(|l| l.starts_with("bad.toml:4:15: network `mr`: concurrency must be at least 1")), "{e}");
-    assert!(lines.iter().any(|l| l.starts_with("bad.toml:6:11: network `ghost`: adapter") && l.contains("does not exist")), "{e}");
-    assert!(lines.iter().any(|l| l.starts_with("bad.toml:7:14: network `ghost`: endpoint \"ftp://x\"")), "{e}");
-    assert!(lines.iter().any(|l| l.starts_with("bad.toml:11:15: item `A-1`: route names network `nowhere`")), "{e}");
-    assert!(lines.iter().any(|l| l.contains("`ghost` waits for `later`, which is not an earlier step")), "{e}");
-    assert!(lines.iter().any(|l| l.contains("input `n` of `ghost` reads from `mr`, which `ghost` does not wait for")), "{e}");
-    assert!(lines.iter().any(|l| l.contains("field `colour` is not one of network_case_number")), "{e}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("bad.toml:4:15: network `mr`: concurrency must be at least 1")),
+        "{e}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("bad.toml:6:11: network `ghost`: adapter")
+                && l.contains("does not exist")),
+        "{e}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("bad.toml:7:14: network `ghost`: endpoint \"ftp://x\"")),
+        "{e}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("bad.toml:11:15: item `A-1`: route names network `nowhere`")),
+        "{e}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("`ghost` waits for `later`, which is not an earlier step")),
+        "{e}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l
+                .contains("input `n` of `ghost` reads from `mr`, which `ghost` does not wait for")),
+        "{e}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("field `colour` is not one of network_case_number")),
+        "{e}"
+    );
     assert_eq!(lines.len(), 7, "{e}");
 }
 
@@ -89,7 +150,11 @@ fn cli_config_check_reports_and_exits_non_zero() {
         .arg(dir.path().join("yiwang.toml"))
         .output()
         .expect("run yiwang");
-    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
     assert!(String::from_utf8_lossy(&good.stdout).contains("2 networks, 2 items"));
 
     let bad = dir.path().join("bad.toml");
@@ -101,5 +166,8 @@ fn cli_config_check_reports_and_exits_non_zero() {
         .expect("run yiwang");
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("bad.toml:4:1: unknown field `colour`"), "{stdout}");
+    assert!(
+        stdout.contains("bad.toml:4:1: unknown field `colour`"),
+        "{stdout}"
+    );
 }

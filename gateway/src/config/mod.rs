@@ -40,7 +40,9 @@ pub struct GatewaySection {
 
 impl Default for GatewaySection {
     fn default() -> Self {
-        GatewaySection { data_dir: PathBuf::from("data") }
+        GatewaySection {
+            data_dir: PathBuf::from("data"),
+        }
     }
 }
 
@@ -122,7 +124,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { initial_ms: 1000, max_interval_ms: 300_000, max_attempts: None, max_age_s: Some(7 * 24 * 3600) }
+        RetryPolicy {
+            initial_ms: 1000,
+            max_interval_ms: 300_000,
+            max_attempts: None,
+            max_age_s: Some(7 * 24 * 3600),
+        }
     }
 }
 
@@ -176,7 +183,14 @@ impl fmt::Display for ConfigErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}:{}: {}", self.file.display(), e.line, e.col, e.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                e.line,
+                e.col,
+                e.message
+            )?;
         }
         Ok(())
     }
@@ -189,7 +203,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..text.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -201,14 +220,20 @@ struct Problems<'a> {
 impl Problems<'_> {
     fn at(&mut self, span: std::ops::Range<usize>, message: impl Into<String>) {
         let (line, col) = line_col(self.text, span.start);
-        self.errors.push(ConfigError { line, col, message: message.into() });
+        self.errors.push(ConfigError {
+            line,
+            col,
+            message: message.into(),
+        });
     }
 }
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.starts_with('-')
 }
 
@@ -218,7 +243,11 @@ impl Config {
     pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
             file: path.to_path_buf(),
-            errors: vec![ConfigError { line: 0, col: 0, message: format!("cannot read: {e}") }],
+            errors: vec![ConfigError {
+                line: 0,
+                col: 0,
+                message: format!("cannot read: {e}"),
+            }],
         })?;
         Self::parse(&text, path)
     }
@@ -226,12 +255,22 @@ impl Config {
     /// Parse and check `text` as if read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<LoadedConfig, ConfigErrors> {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let fail = |errors| ConfigErrors { file: path.to_path_buf(), errors };
+        let fail = |errors| ConfigErrors {
+            file: path.to_path_buf(),
+            errors,
+        };
         let config: Config = toml::from_str(text).map_err(|e| {
             let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-            fail(vec![ConfigError { line, col, message: e.message().trim().to_string() }])
+            fail(vec![ConfigError {
+                line,
+                col,
+                message: e.message().trim().to_string(),
+            }])
         })?;
-        let mut p = Problems { text, errors: Vec::new() };
+        let mut p = Problems {
+            text,
+            errors: Vec::new(),
+        };
         config.check(&mut p, &base);
         if p.errors.is_empty() {
             Ok(LoadedConfig { config, base })
@@ -246,16 +285,32 @@ impl Config {
             let span = net.span();
             let net = net.get_ref();
             if !valid_name(name) {
-                p.at(span.clone(), format!("network name {name:?}: use lowercase letters, digits and '-'"));
+                p.at(
+                    span.clone(),
+                    format!("network name {name:?}: use lowercase letters, digits and '-'"),
+                );
             }
             let adapter = base.join(net.adapter.get_ref());
             if !adapter.is_file() {
-                p.at(net.adapter.span(), format!("network `{name}`: adapter {} does not exist", adapter.display()));
+                p.at(
+                    net.adapter.span(),
+                    format!(
+                        "network `{name}`: adapter {} does not exist",
+                        adapter.display()
+                    ),
+                );
             }
             if let Some(pin) = &net.adapter_sha256 {
                 let hex = pin.get_ref();
-                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
-                    p.at(pin.span(), format!("network `{name}`: adapter-sha256 must be 64 lowercase hex digits"));
+                if hex.len() != 64
+                    || !hex
+                        .chars()
+                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+                {
+                    p.at(
+                        pin.span(),
+                        format!("network `{name}`: adapter-sha256 must be 64 lowercase hex digits"),
+                    );
                 }
             }
             if net.endpoints.is_empty() {
@@ -263,12 +318,23 @@ impl Config {
             }
             for e in &net.endpoints {
                 match e.get_ref().parse::<http::Uri>() {
-                    Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() => {}
-                    _ => p.at(e.span(), format!("network `{name}`: endpoint {:?} is not an absolute http(s) URL", e.get_ref())),
+                    Ok(uri)
+                        if matches!(uri.scheme_str(), Some("http" | "https"))
+                            && uri.authority().is_some() => {}
+                    _ => p.at(
+                        e.span(),
+                        format!(
+                            "network `{name}`: endpoint {:?} is not an absolute http(s) URL",
+                            e.get_ref()
+                        ),
+                    ),
                 }
             }
             if *net.concurrency.get_ref() == 0 {
-                p.at(place(&net.concurrency, &span), format!("network `{name}`: concurrency must be at least 1"));
+                p.at(
+                    place(&net.concurrency, &span),
+                    format!("network `{name}`: concurrency must be at least 1"),
+                );
             }
             let limits = net.limits.get_ref();
             if limits.memory_bytes > self.runtime.max_memory_bytes {
@@ -281,18 +347,29 @@ impl Config {
                 );
             }
             if limits.cpu_time.is_zero() || limits.wall_time < limits.cpu_time {
-                p.at(place(&net.limits, &span), format!("network `{name}`: need 0 < cpu-time-ms <= wall-time-ms"));
+                p.at(
+                    place(&net.limits, &span),
+                    format!("network `{name}`: need 0 < cpu-time-ms <= wall-time-ms"),
+                );
             }
             let retry = net.retry.get_ref();
             if retry.initial_ms == 0 || retry.max_interval_ms < retry.initial_ms {
-                p.at(place(&net.retry, &span), format!("network `{name}`: need 0 < retry.initial-ms <= retry.max-interval-ms"));
+                p.at(
+                    place(&net.retry, &span),
+                    format!("network `{name}`: need 0 < retry.initial-ms <= retry.max-interval-ms"),
+                );
             }
         }
         for (code, item) in &self.items {
             let span = item.span();
             let item = item.get_ref();
             if item.route.is_empty() {
-                p.at(span.clone(), format!("item `{code}`: route is empty; a case must reach at least one network"));
+                p.at(
+                    span.clone(),
+                    format!(
+                        "item `{code}`: route is empty; a case must reach at least one network"
+                    ),
+                );
             }
             let mut earlier: BTreeSet<&str> = BTreeSet::new();
             for step in &item.route {
@@ -302,7 +379,10 @@ impl Config {
                     p.at(step.network.span(), format!("item `{code}`: route names network `{network}`, which is not configured"));
                 }
                 if earlier.contains(network) {
-                    p.at(step.network.span(), format!("item `{code}`: network `{network}` appears twice in the route"));
+                    p.at(
+                        step.network.span(),
+                        format!("item `{code}`: network `{network}` appears twice in the route"),
+                    );
                 }
                 for dep in &step.after {
                     if !earlier.contains(dep.get_ref().as_str()) {
@@ -328,7 +408,10 @@ impl Config {
                     if !RESULT_FIELDS.contains(&field) {
                         p.at(
                             source.span(),
-                            format!("item `{code}`: input `{input}`: field `{field}` is not one of {}", RESULT_FIELDS.join(", ")),
+                            format!(
+                                "item `{code}`: input `{input}`: field `{field}` is not one of {}",
+                                RESULT_FIELDS.join(", ")
+                            ),
                         );
                     }
                 }
@@ -353,7 +436,11 @@ impl LoadedConfig {
 
     /// Resolve a network's secrets; a missing variable or file names the
     /// network and the secret, never its value.
-    pub fn resolve_secrets(&self, network: &str, net: &NetworkConfig) -> Result<BTreeMap<String, String>, String> {
+    pub fn resolve_secrets(
+        &self,
+        network: &str,
+        net: &NetworkConfig,
+    ) -> Result<BTreeMap<String, String>, String> {
         let mut out = BTreeMap::new();
         for (name, source) in &net.secrets {
             let value = match source.get_ref() {
