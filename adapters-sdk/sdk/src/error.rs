@@ -57,6 +57,30 @@ impl From<SendError> for AdapterError {
     }
 }
 
+/// Whether a request may have changed something at the ministry, which
+/// decides what a lost or unreadable reply means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Login, query, change feed: asking again is harmless, so a lost reply
+    /// is retryable.
+    ReadOnly,
+    /// Submit, withdraw, supplement: the ministry may have acted, so a lost
+    /// reply is ambiguous.
+    MayAct,
+}
+
+/// Classify a transport failure for a request with `effect` (the plain
+/// `From<SendError>` assumes the request may have acted).
+pub fn send_error(e: SendError, effect: Effect) -> AdapterError {
+    match (e, effect) {
+        (SendError::NoReply(m), Effect::ReadOnly) => retryable(format!("sent, no reply: {m}")),
+        (SendError::ResponseTooLarge(n), Effect::ReadOnly) => {
+            retryable(format!("reply over the size cap ({n} bytes)"))
+        }
+        (e, _) => AdapterError::from(e),
+    }
+}
+
 /// Classify a transport-level HTTP status: `None` for 2xx (read the body),
 /// retryable for 408/429/5xx (honouring Retry-After seconds), ambiguous never
 /// (a status line means the ministry answered), permanent for other codes.
@@ -95,6 +119,14 @@ mod tests {
         assert!(matches!(
             AdapterError::from(SendError::NotSent("refused".into())),
             AdapterError::Retryable(_)
+        ));
+        assert!(matches!(
+            send_error(SendError::NoReply("reset".into()), Effect::ReadOnly),
+            AdapterError::Retryable(_)
+        ));
+        assert!(matches!(
+            send_error(SendError::NoReply("reset".into()), Effect::MayAct),
+            AdapterError::Ambiguous(_)
         ));
     }
 }

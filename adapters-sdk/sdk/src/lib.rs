@@ -31,7 +31,7 @@ pub use bindings::yiwang::adapter::types::{
     AdapterError, Decision, Event, Header, HttpRequest, HttpResponse, Rejection, RetryableError,
     Stage,
 };
-pub use error::{ambiguous, permanent, permanent_field, retryable};
+pub use error::{Effect, ambiguous, permanent, permanent_field, retryable, send_error};
 
 /// The version of the WIT contract this SDK builds adapters against.
 pub const CONTRACT_VERSION: &str = "1.0.0";

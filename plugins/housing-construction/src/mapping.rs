@@ -1,7 +1,6 @@
 //! The pure half of the adapter: unified case ↔ housing & construction SOAP messages, reply
 //! reading and fault classification. No host calls, so it compiles and runs natively.
 
-use yiwang_adapter_sdk::bindings::yiwang::adapter::http::SendError;
 use yiwang_adapter_sdk::codes::{
     CodeTable, StatusRow, StatusTable, Unknown, UnknownStatus, id_type_set_b,
 };
@@ -284,26 +283,7 @@ pub fn soap_action(operation: &str) -> String {
     format!("\"urn:{operation}\"")
 }
 
-/// Whether a request may have changed something at the ministry, which decides what a lost
-/// or unreadable reply means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Effect {
-    /// QueryStatus: asking again is harmless, so a lost reply is retryable.
-    ReadOnly,
-    /// SubmitCase, WithdrawCase: the ministry may have acted, so a lost reply is ambiguous.
-    MayAct,
-}
-
-/// Classifies a transport failure for a request with `effect`.
-pub fn send_error(e: SendError, effect: Effect) -> AdapterError {
-    match (e, effect) {
-        (SendError::NoReply(m), Effect::ReadOnly) => retryable(format!("sent, no reply: {m}")),
-        (SendError::ResponseTooLarge(n), Effect::ReadOnly) => {
-            retryable(format!("reply over the size cap ({n} bytes)"))
-        }
-        (e, _) => AdapterError::from(e),
-    }
-}
+pub use yiwang_adapter_sdk::{Effect, send_error};
 
 /// The `charset` parameter of a `Content-Type` header.
 pub fn charset(content_type: Option<&str>) -> Option<&str> {

@@ -2,7 +2,6 @@
 //! error classification. No host calls, so it compiles and runs natively (benchmarks, tests).
 
 use serde_json::{Map, Value, json};
-use yiwang_adapter_sdk::bindings::yiwang::adapter::http::SendError;
 use yiwang_adapter_sdk::codes::{
     CodeTable, StatusRow, StatusTable, Unknown, UnknownStatus, applicant_kind_012,
 };
@@ -321,26 +320,7 @@ pub fn page_size(config: Option<&str>) -> Result<u64, AdapterError> {
     }
 }
 
-/// Whether a request may have changed something at the ministry, which decides what a lost
-/// or unreadable reply means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Effect {
-    /// Login, query, change feed: asking again is harmless, so a lost reply is retryable.
-    ReadOnly,
-    /// Submit, withdraw, supplement: the ministry may have acted, so a lost reply is ambiguous.
-    MayAct,
-}
-
-/// Classifies a transport failure for a request with `effect`.
-pub fn send_error(e: SendError, effect: Effect) -> AdapterError {
-    match (e, effect) {
-        (SendError::NoReply(m), Effect::ReadOnly) => retryable(format!("sent, no reply: {m}")),
-        (SendError::ResponseTooLarge(n), Effect::ReadOnly) => {
-            retryable(format!("reply over the size cap ({n} bytes)"))
-        }
-        (e, _) => AdapterError::from(e),
-    }
-}
+pub use yiwang_adapter_sdk::{Effect, send_error};
 
 /// The protocol's envelope `{"code", "msg", "data"}`.
 #[derive(Debug, Clone, PartialEq)]
