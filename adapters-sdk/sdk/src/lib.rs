@@ -153,6 +153,35 @@ pub fn parse_case(submission: &Submission) -> Result<schema::Case, AdapterError>
     })
 }
 
+/// How `query-status` and `update` may name a case by the idempotency key of
+/// its submit instead of the ministry's number: `idem:<key>`. The gateway
+/// uses it to settle an ambiguous submit (did the ministry record it?)
+/// before it ever resends.
+pub const IDEM_PREFIX: &str = "idem:";
+
+/// A case as `query-status` or `update` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseRef<'a> {
+    /// The ministry's own case number.
+    Number(&'a str),
+    /// The idempotency key of the submit (`idem:<key>`).
+    IdempotencyKey(&'a str),
+}
+
+impl<'a> CaseRef<'a> {
+    /// Read the contract's `network-case-number` argument.
+    pub fn parse(s: &'a str) -> Result<CaseRef<'a>, AdapterError> {
+        let (r, value) = match s.strip_prefix(IDEM_PREFIX) {
+            Some(key) => (CaseRef::IdempotencyKey(key.trim()), key.trim()),
+            None => (CaseRef::Number(s.trim()), s.trim()),
+        };
+        if value.is_empty() {
+            return Err(permanent(format!("no case named by {s:?}")));
+        }
+        Ok(r)
+    }
+}
+
 /// The value of an upstream result passed along a chained route.
 pub fn input<'a>(submission: &'a Submission, key: &str) -> Option<&'a str> {
     submission

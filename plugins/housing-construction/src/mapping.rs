@@ -17,10 +17,6 @@ use yiwang_adapter_sdk::{
 /// The protocol archetype, as `describe` reports it.
 pub const NETWORK_KIND: &str = "soap11-gb18030";
 
-/// A `network-case-number` starting with this names the case by the idempotency key of its
-/// submit (`idem:<key>`): how the gateway asks "did my ambiguous submit land?".
-pub const IDEM_PREFIX: &str = "idem:";
-
 /// The service path when the network's config does not set `service-path`.
 pub const DEFAULT_SERVICE_PATH: &str = "/services/CaseService";
 
@@ -218,41 +214,20 @@ fn xml_error(e: &XmlError) -> AdapterError {
     }
 }
 
-/// How a case is named in query-status and update: the ministry's number, or `idem:<key>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaseRef<'a> {
-    /// The ministry case number (`ywh`).
-    Number(&'a str),
-    /// The idempotency key of the submit (`lsh`).
-    IdempotencyKey(&'a str),
-}
-
-impl<'a> CaseRef<'a> {
-    /// Reads the contract's `network-case-number` argument.
-    pub fn parse(s: &'a str) -> Result<CaseRef<'a>, AdapterError> {
-        let (r, value) = match s.strip_prefix(IDEM_PREFIX) {
-            Some(key) => (CaseRef::IdempotencyKey(key.trim()), key.trim()),
-            None => (CaseRef::Number(s.trim()), s.trim()),
-        };
-        if value.is_empty() {
-            return Err(permanent(format!("no case named by {s:?}")));
-        }
-        Ok(r)
-    }
-
-    fn write(self, w: &mut XmlWriter) {
-        match self {
-            CaseRef::Number(n) => w.elem("ywh", n),
-            CaseRef::IdempotencyKey(k) => w.elem("lsh", k),
-        };
-    }
+/// The element that names the case to the ministry: its number (`ywh`) or
+/// the submit's idempotency key (`lsh`).
+fn write_case_ref(case: CaseRef<'_>, w: &mut XmlWriter) {
+    match case {
+        CaseRef::Number(n) => w.elem("ywh", n),
+        CaseRef::IdempotencyKey(k) => w.elem("lsh", k),
+    };
 }
 
 /// The `<cas:QueryStatus>` element.
 pub fn query_xml(case: CaseRef<'_>) -> Result<String, AdapterError> {
     let mut w = XmlWriter::new();
     w.start("cas:QueryStatus");
-    case.write(&mut w);
+    write_case_ref(case, &mut w);
     w.end("cas:QueryStatus");
     w.finish().map_err(|e| xml_error(&e))
 }
@@ -261,7 +236,7 @@ pub fn query_xml(case: CaseRef<'_>) -> Result<String, AdapterError> {
 pub fn withdraw_xml(case: CaseRef<'_>, reason: &str) -> Result<String, AdapterError> {
     let mut w = XmlWriter::new();
     w.start("cas:WithdrawCase");
-    case.write(&mut w);
+    write_case_ref(case, &mut w);
     w.elem("yy", reason).end("cas:WithdrawCase");
     w.finish().map_err(|e| xml_error(&e))
 }
@@ -283,7 +258,7 @@ pub fn soap_action(operation: &str) -> String {
     format!("\"urn:{operation}\"")
 }
 
-pub use yiwang_adapter_sdk::{Effect, send_error};
+pub use yiwang_adapter_sdk::{CaseRef, Effect, send_error};
 
 /// The `charset` parameter of a `Content-Type` header.
 pub fn charset(content_type: Option<&str>) -> Option<&str> {

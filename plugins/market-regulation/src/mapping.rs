@@ -17,10 +17,6 @@ use yiwang_adapter_sdk::{
 /// The protocol archetype, as `describe` reports it.
 pub const NETWORK_KIND: &str = "json-rest-token";
 
-/// A `network-case-number` starting with this names the case by the idempotency key of its
-/// submit (`idem:<key>`): how the gateway asks "did my ambiguous submit land?".
-pub const IDEM_PREFIX: &str = "idem:";
-
 /// Login endpoint.
 pub const LOGIN_PATH: &str = "/api/auth/login";
 /// Submit endpoint.
@@ -244,47 +240,25 @@ pub fn case_body_bytes(body: &Value) -> Vec<u8> {
     body.to_string().replace('$', "\\u0024").into_bytes()
 }
 
-/// How a case is named in query-status and update: the ministry's number, or `idem:<key>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaseRef<'a> {
-    /// The ministry case number (`bjbh`).
-    Number(&'a str),
-    /// The idempotency key of the submit (`ywlsh`).
-    IdempotencyKey(&'a str),
-}
-
-impl<'a> CaseRef<'a> {
-    /// Reads the contract's `network-case-number` argument.
-    pub fn parse(s: &'a str) -> Result<CaseRef<'a>, AdapterError> {
-        let (r, value) = match s.strip_prefix(IDEM_PREFIX) {
-            Some(key) => (CaseRef::IdempotencyKey(key.trim()), key.trim()),
-            None => (CaseRef::Number(s.trim()), s.trim()),
-        };
-        if value.is_empty() {
-            return Err(permanent(format!("no case named by {s:?}")));
-        }
-        Ok(r)
-    }
-
-    /// The JSON members that name the case to the ministry.
-    pub fn members(self) -> Map<String, Value> {
-        let mut m = Map::new();
-        match self {
-            CaseRef::Number(n) => m.insert("bjbh".into(), json!(n)),
-            CaseRef::IdempotencyKey(k) => m.insert("ywlsh".into(), json!(k)),
-        };
-        m
-    }
+/// The JSON members that name the case to the ministry: its number (`bjbh`)
+/// or the submit's idempotency key (`ywlsh`).
+pub fn case_members(case: CaseRef<'_>) -> Map<String, Value> {
+    let mut m = Map::new();
+    match case {
+        CaseRef::Number(n) => m.insert("bjbh".into(), json!(n)),
+        CaseRef::IdempotencyKey(k) => m.insert("ywlsh".into(), json!(k)),
+    };
+    m
 }
 
 /// The query body.
 pub fn query_body(case: CaseRef<'_>) -> Value {
-    Value::Object(case.members())
+    Value::Object(case_members(case))
 }
 
 /// The withdraw or supplement body for a bureau-side change.
 pub fn change_body(case: CaseRef<'_>, change: &CaseChange) -> (&'static str, Value) {
-    let mut body = case.members();
+    let mut body = case_members(case);
     match &change.kind {
         ChangeKind::Withdraw { reason } => {
             body.insert("yy".into(), json!(reason));
@@ -320,7 +294,7 @@ pub fn page_size(config: Option<&str>) -> Result<u64, AdapterError> {
     }
 }
 
-pub use yiwang_adapter_sdk::{Effect, send_error};
+pub use yiwang_adapter_sdk::{CaseRef, Effect, send_error};
 
 /// The protocol's envelope `{"code", "msg", "data"}`.
 #[derive(Debug, Clone, PartialEq)]
