@@ -6,6 +6,10 @@
 //! network; [`fixture`] replays recorded exchanges to test an adapter offline.
 
 pub mod config;
+pub mod delivery;
 pub mod fixture;
+pub mod http;
 pub mod runtime;
+pub mod serve;
+pub mod store;
 pub mod transport;

@@ -30,6 +30,16 @@ enum Top {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Run the gateway: intake, delivery queue, back-flow, admin API.
+    Serve {
+        /// The configuration file (see config/yiwang.example.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Inspect and repair the delivery queue of a running gateway (through
+    /// its admin API).
+    #[command(subcommand)]
+    Queue(QueueCmd),
     /// Print the JSON Schema of the unified case (or event, case-change).
     Schema {
         #[arg(value_parser = ["case", "event", "case-change"], default_value = "case")]
@@ -53,6 +63,66 @@ enum AdapterCmd {
     },
     /// Load a component and print what it says about itself (items, field mapping).
     Describe { component: PathBuf },
+}
+
+/// Where the running gateway's admin API is.
+#[derive(clap::Args)]
+struct AdminAddr {
+    /// Admin API base URL (`http://127.0.0.1:8441`).
+    #[arg(long, conflicts_with = "config")]
+    admin: Option<String>,
+    /// Read the admin listener's address from this configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum QueueCmd {
+    /// Unfinished jobs, oldest first.
+    List {
+        #[command(flatten)]
+        at: AdminAddr,
+        /// Only this network (or `subscriber:<name>`).
+        #[arg(long)]
+        network: Option<String>,
+        /// Only jobs in this state (pending, waiting, blocked, retrying, verifying, in_flight).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Dead letters with their case, adapter version and every attempt.
+    Dlq {
+        #[command(flatten)]
+        at: AdminAddr,
+        #[arg(long)]
+        network: Option<String>,
+        #[arg(long)]
+        case: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Put dead letters back in the queue: one (--case and --job), a case's,
+    /// or a network's, at most --rate per second, optionally with a newer
+    /// adapter version.
+    Replay {
+        #[command(flatten)]
+        at: AdminAddr,
+        #[arg(long)]
+        network: Option<String>,
+        #[arg(long)]
+        case: Option<String>,
+        #[arg(long)]
+        job: Option<u32>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Replayed jobs falling due per second.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Replay with this adapter component (loaded and checked by the gateway).
+        #[arg(long)]
+        adapter: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +163,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Top::Adapter(AdapterCmd::Describe { component }) => adapter_describe(&component),
         Top::Case(CaseCmd::Validate { file }) => case_validate(&file),
         Top::Config(ConfigCmd::Check { file }) => config_check(&file),
+        Top::Serve { config } => serve(&config),
+        Top::Queue(cmd) => queue(cmd),
         Top::Schema { which } => {
             let schema = match which.as_str() {
                 "event" => yiwang_schema::event_json_schema(),
@@ -282,4 +354,245 @@ fn case_validate(file: &Path) -> Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn serve(config: &Path) -> Result<ExitCode> {
+    let loaded = match yiwang_gateway::config::Config::load(config) {
+        Ok(l) => l,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    tokio_rt()?.block_on(async {
+        let gateway = yiwang_gateway::serve::Gateway::start(
+            &loaded,
+            yiwang_gateway::delivery::EngineOptions::default(),
+        )
+        .await?;
+        // Scripts and tests read these lines to find the listeners.
+        println!("yiwang: intake listening on {}", gateway.intake_addr);
+        if let Some(a) = gateway.callback_addr {
+            println!("yiwang: callbacks listening on {a}");
+        }
+        if let Some(a) = gateway.admin_addr {
+            println!("yiwang: admin listening on {a}");
+        }
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        eprintln!("yiwang: stopping");
+        gateway.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn admin_base(at: &AdminAddr) -> Result<String> {
+    if let Some(a) = &at.admin {
+        return Ok(a.trim_end_matches('/').to_string());
+    }
+    let file = at
+        .config
+        .clone()
+        .context("give --admin URL or --config FILE (with [listeners] admin)")?;
+    let loaded = yiwang_gateway::config::Config::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let admin = loaded
+        .config
+        .listeners
+        .admin
+        .as_ref()
+        .with_context(|| format!("{} has no [listeners] admin listener", file.display()))?;
+    Ok(format!("http://{}", admin.addr))
+}
+
+/// One request to the admin API; the JSON answer, or the problem it reported.
+fn admin_call(
+    base: &str,
+    method: http::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
+    use yiwang_gateway::transport::{OutboundRequest, Transport};
+    let uri: http::Uri = format!("{base}{path}").parse().context("admin URL")?;
+    let request = OutboundRequest {
+        network: "admin".into(),
+        method,
+        uri,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body
+            .map(|b| b.to_string().into_bytes().into())
+            .unwrap_or_default(),
+        timeout: std::time::Duration::from_secs(120),
+        max_response_bytes: 256 << 20,
+    };
+    let resp = tokio_rt()?
+        .block_on(HttpTransport::default().send(request))
+        .map_err(|e| anyhow::anyhow!("admin API at {base}: {e}"))?;
+    let json: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&resp.body).into_owned())
+    });
+    if !(200..300).contains(&resp.status) {
+        let detail = json
+            .get("detail")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default();
+        bail!(
+            "admin API answered {}: {detail} {}",
+            resp.status,
+            if detail.is_empty() {
+                json.to_string()
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(json)
+}
+
+fn query_string(pairs: &[(&str, Option<String>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", url_encode(v))))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn queue(cmd: QueueCmd) -> Result<ExitCode> {
+    match cmd {
+        QueueCmd::List {
+            at,
+            network,
+            state,
+            limit,
+        } => {
+            let base = admin_base(&at)?;
+            let path = format!(
+                "/admin/queue{}",
+                query_string(&[
+                    ("network", network),
+                    ("state", state),
+                    ("limit", Some(limit.to_string()))
+                ])
+            );
+            let out = admin_call(&base, http::Method::GET, &path, None)?;
+            let jobs = out["jobs"].as_array().cloned().unwrap_or_default();
+            for j in &jobs {
+                println!(
+                    "{:<24} {:<6} {:<32} {:<10} attempts={} {}",
+                    j["case_number"].as_str().unwrap_or(""),
+                    j["job"],
+                    j["destination"].as_str().unwrap_or(""),
+                    j["state"].as_str().unwrap_or(""),
+                    j["attempts"],
+                    j.get("last_error")
+                        .and_then(|e| e["message"].as_str())
+                        .or_else(|| j.get("waiting_for").and_then(|w| w.as_str()))
+                        .unwrap_or("")
+                );
+            }
+            println!("{} job(s)", jobs.len());
+        }
+        QueueCmd::Dlq {
+            at,
+            network,
+            case,
+            limit,
+        } => {
+            let base = admin_base(&at)?;
+            let path = format!(
+                "/admin/dlq{}",
+                query_string(&[
+                    ("network", network),
+                    ("case_number", case),
+                    ("limit", Some(limit.to_string()))
+                ])
+            );
+            let out = admin_call(&base, http::Method::GET, &path, None)?;
+            let jobs = out["dead_letters"].as_array().cloned().unwrap_or_default();
+            for j in &jobs {
+                println!(
+                    "{} job {} → {} ({} attempts)\n  reason: {}",
+                    j["case_number"].as_str().unwrap_or(""),
+                    j["job"],
+                    j["destination"].as_str().unwrap_or(""),
+                    j["attempts"],
+                    j["reason"].as_str().unwrap_or("")
+                );
+                for a in j["attempt_log"].as_array().into_iter().flatten() {
+                    println!(
+                        "    {} {:<10} {:<22} adapter={} {}",
+                        a["at"].as_str().unwrap_or(""),
+                        a["outcome"].as_str().unwrap_or(""),
+                        a["kind"].as_str().unwrap_or("-"),
+                        a["adapter"]
+                            .as_str()
+                            .map(|d| &d[..12.min(d.len())])
+                            .unwrap_or("-"),
+                        a["message"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            println!("{} dead letter(s)", jobs.len());
+        }
+        QueueCmd::Replay {
+            at,
+            network,
+            case,
+            job,
+            limit,
+            rate,
+            adapter,
+        } => {
+            let base = admin_base(&at)?;
+            let mut body = serde_json::json!({
+                "network": network,
+                "case_number": case,
+                "job": job,
+                "limit": limit,
+                "rate_per_second": rate,
+            });
+            if let Some(path) = adapter {
+                use base64::Engine as _;
+                let wasm =
+                    std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+                body["adapter_wasm_base64"] =
+                    serde_json::json!(base64::engine::general_purpose::STANDARD.encode(wasm));
+            }
+            let out = admin_call(&base, http::Method::POST, "/admin/replay", Some(body))?;
+            let n = out["replayed"].as_array().map(Vec::len).unwrap_or(0);
+            for r in out["replayed"].as_array().into_iter().flatten() {
+                println!(
+                    "replayed {} job {} (due {})",
+                    r["case_number"].as_str().unwrap_or(""),
+                    r["job"],
+                    r["due"].as_str().unwrap_or("")
+                );
+            }
+            if let Some(a) = out["adapter"].as_str() {
+                println!("with adapter {a}");
+            }
+            println!("{n} job(s) replayed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -115,3 +115,80 @@ fn cli_reports_failures_and_exits_non_zero() {
     assert!(stdout.contains("FAILED  relay-wrong"), "{stdout}");
     assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
 }
+
+/// The signed open-API adapter (plugins/tax) keeps a fixture for every signing failure its
+/// README promises, so dropping one fails here and not only in review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tax_fixtures_cover_every_signing_failure() {
+    let rt = runtime();
+    let results = fixture::run_dir(
+        &rt,
+        &yiwang_artifacts::read(yiwang_artifacts::TAX),
+        &plugin_dir("tax").join("fixtures"),
+    )
+    .await
+    .expect("fixtures load");
+    for name in [
+        "submit-happy-path",
+        "submit-idempotent-resubmit",
+        "submit-replayed-nonce-resent",
+        "submit-replayed-nonce-twice",
+        "submit-clock-skew",
+        "submit-bad-signature",
+        "submit-unknown-app-key",
+        "submit-missing-licence-input",
+        "query-status-by-idempotency-key",
+        "query-status-idem-not-found",
+        "poll-with-cursor",
+    ] {
+        assert!(
+            results.iter().any(|r| r.name == name),
+            "plugins/tax/fixtures lacks {name}.toml"
+        );
+    }
+    for r in &results {
+        assert!(r.passed(), "tax/{}: {}", r.name, r.failures.join("\n"));
+    }
+}
+
+/// The callback adapter (plugins/public-security) keeps a fixture for every way a push can
+/// be accepted, refused (no events, a 401/403 answer) or fail (an error, so the ministry
+/// retries), as its README promises; dropping one fails here and not only in review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_security_fixtures_cover_every_callback_outcome() {
+    let rt = runtime();
+    let results = fixture::run_dir(
+        &rt,
+        &yiwang_artifacts::read(yiwang_artifacts::PUBLIC_SECURITY),
+        &plugin_dir("public_security").join("fixtures"),
+    )
+    .await
+    .expect("fixtures load");
+    for name in [
+        "submit-happy-path",
+        "submit-missing-licence-number",
+        "query-status-by-idempotency-key",
+        "query-status-idem-not-found",
+        "callback-accepted",
+        "callback-completed",
+        "callback-tampered-body",
+        "callback-wrong-secret",
+        "callback-missing-signature",
+        "callback-stale-timestamp",
+        "callback-no-push-secret",
+        "callback-unknown-status",
+    ] {
+        assert!(
+            results.iter().any(|r| r.name == name),
+            "plugins/public-security/fixtures lacks {name}.toml"
+        );
+    }
+    for r in &results {
+        assert!(
+            r.passed(),
+            "public-security/{}: {}",
+            r.name,
+            r.failures.join("\n")
+        );
+    }
+}

@@ -204,6 +204,14 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The wire name: `approved`, `denied`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approved => "approved",
+            Decision::Denied => "denied",
+        }
+    }
+
     /// The Chinese name (准予 / 不予).
     pub fn label_zh(self) -> &'static str {
         match self {

@@ -18,6 +18,15 @@ pub struct Config {
     /// `[gateway]`: where state lives.
     #[serde(default)]
     pub gateway: GatewaySection,
+    /// `[listeners]`: the intake, callback and admin HTTP listeners.
+    #[serde(default)]
+    pub listeners: Listeners,
+    /// `[storage]`: the durable queue.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// `[deadlines]`: the deadline light (电子监察).
+    #[serde(default)]
+    pub deadlines: DeadlineConfig,
     /// `[runtime]`: the Wasm engine (pool size, memory ceiling, compile cache).
     #[serde(default)]
     pub runtime: RuntimeConfig,
@@ -27,6 +36,159 @@ pub struct Config {
     /// `[items."<item code>"]`: which networks an item's cases go to.
     #[serde(default)]
     pub items: BTreeMap<String, Spanned<ItemConfig>>,
+    /// `[subscribers.<name>]`: webhooks that receive case events
+    /// (the unified platform; a supervising regulator for 审管分离).
+    #[serde(default)]
+    pub subscribers: BTreeMap<String, Spanned<SubscriberConfig>>,
+}
+
+/// `[listeners]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Listeners {
+    /// The bureau platform's API (`/v1/cases`).
+    pub intake: ListenerConfig,
+    /// Ministry pushes (`/v1/callbacks/<network>`); none disables callbacks.
+    pub callbacks: Option<ListenerConfig>,
+    /// Operators: queue, dead letters, replay, adapter reload, `/metrics`.
+    pub admin: Option<ListenerConfig>,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Listeners {
+            intake: ListenerConfig::new("127.0.0.1:8440"),
+            callbacks: None,
+            admin: None,
+        }
+    }
+}
+
+/// One HTTP listener and the limits every request on it is held to
+/// (`intake = { addr = "0.0.0.0:8440", max-body-bytes = 4194304 }`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ListenerConfig {
+    pub addr: std::net::SocketAddr,
+    /// Larger request bodies get 413.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Requests taking longer get 503 (`request-timeout-ms = 30000`).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+    /// Requests served at once; more wait in line up to `max-queued`.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+    /// Time a client has to send its request headers (slow clients are cut off).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_ms: u64,
+}
+
+fn default_max_body() -> usize {
+    4 << 20
+}
+fn default_request_timeout() -> u64 {
+    30_000
+}
+fn default_max_concurrent() -> usize {
+    256
+}
+fn default_header_timeout() -> u64 {
+    10_000
+}
+
+impl ListenerConfig {
+    pub fn new(addr: &str) -> Self {
+        ListenerConfig {
+            addr: addr
+                .parse()
+                .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            max_body_bytes: default_max_body(),
+            request_timeout_ms: default_request_timeout(),
+            max_concurrent: default_max_concurrent(),
+            header_timeout_ms: default_header_timeout(),
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct StorageConfig {
+    /// `sled` (embedded, the default). PostgreSQL is planned.
+    pub backend: StorageBackend,
+    /// Settled cases (every delivery done, every network final) are dropped
+    /// this long after their last change (`retention-days = 90`).
+    pub retention_days: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: StorageBackend::Sled,
+            retention_days: 90,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageBackend {
+    Sled,
+}
+
+/// `[deadlines]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct DeadlineConfig {
+    /// The light turns yellow this long before the deadline (`yellow-hours = 24`).
+    pub yellow_hours: u64,
+}
+
+impl Default for DeadlineConfig {
+    fn default() -> Self {
+        DeadlineConfig { yellow_hours: 24 }
+    }
+}
+
+/// `[subscribers.<name>]`: a webhook receiving case events as JSON
+/// through the same durable queue as deliveries to networks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SubscriberConfig {
+    /// `url = "https://platform.example/yiwang/events"`
+    pub url: Spanned<String>,
+    /// Which notices: `stage` (a network moved the case), `delivery`
+    /// (delivered to or dead-lettered for a network), `deadline` (the light
+    /// changed). Default: all.
+    #[serde(default = "all_notices")]
+    pub events: Vec<Spanned<String>>,
+    /// Only cases of these items; empty = all.
+    #[serde(default)]
+    pub items: Vec<String>,
+    #[serde(default = "default_subscriber_concurrency")]
+    pub concurrency: u32,
+    #[serde(default = "unspanned")]
+    pub retry: Spanned<RetryPolicy>,
+    /// Request timeout (`timeout-ms = 10000`).
+    #[serde(default = "default_subscriber_timeout")]
+    pub timeout_ms: u64,
+}
+
+/// The notice kinds a subscriber can ask for.
+pub const NOTICE_KINDS: &[&str] = &["stage", "delivery", "deadline"];
+
+fn all_notices() -> Vec<Spanned<String>> {
+    NOTICE_KINDS
+        .iter()
+        .map(|k| Spanned::new(0..0, k.to_string()))
+        .collect()
+}
+fn default_subscriber_concurrency() -> u32 {
+    4
+}
+fn default_subscriber_timeout() -> u64 {
+    10_000
 }
 
 /// `[gateway]`
@@ -78,6 +240,27 @@ pub struct NetworkConfig {
     /// (`poll-interval-ms = 30000`).
     #[serde(default)]
     pub poll_interval_ms: Option<u64>,
+    /// Circuit breaker (`[networks.X.breaker]`).
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+}
+
+/// `[networks.X.breaker]`: after `failures` failed attempts in a row the
+/// network's queue pauses for `cooldown-ms`, then one probe decides.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct BreakerConfig {
+    pub failures: u32,
+    pub cooldown_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failures: 5,
+            cooldown_ms: 10_000,
+        }
+    }
 }
 
 fn default_concurrency() -> Spanned<u32> {
@@ -360,6 +543,55 @@ impl Config {
                 );
             }
         }
+        for (name, sub) in &self.subscribers {
+            let span = sub.span();
+            let sub = sub.get_ref();
+            if !valid_name(name) {
+                p.at(
+                    span.clone(),
+                    format!("subscriber name {name:?}: use lowercase letters, digits and '-'"),
+                );
+            }
+            match sub.url.get_ref().parse::<http::Uri>() {
+                Ok(uri)
+                    if matches!(uri.scheme_str(), Some("http" | "https"))
+                        && uri.authority().is_some() => {}
+                _ => p.at(
+                    sub.url.span(),
+                    format!(
+                        "subscriber `{name}`: url {:?} is not an absolute http(s) URL",
+                        sub.url.get_ref()
+                    ),
+                ),
+            }
+            for kind in &sub.events {
+                if !NOTICE_KINDS.contains(&kind.get_ref().as_str()) {
+                    p.at(
+                        place(kind, &span),
+                        format!(
+                            "subscriber `{name}`: event kind `{}` is not one of {}",
+                            kind.get_ref(),
+                            NOTICE_KINDS.join(", ")
+                        ),
+                    );
+                }
+            }
+            if sub.concurrency == 0 {
+                p.at(
+                    span.clone(),
+                    format!("subscriber `{name}`: concurrency must be at least 1"),
+                );
+            }
+            let retry = sub.retry.get_ref();
+            if retry.initial_ms == 0 || retry.max_interval_ms < retry.initial_ms {
+                p.at(
+                    place(&sub.retry, &span),
+                    format!(
+                        "subscriber `{name}`: need 0 < retry.initial-ms <= retry.max-interval-ms"
+                    ),
+                );
+            }
+        }
         for (code, item) in &self.items {
             let span = item.span();
             let item = item.get_ref();
@@ -429,6 +661,11 @@ pub struct LoadedConfig {
 }
 
 impl LoadedConfig {
+    /// The data directory, resolved.
+    pub fn data_dir(&self) -> PathBuf {
+        self.base.join(&self.config.gateway.data_dir)
+    }
+
     /// An adapter's path, resolved.
     pub fn adapter_path(&self, network: &NetworkConfig) -> PathBuf {
         self.base.join(network.adapter.get_ref())

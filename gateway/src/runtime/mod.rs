@@ -17,8 +17,8 @@ pub use bindings::{
 pub use cache::{ComponentCache, digest};
 pub use error::{CallError, ErrorClass, Violation};
 pub use host::{
-    CallTrace, Clock, Exchange, FixedClock, KvStore, MemoryKv, NetworkSandbox, Services,
-    SystemClock, check_kv_sizes,
+    CallTrace, Clock, Exchange, FixedClock, KV_MAX_TOTAL, KvStore, MemoryKv, NetworkSandbox,
+    Services, SystemClock, check_kv_sizes,
 };
 pub use limits::{LimitHit, Limits};
 pub use normalize::{NormalizedCallback, NormalizedPoll, NormalizedReceipt};

@@ -1,0 +1,295 @@
+//! Back-flow: what ministries say about cases comes back through the
+//! adapter (`poll` on a schedule, `handle-callback` on a push), is matched
+//! to the unified case, de-duplicated and ordered, updates the case view and
+//! the cross-reference, releases chained route steps, and goes to
+//! subscribers through the same durable queue.
+
+use super::{Engine, NetworkRuntime, deadline, notice};
+use crate::runtime::{HttpRequest, HttpResponse};
+use crate::store::{CaseRecord, Light, Millis, now_millis};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use yiwang_schema::Event;
+
+/// Merge events into a network's view of the case. Duplicates (same stage
+/// at the same time) are dropped; the rest are ordered by the ministry's
+/// time, stage rank breaking ties, so a late-arriving earlier event never
+/// moves the case backwards. Returns the events that were new.
+pub fn apply_events(
+    record: &mut CaseRecord,
+    network: &str,
+    events: Vec<Event>,
+    _now: Millis,
+) -> Vec<Event> {
+    let view = record.networks.entry(network.to_string()).or_default();
+    let mut fresh = Vec::new();
+    for mut e in events {
+        e.case_number = Some(record.case_number.clone());
+        let dup = view
+            .events
+            .iter()
+            .chain(fresh.iter())
+            .any(|old: &Event| old.stage == e.stage && old.at == e.at);
+        if !dup {
+            fresh.push(e);
+        }
+    }
+    if fresh.is_empty() {
+        return fresh;
+    }
+    view.events.extend(fresh.iter().cloned());
+    view.events
+        .sort_by_key(|e| (e.at.timestamp_millis(), e.stage.rank()));
+    if let Some(last) = view.events.last() {
+        view.stage = Some(last.stage);
+        view.stage_at = Some(last.at.to_rfc3339());
+        if view.network_case_number.is_none() {
+            view.network_case_number = Some(last.network_case_number.clone());
+        }
+    }
+    for e in &view.events {
+        if let Some(d) = e.details.decision {
+            view.decision = Some(d);
+        }
+        if let Some(c) = &e.details.certificate_number {
+            view.certificate_number = Some(c.clone());
+        }
+    }
+    fresh
+}
+
+/// Recompute the deadline light; a change is pushed to `changes`.
+pub fn refresh_light(record: &mut CaseRecord, now: Millis, changes: &mut Vec<(Light, Light)>) {
+    let (deadline, light) = deadline::evaluate(record, now);
+    record.deadline = deadline;
+    if light != record.light {
+        changes.push((record.light, light));
+        record.light = light;
+    }
+}
+
+/// Record events a network reported (poll or callback) against their cases.
+/// Returns how many were new; events for cases this gateway does not know
+/// are counted and skipped.
+pub async fn record_events(
+    engine: &Engine,
+    network: &str,
+    events: Vec<Event>,
+) -> Result<usize, crate::store::StoreError> {
+    let mut by_case: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for e in events {
+        let case = match engine
+            .store
+            .case_for_network_number(network, &e.network_case_number)
+            .await?
+        {
+            Some(c) => Some(c),
+            // An event may name the unified case itself (the ministry
+            // echoes it), before the cross-reference exists.
+            None => match &e.case_number {
+                Some(c) if engine.store.case(c).await?.is_some() => Some(c.clone()),
+                _ => None,
+            },
+        };
+        match case {
+            Some(c) => by_case.entry(c).or_default().push(e),
+            None => {
+                metrics::counter!("yiwang_backflow_unmatched_total", "network" => network.to_string())
+                    .increment(1);
+                tracing::debug!(network, network_case_number = %e.network_case_number, "event for a case this gateway did not deliver");
+            }
+        }
+    }
+    let mut total = 0;
+    for (case, events) in by_case {
+        let now = now_millis();
+        let mut fresh_count = 0;
+        let stored = engine
+            .store
+            .update(&case, &mut |rec| {
+                let mut rec = rec?;
+                let fresh = apply_events(&mut rec, network, events.clone(), now);
+                fresh_count = fresh.len();
+                if fresh.is_empty() {
+                    return None;
+                }
+                let mut notices: Vec<(String, serde_json::Value)> = fresh
+                    .iter()
+                    .map(|e| ("stage".to_string(), notice::stage_body(&rec, e)))
+                    .collect();
+                for id in rec.fail_starved_jobs(now) {
+                    if let Some(j) = rec.job(id).cloned()
+                        && let crate::store::Destination::Network(n) = &j.destination
+                    {
+                        notices.push(("delivery".into(), notice::delivery_body(&rec, n, &j.state)));
+                    }
+                }
+                let mut lights = Vec::new();
+                refresh_light(&mut rec, now, &mut lights);
+                for (_, to) in lights {
+                    notices.push(("deadline".into(), notice::deadline_body(&rec, to)));
+                }
+                notice::enqueue(engine, &mut rec, &notices, now);
+                rec.updated_at = now;
+                Some(rec)
+            })
+            .await?;
+        total += fresh_count;
+        metrics::counter!("yiwang_backflow_events_total", "network" => network.to_string())
+            .increment(fresh_count as u64);
+        if let Some(rec) = stored {
+            engine.wake_record(&rec);
+        }
+    }
+    Ok(total)
+}
+
+/// Poll one network's change feed on a schedule; the cursor is stored
+/// durably after the events it covers.
+pub(crate) async fn poller(engine: Arc<Engine>, net: Arc<NetworkRuntime>, interval_ms: u64) {
+    let mut stop = engine.stopping();
+    loop {
+        let cursor = match engine.store.cursor(&net.name).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(network = %net.name, error = %e, "cannot read poll cursor");
+                None
+            }
+        };
+        let adapter = net.slot.current();
+        let report = adapter.poll(cursor.clone()).await;
+        match report.result {
+            Ok(poll) => {
+                let n = poll.events.len();
+                match record_events(&engine, &net.name, poll.events).await {
+                    Ok(fresh) => {
+                        if let Some(next) = poll.next_cursor
+                            && Some(&next) != cursor.as_ref()
+                            && let Err(e) = engine.store.set_cursor(&net.name, &next).await
+                        {
+                            tracing::error!(network = %net.name, error = %e, "cannot store poll cursor");
+                        }
+                        if n > 0 {
+                            tracing::debug!(network = %net.name, events = n, fresh, "polled");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(network = %net.name, error = %e, "cannot record polled events")
+                    }
+                }
+            }
+            Err(e) => {
+                metrics::counter!("yiwang_poll_failures_total", "network" => net.name.clone(), "kind" => e.kind())
+                    .increment(1);
+                tracing::warn!(network = %net.name, error = %e, "poll failed");
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(Duration::from_millis(interval_ms.max(100))) => {}
+        }
+    }
+}
+
+/// Why a callback was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("network `{0}` is not configured")]
+    UnknownNetwork(String),
+    #[error("the adapter of network `{network}` refused the callback: {message}")]
+    Refused { network: String, message: String },
+    #[error("the adapter of network `{network}` failed on the callback: {message}")]
+    Adapter { network: String, message: String },
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// A ministry's push: the adapter turns it into events and the answer; the
+/// events are durable before the ministry hears back.
+pub async fn callback(
+    engine: &Engine,
+    network: &str,
+    request: HttpRequest,
+) -> Result<HttpResponse, CallbackError> {
+    let net = engine
+        .networks
+        .get(network)
+        .ok_or_else(|| CallbackError::UnknownNetwork(network.to_string()))?;
+    let report = net.slot.current().handle_callback(request).await;
+    let class = report.error_class();
+    match report.result {
+        Ok(outcome) => {
+            metrics::counter!("yiwang_callbacks_total", "network" => network.to_string(), "outcome" => "ok")
+                .increment(1);
+            record_events(engine, network, outcome.events).await?;
+            Ok(outcome.response)
+        }
+        Err(e) => {
+            metrics::counter!("yiwang_callbacks_total", "network" => network.to_string(), "outcome" => e.kind())
+                .increment(1);
+            let message = e.to_string();
+            Err(match class {
+                Some(crate::runtime::ErrorClass::Permanent) => CallbackError::Refused {
+                    network: network.to_string(),
+                    message,
+                },
+                _ => CallbackError::Adapter {
+                    network: network.to_string(),
+                    message,
+                },
+            })
+        }
+    }
+}
+
+/// Turn lights yellow and red on time, and tell subscribers.
+pub(crate) async fn deadline_monitor(engine: Arc<Engine>) {
+    let mut stop = engine.stopping();
+    loop {
+        let now = now_millis();
+        match engine.store.deadlines_due(now, 500).await {
+            Ok(cases) => {
+                for case in cases {
+                    let result = engine
+                        .store
+                        .update(&case, &mut |rec| {
+                            let mut rec = rec?;
+                            let mut lights = Vec::new();
+                            let before = rec.deadline;
+                            refresh_light(&mut rec, now, &mut lights);
+                            if lights.is_empty() && before == rec.deadline {
+                                return None;
+                            }
+                            let notices: Vec<(String, serde_json::Value)> = lights
+                                .iter()
+                                .map(|(_, to)| {
+                                    ("deadline".to_string(), notice::deadline_body(&rec, *to))
+                                })
+                                .collect();
+                            notice::enqueue(&engine, &mut rec, &notices, now);
+                            rec.updated_at = now;
+                            Some(rec)
+                        })
+                        .await;
+                    match result {
+                        Ok(Some(rec)) => {
+                            metrics::counter!("yiwang_deadline_changes_total", "light" => format!("{:?}", rec.light).to_lowercase())
+                                .increment(1);
+                            engine.wake_record(&rec);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(case = %case, error = %e, "deadline update failed")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "deadline index unreadable"),
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Ministry pushes: `POST /v1/callbacks/{network}` goes to that network's
+//! adapter (`handle-callback`); its events are stored before the ministry
+//! gets the adapter's answer.
+
+use super::AppState;
+use super::problem::Problem;
+use crate::delivery::backflow::{self, CallbackError};
+use crate::runtime::{Header, HttpRequest};
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Uri};
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/callbacks/{network}", post(callback))
+        .with_state(state)
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    Path(network): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let body = body.map_err(|e| {
+        Problem::new(e.status(), "unreadable-body", "Unreadable callback body")
+            .detail(e.to_string())
+    })?;
+    let request = HttpRequest {
+        method: method.to_string(),
+        url: uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| Header {
+                name: k.as_str().to_string(),
+                value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    match backflow::callback(&state.engine, &network, request).await {
+        Ok(resp) => {
+            let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
+            let mut out = (status, resp.body).into_response();
+            for h in resp.headers {
+                if let (Ok(k), Ok(v)) = (
+                    http::HeaderName::from_bytes(h.name.as_bytes()),
+                    http::HeaderValue::from_str(&h.value),
+                ) {
+                    out.headers_mut().insert(k, v);
+                }
+            }
+            Ok(out)
+        }
+        Err(e @ CallbackError::UnknownNetwork(_)) => Err(Problem::not_found(e.to_string())),
+        Err(e @ CallbackError::Refused { .. }) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "callback-refused",
+            "The callback was refused",
+        )
+        .detail(e.to_string())),
+        Err(e @ CallbackError::Adapter { .. }) => Err(Problem::unavailable(e.to_string())),
+        Err(CallbackError::Store(e)) => Err(Problem::unavailable(format!(
+            "the callback's events were not stored: {e}"
+        ))),
+    }
+}

@@ -1,0 +1,112 @@
+//! `yiwang serve`: open the store, load the adapters, start the delivery
+//! engine, bind the listeners. Tests start a gateway in-process the same way.
+
+use crate::config::LoadedConfig;
+use crate::delivery::{Engine, EngineOptions};
+use crate::http::{self, AppState, Listener};
+use crate::store::{SledStore, Store};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use tokio::task::JoinHandle;
+
+/// The process-wide Prometheus recorder (installed once).
+pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0,
+                ])
+                .ok()?
+                .install_recorder()
+                .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+                .ok()
+        })
+        .clone()
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub engine: Arc<Engine>,
+    pub intake_addr: SocketAddr,
+    pub callback_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Start everything the configuration describes.
+    pub async fn start(config: &LoadedConfig, options: EngineOptions) -> anyhow::Result<Gateway> {
+        let data_dir = config.data_dir();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir)?);
+        Self::start_with_store(config, store, options).await
+    }
+
+    /// Start on a given store (a test may share or inspect it).
+    pub async fn start_with_store(
+        config: &LoadedConfig,
+        store: Arc<dyn Store>,
+        options: EngineOptions,
+    ) -> anyhow::Result<Gateway> {
+        let metrics = metrics_handle();
+        let engine = Engine::build(config, store, options).await?;
+        let listeners = &config.config.listeners;
+        // Bind first, so a busy port fails before any work starts.
+        let intake = Listener::bind("intake", &listeners.intake).await?;
+        let callbacks = match &listeners.callbacks {
+            Some(c) => Some(Listener::bind("callbacks", c).await?),
+            None => None,
+        };
+        let admin = match &listeners.admin {
+            Some(c) => Some(Listener::bind("admin", c).await?),
+            None => None,
+        };
+        let state = AppState {
+            engine: engine.clone(),
+            metrics,
+        };
+        let mut tasks = engine.start().await?;
+        let intake_addr = intake.local_addr()?;
+        let router = http::with_limits(http::intake_router(state.clone()), &intake.config);
+        tasks.push(tokio::spawn(http::serve(
+            intake,
+            router,
+            engine_stop(&engine),
+        )));
+        let mut callback_addr = None;
+        if let Some(l) = callbacks {
+            callback_addr = Some(l.local_addr()?);
+            let router = http::with_limits(http::callback_router(state.clone()), &l.config);
+            tasks.push(tokio::spawn(http::serve(l, router, engine_stop(&engine))));
+        }
+        let mut admin_addr = None;
+        if let Some(l) = admin {
+            admin_addr = Some(l.local_addr()?);
+            let router = http::with_limits(http::admin_router(state.clone()), &l.config);
+            tasks.push(tokio::spawn(http::serve(l, router, engine_stop(&engine))));
+        }
+        tracing::info!(%intake_addr, callbacks = ?callback_addr, admin = ?admin_addr, networks = engine.networks.len(), "gateway serving");
+        Ok(Gateway {
+            engine,
+            intake_addr,
+            callback_addr,
+            admin_addr,
+            tasks,
+        })
+    }
+
+    /// Stop serving and wait for the background tasks.
+    pub async fn shutdown(self) {
+        self.engine.stop();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn engine_stop(engine: &Engine) -> tokio::sync::watch::Receiver<bool> {
+    engine.stopping()
+}

@@ -1,0 +1,141 @@
+//! Durable state behind one interface: case records with their jobs, the
+//! indexes that find due work, network cursors and adapter key-value data.
+//!
+//! The intake and the dispatchers see only [`Store`]. The embedded default is
+//! [`SledStore`]; a PostgreSQL backend for several replicas is one more
+//! implementation of the same trait (the scheduling rules stay in
+//! [`record`], shared by every backend).
+
+mod commit;
+pub mod record;
+mod sled_store;
+
+pub use commit::CommitStats;
+pub use record::{
+    Attempt, CaseClock, CaseRecord, ChangeRecord, Destination, Hold, IndexEntry, Job, JobKind,
+    JobState, Light, Millis, NetworkCase,
+};
+pub use sled_store::SledStore;
+
+use crate::runtime::KvStore;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A storage failure. The caller cannot fix these; it reports them (503 at
+/// the intake, a retry in the dispatcher) and never acknowledges the work.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    #[error("stored record {key} is unreadable: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+/// One job of one case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobRef {
+    pub case_number: String,
+    pub job: u32,
+}
+
+/// Work that is due, and when the next work falls due.
+#[derive(Debug, Default)]
+pub struct Due {
+    pub jobs: Vec<JobRef>,
+    pub next: Option<Millis>,
+}
+
+/// Depth of one destination's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub destination: String,
+    pub pending: u64,
+    pub oldest_created_at: Option<Millis>,
+}
+
+/// A search over cases; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct CaseQuery {
+    pub item: Option<String>,
+    pub network: Option<String>,
+    /// A job state (`pending`, `in_flight`, `verify`, `delivered`, `dead`) any
+    /// of the case's jobs (to `network`, if given) is in.
+    pub state: Option<String>,
+    /// Last change at or after this time.
+    pub since: Option<Millis>,
+    /// Last change before this time.
+    pub until: Option<Millis>,
+    pub limit: usize,
+}
+
+/// Read-modify-write of one case. It gets the current record (if any) and
+/// returns the record to store, or `None` to leave everything unchanged. It
+/// may run more than once; it must not have side effects beyond its result
+/// and what it records in its own captures.
+pub type CaseUpdate<'a> = dyn FnMut(Option<CaseRecord>) -> Option<CaseRecord> + Send + 'a;
+
+/// The gateway's durable state.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// One case record.
+    async fn case(&self, case_number: &str) -> Result<Option<CaseRecord>>;
+
+    /// Change one case atomically (record and every index it implies) and
+    /// return once the change is durable: after this returns `Ok`, a crash
+    /// cannot lose it. Returns the record as stored, or `None` if `f` wrote
+    /// nothing.
+    async fn update(&self, case_number: &str, f: &mut CaseUpdate<'_>)
+    -> Result<Option<CaseRecord>>;
+
+    /// Up to `limit` runnable jobs of `destination` due at or before `now`,
+    /// oldest due first, and the next due time after those.
+    async fn due(&self, destination: &str, now: Millis, limit: usize) -> Result<Due>;
+
+    /// Jobs marked in flight: after a restart, attempts that may have reached
+    /// the ministry.
+    async fn in_flight(&self) -> Result<Vec<JobRef>>;
+
+    /// Dead letters, newest first.
+    async fn dead_letters(&self, destination: Option<&str>, limit: usize) -> Result<Vec<JobRef>>;
+
+    /// Unfinished jobs, oldest first.
+    async fn pending(&self, destination: Option<&str>, limit: usize) -> Result<Vec<JobRef>>;
+
+    /// The unified case a network's case number belongs to.
+    async fn case_for_network_number(
+        &self,
+        network: &str,
+        network_case_number: &str,
+    ) -> Result<Option<String>>;
+
+    /// Cases whose deadline light may change at or before `now`.
+    async fn deadlines_due(&self, now: Millis, limit: usize) -> Result<Vec<String>>;
+
+    /// Cases matching `query`, most recently changed first.
+    async fn search(&self, query: &CaseQuery) -> Result<Vec<CaseRecord>>;
+
+    /// A network's change-feed cursor.
+    async fn cursor(&self, network: &str) -> Result<Option<String>>;
+
+    /// Store a cursor durably.
+    async fn set_cursor(&self, network: &str, cursor: &str) -> Result<()>;
+
+    /// Queue depth per destination.
+    async fn depth(&self) -> Result<Vec<QueueDepth>>;
+
+    /// Drop settled case records last changed before `before`; returns how many.
+    async fn compact(&self, before: Millis) -> Result<usize>;
+
+    /// Adapter key-value data, scoped per network by the caller.
+    fn kv(&self) -> Arc<dyn KvStore>;
+
+    /// Durable writes and the fsyncs that covered them.
+    fn commit_stats(&self) -> CommitStats;
+}
+
+/// Now, in [`Millis`].
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}

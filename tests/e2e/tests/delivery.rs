@@ -1,0 +1,399 @@
+//! The whole gateway against simulated ministry networks: fan-out, chained
+//! routes, outages, flapping, dead letters and replay, back-flow to the case
+//! view and to a webhook — each counted in the simulators' own stores.
+
+use anyhow::Result;
+use serde_json::{Value, json};
+use std::time::Duration;
+use yiwang_e2e::{
+    Client, LISTENERS, NetworkSpec, Webhook, World, case_json, delivery_state, eventually,
+    permit_case,
+};
+
+const MR: &str = "market-regulation";
+const ZJ: &str = "housing-construction";
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn items(route: &str) -> String {
+    format!(
+        "[items.\"ZJ-SGXK-001\"]\nname = \"施工许可\"\nroute = [{route}]\n\n[items.\"SC-QYKB-001\"]\nroute = [{{ network = \"{MR}\" }}]\n"
+    )
+}
+
+fn fan_out() -> String {
+    items(&format!(
+        "{{ network = \"{MR}\" }}, {{ network = \"{ZJ}\" }}"
+    ))
+}
+
+fn chained() -> String {
+    items(&format!(
+        "{{ network = \"{MR}\" }}, {{ network = \"{ZJ}\", after = [\"{MR}\"], inputs = {{ licence-number = \"{MR}.certificate_number\" }} }}"
+    ))
+}
+
+async fn world(mr_interval: Duration, items: &str, subscribers: &str) -> Result<(World, Client)> {
+    let mr = NetworkSpec::market_regulation(MR);
+    let mr = NetworkSpec {
+        sim: mr.sim.clone().with_stage_interval(mr_interval),
+        ..mr
+    };
+    let zj = NetworkSpec::housing_construction(ZJ);
+    let zj = NetworkSpec {
+        sim: zj.sim.clone().with_stage_interval(Duration::ZERO),
+        ..zj
+    };
+    let mut w = World::prepare(vec![mr, zj], items, subscribers, LISTENERS).await?;
+    let c = w.start_gateway().await?;
+    Ok((w, c))
+}
+
+fn delivered_everywhere(v: &Value, networks: &[&str]) -> bool {
+    networks.iter().all(|n| delivery_state(v, n) == "delivered")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_case_fans_out_to_every_network_of_its_route() -> Result<()> {
+    let (w, c) = world(Duration::ZERO, &fan_out(), "").await?;
+    let case = permit_case("FAN-0001")?;
+    let (status, body) = c.post("/v1/cases", &case).await?;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        body["deliveries"].as_array().map(Vec::len),
+        Some(2),
+        "{body}"
+    );
+    let view = c
+        .wait_case("FAN-0001", WAIT, |v| delivered_everywhere(v, &[MR, ZJ]))
+        .await?;
+    for net in [MR, ZJ] {
+        let n = view["networks"][net]["network_case_number"]
+            .as_str()
+            .unwrap_or("");
+        let sim_case = w.sim(net).case(n);
+        assert!(sim_case.is_some(), "{net} has no case {n}");
+        assert_eq!(w.sim(net).cases().len(), 1, "{net} holds exactly one case");
+        assert_eq!(sim_case.map(|c| c.submissions), Some(1));
+    }
+    // The same case again: same answer, nothing new queued or delivered.
+    let (status, again) = c.post("/v1/cases", &case).await?;
+    assert_eq!(status, 202);
+    assert_eq!(again["duplicate"], json!(true));
+    let keys = |b: &Value| -> Vec<Value> {
+        b["deliveries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| d["idempotency_key"].clone())
+            .collect()
+    };
+    assert_eq!(keys(&again), keys(&body));
+    // Same number, different content: a conflict that says why.
+    let mut changed = case.clone();
+    changed["applicant"]["contact"]["phone"] = json!("13900000000");
+    let (status, problem) = c.post("/v1/cases", &changed).await?;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("FAN-0001")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.sim(MR).cases().len(), 1);
+    assert_eq!(w.sim(ZJ).cases().len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chained_step_waits_for_the_upstream_licence_number() -> Result<()> {
+    // Market regulation moves on its own; housing waits for its licence.
+    let (w, c) = world(Duration::from_millis(150), &chained(), "").await?;
+    let case = permit_case("CHAIN-0001")?;
+    let (status, _) = c.post("/v1/cases", &case).await?;
+    assert_eq!(status, 202);
+    let early = c
+        .wait_case("CHAIN-0001", WAIT, |v| delivery_state(v, MR) == "delivered")
+        .await?;
+    if early["networks"][MR]["certificate_number"].is_null() {
+        assert_eq!(delivery_state(&early, ZJ), "waiting", "{early}");
+        assert!(
+            w.sim(ZJ).cases().is_empty(),
+            "housing got the case before the licence existed"
+        );
+    }
+    let view = c
+        .wait_case("CHAIN-0001", WAIT, |v| delivered_everywhere(v, &[MR, ZJ]))
+        .await?;
+    let licence = view["networks"][MR]["certificate_number"]
+        .as_str()
+        .unwrap_or("");
+    assert!(!licence.is_empty(), "{view}");
+    assert_eq!(w.sim(ZJ).cases().len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_down_for_a_while_gets_everything_when_it_returns() -> Result<()> {
+    let (w, c) = world(Duration::ZERO, &fan_out(), "").await?;
+    w.sim(ZJ).faults().update(|f| f.maintenance = true);
+    for i in 0..5 {
+        let case = permit_case(&format!("DOWN-{i:04}"))?;
+        assert_eq!(c.post("/v1/cases", &case).await?.0, 202);
+    }
+    // Market regulation is not slowed by housing's outage.
+    for i in 0..5 {
+        c.wait_case(&format!("DOWN-{i:04}"), WAIT, |v| {
+            delivery_state(v, MR) == "delivered"
+        })
+        .await?;
+    }
+    let v = c.get("/v1/cases/DOWN-0000").await?.1;
+    let zj = &v["networks"][ZJ]["delivery"];
+    assert_eq!(zj["state"], json!("retrying"), "{v}");
+    assert!(zj["last_error"]["message"].as_str().is_some(), "{v}");
+    assert!(w.sim(ZJ).cases().is_empty());
+    w.sim(ZJ).faults().update(|f| f.maintenance = false);
+    for i in 0..5 {
+        c.wait_case(&format!("DOWN-{i:04}"), WAIT, |v| {
+            delivered_everywhere(v, &[MR, ZJ])
+        })
+        .await?;
+    }
+    for net in [MR, ZJ] {
+        let cases = w.sim(net).cases();
+        assert_eq!(cases.len(), 5, "{net}");
+        assert!(
+            cases.iter().all(|c| c.submissions == 1),
+            "{net}: a case was submitted twice"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_network_still_gets_each_case_exactly_once() -> Result<()> {
+    let (w, c) = world(Duration::ZERO, &fan_out(), "").await?;
+    for i in 0..8 {
+        // Failures of every kind, including replies lost after the ministry
+        // accepted (the ambiguous case the verify rule settles).
+        w.sim(MR).faults().update(|f| {
+            f.fail_next = 1;
+            f.reset_next = 1;
+        });
+        w.sim(ZJ)
+            .faults()
+            .update(|f| f.accept_then_timeout_next = 1);
+        let case = permit_case(&format!("FLAP-{i:04}"))?;
+        assert_eq!(c.post("/v1/cases", &case).await?.0, 202);
+    }
+    for i in 0..8 {
+        c.wait_case(&format!("FLAP-{i:04}"), Duration::from_secs(60), |v| {
+            delivered_everywhere(v, &[MR, ZJ])
+        })
+        .await?;
+    }
+    for net in [MR, ZJ] {
+        let cases = w.sim(net).cases();
+        assert_eq!(cases.len(), 8, "{net}: {cases:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_case_is_dead_lettered_then_replayed_after_the_fix() -> Result<()> {
+    let (w, c) = world(Duration::ZERO, &fan_out(), "").await?;
+    // A first case logs the adapter in, so the fault hits the submit itself.
+    assert_eq!(c.post("/v1/cases", &permit_case("DLQ-0000")?).await?.0, 202);
+    c.wait_case("DLQ-0000", WAIT, |v| delivered_everywhere(v, &[MR, ZJ]))
+        .await?;
+    w.sim(MR).faults().update(|f| {
+        f.reject_next = 1;
+        f.reject_field = "sqrmc".into();
+    });
+    let case = permit_case("DLQ-0001")?;
+    assert_eq!(c.post("/v1/cases", &case).await?.0, 202);
+    let v = c
+        .wait_case("DLQ-0001", WAIT, |v| delivery_state(v, MR) == "dead")
+        .await?;
+    let reason = v["networks"][MR]["delivery"]["reason"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        reason.contains("sqrmc"),
+        "the dead letter names the field: {reason}"
+    );
+    // The other network is not held up by this one's dead letter.
+    c.wait_case("DLQ-0001", WAIT, |v| delivery_state(v, ZJ) == "delivered")
+        .await?;
+    let admin = w.admin().expect("admin listener");
+    let (_, dlq) = admin.get("/admin/dlq?network=market-regulation").await?;
+    let letters = dlq["dead_letters"].as_array().cloned().unwrap_or_default();
+    assert_eq!(letters.len(), 1, "{dlq}");
+    assert_eq!(letters[0]["case"]["case_number"], json!("DLQ-0001"));
+    assert!(
+        letters[0]["attempt_log"][0]["adapter"]
+            .as_str()
+            .is_some_and(|a| a.len() == 64)
+    );
+    // The fix is on the ministry side (the fault is gone); replay.
+    let (status, out) = admin
+        .post("/admin/replay", &json!({"case_number": "DLQ-0001"}))
+        .await?;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["replayed"].as_array().map(Vec::len), Some(1));
+    c.wait_case("DLQ-0001", WAIT, |v| delivery_state(v, MR) == "delivered")
+        .await?;
+    assert_eq!(w.sim(MR).cases().len(), 2);
+    let (_, dlq) = admin.get("/admin/dlq").await?;
+    assert_eq!(dlq["dead_letters"].as_array().map(Vec::len), Some(0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_change_reaches_the_case_view_and_the_webhook_once() -> Result<()> {
+    let hook = Webhook::start().await?;
+    *hook.fail_next.lock().unwrap_or_else(|p| p.into_inner()) = 2;
+    let subscribers = format!(
+        "[subscribers.platform]\nurl = \"{}\"\nevents = [\"stage\"]\n[subscribers.platform.retry]\ninitial-ms = 50\nmax-interval-ms = 200\n",
+        hook.url
+    );
+    let (w, c) = world(
+        Duration::ZERO,
+        &items(&format!("{{ network = \"{MR}\" }}")),
+        &subscribers,
+    )
+    .await?;
+    let case = permit_case("HOOK-0001")?;
+    assert_eq!(c.post("/v1/cases", &case).await?.0, 202);
+    let v = c
+        .wait_case("HOOK-0001", WAIT, |v| delivery_state(v, MR) == "delivered")
+        .await?;
+    let n = v["networks"][MR]["network_case_number"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let before = hook.notices().len();
+    // The ministry moves the case; the poller brings it back.
+    let status = w.sim(MR).advance(&n).expect("advance");
+    let v = c
+        .wait_case("HOOK-0001", WAIT, |v| {
+            v["networks"][MR]["events"].as_array().is_some_and(|e| {
+                e.iter()
+                    .any(|e| e["details"]["raw_status"] == json!(status))
+            })
+        })
+        .await?;
+    let stage = v["networks"][MR]["stage"].clone();
+    eventually(WAIT, "the webhook notice", || {
+        hook.notices().iter().any(|(_, n)| n["stage"] == stage)
+    })
+    .await?;
+    // Give duplicates a chance to show up: polls keep returning the feed.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let notices = hook.notices();
+    let matching: Vec<_> = notices
+        .iter()
+        .filter(|(_, n)| n["stage"] == stage)
+        .collect();
+    assert_eq!(matching.len(), 1, "exactly once: {notices:?}");
+    assert!(matching[0].0.is_some(), "notices carry an Idempotency-Key");
+    assert!(notices.len() > before);
+    let events = v["networks"][MR]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &events {
+        assert!(
+            seen.insert((e["stage"].to_string(), e["at"].to_string())),
+            "duplicate event {e}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_specific_problem() -> Result<()> {
+    let (_w, c) = world(Duration::ZERO, &fan_out(), "").await?;
+    let (status, p) = c
+        .request(
+            http::Method::POST,
+            "/v1/cases",
+            "application/json",
+            b"{not json".to_vec(),
+        )
+        .await?;
+    assert_eq!(status, 422, "{p}");
+    let mut case = case_json("enterprise-establishment.json", "BAD-0001")?;
+    case["item"]["code"] = json!("NO-SUCH-ITEM");
+    let (status, p) = c.post("/v1/cases", &case).await?;
+    assert_eq!(status, 422);
+    assert_eq!(p["errors"][0]["pointer"], json!("/item/code"), "{p}");
+    let (status, p) = c
+        .request(
+            http::Method::POST,
+            "/v1/cases",
+            "text/plain",
+            b"{}".to_vec(),
+        )
+        .await?;
+    assert_eq!(status, 415, "{p}");
+    let (status, p) = c.get("/v1/cases/NOPE").await?;
+    assert_eq!(status, 404, "{p}");
+    assert!(p["type"].as_str().is_some_and(|t| t.ends_with("not-found")));
+    let (status, p) = c.get("/v1/cases?state=sideways").await?;
+    assert_eq!(status, 400);
+    assert!(p["detail"].as_str().unwrap_or("").contains("state"), "{p}");
+    let big = vec![b' '; 5 << 20];
+    let (status, p) = c
+        .request(http::Method::POST, "/v1/cases", "application/json", big)
+        .await?;
+    assert_eq!(status, 413, "{p}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_follows_its_submit_and_search_finds_cases() -> Result<()> {
+    let (w, c) = world(Duration::ZERO, &fan_out(), "").await?;
+    w.sim(MR).faults().update(|f| f.maintenance = true);
+    let case = permit_case("CHG-0001")?;
+    assert_eq!(c.post("/v1/cases", &case).await?.0, 202);
+    let change = json!({
+        "case_number": "CHG-0001",
+        "kind": {"kind": "withdraw", "reason": "申请人撤回"},
+        "at": "2026-11-21T14:00:00+08:00",
+    });
+    let (status, body) = c.post("/v1/cases/CHG-0001/events", &change).await?;
+    assert_eq!(status, 202, "{body}");
+    // The withdraw waits behind the submit that cannot get through yet.
+    let v = c.get("/v1/cases/CHG-0001").await?.1;
+    let jobs = v["networks"][MR]["jobs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(jobs.len(), 2, "{v}");
+    assert_ne!(jobs[1]["state"], json!("delivered"));
+    assert!(w.sim(MR).cases().is_empty());
+    w.sim(MR).faults().update(|f| f.maintenance = false);
+    c.wait_case("CHG-0001", WAIT, |v| {
+        v["networks"][MR]["jobs"]
+            .as_array()
+            .is_some_and(|j| j.len() == 2 && j.iter().all(|j| j["state"] == json!("delivered")))
+    })
+    .await?;
+    let sim = w.sim(MR).cases();
+    assert_eq!(sim.len(), 1);
+    assert!(sim[0].status_name.contains("撤"), "{:?}", sim[0]);
+    let (_, found) = c
+        .get("/v1/cases?item=ZJ-SGXK-001&network=market-regulation")
+        .await?;
+    assert!(
+        found["cases"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["case_number"] == json!("CHG-0001"))),
+        "{found}"
+    );
+    Ok(())
+}
