@@ -1,4 +1,5 @@
 # The two commands a newcomer needs (see README.md):
+#   make demo   the gateway with simulated ministry networks and real adapters
 #   make test   everything CI checks: formatting, lints, all tests
 # Both install what they need (the wasm32-wasip2 target) first.
 
@@ -6,9 +7,14 @@ CARGO ?= cargo
 PLUGINS := plugins
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 
-.PHONY: test setup fmt-check clippy unit plugins bench fmt
+.PHONY: demo test setup fmt-check clippy unit plugins bench fmt
 
 test: setup fmt-check clippy unit
+
+# The demo: four simulated ministry networks, the gateway on config/demo.toml,
+# real adapters, a few cases; prints progress until Ctrl-C.
+demo: setup
+	cargo run -p yiwang-e2e --bin yiwang-demo
 
 setup:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

@@ -62,12 +62,16 @@ async fn callback(
             Ok(out)
         }
         Err(e @ CallbackError::UnknownNetwork(_)) => Err(Problem::not_found(e.to_string())),
+        // An authentic push the adapter cannot use yet (unknown status code,
+        // unreadable body) must not be lost: 503 asks the ministry to keep it
+        // and retry, and a fixed adapter (hot swap) takes it then.
         Err(e @ CallbackError::Refused { .. }) => Err(Problem::new(
-            StatusCode::BAD_REQUEST,
+            StatusCode::SERVICE_UNAVAILABLE,
             "callback-refused",
-            "The callback was refused",
+            "The callback could not be taken",
         )
-        .detail(e.to_string())),
+        .detail(e.to_string())
+        .retry_after(60)),
         Err(e @ CallbackError::Adapter { .. }) => Err(Problem::unavailable(e.to_string())),
         Err(CallbackError::Store(e)) => Err(Problem::unavailable(format!(
             "the callback's events were not stored: {e}"

@@ -258,9 +258,16 @@ pub struct Webhook {
 
 impl Webhook {
     pub async fn start() -> Result<Webhook> {
+        Self::start_at("127.0.0.1:0", "/events").await
+    }
+
+    /// Listen on `addr`; `path` only shapes the advertised URL.
+    pub async fn start_at(addr: &str, path: &str) -> Result<Webhook> {
         use http_body_util::BodyExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}/events", listener.local_addr()?);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("webhook receiver: bind {addr}"))?;
+        let url = format!("http://{}{path}", listener.local_addr()?);
         let hook = Webhook {
             url,
             received: Arc::default(),

@@ -114,11 +114,47 @@ pub(crate) async fn handle(net: &Network, req: Request<Incoming>) -> Reply {
                 Some(true) => ok(json!({"ministry_case_number": number, "status": change.status})),
             }
         }
-        (_, ["info"] | ["faults"] | ["reset"] | ["cases", ..]) => {
+        (&Method::GET | &Method::POST, ["pushes"]) => pushes(net, &method, &body),
+        (_, ["info"] | ["faults"] | ["reset"] | ["cases", ..] | ["pushes"]) => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => error(StatusCode::NOT_FOUND, "no such control endpoint"),
     }
+}
+
+/// Body of `POST /_sim/pushes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushTarget {
+    callback_url: Option<String>,
+}
+
+/// Archetype 5's push counters, and where pushes go.
+fn pushes(net: &Network, method: &Method, body: &[u8]) -> Reply {
+    let Some(pushes) = &net.pushes else {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "network {} ({}) does not push",
+                net.name(),
+                net.cfg.archetype
+            ),
+        );
+    };
+    if method == Method::POST {
+        let target: PushTarget = match serde_json::from_slice(body) {
+            Ok(t) => t,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("push target: {e}")),
+        };
+        if let Some(url) = &target.callback_url
+            && let Err(e) = crate::callback::check_url(net.name(), url)
+        {
+            return error(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+        tracing::info!(network = %net.name(), url = ?target.callback_url, "callback URL set");
+        pushes.set_url(target.callback_url);
+    }
+    ok(json!(pushes.stats()))
 }
 
 fn ok(value: Value) -> Reply {

@@ -14,7 +14,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A name on the command line or in a config is not a known archetype.
-    #[error("unknown archetype {0:?} (expected json-rest or soap)")]
+    #[error("unknown archetype {0:?} (expected json-rest, soap, signed-api or callback)")]
     UnknownArchetype(String),
     /// A status code that the network's status table does not contain.
     #[error("network {network}: status code {code:?} is not in this archetype's table")]
@@ -29,6 +29,16 @@ pub enum Error {
     /// the connection is then closed without a reply.
     #[error("held connection released without a reply after {0:?}")]
     HoldExpired(std::time::Duration),
+    /// An archetype-5 callback URL the push client cannot use.
+    #[error("network {network}: callback URL {url:?}: {reason}")]
+    InvalidCallbackUrl {
+        network: String,
+        url: String,
+        reason: String,
+    },
+    /// A push operation on a network whose archetype does not push.
+    #[error("network {network}: this archetype does not push status changes")]
+    NoPushes { network: String },
 }
 
 /// Result with the simulator's [`Error`].

@@ -14,7 +14,8 @@ use crate::lock;
 /// Counters (`*_next`) count business requests (anything not under `/_sim/`) and go down by
 /// one for each request they act on. When several are set, one request consumes at most one
 /// of them, in this order: `maintenance` (consumes nothing), `reset_next`, `fail_next`,
-/// `garbage_next`, `reject_next`, `accept_then_timeout_next`.
+/// `garbage_next`, `reject_next`, `accept_then_timeout_next`. The `push_*` counters count
+/// archetype-5 pushes instead and never act on business requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultSettings {
@@ -37,6 +38,12 @@ pub struct FaultSettings {
     pub reject_next: u32,
     /// The field named by `reject_next` rejections.
     pub reject_field: String,
+    /// Archetype 5: the next N acknowledged pushes are sent once more (same push id and body,
+    /// signed afresh), as a vendor does that did not see the acknowledgement.
+    pub push_duplicate_next: u32,
+    /// Archetype 5: the next N pushes are held back and sent right after the push queued
+    /// behind them (alone after 2 s if none comes), so the receiver sees them out of order.
+    pub push_reorder_next: u32,
 }
 
 impl Default for FaultSettings {
@@ -51,6 +58,8 @@ impl Default for FaultSettings {
             maintenance: false,
             reject_next: 0,
             reject_field: "zjhm".to_owned(),
+            push_duplicate_next: 0,
+            push_reorder_next: 0,
         }
     }
 }
@@ -68,6 +77,8 @@ pub struct FaultPatch {
     pub maintenance: Option<bool>,
     pub reject_next: Option<u32>,
     pub reject_field: Option<String>,
+    pub push_duplicate_next: Option<u32>,
+    pub push_reorder_next: Option<u32>,
 }
 
 /// What one business request suffers.
@@ -130,7 +141,9 @@ impl Faults {
             garbage_next,
             maintenance,
             reject_next,
-            reject_field
+            reject_field,
+            push_duplicate_next,
+            push_reorder_next
         );
         Ok(s.clone())
     }

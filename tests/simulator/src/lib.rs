@@ -13,6 +13,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod callback;
 mod control;
 mod error;
 mod faults;
@@ -20,6 +21,7 @@ mod json_rest;
 mod network;
 mod reply;
 mod server;
+mod signed_api;
 mod soap;
 mod store;
 mod time;
@@ -36,6 +38,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use callback::PushStats;
 pub use error::{Error, Result};
 pub use faults::{FaultPatch, FaultSettings, Faults};
 pub use network::Network;
@@ -55,17 +58,28 @@ pub enum Archetype {
     JsonRest,
     /// Archetype 2: SOAP 1.1 WebService in GB18030 (住建 style).
     Soap,
+    /// Archetype 3: signed open-API gateway, HMAC-SHA256 request signatures (税务 style).
+    SignedApi,
+    /// Archetype 5: callbacks, status changes pushed signed to the gateway (公安 style).
+    Callback,
 }
 
 impl Archetype {
     /// Every archetype built so far.
-    pub const ALL: &'static [Archetype] = &[Archetype::JsonRest, Archetype::Soap];
+    pub const ALL: &'static [Archetype] = &[
+        Archetype::JsonRest,
+        Archetype::Soap,
+        Archetype::SignedApi,
+        Archetype::Callback,
+    ];
 
-    /// The name used on the command line and in logs: `json-rest`, `soap`.
+    /// The name used on the command line and in logs: `json-rest`, `soap`, `signed-api`.
     pub fn as_str(self) -> &'static str {
         match self {
             Archetype::JsonRest => "json-rest",
             Archetype::Soap => "soap",
+            Archetype::SignedApi => "signed-api",
+            Archetype::Callback => "callback",
         }
     }
 }
@@ -83,6 +97,8 @@ impl FromStr for Archetype {
         match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
             "json-rest" | "jsonrest" | "json" => Ok(Archetype::JsonRest),
             "soap" => Ok(Archetype::Soap),
+            "signed-api" | "signedapi" | "signed" => Ok(Archetype::SignedApi),
+            "callback" | "callbacks" | "push" => Ok(Archetype::Callback),
             _ => Err(Error::UnknownArchetype(s.to_owned())),
         }
     }
@@ -102,15 +118,43 @@ pub struct SimConfig {
     pub token_ttl: Duration,
     /// Prefix of the ministry case numbers this network issues, e.g. `SCJG`.
     pub case_prefix: String,
+    /// Archetype 3's application key (`X-App-Key`).
+    pub app_key: String,
+    /// Archetype 3's application secret: the HMAC-SHA256 key of `X-Sign`.
+    pub app_secret: String,
+    /// Archetype 5's static API key (`X-Api-Key`).
+    pub api_key: String,
+    /// Archetype 5: where status changes are pushed; `None` queues them until one is set
+    /// (`Simulator::set_callback_url`, `POST /_sim/pushes`). Plain `http://` only.
+    pub callback_url: Option<String>,
+    /// Archetype 5's push signing secret: the HMAC-SHA256 key of `X-Push-Signature`.
+    pub push_secret: String,
+    /// Archetype 5: wait before the first retry of an unacknowledged push; doubles per
+    /// failure up to `push_retry_max`.
+    pub push_retry_initial: Duration,
+    /// Archetype 5: the longest wait between two attempts of one push.
+    pub push_retry_max: Duration,
 }
+
+/// Archetype 3's default application key.
+pub const DEFAULT_APP_KEY: &str = "yiwang-app";
+/// Archetype 3's default application secret (a demo value, never a real one).
+pub const DEFAULT_APP_SECRET: &str = "sw-demo-secret-7f3a9c1e5b2d";
+/// Archetype 5's default API key.
+pub const DEFAULT_API_KEY: &str = "ga-demo-api-key-4d8e";
+/// Archetype 5's default push signing secret (a demo value, never a real one).
+pub const DEFAULT_PUSH_SECRET: &str = "ga-demo-push-secret-91c7";
 
 impl SimConfig {
     /// Defaults for `archetype`: stage interval 2 s, login `yiwang` / `s3cret-pass`, token
-    /// lifetime 30 min, case prefix `SCJG` (JSON REST) or `ZJ` (SOAP).
+    /// lifetime 30 min, case prefix `SCJG` (JSON REST), `ZJ` (SOAP) or `SW` (signed open API),
+    /// app key [`DEFAULT_APP_KEY`] with secret [`DEFAULT_APP_SECRET`].
     pub fn new(archetype: Archetype, name: impl Into<String>) -> Self {
         let case_prefix = match archetype {
             Archetype::JsonRest => "SCJG",
             Archetype::Soap => "ZJ",
+            Archetype::SignedApi => "SW",
+            Archetype::Callback => "GA",
         };
         Self {
             archetype,
@@ -119,6 +163,13 @@ impl SimConfig {
             credentials: ("yiwang".to_owned(), "s3cret-pass".to_owned()),
             token_ttl: Duration::from_secs(30 * 60),
             case_prefix: case_prefix.to_owned(),
+            app_key: DEFAULT_APP_KEY.to_owned(),
+            app_secret: DEFAULT_APP_SECRET.to_owned(),
+            api_key: DEFAULT_API_KEY.to_owned(),
+            callback_url: None,
+            push_secret: DEFAULT_PUSH_SECRET.to_owned(),
+            push_retry_initial: Duration::from_millis(500),
+            push_retry_max: Duration::from_secs(30),
         }
     }
 
@@ -130,6 +181,18 @@ impl SimConfig {
     /// An archetype-2 (SOAP) network with the defaults of [`SimConfig::new`].
     pub fn soap(name: impl Into<String>) -> Self {
         Self::new(Archetype::Soap, name)
+    }
+
+    /// An archetype-5 (callback) network with the defaults of [`SimConfig::new`]: API key
+    /// [`DEFAULT_API_KEY`], push secret [`DEFAULT_PUSH_SECRET`], no callback URL yet, retries
+    /// after 0.5 s doubling up to 30 s.
+    pub fn callback(name: impl Into<String>) -> Self {
+        Self::new(Archetype::Callback, name)
+    }
+
+    /// An archetype-3 (signed open-API) network with the defaults of [`SimConfig::new`].
+    pub fn signed_api(name: impl Into<String>) -> Self {
+        Self::new(Archetype::SignedApi, name)
     }
 
     pub fn with_stage_interval(mut self, interval: Duration) -> Self {
@@ -146,6 +209,42 @@ impl SimConfig {
         self.case_prefix = prefix.into();
         self
     }
+
+    /// Archetype 3's application key and secret.
+    pub fn with_app_credentials(
+        mut self,
+        app_key: impl Into<String>,
+        app_secret: impl Into<String>,
+    ) -> Self {
+        self.app_key = app_key.into();
+        self.app_secret = app_secret.into();
+        self
+    }
+
+    /// Archetype 5's API key.
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = key.into();
+        self
+    }
+
+    /// Archetype 5: push status changes to `url` (`http://host:port/path`).
+    pub fn with_callback_url(mut self, url: impl Into<String>) -> Self {
+        self.callback_url = Some(url.into());
+        self
+    }
+
+    /// Archetype 5's push signing secret.
+    pub fn with_push_secret(mut self, secret: impl Into<String>) -> Self {
+        self.push_secret = secret.into();
+        self
+    }
+
+    /// Archetype 5's retry backoff: `initial`, doubling per failed attempt, at most `max`.
+    pub fn with_push_retry(mut self, initial: Duration, max: Duration) -> Self {
+        self.push_retry_initial = initial;
+        self.push_retry_max = max;
+        self
+    }
 }
 
 /// A running simulated network. Dropping it stops it too; [`Simulator::shutdown`] also waits.
@@ -159,6 +258,9 @@ pub struct Simulator {
 impl Simulator {
     /// Bind `addr` (use `127.0.0.1:0` in tests) and start serving.
     pub async fn start(cfg: SimConfig, addr: SocketAddr) -> anyhow::Result<Simulator> {
+        if let Some(url) = &cfg.callback_url {
+            callback::check_url(&cfg.name, url)?;
+        }
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind {
@@ -181,6 +283,9 @@ impl Simulator {
         ))];
         if clock {
             tasks.push(tokio::spawn(Arc::clone(&net).run_status_clock()));
+        }
+        if net.pushes.is_some() {
+            tasks.push(tokio::spawn(callback::run_pushes(Arc::clone(&net))));
         }
         tracing::info!(
             network = %net.cfg.name,
@@ -256,6 +361,24 @@ impl Simulator {
         })
     }
 
+    /// Archetype 5: what the pushes did so far (`None` for a network that does not push).
+    pub fn push_stats(&self) -> Option<PushStats> {
+        self.net.pushes.as_ref().map(|p| p.stats())
+    }
+
+    /// Archetype 5: push to `url` from now on (`None`: queue pushes until a URL is set).
+    /// A retry that was waiting goes out at once.
+    pub fn set_callback_url(&self, url: Option<&str>) -> Result<()> {
+        let pushes = self.net.pushes.as_ref().ok_or_else(|| Error::NoPushes {
+            network: self.net.cfg.name.clone(),
+        })?;
+        if let Some(url) = url {
+            callback::check_url(&self.net.cfg.name, url)?;
+        }
+        pushes.set_url(url.map(str::to_owned));
+        Ok(())
+    }
+
     /// Clear faults and the store, as `POST /_sim/reset`.
     pub fn reset(&self) {
         self.net.reset();
@@ -290,13 +413,18 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// PROTOCOLS.md is the contract: its tables must say what the code does.
 #[cfg(test)]
 mod contract_tests {
-    use crate::{json_rest, soap};
+    use crate::{callback, json_rest, signed_api, soap};
 
     const DOC: &str = include_str!("../PROTOCOLS.md");
 
     #[test]
     fn every_status_is_documented_with_its_successor() {
-        for model in [&json_rest::STATUSES, &soap::STATUSES] {
+        for model in [
+            &json_rest::STATUSES,
+            &soap::STATUSES,
+            &signed_api::STATUSES,
+            &callback::STATUSES,
+        ] {
             for (code, name) in model.codes {
                 let next = model.next(code).unwrap_or("—");
                 let row = format!("| {code} | {name} | {next} |");
@@ -307,7 +435,12 @@ mod contract_tests {
 
     #[test]
     fn required_fields_are_documented_in_checking_order() {
-        for required in [json_rest::REQUIRED, soap::REQUIRED] {
+        for required in [
+            json_rest::REQUIRED,
+            soap::REQUIRED,
+            signed_api::REQUIRED,
+            callback::REQUIRED,
+        ] {
             let mut last = 0;
             for field in required {
                 let row = format!("| `{field}` | required |");
@@ -329,5 +462,92 @@ mod contract_tests {
         for code in sets.into_iter().flatten() {
             assert!(DOC.contains(&format!("`{code}`")), "{code} undocumented");
         }
+    }
+
+    #[test]
+    fn signed_api_codes_headers_and_errors_are_documented() {
+        let sets: [&[&str]; 3] = [
+            signed_api::TAXPAYER_KINDS,
+            signed_api::ID_TYPES,
+            &signed_api::SIGN_HEADERS,
+        ];
+        for code in sets.into_iter().flatten() {
+            assert!(DOC.contains(&format!("`{code}`")), "{code} undocumented");
+        }
+        for code in [
+            "GW1001", "GW1002", "GW1003", "GW1004", "GW1005", "SW0000", "SW2001", "SW2002",
+            "SW2003", "SW2004", "SW3001",
+        ] {
+            assert!(DOC.contains(&format!("| {code} |")), "{code} has no row");
+        }
+        for path in [
+            signed_api::SUBMIT_PATH,
+            signed_api::STATUS_PATH,
+            signed_api::CHANGES_PATH,
+        ] {
+            assert!(DOC.contains(path), "{path} undocumented");
+        }
+    }
+
+    /// The fenced block right after `<!-- example: NAME -->`.
+    fn example(name: &str) -> &'static str {
+        let marker = format!("<!-- example: {name} -->");
+        let at = DOC.find(&marker).map_or(DOC.len(), |i| i + marker.len());
+        let after = &DOC[at..];
+        let body = after.find("```").map_or("", |i| &after[i..]);
+        let start = body.find('\n').map_or(body.len(), |i| i + 1);
+        let end = body[start..].find("```").map_or(start, |i| i + start);
+        &body[start..end]
+    }
+
+    #[test]
+    fn documented_canonical_string_and_signature_match_the_code() {
+        let canonical = signed_api::canonical_string(
+            "GET",
+            signed_api::CHANGES_PATH,
+            Some("limit=50&cursor=17"),
+            crate::DEFAULT_APP_KEY,
+            "1795224600000",
+            "5b1f0c2a9e8d4f7a6c3b2e1d0f9a8b7c",
+            b"",
+        );
+        assert_eq!(example("signed-canonical").trim_end(), canonical);
+        let sign = signed_api::sign(crate::DEFAULT_APP_SECRET.as_bytes(), &canonical);
+        assert!(
+            DOC.contains(&format!("`X-Sign: {sign}`")),
+            "PROTOCOLS.md should show the example's signature {sign}"
+        );
+    }
+
+    #[test]
+    fn callback_codes_errors_paths_and_headers_are_documented() {
+        let sets: [&[&str]; 2] = [callback::SEAL_TYPES, callback::AGENT_ID_TYPES];
+        for code in sets.into_iter().flatten() {
+            assert!(DOC.contains(&format!("`{code}`")), "{code} undocumented");
+        }
+        for code in [
+            "A0401", "B0001", "B0002", "B0003", "B0004", "C0404", "C0409",
+        ] {
+            assert!(DOC.contains(&format!("| {code} |")), "{code} has no row");
+        }
+        for text in [
+            callback::FILINGS,
+            callback::PUSH_ID_HEADER,
+            callback::PUSH_TIMESTAMP_HEADER,
+            callback::PUSH_SIGNATURE_HEADER,
+            "X-Api-Key",
+        ] {
+            assert!(DOC.contains(text), "{text} undocumented");
+        }
+    }
+
+    #[test]
+    fn documented_push_signature_matches_the_code() {
+        let body = example("callback-push").trim_end();
+        let sign = callback::sign(crate::DEFAULT_PUSH_SECRET, "1795224604123", body.as_bytes());
+        assert!(
+            DOC.contains(&format!("`X-Push-Signature: {sign}`")),
+            "PROTOCOLS.md should show the example push's signature {sign}"
+        );
     }
 }

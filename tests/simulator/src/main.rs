@@ -11,8 +11,10 @@ use yiwang_simulator::{Archetype, SimConfig, Simulator};
 #[derive(Debug, Parser)]
 #[command(name = "yiwang-sim", version)]
 struct Cli {
-    /// One network: `name=NAME,archetype=json-rest|soap,addr=IP:PORT[,prefix=CASEPREFIX]`.
-    /// Repeat for more networks.
+    /// One network: `name=NAME,archetype=json-rest|soap|signed-api|callback,addr=IP:PORT[,prefix=CASEPREFIX]`.
+    /// Archetype `callback` also takes `callback=http://HOST:PORT/PATH`, where its status
+    /// changes are pushed. Archetype `signed-api` also takes `app-key=KEY,app-secret=SECRET`
+    /// (default `yiwang-app` and a demo secret). Repeat for more networks.
     #[arg(long = "network", required = true, value_parser = parse_network)]
     networks: Vec<NetworkSpec>,
 
@@ -27,10 +29,17 @@ struct NetworkSpec {
     archetype: Archetype,
     addr: SocketAddr,
     prefix: Option<String>,
+    /// Archetype 5: where status changes are pushed.
+    callback: Option<String>,
+    /// Archetype 3: application key and secret.
+    app_key: Option<String>,
+    app_secret: Option<String>,
 }
 
 fn parse_network(spec: &str) -> anyhow::Result<NetworkSpec> {
     let (mut name, mut archetype, mut addr, mut prefix) = (None, None, None, None);
+    let mut callback = None;
+    let (mut app_key, mut app_secret) = (None, None);
     for pair in spec.split(',').filter(|p| !p.trim().is_empty()) {
         let (key, value) = pair
             .split_once('=')
@@ -47,7 +56,12 @@ fn parse_network(spec: &str) -> anyhow::Result<NetworkSpec> {
                 )
             }
             "prefix" => prefix = Some(value.to_owned()),
-            other => bail!("unknown key {other:?} (expected name, archetype, addr, prefix)"),
+            "callback" => callback = Some(value.to_owned()),
+            "app-key" => app_key = Some(value.to_owned()),
+            "app-secret" => app_secret = Some(value.to_owned()),
+            other => bail!(
+                "unknown key {other:?} (expected name, archetype, addr, prefix, callback, app-key, app-secret)"
+            ),
         }
     }
     Ok(NetworkSpec {
@@ -55,6 +69,9 @@ fn parse_network(spec: &str) -> anyhow::Result<NetworkSpec> {
         archetype: archetype.context("missing archetype=")?,
         addr: addr.context("missing addr=")?,
         prefix,
+        callback,
+        app_key,
+        app_secret,
     })
 }
 
@@ -75,6 +92,14 @@ async fn main() -> anyhow::Result<()> {
             .with_stage_interval(Duration::from_millis(cli.stage_interval_ms));
         if let Some(prefix) = spec.prefix {
             cfg = cfg.with_case_prefix(prefix);
+        }
+        if let Some(url) = spec.callback {
+            cfg = cfg.with_callback_url(url);
+        }
+        if spec.app_key.is_some() || spec.app_secret.is_some() {
+            let key = spec.app_key.unwrap_or_else(|| cfg.app_key.clone());
+            let secret = spec.app_secret.unwrap_or_else(|| cfg.app_secret.clone());
+            cfg = cfg.with_app_credentials(key, secret);
         }
         let sim = Simulator::start(cfg, spec.addr)
             .await

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::faults::Faults;
 use crate::reply::Reply;
 use crate::store::{SimCase, StatusModel, Store};
-use crate::{Archetype, SimConfig, json_rest, lock, soap};
+use crate::{Archetype, SimConfig, callback, json_rest, lock, signed_api, soap};
 
 /// A business request, body already read (faults act only after the whole request is in).
 #[derive(Debug)]
@@ -42,6 +42,8 @@ pub struct Network {
     pub(crate) protocol: Box<dyn Protocol>,
     store: Mutex<Store>,
     pub(crate) faults: Faults,
+    /// Archetype 5's push queue (`None` for archetypes that do not push).
+    pub(crate) pushes: Option<callback::Pushes>,
     tokens: Mutex<HashMap<String, Instant>>,
     wake: Notify,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -62,18 +64,22 @@ impl Network {
         let protocol: Box<dyn Protocol> = match cfg.archetype {
             Archetype::JsonRest => Box::new(json_rest::JsonRest),
             Archetype::Soap => Box::new(soap::Soap),
+            Archetype::SignedApi => Box::<signed_api::SignedApi>::default(),
+            Archetype::Callback => Box::new(callback::Callback),
         };
         let store = Store::new(
             protocol.statuses(),
             cfg.case_prefix.clone(),
             cfg.stage_interval,
         );
+        let pushes = (cfg.archetype == Archetype::Callback).then(|| callback::Pushes::new(&cfg));
         Self {
             cfg,
             addr,
             protocol,
             store: Mutex::new(store),
             faults: Faults::default(),
+            pushes,
             tokens: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             shutdown,
@@ -97,6 +103,7 @@ impl Network {
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
         let r = f(&mut lock(&self.store));
         self.wake.notify_one();
+        self.nudge_pushes();
         r
     }
 
@@ -116,6 +123,9 @@ impl Network {
     pub(crate) fn reset(&self) {
         self.faults.clear();
         self.write(Store::clear);
+        if let Some(pushes) = &self.pushes {
+            pushes.clear();
+        }
     }
 
     pub(crate) fn issue_token(&self) -> String {
@@ -152,6 +162,9 @@ impl Network {
                 () = sleep_until_or_forever(due) => {
                     let moved = self.write_quiet(|s| s.advance_due(Instant::now()));
                     tracing::trace!(network = %self.cfg.name, moved, "status clock");
+                    if moved > 0 {
+                        self.nudge_pushes();
+                    }
                 }
             }
         }

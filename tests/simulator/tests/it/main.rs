@@ -1,8 +1,10 @@
 //! Integration tests: simulated networks on 127.0.0.1:0 driven over real sockets.
 
+mod callback;
 mod client;
 mod contract;
 mod control;
 mod faults;
 mod json_rest;
+mod signed_api;
 mod soap;

@@ -1,0 +1,240 @@
+//! `make demo`: four simulated ministry networks (one per protocol
+//! archetype), the gateway on `config/demo.toml`, a stand-in for the unified
+//! platform's webhook, and a few real cases — with their progress across
+//! networks printed as it happens. Ctrl-C stops it.
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::time::Duration;
+use yiwang_e2e::{Client, Webhook, case_json, permit_case, root};
+use yiwang_simulator::{SimConfig, Simulator};
+
+const NETWORKS: &[(&str, &str, u16)] = &[
+    ("market-regulation", "JSON REST + login token", 18081),
+    ("housing-construction", "SOAP 1.1, GB18030", 18082),
+    ("tax", "signed open-API (HMAC-SHA256)", 18083),
+    ("public-security", "callbacks (ministry pushes)", 18084),
+];
+
+fn sim_config(name: &str) -> SimConfig {
+    let cfg = match name {
+        "market-regulation" => SimConfig::json_rest(name),
+        "housing-construction" => SimConfig::soap(name),
+        "tax" => SimConfig::signed_api(name),
+        _ => SimConfig::callback(name)
+            .with_callback_url("http://127.0.0.1:8442/v1/callbacks/public-security"),
+    };
+    cfg.with_stage_interval(Duration::from_millis(2500))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber_init();
+    let root = root();
+    let demo = root.join("target/demo");
+    // A fresh queue each run: the demo tells one story from the start.
+    let _ = std::fs::remove_dir_all(demo.join("data"));
+    std::fs::create_dir_all(demo.join("adapters"))?;
+    for (name, path) in [
+        ("market_regulation", yiwang_artifacts::MARKET_REGULATION),
+        (
+            "housing_construction",
+            yiwang_artifacts::HOUSING_CONSTRUCTION,
+        ),
+        ("tax", yiwang_artifacts::TAX),
+        ("public_security", yiwang_artifacts::PUBLIC_SECURITY),
+    ] {
+        std::fs::copy(path, demo.join("adapters").join(format!("{name}.wasm")))
+            .with_context(|| format!("copy adapter {path}"))?;
+    }
+
+    println!("一网 Yiwang demo\n");
+    let mut sims = Vec::new();
+    for (name, kind, port) in NETWORKS {
+        let sim = Simulator::start(sim_config(name), format!("127.0.0.1:{port}").parse()?)
+            .await
+            .with_context(|| format!("start the {name} simulator (is port {port} free?)"))?;
+        println!(
+            "  ministry network  {name:<22} {kind:<32} {}",
+            sim.base_url()
+        );
+        sims.push(sim);
+    }
+    let hook = Webhook::start_at("127.0.0.1:18090", "/yiwang/events").await?;
+    println!(
+        "  unified platform  webhook receiver             {}",
+        hook.url
+    );
+
+    let config_path = root.join("config/demo.toml");
+    let loaded =
+        yiwang_gateway::config::Config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let gateway = yiwang_gateway::serve::Gateway::start(
+        &loaded,
+        yiwang_gateway::delivery::EngineOptions::default(),
+    )
+    .await
+    .context("start the gateway (are ports 8440-8442 free?)")?;
+    println!(
+        "  gateway           intake http://{}  callbacks http://{}  admin http://{}",
+        gateway.intake_addr,
+        gateway
+            .callback_addr
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        gateway
+            .admin_addr
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+    );
+    println!("  config            {}\n", config_path.display());
+
+    let client = Client::new(format!("http://{}", gateway.intake_addr));
+    let mut cases = Vec::new();
+    let submissions = [
+        (
+            "企业开办 enterprise establishment: market regulation → tax + public security (licence number passed on)",
+            case_json("enterprise-establishment.json", "FZGL-2026-001234")?,
+        ),
+        (
+            "施工许可 construction permit: market regulation + housing & construction",
+            permit_case("FZGL-2026-005678")?,
+        ),
+        (
+            "食品经营许可 food business licence",
+            case_json("food-licence.json", "FZGL-2026-002468")?,
+        ),
+        (
+            "legacy credit code accepted with an audited checksum override",
+            case_json("legacy-uscc-override.json", "FZGL-2026-003579")?,
+        ),
+    ];
+    for (what, case) in submissions {
+        let (status, body) = client.post("/v1/cases", &case).await?;
+        let number = case["case_number"].as_str().unwrap_or_default().to_string();
+        println!("POST /v1/cases  {number}  → {status}  {what}");
+        cases.push(number);
+        let _ = body;
+    }
+    let bad = case_json("invalid-many.json", "FZGL 2026/001235")?;
+    let (status, problem) = client.post("/v1/cases", &bad).await?;
+    println!(
+        "POST /v1/cases  (a case with {} mistakes) → {status} {}",
+        problem["errors"].as_array().map(Vec::len).unwrap_or(0),
+        problem["title"].as_str().unwrap_or("")
+    );
+    for e in problem["errors"].as_array().into_iter().flatten().take(3) {
+        println!(
+            "    {} [{}] {}",
+            e["pointer"].as_str().unwrap_or(""),
+            e["rule"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        );
+    }
+    println!("    …\n");
+    println!("Progress (every change as it happens; Ctrl-C to stop):");
+
+    let mut shown: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut notices_seen = 0;
+    loop {
+        for case in &cases {
+            let Ok((200, view)) = client.get(&format!("/v1/cases/{case}")).await else {
+                continue;
+            };
+            for (network, v) in view["networks"].as_object().into_iter().flatten() {
+                let line = progress_line(v);
+                let key = (case.clone(), network.clone());
+                if shown.get(&key) != Some(&line) {
+                    println!("  {case}  {network:<22} {line}");
+                    shown.insert(key, line);
+                }
+            }
+            let light = format!(
+                "deadline light {}",
+                view["deadline"]["light"].as_str().unwrap_or("")
+            );
+            let key = (case.clone(), "~light".to_string());
+            if shown.get(&key) != Some(&light) {
+                println!(
+                    "  {case}  {:<22} {light} (due {})",
+                    "",
+                    view["deadline"]["deadline"].as_str().unwrap_or("-")
+                );
+                shown.insert(key, light);
+            }
+        }
+        let notices = hook.notices();
+        for (_, n) in notices.iter().skip(notices_seen) {
+            println!("  → platform webhook: {}", notice_line(n));
+        }
+        notices_seen = notices.len();
+        let _ = std::io::stdout().flush();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            () = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    }
+    println!("\nstopping…");
+    gateway.shutdown().await;
+    for sim in sims {
+        sim.shutdown().await;
+    }
+    Ok(())
+}
+
+fn progress_line(v: &Value) -> String {
+    let d = &v["delivery"];
+    let mut s = d["state"].as_str().unwrap_or("").to_string();
+    if let Some(w) = d["waiting_for"].as_str() {
+        s.push_str(&format!(" (for {w})"));
+    }
+    if let Some(n) = v["network_case_number"].as_str() {
+        s.push_str(&format!("  ministry no. {n}"));
+    }
+    if let Some(stage) = v["stage"].as_str() {
+        s.push_str(&format!(
+            "  stage {stage} {}",
+            v["stage_zh"].as_str().unwrap_or("")
+        ));
+    }
+    if let Some(c) = v["certificate_number"].as_str() {
+        s.push_str(&format!("  certificate {c}"));
+    }
+    if let Some(e) = d["last_error"]["message"].as_str() {
+        s.push_str(&format!("  last error: {e}"));
+    }
+    s
+}
+
+fn notice_line(n: &Value) -> String {
+    let case = n["case_number"].as_str().unwrap_or("");
+    match n["type"].as_str() {
+        Some("stage") => format!(
+            "{case} {} is {} {}",
+            n["network"].as_str().unwrap_or(""),
+            n["stage"].as_str().unwrap_or(""),
+            n["stage_zh"].as_str().unwrap_or("")
+        ),
+        Some("delivery") => format!(
+            "{case} delivery to {} {}",
+            n["network"].as_str().unwrap_or(""),
+            n["state"].as_str().unwrap_or("")
+        ),
+        Some("deadline") => format!(
+            "{case} deadline light {}",
+            n["light"].as_str().unwrap_or("")
+        ),
+        _ => json!(n).to_string(),
+    }
+}
+
+fn tracing_subscriber_init() {
+    // Quiet by default: the demo prints its own story. RUST_LOG=info shows the gateway's logs.
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,213 @@
+//! kill -9 at any instant loses no accepted case and creates no duplicate
+//! ministry record: the gateway runs as a separate process, is killed with
+//! SIGKILL again and again during a burst of intakes, and afterwards every
+//! case that got a 202 is delivered exactly once per network, counted in
+//! the simulators' own stores.
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use yiwang_e2e::{Client, NetworkSpec, config_text, delivery_state, permit_case};
+use yiwang_simulator::Simulator;
+
+const MR: &str = "market-regulation";
+const ZJ: &str = "housing-construction";
+
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `yiwang serve` and wait for its intake listener line.
+fn start(config: &std::path::Path) -> Result<Gateway> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yiwang-under-test"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("spawn the gateway")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("intake listening") => break,
+            Some(Ok(_)) => continue,
+            _ => {
+                let status = child.wait()?;
+                bail!("the gateway exited before listening: {status}");
+            }
+        }
+    }
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Gateway(child))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_a_burst_loses_nothing_and_duplicates_nothing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mr = NetworkSpec::market_regulation(MR);
+    let zj = NetworkSpec::housing_construction(ZJ);
+    let sims: BTreeMap<&str, Simulator> = BTreeMap::from([
+        (
+            MR,
+            Simulator::start(
+                mr.sim.clone().with_stage_interval(Duration::ZERO),
+                "127.0.0.1:0".parse()?,
+            )
+            .await?,
+        ),
+        (
+            ZJ,
+            Simulator::start(
+                zj.sim.clone().with_stage_interval(Duration::ZERO),
+                "127.0.0.1:0".parse()?,
+            )
+            .await?,
+        ),
+    ]);
+    // Slow replies make kills land while calls are in flight.
+    sims[ZJ].faults().update(|f| f.latency_ms = 30);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let listeners = format!("[listeners]\nintake = {{ addr = \"127.0.0.1:{port}\" }}\n");
+    let items = format!(
+        "[items.\"ZJ-SGXK-001\"]\nroute = [{{ network = \"{MR}\" }}, {{ network = \"{ZJ}\" }}]\n"
+    );
+    let text = config_text(
+        &[(mr, sims[MR].base_url()), (zj, sims[ZJ].base_url())],
+        &items,
+        "",
+        &listeners,
+    );
+    let config = dir.path().join("yiwang.toml");
+    std::fs::write(&config, text)?;
+    let client = Client::new(format!("http://127.0.0.1:{port}"));
+
+    let accepted: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let attempted: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (client, accepted, attempted, stop) = (
+            client.clone(),
+            accepted.clone(),
+            attempted.clone(),
+            stop.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let number = format!("KILL-{w}-{n:05}");
+                let Ok(case) = permit_case(&number) else {
+                    return;
+                };
+                attempted
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(number.clone());
+                // Retry the same case until it is acknowledged: intake is idempotent.
+                loop {
+                    match client.post("/v1/cases", &case).await {
+                        Ok((202, _)) => {
+                            accepted
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(number.clone());
+                            break;
+                        }
+                        _ if stop.load(std::sync::atomic::Ordering::Relaxed) => return,
+                        _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+                n += 1;
+            }
+        }));
+    }
+
+    let mut kills = 0;
+    for round in 0..8u64 {
+        let gw = start(&config)?;
+        // Vary the moment of death.
+        tokio::time::sleep(Duration::from_millis(250 + (round * 137) % 400)).await;
+        drop(gw); // SIGKILL
+        kills += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        let _ = w.await;
+    }
+    let accepted = accepted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let attempted = attempted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(
+        accepted.len() >= 10,
+        "the burst got only {} cases in",
+        accepted.len()
+    );
+
+    // Restart for good: everything accepted must arrive.
+    let _gw = start(&config)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    for case in &accepted {
+        loop {
+            let (status, v): (u16, Value) = client
+                .get(&format!("/v1/cases/{case}"))
+                .await
+                .unwrap_or((0, Value::Null));
+            assert_ne!(status, 404, "accepted case {case} was lost");
+            if status == 200
+                && [MR, ZJ]
+                    .iter()
+                    .all(|n| delivery_state(&v, n) == "delivered")
+            {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("case {case} not delivered everywhere after the kills: {v}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for (name, sim) in &sims {
+        let mut per_case: BTreeMap<String, usize> = BTreeMap::new();
+        for c in sim.cases() {
+            let unified = c.unified_case_number.clone().unwrap_or_default();
+            assert!(
+                attempted.contains(&unified),
+                "{name} holds a case nobody sent: {unified}"
+            );
+            *per_case.entry(unified).or_default() += 1;
+        }
+        for case in &accepted {
+            assert_eq!(
+                per_case.get(case),
+                Some(&1),
+                "{name}: {case} must exist exactly once"
+            );
+        }
+        let dupes: Vec<_> = per_case.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            dupes.is_empty(),
+            "{name}: duplicate ministry records {dupes:?}"
+        );
+    }
+    eprintln!(
+        "kill -9 ×{kills}: {} cases acknowledged, {} attempted, all delivered exactly once to {} networks",
+        accepted.len(),
+        attempted.len(),
+        sims.len()
+    );
+    Ok(())
+}
