@@ -76,7 +76,7 @@ pub struct ListenerConfig {
     /// Requests taking longer get 503 (`request-timeout-ms = 30000`).
     #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
-    /// Requests served at once; more wait in line up to `max-queued`.
+    /// Requests served at once; more are refused at once with 503 (load shedding).
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: usize,
     /// Time a client has to send its request headers (slow clients are cut off).

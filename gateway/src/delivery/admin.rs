@@ -216,7 +216,15 @@ pub async fn replay(engine: &Engine, req: &ReplayRequest) -> Result<Value, Strin
                 let JobState::Dead { .. } = job.state else {
                     return None;
                 };
-                job.state = JobState::Pending { due };
+                // A submit that may have reached the ministry is asked about
+                // before anything is sent again.
+                let maybe_sent = matches!(job.kind, crate::store::JobKind::Submit { .. })
+                    && job.attempts.iter().any(|a| a.outcome == "ambiguous");
+                job.state = if maybe_sent {
+                    JobState::Verify { due }
+                } else {
+                    JobState::Pending { due }
+                };
                 job.replayed_at = Some(now);
                 if pin.is_some() {
                     job.adapter = pin.clone();

@@ -483,106 +483,118 @@ async fn settle(
     };
     let mut notices_for: Vec<(String, serde_json::Value)> = Vec::new();
     let mut new_events = 0usize;
-    let result = engine
-        .store
-        .update(&job_ref.case_number, &mut |rec| {
-            let mut rec = rec?;
-            notices_for.clear();
-            let j = rec.job_mut(job_ref.job)?;
-            if !matches!(j.state, JobState::InFlight { .. }) {
-                return None;
-            }
-            j.attempts.push(attempt.clone());
-            let sends = j.sends();
-            let created_at = j.age_origin();
-            let mut delivered_events = Vec::new();
-            j.state = match &outcome {
-                Outcome::Delivered {
-                    network_case_number,
-                    events,
-                } => {
-                    delivered_events = events.clone();
-                    JobState::Delivered {
-                        at: now,
-                        network_case_number: network_case_number.clone(),
-                    }
-                }
-                Outcome::NotFound => JobState::Pending { due: now },
-                Outcome::Failed {
-                    class: ErrorClass::Permanent,
-                    message,
-                    ..
-                } => JobState::Dead {
-                    at: now,
-                    reason: message.clone(),
-                },
-                Outcome::Failed {
-                    class,
-                    message,
-                    retry_after_ms,
-                    ..
-                } => match give_up(&policy, sends, created_at, now) {
-                    Some(why) => JobState::Dead {
-                        at: now,
-                        reason: format!("{why}; last error: {message}"),
-                    },
-                    None => {
-                        let delay = backoff_ms(&policy, sends.max(1), *retry_after_ms) as i64;
-                        if *class == ErrorClass::Ambiguous || verifying {
-                            JobState::Verify { due: now + delay }
-                        } else {
-                            JobState::Pending { due: now + delay }
-                        }
-                    }
-                },
-            };
-            let state = j.state.clone();
-            let kind = j.kind.clone();
-            // What the network now knows about the case.
-            if let (
-                Some(net),
+    let mut apply = |rec: Option<crate::store::CaseRecord>| {
+        let mut rec = rec?;
+        notices_for.clear();
+        let j = rec.job_mut(job_ref.job)?;
+        if !matches!(j.state, JobState::InFlight { .. }) {
+            return None;
+        }
+        j.attempts.push(attempt.clone());
+        let sends = j.sends();
+        let tries = j.tries();
+        let created_at = j.age_origin();
+        let mut delivered_events = Vec::new();
+        j.state = match &outcome {
+            Outcome::Delivered {
+                network_case_number,
+                events,
+            } => {
+                delivered_events = events.clone();
                 JobState::Delivered {
-                    network_case_number: Some(n),
-                    ..
-                },
-            ) = (&network, &state)
-            {
-                rec.networks
-                    .entry(net.clone())
-                    .or_default()
-                    .network_case_number = Some(n.clone());
-            }
-            let mut fresh = Vec::new();
-            if let Some(net) = &network {
-                fresh = backflow::apply_events(&mut rec, net, delivered_events, now);
-            }
-            new_events = fresh.len();
-            // Notices: stage events, and a delivery outcome for network jobs.
-            for e in &fresh {
-                notices_for.push(("stage".into(), notice::stage_body(&rec, e)));
-            }
-            if let Some(net) = &network
-                && matches!(kind, JobKind::Submit { .. })
-                && state.is_finished()
-            {
-                notices_for.push(("delivery".into(), notice::delivery_body(&rec, net, &state)));
-            }
-            let starved = rec.fail_starved_jobs(now);
-            for id in starved {
-                if let Some(j) = rec.job(id).cloned()
-                    && let Destination::Network(n) = &j.destination
-                {
-                    notices_for.push(("delivery".into(), notice::delivery_body(&rec, n, &j.state)));
+                    at: now,
+                    network_case_number: network_case_number.clone(),
                 }
             }
-            let notices = std::mem::take(&mut notices_for);
-            notice::enqueue(engine, &mut rec, &notices, now);
-            notices_for = notices;
-            backflow::refresh_light(&mut rec, now, &mut Vec::new());
-            rec.updated_at = now;
-            Some(rec)
-        })
-        .await;
+            Outcome::NotFound => JobState::Pending { due: now },
+            Outcome::Failed {
+                class: ErrorClass::Permanent,
+                message,
+                ..
+            } => JobState::Dead {
+                at: now,
+                reason: message.clone(),
+            },
+            Outcome::Failed {
+                class,
+                message,
+                retry_after_ms,
+                ..
+            } => match give_up(&policy, sends, created_at, now) {
+                Some(why) => JobState::Dead {
+                    at: now,
+                    reason: format!("{why}; last error: {message}"),
+                },
+                None => {
+                    let delay = backoff_ms(&policy, tries.max(1), *retry_after_ms) as i64;
+                    if *class == ErrorClass::Ambiguous || verifying {
+                        JobState::Verify { due: now + delay }
+                    } else {
+                        JobState::Pending { due: now + delay }
+                    }
+                }
+            },
+        };
+        let state = j.state.clone();
+        let kind = j.kind.clone();
+        // What the network now knows about the case.
+        if let (
+            Some(net),
+            JobState::Delivered {
+                network_case_number: Some(n),
+                ..
+            },
+        ) = (&network, &state)
+        {
+            rec.networks
+                .entry(net.clone())
+                .or_default()
+                .network_case_number = Some(n.clone());
+        }
+        let mut fresh = Vec::new();
+        if let Some(net) = &network {
+            fresh = backflow::apply_events(&mut rec, net, delivered_events, now);
+        }
+        new_events = fresh.len();
+        // Notices: stage events, and a delivery outcome for network jobs.
+        for e in &fresh {
+            notices_for.push(("stage".into(), notice::stage_body(&rec, e)));
+        }
+        if let Some(net) = &network
+            && matches!(kind, JobKind::Submit { .. })
+            && state.is_finished()
+        {
+            notices_for.push(("delivery".into(), notice::delivery_body(&rec, net, &state)));
+        }
+        let starved = rec.fail_starved_jobs(now);
+        for id in starved {
+            if let Some(j) = rec.job(id).cloned()
+                && let Destination::Network(n) = &j.destination
+            {
+                notices_for.push(("delivery".into(), notice::delivery_body(&rec, n, &j.state)));
+            }
+        }
+        let mut lights = Vec::new();
+        backflow::refresh_light(&mut rec, now, &mut lights);
+        for (_, to) in lights {
+            notices_for.push(("deadline".into(), notice::deadline_body(&rec, to)));
+        }
+        let notices = std::mem::take(&mut notices_for);
+        notice::enqueue(engine, &mut rec, &notices, now);
+        notices_for = notices;
+        rec.updated_at = now;
+        Some(rec)
+    };
+    // A settle that cannot be written leaves the job in flight; try again a
+    // few times before leaving it to the restart recovery.
+    let mut result = engine.store.update(&job_ref.case_number, &mut apply).await;
+    for _ in 0..5 {
+        if result.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        result = engine.store.update(&job_ref.case_number, &mut apply).await;
+    }
     match result {
         Ok(Some(rec)) => {
             if let Some(j) = rec.job(job_ref.job) {

@@ -101,7 +101,8 @@ pub struct Accepted {
 
 /// Everything the engine needs besides the config.
 pub struct EngineOptions {
-    pub runtime: RuntimeConfig,
+    /// Overrides the configuration's `[runtime]` section when set.
+    pub runtime: Option<RuntimeConfig>,
     /// Carries adapters' requests to ministries.
     pub transport: Arc<dyn Transport>,
 }
@@ -109,7 +110,7 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
-            runtime: RuntimeConfig::default(),
+            runtime: None,
             transport: Arc::new(HttpTransport::default()),
         }
     }
@@ -143,7 +144,11 @@ impl Engine {
         options: EngineOptions,
     ) -> anyhow::Result<Arc<Engine>> {
         let cfg = &config.config;
-        let mut runtime_config = options.runtime.clone();
+        // `[runtime]` from the file; a test may still override it.
+        let mut runtime_config = options
+            .runtime
+            .clone()
+            .unwrap_or_else(|| cfg.runtime.clone());
         if runtime_config.cache_dir.is_none() {
             runtime_config.cache_dir = Some(config.data_dir().join("compiled"));
         }
@@ -355,6 +360,15 @@ impl Engine {
         let Some(digest) = pinned else {
             return Ok(network.slot.current());
         };
+        if digest.len() != 64
+            || !digest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(format!(
+                "adapter version {digest:?} is not a sha256 (64 lowercase hex digits)"
+            ));
+        }
         let current = network.slot.current();
         if current.digest() == digest {
             return Ok(current);
@@ -659,8 +673,8 @@ async fn housekeeping(engine: Arc<Engine>) {
             }
         }
         let stats = engine.store.commit_stats();
-        metrics::gauge!("yiwang_store_durable_writes").set(stats.writes as f64);
-        metrics::gauge!("yiwang_store_fsyncs").set(stats.fsyncs as f64);
+        metrics::counter!("yiwang_store_durable_writes_total").absolute(stats.writes);
+        metrics::counter!("yiwang_store_fsyncs_total").absolute(stats.fsyncs);
         if now - last_compact > 3_600_000 {
             last_compact = now;
             match engine.store.compact(now - engine.retention_ms).await {

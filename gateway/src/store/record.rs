@@ -164,6 +164,13 @@ impl Job {
             .count() as u32
     }
 
+    /// Every attempt (sends and verify queries) since creation or replay:
+    /// what backoff grows with.
+    pub fn tries(&self) -> u32 {
+        let from = self.replayed_at.unwrap_or(Millis::MIN);
+        self.attempts.iter().filter(|a| a.at >= from).count() as u32
+    }
+
     /// Where retry age counts from.
     pub fn age_origin(&self) -> Millis {
         self.replayed_at.unwrap_or(self.created_at)

@@ -303,8 +303,9 @@ impl Store for SledStore {
             Some(d) => key(&["i", "x", d, ""]),
             None => key(&["i", "x", ""]),
         };
+        // Newest first within each destination (keys order by destination,
+        // then time).
         let mut refs = self.scan_refs(prefix, usize::MAX, false)?;
-        // Newest first across destinations: sort by the time part.
         refs.reverse();
         refs.truncate(limit);
         Ok(refs)

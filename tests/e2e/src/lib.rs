@@ -81,6 +81,38 @@ impl NetworkSpec {
         }
     }
 
+    /// Archetype 3 (signed open-API) with the tax adapter.
+    pub fn tax(name: &str) -> Self {
+        let sim = SimConfig::signed_api(name);
+        NetworkSpec {
+            name: name.into(),
+            adapter: yiwang_artifacts::TAX.into(),
+            secrets: BTreeMap::from([("app-secret".into(), sim.app_secret.clone())]),
+            adapter_config: BTreeMap::from([("app-key".into(), sim.app_key.clone())]),
+            poll_interval_ms: Some(200),
+            extra: String::new(),
+            sim,
+        }
+    }
+
+    /// Archetype 5 (pushes) with the public-security adapter; the
+    /// simulator's push URL is set once the gateway listens.
+    pub fn public_security(name: &str) -> Self {
+        let sim = SimConfig::callback(name);
+        NetworkSpec {
+            name: name.into(),
+            adapter: yiwang_artifacts::PUBLIC_SECURITY.into(),
+            secrets: BTreeMap::from([
+                ("api-key".into(), sim.api_key.clone()),
+                ("push-secret".into(), sim.push_secret.clone()),
+            ]),
+            adapter_config: BTreeMap::new(),
+            poll_interval_ms: None,
+            extra: String::new(),
+            sim,
+        }
+    }
+
     pub fn with_extra(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);
         self.extra.push('\n');

@@ -34,9 +34,21 @@ fn chained() -> String {
 }
 
 async fn world(mr_interval: Duration, items: &str, subscribers: &str) -> Result<(World, Client)> {
+    world_polling(mr_interval, items, subscribers, true).await
+}
+
+/// `poll = false` keeps market regulation's feed quiet, so a one-shot fault
+/// hits the submit it is meant for rather than a poll.
+async fn world_polling(
+    mr_interval: Duration,
+    items: &str,
+    subscribers: &str,
+    poll: bool,
+) -> Result<(World, Client)> {
     let mr = NetworkSpec::market_regulation(MR);
     let mr = NetworkSpec {
         sim: mr.sim.clone().with_stage_interval(mr_interval),
+        poll_interval_ms: if poll { mr.poll_interval_ms } else { None },
         ..mr
     };
     let zj = NetworkSpec::housing_construction(ZJ);
@@ -203,7 +215,7 @@ async fn a_flapping_network_still_gets_each_case_exactly_once() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_case_is_dead_lettered_then_replayed_after_the_fix() -> Result<()> {
-    let (w, c) = world(Duration::ZERO, &fan_out(), "").await?;
+    let (w, c) = world_polling(Duration::ZERO, &fan_out(), "", false).await?;
     // A first case logs the adapter in, so the fault hits the submit itself.
     assert_eq!(c.post("/v1/cases", &permit_case("DLQ-0000")?).await?.0, 202);
     c.wait_case("DLQ-0000", WAIT, |v| delivered_everywhere(v, &[MR, ZJ]))
@@ -395,5 +407,200 @@ async fn a_change_follows_its_submit_and_search_finds_cases() -> Result<()> {
             .is_some_and(|c| c.iter().any(|c| c["case_number"] == json!("CHG-0001"))),
         "{found}"
     );
+    Ok(())
+}
+
+/// 企业开办: market regulation's licence number flows to tax (signed
+/// open-API) and public security (which pushes its progress back through
+/// the gateway's callback endpoint), duplicates and out-of-order pushes
+/// included; the platform hears each stage once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enterprise_establishment_crosses_three_protocols_with_the_licence_passed_on() -> Result<()>
+{
+    let hook = Webhook::start().await?;
+    let interval = Duration::from_millis(150);
+    let mr = NetworkSpec::market_regulation(MR);
+    let mr = NetworkSpec {
+        sim: mr.sim.clone().with_stage_interval(interval),
+        ..mr
+    };
+    let tax = NetworkSpec::tax("tax");
+    let tax = NetworkSpec {
+        sim: tax.sim.clone().with_stage_interval(interval),
+        ..tax
+    };
+    let ga = NetworkSpec::public_security("public-security");
+    let ga = NetworkSpec {
+        sim: ga.sim.clone().with_stage_interval(interval),
+        ..ga
+    };
+    let items = format!(
+        "[items.\"SC-QYKB-001\"]\nroute = [{{ network = \"{MR}\" }}, {{ network = \"tax\", after = [\"{MR}\"], inputs = {{ licence-number = \"{MR}.certificate_number\" }} }}, {{ network = \"public-security\", after = [\"{MR}\"], inputs = {{ licence-number = \"{MR}.certificate_number\" }} }}]\n"
+    );
+    let subscribers = format!(
+        "[subscribers.platform]\nurl = \"{}\"\nevents = [\"stage\"]\n",
+        hook.url
+    );
+    let mut w = World::prepare(vec![mr, tax, ga], &items, &subscribers, LISTENERS).await?;
+    let c = w.start_gateway().await?;
+    let callbacks = w
+        .gateway
+        .as_ref()
+        .and_then(|g| g.callback_addr)
+        .expect("callback listener");
+    let ga_sim = w.sim("public-security");
+    ga_sim.set_callback_url(Some(&format!(
+        "http://{callbacks}/v1/callbacks/public-security"
+    )))?;
+    ga_sim.faults().update(|f| {
+        f.push_duplicate_next = 3;
+        f.push_reorder_next = 2;
+    });
+    let case = case_json("enterprise-establishment.json", "QYKB-0001")?;
+    assert_eq!(c.post("/v1/cases", &case).await?.0, 202);
+    let done = |v: &Value, n: &str| v["networks"][n]["stage"] == json!("completed");
+    let v = c
+        .wait_case("QYKB-0001", Duration::from_secs(60), |v| {
+            done(v, MR) && done(v, "tax") && done(v, "public-security")
+        })
+        .await?;
+    let licence = v["networks"][MR]["certificate_number"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(!licence.is_empty());
+    let tax_case = &w.sim("tax").cases()[0];
+    assert_eq!(
+        tax_case.fields["yyzzbh"],
+        json!(licence),
+        "tax got the licence number"
+    );
+    let ga_case = &ga_sim.cases()[0];
+    assert_eq!(
+        ga_case.fields["licenceNo"],
+        json!(licence),
+        "public security got it too"
+    );
+    // Pushed events, duplicates dropped, ordered by time then stage.
+    let events = v["networks"]["public-security"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &events {
+        assert!(
+            seen.insert((e["stage"].to_string(), e["at"].to_string())),
+            "duplicate {e}"
+        );
+    }
+    let ats: Vec<String> = events
+        .iter()
+        .map(|e| e["at"].as_str().unwrap_or("").to_string())
+        .collect();
+    let mut sorted = ats.clone();
+    sorted.sort();
+    assert_eq!(ats, sorted, "events are ordered");
+    eventually(WAIT, "the platform hears public security complete", || {
+        hook.notices().iter().any(|(_, n)| {
+            n["network"] == json!("public-security") && n["stage"] == json!("completed")
+        })
+    })
+    .await?;
+    let notices = hook.notices();
+    let mut keys = std::collections::BTreeSet::new();
+    for (_, n) in &notices {
+        let k = (
+            n["network"].to_string(),
+            n["stage"].to_string(),
+            n["at"].to_string(),
+        );
+        assert!(keys.insert(k), "a stage reached the platform twice: {n}");
+    }
+    // Every push was acknowledged: the ministry has nothing left to send.
+    eventually(WAIT, "all pushes acknowledged", || {
+        ga_sim.push_stats().is_some_and(|s| s.pending == 0)
+    })
+    .await?;
+    // A forged push is refused and changes nothing.
+    let forged = Client::new(format!("http://{callbacks}"));
+    let (status, _) = forged
+        .post(
+            "/v1/callbacks/public-security",
+            &json!({"caseNo": "x", "status": "70"}),
+        )
+        .await?;
+    assert!(
+        status == 401 || status == 403,
+        "forged push answered {status}"
+    );
+    let (status, p) = forged
+        .post("/v1/callbacks/no-such-network", &json!({}))
+        .await?;
+    assert_eq!(status, 404, "{p}");
+    // Metrics name what happened.
+    let admin = w.admin().expect("admin");
+    let (_, metrics) = admin.get("/metrics").await?;
+    let text = metrics.as_str().unwrap_or("");
+    for series in [
+        "yiwang_attempts_total",
+        "yiwang_deliveries_total",
+        "yiwang_callbacks_total",
+        "yiwang_backflow_events_total",
+        "yiwang_adapter_call_seconds",
+        "yiwang_intake_accepted_total",
+    ] {
+        assert!(text.contains(series), "/metrics lacks {series}");
+    }
+    w.stop_gateway().await;
+    Ok(())
+}
+
+/// The operator's CLI drives the admin API: list, dead letters, replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_commands_list_and_replay_dead_letters() -> Result<()> {
+    let (w, c) = world_polling(Duration::ZERO, &fan_out(), "", false).await?;
+    assert_eq!(c.post("/v1/cases", &permit_case("CLI-0000")?).await?.0, 202);
+    c.wait_case("CLI-0000", WAIT, |v| delivered_everywhere(v, &[MR, ZJ]))
+        .await?;
+    w.sim(MR).faults().update(|f| {
+        f.reject_next = 1;
+        f.reject_field = "zjhm".into();
+    });
+    assert_eq!(c.post("/v1/cases", &permit_case("CLI-0001")?).await?.0, 202);
+    c.wait_case("CLI-0001", WAIT, |v| delivery_state(v, MR) == "dead")
+        .await?;
+    // A poison case blocks only itself: the next case goes through.
+    assert_eq!(c.post("/v1/cases", &permit_case("CLI-0002")?).await?.0, 202);
+    c.wait_case("CLI-0002", WAIT, |v| delivered_everywhere(v, &[MR, ZJ]))
+        .await?;
+    let admin = w
+        .gateway
+        .as_ref()
+        .and_then(|g| g.admin_addr)
+        .expect("admin");
+    let cli = move |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_yiwang-under-test"))
+            .args(["queue"])
+            .args(args)
+            .args(["--admin", &format!("http://{admin}")])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "yiwang queue {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let dlq = tokio::task::spawn_blocking(move || cli(&["dlq", "--network", MR])).await??;
+    assert!(
+        dlq.contains("CLI-0001") && dlq.contains("zjhm") && dlq.contains("1 dead letter"),
+        "{dlq}"
+    );
+    let replay =
+        tokio::task::spawn_blocking(move || cli(&["replay", "--case", "CLI-0001", "--rate", "5"]))
+            .await??;
+    assert!(replay.contains("1 job(s) replayed"), "{replay}");
+    c.wait_case("CLI-0001", WAIT, |v| delivery_state(v, MR) == "delivered")
+        .await?;
     Ok(())
 }
