@@ -71,22 +71,18 @@ impl Gateway {
         let mut tasks = engine.start().await?;
         let intake_addr = intake.local_addr()?;
         let router = http::with_limits(http::intake_router(state.clone()), &intake.config);
-        tasks.push(tokio::spawn(http::serve(
-            intake,
-            router,
-            engine_stop(&engine),
-        )));
+        tasks.push(tokio::spawn(http::serve(intake, router, engine.stopping())));
         let mut callback_addr = None;
         if let Some(l) = callbacks {
             callback_addr = Some(l.local_addr()?);
             let router = http::with_limits(http::callback_router(state.clone()), &l.config);
-            tasks.push(tokio::spawn(http::serve(l, router, engine_stop(&engine))));
+            tasks.push(tokio::spawn(http::serve(l, router, engine.stopping())));
         }
         let mut admin_addr = None;
         if let Some(l) = admin {
             admin_addr = Some(l.local_addr()?);
             let router = http::with_limits(http::admin_router(state.clone()), &l.config);
-            tasks.push(tokio::spawn(http::serve(l, router, engine_stop(&engine))));
+            tasks.push(tokio::spawn(http::serve(l, router, engine.stopping())));
         }
         tracing::info!(%intake_addr, callbacks = ?callback_addr, admin = ?admin_addr, networks = engine.networks.len(), "gateway serving");
         Ok(Gateway {
@@ -105,8 +101,4 @@ impl Gateway {
             let _ = t.await;
         }
     }
-}
-
-fn engine_stop(engine: &Engine) -> tokio::sync::watch::Receiver<bool> {
-    engine.stopping()
 }

@@ -115,6 +115,18 @@ pub enum PartyKind {
     OtherOrganization,
 }
 
+impl PartyKind {
+    /// The unified code, as serialized: `natural_person`, `enterprise`,
+    /// `other_organization` (what adapters' code tables translate from).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartyKind::NaturalPerson => "natural_person",
+            PartyKind::Enterprise => "enterprise",
+            PartyKind::OtherOrganization => "other_organization",
+        }
+    }
+}
+
 /// Contact details (联系方式).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -117,6 +117,47 @@ pub fn field_mappings(rows: &[MappingRow]) -> Vec<FieldMapping> {
         .collect()
 }
 
+/// The unified field a ministry field name came from, for rejections that
+/// name the ministry's field: an exact ministry name gives its row's pointer;
+/// an element of a repeated field (`clxx[1].clmc`) gives the row written with
+/// `[*]` (`clxx[*].clmc` ↔ `/materials/*/name`) at that index; an element or
+/// member no row names falls back to the element (`/materials/1`), the bare
+/// list name (`clxx`) to the list (`/materials`). `None` for fields the case
+/// does not feed.
+pub fn unified_pointer(rows: &[MappingRow], ministry_field: &str) -> Option<String> {
+    let field = ministry_field.trim();
+    if let Some((unified, _, _, _)) = rows.iter().find(|(_, ministry, _, _)| *ministry == field) {
+        return Some((*unified).to_owned());
+    }
+    let mut fallback = None;
+    for (unified, ministry, _, _) in rows {
+        let Some((list, member)) = ministry.split_once("[*]") else {
+            continue;
+        };
+        // `/materials/*/name` → `/materials`; a row without `*` names one field.
+        let unified_list = unified.split_once("/*").map_or(*unified, |(l, _)| l);
+        if field == list {
+            return Some(unified_list.to_owned());
+        }
+        let Some(rest) = field.strip_prefix(list).and_then(|r| r.strip_prefix('[')) else {
+            continue;
+        };
+        let (index, after) = rest.split_once(']')?;
+        let index: usize = index.parse().ok()?;
+        if after == member {
+            return Some(unified.replacen('*', &index.to_string(), 1));
+        }
+        fallback.get_or_insert_with(|| {
+            if unified.contains('*') {
+                format!("{unified_list}/{index}")
+            } else {
+                (*unified).to_owned()
+            }
+        });
+    }
+    fallback
+}
+
 /// A [`Descriptor`] from static tables: the usual body of `describe`, e.g.
 /// `descriptor(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), KIND, ITEMS, FIELD_MAPPINGS)`.
 pub fn descriptor(
@@ -214,3 +255,36 @@ pub mod soap;
 pub mod text;
 pub mod xml;
 // -- end helper modules --
+
+#[cfg(test)]
+mod pointer_tests {
+    use super::{MappingRow, unified_pointer};
+
+    const ROWS: &[MappingRow] = &[
+        ("/applicant/name", "sqrmc", None, None),
+        ("/materials/*/name", "clxx[*].clmc", None, None),
+        ("/form/seal_types", "seals[*].sealType", None, None),
+    ];
+
+    #[test]
+    fn ministry_fields_map_back_to_unified_pointers() {
+        for (ministry, unified) in [
+            ("sqrmc", Some("/applicant/name")),
+            (" sqrmc ", Some("/applicant/name")),
+            ("clxx[2].clmc", Some("/materials/2/name")),
+            ("clxx[2].other", Some("/materials/2")),
+            ("clxx[2]", Some("/materials/2")),
+            ("clxx", Some("/materials")),
+            ("clxx[x].clmc", None),
+            ("seals[1].sealType", Some("/form/seal_types")),
+            ("seals", Some("/form/seal_types")),
+            ("ywlsh", None),
+        ] {
+            assert_eq!(
+                unified_pointer(ROWS, ministry).as_deref(),
+                unified,
+                "{ministry}"
+            );
+        }
+    }
+}

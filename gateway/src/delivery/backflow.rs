@@ -6,7 +6,7 @@
 
 use super::{Engine, NetworkRuntime, deadline, notice};
 use crate::runtime::{HttpRequest, HttpResponse};
-use crate::store::{CaseRecord, Light, Millis, now_millis};
+use crate::store::{CaseRecord, Destination, Millis, now_millis};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +16,7 @@ use yiwang_schema::Event;
 /// at the same time) are dropped; the rest are ordered by the ministry's
 /// time, stage rank breaking ties, so a late-arriving earlier event never
 /// moves the case backwards. Returns the events that were new.
-pub fn apply_events(
-    record: &mut CaseRecord,
-    network: &str,
-    events: Vec<Event>,
-    _now: Millis,
-) -> Vec<Event> {
+pub fn apply_events(record: &mut CaseRecord, network: &str, events: Vec<Event>) -> Vec<Event> {
     let view = record.networks.entry(network.to_string()).or_default();
     let mut fresh = Vec::new();
     for mut e in events {
@@ -59,14 +54,40 @@ pub fn apply_events(
     fresh
 }
 
-/// Recompute the deadline light; a change is pushed to `changes`.
-pub fn refresh_light(record: &mut CaseRecord, now: Millis, changes: &mut Vec<(Light, Light)>) {
+/// What every change to a case ends with: notices for its new stage events
+/// and the caller's other `notices`, dead letters (and notices) for chained
+/// steps the change starved, the deadline light (and a notice if it moved),
+/// all notices queued to subscribers, and the change time.
+pub fn conclude(
+    engine: &Engine,
+    record: &mut CaseRecord,
+    fresh: &[Event],
+    notices: Vec<(String, serde_json::Value)>,
+    now: Millis,
+) {
+    let mut all: Vec<(String, serde_json::Value)> = fresh
+        .iter()
+        .map(|e| ("stage".to_string(), notice::stage_body(record, e)))
+        .collect();
+    all.extend(notices);
+    for id in record.fail_starved_jobs(now) {
+        if let Some(j) = record.job(id)
+            && let Destination::Network(n) = &j.destination
+        {
+            all.push((
+                "delivery".into(),
+                notice::delivery_body(record, n, &j.state),
+            ));
+        }
+    }
     let (deadline, light) = deadline::evaluate(record, now);
     record.deadline = deadline;
     if light != record.light {
-        changes.push((record.light, light));
         record.light = light;
+        all.push(("deadline".into(), notice::deadline_body(record, light)));
     }
+    notice::enqueue(engine, record, &all, now);
+    record.updated_at = now;
 }
 
 /// Record events a network reported (poll or callback) against their cases.
@@ -109,29 +130,12 @@ pub async fn record_events(
             .store
             .update(&case, &mut |rec| {
                 let mut rec = rec?;
-                let fresh = apply_events(&mut rec, network, events.clone(), now);
+                let fresh = apply_events(&mut rec, network, events.clone());
                 fresh_count = fresh.len();
                 if fresh.is_empty() {
                     return None;
                 }
-                let mut notices: Vec<(String, serde_json::Value)> = fresh
-                    .iter()
-                    .map(|e| ("stage".to_string(), notice::stage_body(&rec, e)))
-                    .collect();
-                for id in rec.fail_starved_jobs(now) {
-                    if let Some(j) = rec.job(id).cloned()
-                        && let crate::store::Destination::Network(n) = &j.destination
-                    {
-                        notices.push(("delivery".into(), notice::delivery_body(&rec, n, &j.state)));
-                    }
-                }
-                let mut lights = Vec::new();
-                refresh_light(&mut rec, now, &mut lights);
-                for (_, to) in lights {
-                    notices.push(("deadline".into(), notice::deadline_body(&rec, to)));
-                }
-                notice::enqueue(engine, &mut rec, &notices, now);
-                rec.updated_at = now;
+                conclude(engine, &mut rec, &fresh, Vec::new(), now);
                 Some(rec)
             })
             .await?;
@@ -255,20 +259,11 @@ pub(crate) async fn deadline_monitor(engine: Arc<Engine>) {
                         .store
                         .update(&case, &mut |rec| {
                             let mut rec = rec?;
-                            let mut lights = Vec::new();
-                            let before = rec.deadline;
-                            refresh_light(&mut rec, now, &mut lights);
-                            if lights.is_empty() && before == rec.deadline {
+                            let before = (rec.deadline, rec.light);
+                            conclude(&engine, &mut rec, &[], Vec::new(), now);
+                            if before == (rec.deadline, rec.light) {
                                 return None;
                             }
-                            let notices: Vec<(String, serde_json::Value)> = lights
-                                .iter()
-                                .map(|(_, to)| {
-                                    ("deadline".to_string(), notice::deadline_body(&rec, *to))
-                                })
-                                .collect();
-                            notice::enqueue(&engine, &mut rec, &notices, now);
-                            rec.updated_at = now;
                             Some(rec)
                         })
                         .await;

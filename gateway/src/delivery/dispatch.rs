@@ -37,6 +37,21 @@ pub(crate) enum Outcome {
     },
 }
 
+impl Outcome {
+    /// `delivered`, `not_found`, `retryable`, `permanent`, `ambiguous`.
+    fn class_label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered { .. } => "delivered",
+            Outcome::NotFound => "not_found",
+            Outcome::Failed { class, .. } => match class {
+                ErrorClass::Retryable => "retryable",
+                ErrorClass::Permanent => "permanent",
+                ErrorClass::Ambiguous => "ambiguous",
+            },
+        }
+    }
+}
+
 /// After a restart: every attempt left in flight may have reached the
 /// ministry. Submits are verified before any resend; changes and notices
 /// carry idempotency keys and are simply sent again.
@@ -90,16 +105,15 @@ pub(crate) async fn run(engine: Arc<Engine>, destination: Destination) {
         let notified = wake.notified();
         let now = now_millis();
         let free = permits.available_permits();
-        let admit = breaker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .admit(now, free);
-        metrics::gauge!("yiwang_breaker_open", "destination" => key.clone()).set(
-            match breaker.lock().unwrap_or_else(|p| p.into_inner()).state(now) {
-                "open" => 1.0,
-                _ => 0.0,
-            },
-        );
+        let (admit, open) = {
+            let mut b = breaker.lock().unwrap_or_else(|p| p.into_inner());
+            (b.admit(now, free), b.state(now) == "open")
+        };
+        metrics::gauge!("yiwang_breaker_open", "destination" => key.clone()).set(if open {
+            1.0
+        } else {
+            0.0
+        });
         let mut sleep_until: Option<Millis> = None;
         match admit {
             Admit::WaitUntil(t) => sleep_until = Some(t),
@@ -245,22 +259,12 @@ async fn attempt(
             _ => b.success(),
         }
     }
-    let label = match &outcome {
-        Outcome::Delivered { .. } => "delivered",
-        Outcome::NotFound => "not_found",
-        Outcome::Failed { class, .. } => match class {
-            ErrorClass::Retryable => "retryable",
-            ErrorClass::Permanent => "permanent",
-            ErrorClass::Ambiguous => "ambiguous",
-        },
-    };
-    metrics::counter!("yiwang_attempts_total", "destination" => destination.key(), "outcome" => label)
+    metrics::counter!("yiwang_attempts_total", "destination" => destination.key(), "outcome" => outcome.class_label())
         .increment(1);
     settle(
         engine,
         destination,
         job_ref,
-        &job,
         verifying,
         outcome,
         adapter_digest,
@@ -429,7 +433,6 @@ async fn settle(
     engine: &Engine,
     destination: &Destination,
     job_ref: &JobRef,
-    job: &Job,
     verifying: bool,
     outcome: Outcome,
     adapter: Option<String>,
@@ -446,31 +449,17 @@ async fn settle(
         Destination::Subscriber(_) => None,
     };
     let now = now_millis();
-    let (label, kind, message) = match &outcome {
-        Outcome::Delivered { .. } => (
-            if verifying { "found" } else { "delivered" },
-            None,
-            String::new(),
-        ),
+    let (kind, message) = match &outcome {
+        Outcome::Delivered { .. } => (None, String::new()),
         Outcome::NotFound => (
-            "not_found",
             None,
             "the ministry has no case under this idempotency key; resending".to_string(),
         ),
-        Outcome::Failed {
-            class,
-            kind,
-            message,
-            ..
-        } => (
-            match class {
-                ErrorClass::Retryable => "retryable",
-                ErrorClass::Permanent => "permanent",
-                ErrorClass::Ambiguous => "ambiguous",
-            },
-            Some(kind.clone()),
-            message.clone(),
-        ),
+        Outcome::Failed { kind, message, .. } => (Some(kind.clone()), message.clone()),
+    };
+    let label = match &outcome {
+        Outcome::Delivered { .. } if verifying => "found",
+        other => other.class_label(),
     };
     let attempt = Attempt {
         at: started_at,
@@ -481,11 +470,9 @@ async fn settle(
         adapter,
         verify: verifying,
     };
-    let mut notices_for: Vec<(String, serde_json::Value)> = Vec::new();
     let mut new_events = 0usize;
-    let mut apply = |rec: Option<crate::store::CaseRecord>| {
+    let mut apply = |rec: Option<CaseRecord>| {
         let mut rec = rec?;
-        notices_for.clear();
         let j = rec.job_mut(job_ref.job)?;
         if !matches!(j.state, JobState::InFlight { .. }) {
             return None;
@@ -553,36 +540,18 @@ async fn settle(
         }
         let mut fresh = Vec::new();
         if let Some(net) = &network {
-            fresh = backflow::apply_events(&mut rec, net, delivered_events, now);
+            fresh = backflow::apply_events(&mut rec, net, delivered_events);
         }
         new_events = fresh.len();
-        // Notices: stage events, and a delivery outcome for network jobs.
-        for e in &fresh {
-            notices_for.push(("stage".into(), notice::stage_body(&rec, e)));
-        }
+        // A finished submit is a delivery outcome subscribers hear about.
+        let mut notices = Vec::new();
         if let Some(net) = &network
             && matches!(kind, JobKind::Submit { .. })
             && state.is_finished()
         {
-            notices_for.push(("delivery".into(), notice::delivery_body(&rec, net, &state)));
+            notices.push(("delivery".into(), notice::delivery_body(&rec, net, &state)));
         }
-        let starved = rec.fail_starved_jobs(now);
-        for id in starved {
-            if let Some(j) = rec.job(id).cloned()
-                && let Destination::Network(n) = &j.destination
-            {
-                notices_for.push(("delivery".into(), notice::delivery_body(&rec, n, &j.state)));
-            }
-        }
-        let mut lights = Vec::new();
-        backflow::refresh_light(&mut rec, now, &mut lights);
-        for (_, to) in lights {
-            notices_for.push(("deadline".into(), notice::deadline_body(&rec, to)));
-        }
-        let notices = std::mem::take(&mut notices_for);
-        notice::enqueue(engine, &mut rec, &notices, now);
-        notices_for = notices;
-        rec.updated_at = now;
+        backflow::conclude(engine, &mut rec, &fresh, notices, now);
         Some(rec)
     };
     // A settle that cannot be written leaves the job in flight; try again a
@@ -626,5 +595,4 @@ async fn settle(
             tracing::error!(case = %job_ref.case_number, error = %e, "cannot settle attempt");
         }
     }
-    let _ = job;
 }

@@ -99,6 +99,13 @@ pub struct Accepted {
     pub jobs: Vec<u32>,
 }
 
+/// What an intake write found: the same request again (the stored record
+/// and the jobs it created the first time), or new work (its jobs).
+enum Repeat {
+    Seen(Box<CaseRecord>, Vec<u32>),
+    New(Vec<u32>),
+}
+
 /// Everything the engine needs besides the config.
 pub struct EngineOptions {
     /// Overrides the configuration's `[runtime]` section when set.
@@ -406,17 +413,26 @@ impl Engine {
         network: &NetworkRuntime,
         wasm: &[u8],
     ) -> Result<Arc<LoadedAdapter>, LoadError> {
-        let adapter = Arc::new(
-            self.runtime
-                .load(wasm, network.sandbox.clone(), network.services.clone())
-                .await?,
-        );
-        keep_version(&self.data_dir, adapter.digest(), wasm);
+        let adapter = Arc::new(self.load_kept(network, wasm).await?);
         network
             .versions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(adapter.digest().to_string(), adapter.clone());
+        Ok(adapter)
+    }
+
+    /// Load a component in the network's sandbox and keep its bytes by hash.
+    async fn load_kept(
+        &self,
+        network: &NetworkRuntime,
+        wasm: &[u8],
+    ) -> Result<LoadedAdapter, LoadError> {
+        let adapter = self
+            .runtime
+            .load(wasm, network.sandbox.clone(), network.services.clone())
+            .await?;
+        keep_version(&self.data_dir, adapter.digest(), wasm);
         Ok(adapter)
     }
 
@@ -426,13 +442,8 @@ impl Engine {
             .networks
             .get(network)
             .ok_or_else(|| format!("network `{network}` is not configured"))?;
-        let adapter = self
-            .runtime
-            .load(wasm, net.sandbox.clone(), net.services.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+        let adapter = self.load_kept(net, wasm).await.map_err(|e| e.to_string())?;
         let digest = adapter.digest().to_string();
-        keep_version(&self.data_dir, &digest, wasm);
         let old = net.slot.swap(adapter);
         tracing::info!(
             network,
@@ -469,7 +480,7 @@ impl Engine {
             yellow_ms: self.yellow_ms,
         };
         let case_number = case.case_number.clone();
-        let mut outcome: Option<Result<(bool, Vec<u32>), IntakeError>> = None;
+        let mut outcome: Option<Result<Repeat, IntakeError>> = None;
         let stored = self
             .store
             .update(&case_number, &mut |existing| match existing {
@@ -480,7 +491,7 @@ impl Engine {
                         .filter(|j| matches!(j.kind, JobKind::Submit { .. }))
                         .map(|j| j.id)
                         .collect();
-                    outcome = Some(Ok((false, jobs)));
+                    outcome = Some(Ok(Repeat::Seen(Box::new(r), jobs)));
                     None
                 }
                 Some(r) => {
@@ -523,36 +534,21 @@ impl Engine {
                     let (deadline, light) = deadline::evaluate(&r, now);
                     r.deadline = deadline;
                     r.light = light;
-                    outcome = Some(Ok((true, jobs)));
+                    outcome = Some(Ok(Repeat::New(jobs)));
                     Some(r)
                 }
             })
             .await?;
-        let (created, jobs) = outcome.unwrap_or(Ok((false, Vec::new())))?;
-        let record = match stored {
-            Some(r) => r,
-            None => self
-                .store
-                .case(&case_number)
-                .await?
-                .ok_or(IntakeError::UnknownCase {
-                    case_number: case_number.clone(),
-                })?,
-        };
-        if created {
+        let accepted = self.accepted(&case_number, outcome, stored)?;
+        if accepted.created {
             metrics::counter!("yiwang_intake_accepted_total", "item" => code.clone()).increment(1);
             if !validated.overrides_applied.is_empty() {
                 tracing::warn!(case = %case_number, overrides = ?validated.overrides_applied, "accepted with checksum overrides");
             }
-            self.wake_record(&record);
         } else {
             metrics::counter!("yiwang_intake_duplicates_total").increment(1);
         }
-        Ok(Accepted {
-            record,
-            created,
-            jobs,
-        })
+        Ok(accepted)
     }
 
     /// Accept a bureau-side change: one job per network the case was routed
@@ -569,7 +565,7 @@ impl Engine {
             .map_err(|e| IntakeError::Store(StoreError::Backend(e.to_string())))?;
         let digest = sha256_hex(change_json.as_bytes());
         let now = now_millis();
-        let mut outcome: Option<Result<(bool, Vec<u32>), IntakeError>> = None;
+        let mut outcome: Option<Result<Repeat, IntakeError>> = None;
         let stored = self
             .store
             .update(case_number, &mut |existing| {
@@ -580,7 +576,8 @@ impl Engine {
                     return None;
                 };
                 if let Some(seen) = r.changes.iter().find(|c| c.digest == digest) {
-                    outcome = Some(Ok((false, seen.jobs.clone())));
+                    let jobs = seen.jobs.clone();
+                    outcome = Some(Ok(Repeat::Seen(Box::new(r), jobs)));
                     return None;
                 }
                 let networks: Vec<String> = r
@@ -610,29 +607,40 @@ impl Engine {
                     jobs: jobs.clone(),
                 });
                 r.updated_at = now;
-                outcome = Some(Ok((true, jobs)));
+                outcome = Some(Ok(Repeat::New(jobs)));
                 Some(r)
             })
             .await?;
-        let (created, jobs) = outcome.unwrap_or(Ok((false, Vec::new())))?;
-        let record = match stored {
-            Some(r) => r,
-            None => self
-                .store
-                .case(case_number)
-                .await?
-                .ok_or(IntakeError::UnknownCase {
-                    case_number: case_number.to_string(),
-                })?,
+        self.accepted(case_number, outcome, stored)
+    }
+
+    /// What an intake write decided, as the answer: a new write wakes the
+    /// dispatchers of its jobs; a repeat answers from the record it read.
+    fn accepted(
+        &self,
+        case_number: &str,
+        outcome: Option<Result<Repeat, IntakeError>>,
+        stored: Option<CaseRecord>,
+    ) -> Result<Accepted, IntakeError> {
+        let unknown = || IntakeError::UnknownCase {
+            case_number: case_number.to_string(),
         };
-        if created {
-            self.wake_record(&record);
+        match outcome.ok_or_else(unknown)?? {
+            Repeat::Seen(record, jobs) => Ok(Accepted {
+                record: *record,
+                created: false,
+                jobs,
+            }),
+            Repeat::New(jobs) => {
+                let record = stored.ok_or_else(unknown)?;
+                self.wake_record(&record);
+                Ok(Accepted {
+                    record,
+                    created: true,
+                    jobs,
+                })
+            }
         }
-        Ok(Accepted {
-            record,
-            created,
-            jobs,
-        })
     }
 }
 

@@ -115,7 +115,6 @@ pub fn case_view(record: &CaseRecord) -> Value {
             Destination::Subscriber(_) => None,
         })
         .collect();
-    names.dedup();
     names.sort();
     names.dedup();
     for name in names {

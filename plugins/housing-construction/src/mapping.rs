@@ -5,7 +5,7 @@ use yiwang_adapter_sdk::codes::{
     CodeTable, StatusRow, StatusTable, Unknown, UnknownStatus, id_type_set_b,
 };
 use yiwang_adapter_sdk::dates::{self, MinistryDateFormat};
-use yiwang_adapter_sdk::schema::{Case, Decision, PartyKind, Stage};
+use yiwang_adapter_sdk::schema::{Case, Decision, Stage};
 use yiwang_adapter_sdk::soap::{self, SoapError};
 use yiwang_adapter_sdk::text::{self, Encoding};
 use yiwang_adapter_sdk::xml::{Element, XmlError, XmlWriter};
@@ -138,15 +138,6 @@ pub fn unified_pointer(ministry_field: &str) -> Option<String> {
     Some(pointer.to_owned())
 }
 
-/// The unified code of a party kind (the schema's snake_case names).
-pub fn party_kind_code(kind: PartyKind) -> &'static str {
-    match kind {
-        PartyKind::NaturalPerson => "natural_person",
-        PartyKind::Enterprise => "enterprise",
-        PartyKind::OtherOrganization => "other_organization",
-    }
-}
-
 fn form_text<'a>(case: &'a Case, key: &str) -> Option<&'a str> {
     case.form
         .get(key)
@@ -159,7 +150,7 @@ fn form_text<'a>(case: &'a Case, key: &str) -> Option<&'a str> {
 pub fn submit_xml(case: &Case, idempotency_key: &str) -> Result<String, AdapterError> {
     let applicant = &case.applicant;
     let sqrlx = APPLICANT_KIND_123
-        .to_ministry(party_kind_code(applicant.kind))
+        .to_ministry(applicant.kind.as_str())
         .map_err(|e| permanent_field("/applicant/kind", None, e.to_string()))?;
     let zjlx = id_type_set_b()
         .to_ministry(&applicant.id_type)

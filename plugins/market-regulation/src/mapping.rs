@@ -6,9 +6,7 @@ use yiwang_adapter_sdk::codes::{
     CodeTable, StatusRow, StatusTable, Unknown, UnknownStatus, applicant_kind_012,
 };
 use yiwang_adapter_sdk::dates::{self, MinistryDateFormat};
-use yiwang_adapter_sdk::schema::{
-    Case, CaseChange, ChangeKind, Decision, Material, PartyKind, Stage,
-};
+use yiwang_adapter_sdk::schema::{Case, CaseChange, ChangeKind, Decision, Material, Stage};
 use yiwang_adapter_sdk::{
     AdapterError, Event, FieldMapping, Rejection, RetryableError, ambiguous, error, event,
     permanent, permanent_field, retryable,
@@ -137,39 +135,10 @@ pub fn field_mappings() -> Vec<FieldMapping> {
 /// The unified field a ministry field name came from, for rejections (`zdmc`).
 /// `clxx[1].clmc` → `/materials/1/name`. `None` for fields the case does not feed (`ywlsh`).
 pub fn unified_pointer(ministry_field: &str) -> Option<String> {
-    let field = ministry_field.trim();
-    if let Some(rest) = field.strip_prefix("clxx[") {
-        let (index, after) = rest.split_once(']')?;
-        let index: usize = index.parse().ok()?;
-        let part = match after.strip_prefix('.') {
-            None if after.is_empty() => return Some(format!("/materials/{index}")),
-            None => return None,
-            Some("clmc") => "name",
-            Some("clgs") => "media_type",
-            Some("sha256") => "sha256",
-            Some("dz") => "uri",
-            Some(_) => return Some(format!("/materials/{index}")),
-        };
-        return Some(format!("/materials/{index}/{part}"));
+    if ministry_field.trim() == "bdxx" {
+        return Some("/form".to_owned());
     }
-    let pointer = match field {
-        "clxx" => "/materials",
-        "bdxx" => "/form",
-        _ => FIELD_MAPPINGS
-            .iter()
-            .find(|(_, ministry, _, _)| *ministry == field)
-            .map(|(unified, _, _, _)| *unified)?,
-    };
-    Some(pointer.to_owned())
-}
-
-/// The unified code of a party kind (the schema's snake_case names).
-pub fn party_kind_code(kind: PartyKind) -> &'static str {
-    match kind {
-        PartyKind::NaturalPerson => "natural_person",
-        PartyKind::Enterprise => "enterprise",
-        PartyKind::OtherOrganization => "other_organization",
-    }
+    yiwang_adapter_sdk::unified_pointer(FIELD_MAPPINGS, ministry_field)
 }
 
 /// The submit body for `case`. Code-table misses are permanent errors naming the unified
@@ -177,7 +146,7 @@ pub fn party_kind_code(kind: PartyKind) -> &'static str {
 pub fn submit_body(case: &Case, idempotency_key: &str) -> Result<Value, AdapterError> {
     let applicant = &case.applicant;
     let sqrlx = applicant_kind_012()
-        .to_ministry(party_kind_code(applicant.kind))
+        .to_ministry(applicant.kind.as_str())
         .map_err(|e| permanent_field("/applicant/kind", None, e.to_string()))?;
     let id_type = ID_TYPE_AB
         .to_ministry(&applicant.id_type)

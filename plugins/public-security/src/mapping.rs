@@ -155,26 +155,7 @@ pub fn unified_pointer(ministry_field: &str) -> Option<String> {
     if field == "seals" || field.starts_with("seals[") {
         return Some("/form/seal_types".to_owned());
     }
-    if let Some(rest) = field.strip_prefix("materials[") {
-        let (index, after) = rest.split_once(']')?;
-        let index: usize = index.parse().ok()?;
-        let part = match after.strip_prefix('.') {
-            Some("name") => "name",
-            Some("mediaType") => "media_type",
-            Some("sha256") => "sha256",
-            Some("url") => "uri",
-            _ => return Some(format!("/materials/{index}")),
-        };
-        return Some(format!("/materials/{index}/{part}"));
-    }
-    let pointer = match field {
-        "materials" => "/materials",
-        _ => FIELD_MAPPINGS
-            .iter()
-            .find(|(_, ministry, _, _)| *ministry == field)
-            .map(|(unified, _, _, _)| *unified)?,
-    };
-    Some(pointer.to_owned())
+    yiwang_adapter_sdk::unified_pointer(FIELD_MAPPINGS, field)
 }
 
 /// The vendor's `sealType` codes for the case: `/form/seal_types` (an array of seal names)

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 use yiwang_adapter_sdk::codes::{CodeTable, StatusRow, StatusTable, Unknown, UnknownStatus};
 use yiwang_adapter_sdk::dates::{self, MinistryDateFormat};
-use yiwang_adapter_sdk::schema::{Case, Decision, Material, PartyKind, Stage};
+use yiwang_adapter_sdk::schema::{Case, Decision, Material, Stage};
 use yiwang_adapter_sdk::{
     AdapterError, Event, FieldMapping, Rejection, RetryableError, ambiguous, error, event,
     permanent, permanent_field, retryable, sign,
@@ -172,39 +172,7 @@ pub fn field_mappings() -> Vec<FieldMapping> {
 /// `fjxx[1].fjmc` → `/materials/1/name`. `None` for fields the case does not feed (`qqlsh`,
 /// and `yyzzbh`, which comes from the route's input).
 pub fn unified_pointer(ministry_field: &str) -> Option<String> {
-    let field = ministry_field.trim();
-    if let Some(rest) = field.strip_prefix("fjxx[") {
-        let (index, after) = rest.split_once(']')?;
-        let index: usize = index.parse().ok()?;
-        let part = match after.strip_prefix('.') {
-            None if after.is_empty() => return Some(format!("/materials/{index}")),
-            None => return None,
-            Some("fjmc") => "name",
-            Some("wjlx") => "media_type",
-            Some("sha256") => "sha256",
-            Some("url") => "uri",
-            Some(_) => return Some(format!("/materials/{index}")),
-        };
-        return Some(format!("/materials/{index}/{part}"));
-    }
-    let pointer = match field {
-        "fjxx" => "/materials",
-        // The first row is the one used when both sources are possible.
-        _ => FIELD_MAPPINGS
-            .iter()
-            .find(|(_, ministry, _, _)| *ministry == field)
-            .map(|(unified, _, _, _)| *unified)?,
-    };
-    Some(pointer.to_owned())
-}
-
-/// The unified code of a party kind (the schema's snake_case names).
-pub fn party_kind_code(kind: PartyKind) -> &'static str {
-    match kind {
-        PartyKind::NaturalPerson => "natural_person",
-        PartyKind::Enterprise => "enterprise",
-        PartyKind::OtherOrganization => "other_organization",
-    }
+    yiwang_adapter_sdk::unified_pointer(FIELD_MAPPINGS, ministry_field)
 }
 
 fn form_text<'a>(case: &'a Case, key: &str) -> Option<&'a str> {
@@ -234,7 +202,7 @@ pub fn submit_body(
         })?;
     let applicant = &case.applicant;
     let nsrlx = TAXPAYER_KIND
-        .to_ministry(party_kind_code(applicant.kind))
+        .to_ministry(applicant.kind.as_str())
         .map_err(|e| permanent_field("/applicant/kind", None, e.to_string()))?;
     let zjlx = ID_TYPE
         .to_ministry(&applicant.id_type)
@@ -680,6 +648,7 @@ pub fn parse_changes(data: &Value) -> Result<(Vec<Event>, Option<String>, bool),
 #[cfg(test)]
 mod tests {
     use super::*;
+    use yiwang_adapter_sdk::schema::PartyKind;
 
     fn case() -> Case {
         let json =

@@ -3,6 +3,8 @@
 //! configuration file, starts the gateway the way `yiwang serve` does, and
 //! talks to it over HTTP.
 
+pub mod live;
+
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -14,11 +14,13 @@ use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use yiwang_gateway::runtime::{
-    AdapterError, CallError, CallReport, CaseChange, ErrorClass, FixedClock, Header, HttpRequest,
-    LoadedAdapter, NetworkSandbox, Runtime, RuntimeConfig, Services, Submission,
+use yiwang_e2e::live::{
+    Settled, failure, lost_replies_are_settled_by_idem, ok, runtime, services, stages,
 };
-use yiwang_gateway::transport::HttpTransport;
+use yiwang_gateway::runtime::{
+    AdapterError, CallError, CaseChange, ErrorClass, FixedClock, Header, HttpRequest,
+    LoadedAdapter, NetworkSandbox, Runtime, Services, Submission,
+};
 use yiwang_schema::{Decision, Event, Stage};
 use yiwang_simulator::{SimConfig, Simulator};
 
@@ -26,17 +28,6 @@ const NETWORK: &str = "public-security";
 /// The market-regulation licence number the route passes on.
 const LICENCE: &str = "SCJGZZ00000001";
 const CASE_NUMBER: &str = "FZGL-2026-001234";
-
-fn runtime() -> Result<Runtime> {
-    Ok(Runtime::new(RuntimeConfig {
-        max_instances: 8,
-        ..RuntimeConfig::default()
-    })?)
-}
-
-fn services() -> Services {
-    Services::new(Arc::new(HttpTransport::default()))
-}
 
 /// The adapter for `sim`'s network with the simulator's API key and push secret as the
 /// network's secrets.
@@ -89,27 +80,6 @@ fn submission(case_json: &str, key: &str) -> Submission {
         idempotency_key: key.to_owned(),
         inputs: vec![("licence-number".to_owned(), LICENCE.to_owned())],
     }
-}
-
-fn ok<T>(report: CallReport<T>, what: &str) -> Result<T> {
-    report
-        .result
-        .map_err(|e| anyhow::anyhow!("{what} failed: {e}"))
-}
-
-fn failure<T: std::fmt::Debug>(
-    report: CallReport<T>,
-    what: &str,
-) -> Result<(CallError, ErrorClass)> {
-    let class = report.error_class();
-    match (report.result, class) {
-        (Err(e), Some(class)) => Ok((e, class)),
-        (other, _) => bail!("{what} should have failed, got {other:?}"),
-    }
-}
-
-fn stages(events: &[Event]) -> Vec<Stage> {
-    events.iter().map(|e| e.stage).collect()
 }
 
 /// Poll `check` every 10 ms until it holds; false after 5 s.
@@ -589,42 +559,11 @@ async fn failures_are_classified() -> Result<()> {
         other => bail!("expected a permanent rejection, got {other}"),
     }
 
-    sim.faults().update(|f| f.maintenance = true);
-    let (err, class) = failure(submit("K-MAINT").await, "submit in maintenance")?;
-    assert_eq!(class, ErrorClass::Retryable);
-    assert!(
-        matches!(&err, CallError::Adapter(AdapterError::Retryable(r)) if r.retry_after_ms == Some(2000)),
-        "{err}"
-    );
-    sim.faults().update(|f| f.maintenance = false);
-
-    sim.faults().update(|f| f.garbage_next = 1);
-    let (_, class) = failure(submit("K-GARBAGE").await, "submit answered with HTML")?;
-    assert_eq!(class, ErrorClass::Ambiguous);
-
-    // Reset after reading: nothing stored, and the idem: lookup says so.
-    sim.faults().update(|f| f.reset_next = 1);
-    let (_, class) = failure(submit("K-RESET").await, "reset submit")?;
-    assert_eq!(class, ErrorClass::Ambiguous);
-    let none = ok(adapter.query_status(None, "idem:K-RESET").await, "idem")?;
-    assert!(none.is_empty(), "{none:?}");
-
-    // Stored but never answered: the idem: lookup finds it; the resend lands on it.
-    sim.faults().update(|f| f.accept_then_timeout_next = 1);
-    let (_, class) = failure(submit("K-HELD").await, "held submit")?;
-    assert_eq!(class, ErrorClass::Ambiguous);
-    let found = ok(adapter.query_status(None, "idem:K-HELD").await, "idem")?;
-    let stored = sim
-        .cases()
-        .into_iter()
-        .find(|c| c.idempotency_key == "K-HELD")
-        .context("the held submit was stored")?;
-    assert_eq!(
-        found.first().map(|e| e.network_case_number.as_str()),
-        Some(stored.ministry_case_number.as_str())
-    );
-    let resent = ok(submit("K-HELD").await, "resend")?;
-    assert_eq!(resent.network_case_number, stored.ministry_case_number);
+    let Settled {
+        found: _,
+        stored: _,
+        resent,
+    } = lost_replies_are_settled_by_idem(&sim, &adapter, &submit).await?;
 
     // Withdrawing a completed filing is not allowed.
     let done = resent.network_case_number;

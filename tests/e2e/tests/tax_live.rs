@@ -9,38 +9,21 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use yiwang_e2e::live::{
+    Settled, failure, field, lost_replies_are_settled_by_idem, ok, runtime, services, simulator,
+    stages,
+};
 use yiwang_gateway::runtime::{
     AdapterError, CallError, CallReport, CaseChange, ErrorClass, FixedClock, LoadedAdapter,
-    MemoryKv, NetworkSandbox, Runtime, RuntimeConfig, Services, Submission,
+    MemoryKv, NetworkSandbox, Runtime, Services, Submission,
 };
 use yiwang_gateway::transport::HttpTransport;
-use yiwang_schema::{Decision, Event, Stage};
+use yiwang_schema::{Decision, Stage};
 use yiwang_simulator::{SimConfig, Simulator};
 
 const TAX: &str = "tax";
 const CASE_NUMBER: &str = "FZGL-2026-001234";
 const LICENCE: &str = "SCJGZZ00000001";
-
-fn runtime() -> Result<Runtime> {
-    Ok(Runtime::new(RuntimeConfig {
-        max_instances: 8,
-        ..RuntimeConfig::default()
-    })?)
-}
-
-/// A simulator that only moves when the test says so.
-async fn simulator(cfg: SimConfig) -> Result<Simulator> {
-    Simulator::start(
-        cfg.with_stage_interval(Duration::ZERO),
-        "127.0.0.1:0".parse()?,
-    )
-    .await
-}
-
-fn services() -> Services {
-    Services::new(Arc::new(HttpTransport::default()))
-}
 
 /// Real HTTP and a fresh kv, with the host clock frozen at `now_ms`.
 fn services_at(now_ms: i64) -> Services {
@@ -106,28 +89,6 @@ fn submission(case_json: &str, key: &str, licence: Option<&str>) -> Submission {
     }
 }
 
-fn ok<T>(report: CallReport<T>, what: &str) -> Result<T> {
-    report
-        .result
-        .map_err(|e| anyhow::anyhow!("{what} failed: {e}"))
-}
-
-/// The call's error and its class; fails the test if the call succeeded.
-fn failure<T: std::fmt::Debug>(
-    report: CallReport<T>,
-    what: &str,
-) -> Result<(CallError, ErrorClass)> {
-    let class = report.error_class();
-    match (report.result, class) {
-        (Err(e), Some(class)) => Ok((e, class)),
-        (other, _) => bail!("{what} should have failed, got {other:?}"),
-    }
-}
-
-fn stages(events: &[Event]) -> Vec<Stage> {
-    events.iter().map(|e| e.stage).collect()
-}
-
 /// Submits the enterprise case with the licence number input.
 async fn submit_to(
     adapter: &LoadedAdapter,
@@ -137,10 +98,6 @@ async fn submit_to(
     adapter
         .submit(CASE_NUMBER, submission(case, key, Some(LICENCE)))
         .await
-}
-
-fn field(sim: &Simulator, number: &str, name: &str) -> Option<Value> {
-    sim.case(number).and_then(|c| c.fields.get(name).cloned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,47 +317,12 @@ async fn tax_failures_are_classified() -> Result<()> {
         other => bail!("expected a permanent rejection, got {other}"),
     }
 
-    sim.faults().update(|f| f.maintenance = true);
-    let (err, class) = failure(submit("K-MAINT").await, "submit in maintenance")?;
-    assert_eq!(class, ErrorClass::Retryable);
-    assert!(
-        matches!(&err, CallError::Adapter(AdapterError::Retryable(r)) if r.retry_after_ms == Some(2000)),
-        "{err}"
-    );
-    sim.faults().update(|f| f.maintenance = false);
-
-    sim.faults().update(|f| f.garbage_next = 1);
-    let (_, class) = failure(submit("K-GARBAGE").await, "submit answered with HTML")?;
-    assert_eq!(class, ErrorClass::Ambiguous);
-
-    // Reset after reading: nothing stored, and the idem: lookup says so.
-    sim.faults().update(|f| f.reset_next = 1);
-    let (_, class) = failure(submit("K-RESET").await, "reset submit")?;
-    assert_eq!(class, ErrorClass::Ambiguous);
-    let none = ok(
-        adapter.query_status(None, "idem:K-RESET").await,
-        "idem query after reset",
-    )?;
-    assert!(none.is_empty(), "{none:?}");
-
-    // Stored but never answered: the idem: lookup finds the case, and the resend with the
-    // same key (freshly signed) lands on the same case.
-    sim.faults().update(|f| f.accept_then_timeout_next = 1);
-    let (_, class) = failure(submit("K-HELD").await, "held submit")?;
-    assert_eq!(class, ErrorClass::Ambiguous);
-    let found = ok(
-        adapter.query_status(None, "idem:K-HELD").await,
-        "idem query after timeout",
-    )?;
-    let stored = sim
-        .cases()
-        .into_iter()
-        .find(|c| c.idempotency_key == "K-HELD")
-        .context("K-HELD stored")?;
+    let Settled {
+        found,
+        stored,
+        resent: _,
+    } = lost_replies_are_settled_by_idem(&sim, &adapter, &submit).await?;
     assert_eq!(stages(&found), [Stage::Received]);
-    assert_eq!(found[0].network_case_number, stored.ministry_case_number);
-    let resent = ok(submit("K-HELD").await, "resend")?;
-    assert_eq!(resent.network_case_number, stored.ministry_case_number);
     assert_eq!(sim.cases().len(), 1, "only K-HELD was stored");
 
     let (_, class) = failure(
