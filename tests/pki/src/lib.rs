@@ -1,0 +1,1 @@
+//! Test and demo PKI (filled in by issue 4).
