@@ -13,4 +13,5 @@ pub mod http;
 pub mod runtime;
 pub mod serve;
 pub mod store;
+pub mod tls;
 pub mod transport;

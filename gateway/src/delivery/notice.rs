@@ -153,6 +153,7 @@ pub(crate) async fn send(engine: &Engine, sub: &Subscriber, job: &Job) -> Outcom
                 TransportError::NotSent(_) => "not_sent",
                 TransportError::NoReply(_) => "no_reply",
                 TransportError::ResponseTooLarge(_) => "reply_too_large",
+                TransportError::PeerRejected(_) => "peer_rejected",
             }
             .into(),
             message: format!("subscriber `{}`: {e}", sub.name),

@@ -231,6 +231,8 @@ pub struct CallTrace {
     pub violations: Vec<Violation>,
     pub log_lines: u32,
     pub dropped_log_lines: u32,
+    /// The TLS peer refusal, if a send failed on one (nothing was sent).
+    pub peer_rejected: Option<String>,
 }
 
 /// The store data of one call.
@@ -453,6 +455,11 @@ impl HostState {
             }),
             Err(TransportError::NotSent(m)) => {
                 self.trace.sent = sent_before;
+                Err(E::NotSent(m))
+            }
+            Err(TransportError::PeerRejected(m)) => {
+                self.trace.sent = sent_before;
+                self.trace.peer_rejected = Some(m.clone());
                 Err(E::NotSent(m))
             }
             Err(TransportError::NoReply(m)) => Err(E::NoReply(m)),
