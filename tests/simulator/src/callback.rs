@@ -12,8 +12,9 @@ use hmac::{Hmac, Mac};
 use http::header::CONTENT_TYPE;
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -841,7 +842,34 @@ pub(crate) fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// A callback URL must be `http://host:port/path`: the simulator speaks plain HTTP only.
+/// A callback URL `cfg`'s push client can use: `http://host:port/path`, or `https://…`
+/// when the push client has a TLS identity ([`SimConfig::push_tls`]).
+pub(crate) fn check_callback_url(cfg: &SimConfig, url: &str) -> Result<()> {
+    let https = url
+        .parse::<Uri>()
+        .ok()
+        .is_some_and(|uri| uri.scheme_str() == Some("https"));
+    if !https {
+        return check_url(&cfg.name, url);
+    }
+    let bad = |reason: &str| Error::InvalidCallbackUrl {
+        network: cfg.name.clone(),
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if cfg.push_tls.is_none() {
+        return Err(bad(
+            "https:// needs the push client's TLS identity (SimConfig::with_push_tls, \
+             --push-ca/--push-cert/--push-key)",
+        ));
+    }
+    match url.parse::<Uri>() {
+        Ok(uri) if uri.authority().is_some() => Ok(()),
+        _ => Err(bad("no host")),
+    }
+}
+
+/// A plain-HTTP callback URL must be `http://host:port/path`.
 pub(crate) fn check_url(network: &str, url: &str) -> Result<()> {
     let bad = |reason: &str| Error::InvalidCallbackUrl {
         network: network.to_owned(),
@@ -858,7 +886,36 @@ pub(crate) fn check_url(network: &str, url: &str) -> Result<()> {
     Ok(())
 }
 
-type PushClient = Client<HttpConnector, Full<Bytes>>;
+/// The push client: plain HTTP, or HTTP and HTTPS (mutual TLS) when the network has a
+/// push TLS identity.
+enum PushClient {
+    Plain(Client<HttpConnector, Full<Bytes>>),
+    Tls(Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
+}
+
+impl PushClient {
+    fn new(tls: Option<&Arc<rustls::ClientConfig>>) -> Self {
+        let builder = Client::builder(TokioExecutor::new());
+        match tls {
+            None => PushClient::Plain(builder.build_http()),
+            Some(config) => {
+                let connector = HttpsConnectorBuilder::new()
+                    .with_tls_config(rustls::ClientConfig::clone(config))
+                    .https_or_http()
+                    .enable_http1()
+                    .build();
+                PushClient::Tls(builder.build(connector))
+            }
+        }
+    }
+
+    fn request(&self, request: Request<Full<Bytes>>) -> ResponseFuture {
+        match self {
+            PushClient::Plain(client) => client.request(request),
+            PushClient::Tls(client) => client.request(request),
+        }
+    }
+}
 
 /// One POST of one push, signed at sending time; `Ok` only for the acknowledgement.
 async fn attempt(client: &PushClient, url: &str, push: &Push, secret: &str) -> Result<(), String> {
@@ -912,7 +969,7 @@ pub(crate) async fn run_pushes(net: Arc<Network>) {
     let Some(pushes) = net.pushes.as_ref() else {
         return;
     };
-    let client: PushClient = Client::builder(TokioExecutor::new()).build_http();
+    let client = PushClient::new(net.push_tls.as_ref());
     let mut shutdown = net.shutdown.clone();
     loop {
         // Created before looking; `notify_one` keeps a permit when nobody waits, so a nudge

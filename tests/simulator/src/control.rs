@@ -49,6 +49,7 @@ pub(crate) async fn handle(net: &Network, req: Request<Incoming>) -> Reply {
             "base_url": net.base_url(),
             "stage_interval_ms": u64::try_from(net.cfg.stage_interval.as_millis()).unwrap_or(u64::MAX),
             "case_prefix": net.cfg.case_prefix,
+            "tls": net.tls.as_ref().map(crate::tls::TlsServer::stats),
             "statuses": net.protocol.statuses().codes.iter()
                 .map(|(code, name)| json!({"code": code, "name": name}))
                 .collect::<Vec<_>>(),
@@ -147,7 +148,7 @@ fn pushes(net: &Network, method: &Method, body: &[u8]) -> Reply {
             Err(e) => return error(StatusCode::BAD_REQUEST, &format!("push target: {e}")),
         };
         if let Some(url) = &target.callback_url
-            && let Err(e) = crate::callback::check_url(net.name(), url)
+            && let Err(e) = crate::callback::check_callback_url(&net.cfg, url)
         {
             return error(StatusCode::BAD_REQUEST, &e.to_string());
         }

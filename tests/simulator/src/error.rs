@@ -36,6 +36,12 @@ pub enum Error {
         url: String,
         reason: String,
     },
+    /// A TLS certificate, key or CA that cannot be used.
+    #[error("network {network}: {reason}")]
+    Tls { network: String, reason: String },
+    /// A TLS operation on a network that serves plain HTTP.
+    #[error("network {network}: serves plain HTTP, not TLS")]
+    NoTls { network: String },
     /// A push operation on a network whose archetype does not push.
     #[error("network {network}: this archetype does not push status changes")]
     NoPushes { network: String },

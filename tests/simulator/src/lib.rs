@@ -11,6 +11,26 @@
 //! sim.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Over mutual TLS (certificates from `yiwang-pki`): the network then serves TLS 1.2/1.3
+//! only and requires a client certificate from the given CA.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use yiwang_simulator::{SimConfig, Simulator};
+//! let pki = yiwang_pki::Pki::generate(std::path::Path::new("pki"), &["tax"])?;
+//! let tax = pki.network("tax").expect("generated");
+//! let cfg = SimConfig::signed_api("tax").with_tls(
+//!     tax.server.cert_pem.clone(),
+//!     tax.server.key_pem.clone(),
+//!     tax.ca.cert_pem(),
+//! );
+//! let sim = Simulator::start(cfg, "127.0.0.1:0".parse()?).await?;
+//! assert!(sim.base_url().starts_with("https://"));
+//! // … the gateway connects with gateway-to-tax.crt, server name tax.zwfw.internal …
+//! assert_eq!(sim.tls_clients(), ["yiwang-gateway"]);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 mod callback;
@@ -25,6 +45,7 @@ mod signed_api;
 mod soap;
 mod store;
 mod time;
+mod tls;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -44,6 +65,7 @@ pub use faults::{FaultPatch, FaultSettings, Faults};
 pub use network::Network;
 pub use server::{ConnectionEnd, serve_connection};
 pub use store::{SimCase, StatusEntry};
+pub use tls::{PushTls, ServerTls, TlsStats};
 
 /// The wire contract: PROTOCOLS.md, the document adapters are written against.
 #[doc = include_str!("../PROTOCOLS.md")]
@@ -125,7 +147,8 @@ pub struct SimConfig {
     /// Archetype 5's static API key (`X-Api-Key`).
     pub api_key: String,
     /// Archetype 5: where status changes are pushed; `None` queues them until one is set
-    /// (`Simulator::set_callback_url`, `POST /_sim/pushes`). Plain `http://` only.
+    /// (`Simulator::set_callback_url`, `POST /_sim/pushes`). `http://`, or `https://` with
+    /// [`SimConfig::push_tls`].
     pub callback_url: Option<String>,
     /// Archetype 5's push signing secret: the HMAC-SHA256 key of `X-Push-Signature`.
     pub push_secret: String,
@@ -134,6 +157,11 @@ pub struct SimConfig {
     pub push_retry_initial: Duration,
     /// Archetype 5: the longest wait between two attempts of one push.
     pub push_retry_max: Duration,
+    /// Serve mutual TLS instead of plain HTTP ([`SimConfig::with_tls`]).
+    pub tls: Option<ServerTls>,
+    /// Archetype 5: the push client's TLS identity for `https://` callback URLs
+    /// ([`SimConfig::with_push_tls`]).
+    pub push_tls: Option<PushTls>,
 }
 
 /// Archetype 3's default application key.
@@ -170,6 +198,8 @@ impl SimConfig {
             push_secret: DEFAULT_PUSH_SECRET.to_owned(),
             push_retry_initial: Duration::from_millis(500),
             push_retry_max: Duration::from_secs(30),
+            tls: None,
+            push_tls: None,
         }
     }
 
@@ -245,6 +275,41 @@ impl SimConfig {
         self.push_retry_max = max;
         self
     }
+
+    /// Serve mutual TLS (1.2 and 1.3 only) with this server certificate and key (PEM), and
+    /// require every client to present a certificate issued by `client_ca_pem` (the
+    /// gateway's client certificate for this network): a connection without one fails its
+    /// handshake. The control API `/_sim/*` is behind the same TLS.
+    pub fn with_tls(
+        mut self,
+        server_cert_pem: impl Into<String>,
+        server_key_pem: impl Into<String>,
+        client_ca_pem: impl Into<String>,
+    ) -> Self {
+        self.tls = Some(ServerTls {
+            cert_pem: server_cert_pem.into(),
+            key_pem: server_key_pem.into(),
+            client_ca_pem: client_ca_pem.into(),
+        });
+        self
+    }
+
+    /// Archetype 5: push to `https://` callback URLs over mutual TLS, trusting receivers
+    /// whose certificate comes from `ca_pem` (the gateway's CA) and presenting this client
+    /// certificate and key (PEM). A failed handshake is a failed push, retried like any.
+    pub fn with_push_tls(
+        mut self,
+        ca_pem: impl Into<String>,
+        client_cert_pem: impl Into<String>,
+        client_key_pem: impl Into<String>,
+    ) -> Self {
+        self.push_tls = Some(PushTls {
+            ca_pem: ca_pem.into(),
+            cert_pem: client_cert_pem.into(),
+            key_pem: client_key_pem.into(),
+        });
+        self
+    }
 }
 
 /// A running simulated network. Dropping it stops it too; [`Simulator::shutdown`] also waits.
@@ -259,8 +324,16 @@ impl Simulator {
     /// Bind `addr` (use `127.0.0.1:0` in tests) and start serving.
     pub async fn start(cfg: SimConfig, addr: SocketAddr) -> anyhow::Result<Simulator> {
         if let Some(url) = &cfg.callback_url {
-            callback::check_url(&cfg.name, url)?;
+            callback::check_callback_url(&cfg, url)?;
         }
+        let tls = match &cfg.tls {
+            Some(settings) => Some(tls::TlsServer::new(&cfg.name, settings)?),
+            None => None,
+        };
+        let push_tls = match &cfg.push_tls {
+            Some(settings) => Some(Arc::new(tls::push_client_config(&cfg.name, settings)?)),
+            None => None,
+        };
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind {
@@ -275,7 +348,7 @@ impl Simulator {
         })?;
         let (shutdown, watcher) = watch::channel(false);
         let clock = !cfg.stage_interval.is_zero();
-        let net = Arc::new(Network::new(cfg, local, watcher.clone()));
+        let net = Arc::new(Network::new(cfg, local, watcher.clone(), tls, push_tls));
         let mut tasks = vec![tokio::spawn(server::accept_loop(
             listener,
             Arc::clone(&net),
@@ -304,7 +377,8 @@ impl Simulator {
         self.net.addr
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` for a TLS network (whose
+    /// certificate may name another host: connect with a server-name override).
     pub fn base_url(&self) -> String {
         self.net.base_url()
     }
@@ -373,9 +447,38 @@ impl Simulator {
             network: self.net.cfg.name.clone(),
         })?;
         if let Some(url) = url {
-            callback::check_url(&self.net.cfg.name, url)?;
+            callback::check_callback_url(&self.net.cfg, url)?;
         }
         pushes.set_url(url.map(str::to_owned));
+        Ok(())
+    }
+
+    /// A TLS network's handshakes so far (`None` for a plain-HTTP network).
+    pub fn tls_stats(&self) -> Option<TlsStats> {
+        self.net.tls.as_ref().map(tls::TlsServer::stats)
+    }
+
+    /// Common names of the client certificates that completed a handshake, distinct, in
+    /// the order first seen (empty for a plain-HTTP network).
+    pub fn tls_clients(&self) -> Vec<String> {
+        self.tls_stats().map(|s| s.clients).unwrap_or_default()
+    }
+
+    /// Handshakes that failed: no client certificate, one from another CA, or the client
+    /// refusing ours (0 for a plain-HTTP network).
+    pub fn tls_refusals(&self) -> u64 {
+        self.tls_stats().map_or(0, |s| s.refusals)
+    }
+
+    /// Present this server certificate and key (PEM) from the next handshake on; open
+    /// connections keep the old one. For tests where a ministry presents a wrong or expired
+    /// certificate, then a good one again. The client CA stays the same.
+    pub fn set_server_cert(&self, cert_pem: &str, key_pem: &str) -> Result<()> {
+        let tls = self.net.tls.as_ref().ok_or_else(|| Error::NoTls {
+            network: self.net.cfg.name.clone(),
+        })?;
+        tls.set_server_cert(&self.net.cfg.name, cert_pem, key_pem)?;
+        tracing::info!(network = %self.net.cfg.name, "server certificate replaced");
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::faults::Faults;
 use crate::reply::Reply;
 use crate::store::{SimCase, StatusModel, Store};
+use crate::tls::TlsServer;
 use crate::{Archetype, SimConfig, callback, json_rest, lock, signed_api, soap};
 
 /// A business request, body already read (faults act only after the whole request is in).
@@ -45,6 +46,10 @@ pub struct Network {
     /// Archetype 5's push queue (`None` for archetypes that do not push).
     pub(crate) pushes: Option<callback::Pushes>,
     tokens: Mutex<HashMap<String, Instant>>,
+    /// The TLS server side (`None`: plain HTTP).
+    pub(crate) tls: Option<TlsServer>,
+    /// Archetype 5: the push client's TLS configuration for `https://` callback URLs.
+    pub(crate) push_tls: Option<Arc<rustls::ClientConfig>>,
     wake: Notify,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -60,7 +65,13 @@ impl std::fmt::Debug for Network {
 }
 
 impl Network {
-    pub(crate) fn new(cfg: SimConfig, addr: SocketAddr, shutdown: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        cfg: SimConfig,
+        addr: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+        tls: Option<TlsServer>,
+        push_tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
         let protocol: Box<dyn Protocol> = match cfg.archetype {
             Archetype::JsonRest => Box::new(json_rest::JsonRest),
             Archetype::Soap => Box::new(soap::Soap),
@@ -81,6 +92,8 @@ impl Network {
             faults: Faults::default(),
             pushes,
             tokens: Mutex::new(HashMap::new()),
+            tls,
+            push_tls,
             wake: Notify::new(),
             shutdown,
         }
@@ -91,7 +104,8 @@ impl Network {
     }
 
     pub(crate) fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Read the store.

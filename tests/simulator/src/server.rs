@@ -77,7 +77,21 @@ pub(crate) async fn accept_loop(
                     tracing::trace!(network = %net.name(), %peer, "connection");
                     let net = Arc::clone(&net);
                     connections.spawn(async move {
-                        if let ConnectionEnd::Reset(tcp) = serve_connection(tcp, net).await {
+                        let tcp = match &net.tls {
+                            None => serve_connection(tcp, net).await,
+                            Some(tls) => {
+                                let Some(stream) = tls.accept(net.name(), tcp).await else {
+                                    return;
+                                };
+                                match serve_connection(stream, net).await {
+                                    ConnectionEnd::Reset(stream) => {
+                                        ConnectionEnd::Reset(stream.into_inner().0)
+                                    }
+                                    ConnectionEnd::Closed => ConnectionEnd::Closed,
+                                }
+                            }
+                        };
+                        if let ConnectionEnd::Reset(tcp) = tcp {
                             if let Err(e) = tcp.set_zero_linger() {
                                 tracing::warn!(error = %e, "cannot arm TCP reset");
                             }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use yiwang_simulator::{SimConfig, Simulator};
 
@@ -47,7 +47,20 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> io::Result<Reply> {
-    let mut stream = TcpStream::connect(addr).await?;
+    let stream = TcpStream::connect(addr).await?;
+    send_over(stream, addr, method, path, headers, body).await
+}
+
+/// One request on `stream` (plain TCP, or TLS wrapping it), then read until the server
+/// closes.
+pub async fn send_over<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Reply> {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()

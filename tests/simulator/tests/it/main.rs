@@ -8,3 +8,4 @@ mod faults;
 mod json_rest;
 mod signed_api;
 mod soap;
+mod tls;
