@@ -1,0 +1,211 @@
+//! `yiwang audit verify|export`: the security team's offline tools. They
+//! read a directory (or a copy of it) and never need the running gateway.
+
+use super::{BodyCipher, Kind, Query, VerifyReport, decrypt_bodies, query, verify};
+use anyhow::{Context, Result};
+use base64::Engine as _;
+use chrono::{DateTime, FixedOffset};
+use clap::Subcommand;
+use ed25519_dalek::VerifyingKey;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// `yiwang audit …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit trail: seq continuity, every prev link, every hash
+    /// and every checkpoint signature, from anchor.json through the last
+    /// segment. Exit 0 when intact, 1 when broken (naming the first broken
+    /// record's seq, file and line).
+    Verify {
+        /// The audit directory (`[audit] dir`, by default DATA-DIR/audit),
+        /// or a copy of it.
+        dir: PathBuf,
+        /// The Ed25519 public key to check checkpoints with: a file of 64 hex
+        /// chars. Default: DIR/signing.pub. Use a copy kept off the
+        /// gateway host, or someone who edited the log may have swapped it.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        /// Print the full report as JSON instead of one line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the records that match, one JSON line each, in seq order.
+    /// Does not verify (run `verify` first).
+    Export {
+        /// The audit directory, or a copy of it.
+        dir: PathBuf,
+        /// Only records of this case id.
+        #[arg(long)]
+        case: Option<String>,
+        /// Only records of this principal.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Only records of this ministry network.
+        #[arg(long)]
+        network: Option<String>,
+        /// Only records of this kind (intake, change, read, callback,
+        /// adapter-call, outbound, backflow, admin, denial, tls-refused,
+        /// alert, checkpoint, recovered, chain-break-found, key-change,
+        /// prune, start, stop).
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<Kind>,
+        /// Only records at or after this time (RFC 3339, e.g.
+        /// 2026-11-21T00:00:00+08:00).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<DateTime<FixedOffset>>,
+        /// Only records before this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<DateTime<FixedOffset>>,
+        /// Decrypt kept bodies with this body key file (64 hex chars); each
+        /// record then carries "decrypted": [{"label", "text" or "base64"}].
+        #[arg(long, value_name = "FILE")]
+        body_key: Option<PathBuf>,
+        /// The body cipher the log was written with.
+        #[arg(long, default_value = "aes-256-gcm", value_parser = parse_cipher)]
+        cipher: BodyCipher,
+    },
+}
+
+fn parse_kind(s: &str) -> std::result::Result<Kind, String> {
+    s.parse()
+}
+
+fn parse_cipher(s: &str) -> std::result::Result<BodyCipher, String> {
+    s.parse()
+}
+
+fn parse_time(s: &str) -> std::result::Result<DateTime<FixedOffset>, String> {
+    DateTime::parse_from_rfc3339(s).map_err(|e| format!("not an RFC 3339 time ({e})"))
+}
+
+/// Run a command, printing to stdout; the exit code is 0 when the trail is
+/// intact (or the export done), 1 when it is broken.
+pub fn run(cmd: AuditCommand) -> Result<i32> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let code = run_to(cmd, &mut out)?;
+    match out.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
+        other => other.map(|()| code).context("writing to stdout"),
+    }
+}
+
+/// [`run`], writing to `out`.
+pub fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<i32> {
+    match cmd {
+        AuditCommand::Verify {
+            dir,
+            public_key,
+            json,
+        } => {
+            let key = public_key.as_deref().map(read_key).transpose()?;
+            let report = verify(&dir, key.as_ref())
+                .with_context(|| format!("verifying {}", dir.display()))?;
+            if json {
+                serde_json::to_writer_pretty(&mut *out, &report)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{}", summary(&report))?;
+            }
+            Ok(if report.intact() { 0 } else { 1 })
+        }
+        AuditCommand::Export {
+            dir,
+            case,
+            principal,
+            network,
+            kind,
+            since,
+            until,
+            body_key,
+            cipher,
+        } => {
+            let key = body_key
+                .as_deref()
+                .map(super::chain::read_hex32)
+                .transpose()?;
+            let q = Query {
+                case,
+                principal,
+                network,
+                kind,
+                since,
+                until,
+            };
+            for rec in query(&dir, &q) {
+                let rec = rec?;
+                let mut value = serde_json::to_value(&rec)?;
+                if let Some(key) = &key {
+                    let bodies = decrypt_bodies(&rec, cipher, key)?;
+                    let decrypted: Vec<serde_json::Value> = bodies
+                        .into_iter()
+                        .map(|(label, bytes)| match String::from_utf8(bytes) {
+                            Ok(text) => serde_json::json!({"label": label, "text": text}),
+                            Err(e) => serde_json::json!({
+                                "label": label,
+                                "base64": base64::engine::general_purpose::STANDARD
+                                    .encode(e.into_bytes()),
+                            }),
+                        })
+                        .collect();
+                    value["decrypted"] = decrypted.into();
+                }
+                serde_json::to_writer(&mut *out, &value)?;
+                match writeln!(out) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+                    other => other?,
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn read_key(path: &Path) -> Result<VerifyingKey> {
+    let keys = super::read_public_keys(path)?;
+    match keys.as_slice() {
+        [key] => Ok(*key),
+        _ => anyhow::bail!(
+            "{} holds {} keys; --public-key takes one",
+            path.display(),
+            keys.len()
+        ),
+    }
+}
+
+/// The one-line verdict.
+pub fn summary(r: &VerifyReport) -> String {
+    if let Some(b) = &r.broken {
+        return format!("audit trail BROKEN at {b}");
+    }
+    let Some(last) = r.last_seq else {
+        return match r.anchor_seq {
+            Some(a) => format!("audit trail intact: no records after the anchor (seq {a})"),
+            None => "audit trail intact: empty".to_string(),
+        };
+    };
+    let mut s = format!(
+        "audit trail intact: {} records (seq {}..={last}), {} checkpoints",
+        r.records,
+        r.first_seq.unwrap_or(last),
+        r.checkpoints
+    );
+    if let Some(a) = r.anchor_seq {
+        s.push_str(&format!(", anchored at seq {a}"));
+    }
+    match r.last_checkpoint_seq {
+        Some(c) => s.push_str(&format!(
+            "; last checkpoint seq {c}, {} records after it not yet signed",
+            r.records_after_last_checkpoint
+        )),
+        None => s.push_str("; no checkpoint yet: nothing is signed"),
+    }
+    if r.unterminated_tail_bytes > 0 {
+        s.push_str(&format!(
+            "; {} bytes of an unfinished last line (a write in flight, or a crash)",
+            r.unterminated_tail_bytes
+        ));
+    }
+    s
+}

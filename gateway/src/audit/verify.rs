@@ -1,0 +1,428 @@
+//! Offline verification: the anchor, every segment, every link, every hash,
+//! every checkpoint signature. Read-only; does not need the writer.
+
+use super::chain::{self, CheckpointDetail, GENESIS, Split};
+use super::{AuditError, HashAlg, Kind, Record, key_id, read_public_keys};
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+pub(crate) const ANCHOR: &str = "anchor.json";
+pub(crate) const PUBLIC_KEYS: &str = "signing.pub";
+pub(crate) const ANCHOR_FORMAT: &str = "yiwang-audit-anchor/1";
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Records read in the segments (up to the first break).
+    pub records: u64,
+    /// Of which checkpoints whose signature verified.
+    pub checkpoints: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub last_checkpoint_seq: Option<u64>,
+    /// Records after the last checkpoint: not yet covered by a signature,
+    /// so they could be cut off the end unnoticed.
+    pub records_after_last_checkpoint: u64,
+    /// The seq of the checkpoint in `anchor.json`, when older segments were
+    /// pruned.
+    pub anchor_seq: Option<u64>,
+    /// The hash of the chain.
+    pub hash: Option<HashAlg>,
+    /// Bytes of an unterminated fragment at the very end of the last
+    /// segment (a write in flight, or a crash that open will recover).
+    pub unterminated_tail_bytes: u64,
+    /// The first broken record, if any.
+    pub broken: Option<Broken>,
+}
+
+impl VerifyReport {
+    pub fn intact(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+/// The first broken record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Broken {
+    /// Its seq, when the line could be read.
+    pub seq: Option<u64>,
+    pub file: PathBuf,
+    /// 1-based line in `file`.
+    pub line: usize,
+    pub reason: String,
+}
+
+impl fmt::Display for Broken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.seq {
+            Some(seq) => write!(f, "seq {seq}")?,
+            None => f.write_str("a record")?,
+        }
+        write!(
+            f,
+            " ({} line {}): {}",
+            self.file.display(),
+            self.line,
+            self.reason
+        )
+    }
+}
+
+/// `anchor.json`: the signed checkpoint closing the last pruned segment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct Anchor {
+    pub format: String,
+    /// The checkpoint's seq and hash (informational: `checkpoint` rules).
+    pub seq: u64,
+    pub hash: String,
+    pub pruned_at: String,
+    pub pruned_segments: Vec<String>,
+    /// The checkpoint's line, byte for byte, without its newline.
+    pub checkpoint: String,
+}
+
+/// Verify `dir` with `public_key`, or else every key in `<dir>/signing.pub`.
+///
+/// Errors are for what stops the walk (an unreadable directory, no key);
+/// a broken chain is an `Ok` report with [`VerifyReport::broken`] set.
+pub fn verify(dir: &Path, public_key: Option<&VerifyingKey>) -> Result<VerifyReport, AuditError> {
+    let keys = match public_key {
+        Some(k) => vec![*k],
+        None => read_public_keys(&dir.join(PUBLIC_KEYS))?,
+    };
+    verify_with_keys(dir, &keys)
+}
+
+/// Verify `dir`, accepting checkpoints signed by any of `keys`.
+pub fn verify_with_keys(dir: &Path, keys: &[VerifyingKey]) -> Result<VerifyReport, AuditError> {
+    if !dir.is_dir() {
+        return Err(AuditError::io(
+            dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        ));
+    }
+    let mut w = Walker::new(keys);
+    let anchor = dir.join(ANCHOR);
+    if anchor.exists()
+        && let Some(b) = w.anchor(&anchor)?
+    {
+        return Ok(w.finish(Some(b)));
+    }
+    let segs = segments(dir)?;
+    let n = segs.len();
+    for (i, (seq, path)) in segs.into_iter().enumerate() {
+        if let Some(b) = w.segment(&path, Some(seq), i + 1 == n)? {
+            return Ok(w.finish(Some(b)));
+        }
+    }
+    Ok(w.finish(None))
+}
+
+/// The segments of `dir` (`<digits>.jsonl`), by first seq.
+pub(crate) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, AuditError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| AuditError::io(dir, e))? {
+        let entry = entry.map_err(|e| AuditError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_suffix(".jsonl") else {
+            continue;
+        };
+        if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(seq) = stem.parse::<u64>() {
+            out.push((seq, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:012}.jsonl")
+}
+
+/// The last line of a file: its offset, its bytes (without `\n`), and
+/// whether it ends with `\n`. `None` for an empty file.
+pub(crate) fn last_line(path: &Path) -> std::io::Result<Option<(u64, Vec<u8>, bool)>> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    let mut pos = len;
+    let mut chunk = 16 * 1024u64;
+    loop {
+        let start = pos.saturating_sub(chunk);
+        let mut piece = vec![0u8; (pos - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut piece)?;
+        piece.extend_from_slice(&buf);
+        buf = piece;
+        pos = start;
+        let terminated = buf.last() == Some(&b'\n');
+        let body = if terminated {
+            &buf[..buf.len() - 1]
+        } else {
+            &buf[..]
+        };
+        if let Some(i) = body.iter().rposition(|b| *b == b'\n') {
+            return Ok(Some((
+                pos + i as u64 + 1,
+                body[i + 1..].to_vec(),
+                terminated,
+            )));
+        }
+        if pos == 0 {
+            return Ok(Some((0, body.to_vec(), terminated)));
+        }
+        chunk = chunk.saturating_mul(2);
+    }
+}
+
+/// Walks records in order, checking each against the one before.
+pub(crate) struct Walker<'k> {
+    keys: &'k [VerifyingKey],
+    alg: Option<HashAlg>,
+    /// The seq and hash of the last record (or the anchor).
+    last: Option<(u64, [u8; 32])>,
+    /// The next record is the first after the anchor.
+    after_anchor: bool,
+    /// Accept the first record's seq and prev as they are (open's look at
+    /// the last segment alone).
+    trust_first: bool,
+    report: VerifyReport,
+}
+
+impl<'k> Walker<'k> {
+    pub fn new(keys: &'k [VerifyingKey]) -> Self {
+        Walker {
+            keys,
+            alg: None,
+            last: None,
+            after_anchor: false,
+            trust_first: false,
+            report: VerifyReport::default(),
+        }
+    }
+
+    /// A walker for one segment taken alone.
+    pub fn from_anywhere(keys: &'k [VerifyingKey]) -> Self {
+        Walker {
+            trust_first: true,
+            ..Walker::new(keys)
+        }
+    }
+
+    pub fn alg(&self) -> Option<HashAlg> {
+        self.alg
+    }
+
+    pub fn finish(mut self, broken: Option<Broken>) -> VerifyReport {
+        self.report.hash = self.alg;
+        self.report.broken = broken;
+        self.report
+    }
+
+    pub fn anchor(&mut self, path: &Path) -> Result<Option<Broken>, AuditError> {
+        let text = std::fs::read(path).map_err(|e| AuditError::io(path, e))?;
+        let broken = |seq, reason: &str| {
+            Some(Broken {
+                seq,
+                file: path.to_path_buf(),
+                line: 1,
+                reason: reason.to_string(),
+            })
+        };
+        let Ok(anchor) = serde_json::from_slice::<Anchor>(&text) else {
+            return Ok(broken(None, "unparsable anchor"));
+        };
+        if anchor.format != ANCHOR_FORMAT {
+            return Ok(broken(None, "unparsable anchor (unknown format)"));
+        }
+        let Some((split, rec)) = chain::parse_line(anchor.checkpoint.as_bytes()) else {
+            return Ok(broken(None, "unparsable anchor (its checkpoint line)"));
+        };
+        let seq = Some(rec.seq);
+        if rec.kind != Kind::Checkpoint {
+            return Ok(broken(seq, "the anchor is not a checkpoint"));
+        }
+        let Some(alg) = split.detect() else {
+            return Ok(broken(seq, "anchor hash mismatch (anchor changed)"));
+        };
+        if let Err(reason) = self.check_checkpoint("anchor", alg, &rec, &split) {
+            return Ok(broken(seq, &reason));
+        }
+        if anchor.seq != rec.seq || anchor.hash != hex::encode(split.hash) {
+            return Ok(broken(
+                seq,
+                "the anchor's seq or hash differ from its checkpoint",
+            ));
+        }
+        self.alg = Some(alg);
+        self.last = Some((rec.seq, split.hash));
+        self.after_anchor = true;
+        self.report.anchor_seq = Some(rec.seq);
+        Ok(None)
+    }
+
+    /// Walk one segment; `named` is the seq its file name gives, `last`
+    /// whether it is the last segment (whose unterminated tail is no break).
+    pub fn segment(
+        &mut self,
+        path: &Path,
+        named: Option<u64>,
+        last: bool,
+    ) -> Result<Option<Broken>, AuditError> {
+        let f = std::fs::File::open(path).map_err(|e| AuditError::io(path, e))?;
+        let mut r = BufReader::with_capacity(256 * 1024, f);
+        let mut line = Vec::new();
+        let mut lineno = 0usize;
+        loop {
+            line.clear();
+            let n = r
+                .read_until(b'\n', &mut line)
+                .map_err(|e| AuditError::io(path, e))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            lineno += 1;
+            if line.last() != Some(&b'\n') {
+                if last {
+                    self.report.unterminated_tail_bytes = n as u64;
+                    return Ok(None);
+                }
+                return Ok(Some(Broken {
+                    seq: None,
+                    file: path.to_path_buf(),
+                    line: lineno,
+                    reason: "unparsable line (a closed segment ends without a newline)".into(),
+                }));
+            }
+            line.pop();
+            let named = if lineno == 1 { named } else { None };
+            if let Err((seq, reason)) = self.line(&line, named) {
+                return Ok(Some(Broken {
+                    seq,
+                    file: path.to_path_buf(),
+                    line: lineno,
+                    reason,
+                }));
+            }
+        }
+    }
+
+    /// Check one line (without `\n`) against the chain so far.
+    fn line(&mut self, bytes: &[u8], named: Option<u64>) -> Result<(), (Option<u64>, String)> {
+        let Some((split, rec)) = chain::parse_line(bytes) else {
+            return Err((None, "unparsable line".into()));
+        };
+        let seq = rec.seq;
+        let fail = |reason: String| Err((Some(seq), reason));
+        let alg = match self.alg {
+            Some(a) if split.hash_ok(a) => a,
+            Some(_) => return fail("hash mismatch (record changed)".into()),
+            None => match split.detect() {
+                Some(a) => a,
+                None => return fail("hash mismatch (record changed)".into()),
+            },
+        };
+        match self.last {
+            None if self.trust_first => {}
+            None => {
+                if seq != 1 {
+                    return fail(format!(
+                        "first record is seq {seq}, not 1, and there is no anchor.json \
+                         (older segments deleted, or the anchor removed)"
+                    ));
+                }
+                if split.prev != GENESIS {
+                    return fail("prev of seq 1 is not the zero hash".into());
+                }
+            }
+            Some((last_seq, last_hash)) => {
+                if self.after_anchor {
+                    if seq != last_seq + 1 || split.prev != last_hash {
+                        return fail(format!(
+                            "first record after the anchor does not link to it \
+                             (the anchor is seq {last_seq}; this is seq {seq})"
+                        ));
+                    }
+                } else if seq != last_seq + 1 {
+                    return fail(format!(
+                        "seq {seq} follows {last_seq} (record deleted or reordered)"
+                    ));
+                } else if split.prev != last_hash {
+                    return fail(format!("prev does not match the hash of seq {last_seq}"));
+                }
+            }
+        }
+        if let Some(named) = named
+            && named != seq
+        {
+            return fail(format!(
+                "the segment is named for seq {named} but starts at seq {seq} (renamed?)"
+            ));
+        }
+        if rec.kind == Kind::Checkpoint {
+            self.check_checkpoint("checkpoint", alg, &rec, &split)
+                .or_else(fail)?;
+            self.report.checkpoints += 1;
+            self.report.last_checkpoint_seq = Some(seq);
+            self.report.records_after_last_checkpoint = 0;
+        } else {
+            self.report.records_after_last_checkpoint += 1;
+        }
+        self.alg = Some(alg);
+        self.report.records += 1;
+        self.report.first_seq.get_or_insert(seq);
+        self.report.last_seq = Some(seq);
+        self.last = Some((seq, split.hash));
+        self.after_anchor = false;
+        Ok(())
+    }
+
+    /// A checkpoint signs the seq and hash of the record before it, as the
+    /// chain has them (not as its detail claims).
+    fn check_checkpoint(
+        &self,
+        what: &str,
+        alg: HashAlg,
+        rec: &Record,
+        split: &Split<'_>,
+    ) -> Result<(), String> {
+        let Ok(d) = serde_json::from_value::<CheckpointDetail>(rec.detail.clone()) else {
+            return Err(format!("{what} detail unreadable"));
+        };
+        if d.alg != alg {
+            return Err(format!(
+                "{what} names hash {} but the chain uses {alg}",
+                d.alg
+            ));
+        }
+        let Some(key) = self.keys.iter().find(|k| key_id(k) == d.key_id) else {
+            let ids: Vec<String> = self.keys.iter().map(key_id).collect();
+            return Err(format!(
+                "{what} signed by key {}, not by the verifying key ({})",
+                d.key_id,
+                ids.join(", ")
+            ));
+        };
+        let covers = rec.seq.saturating_sub(1);
+        if rec.seq == 0 || !chain::signature_ok(key, alg, covers, &split.prev, &d.signature) {
+            return Err(format!("{what} signature invalid"));
+        }
+        if d.covers_seq != covers || d.covers_hash != hex::encode(split.prev) {
+            return Err(format!(
+                "{what} detail does not match the record it follows"
+            ));
+        }
+        Ok(())
+    }
+}
