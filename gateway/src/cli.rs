@@ -41,6 +41,10 @@ enum Top {
     /// its admin API).
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// Verify, query and export the tamper-evident audit trail (offline,
+    /// read-only: point --dir at the gateway's <data-dir>/audit or a copy).
+    #[command(subcommand)]
+    Audit(crate::audit::cli::AuditCommand),
     /// Print the JSON Schema of the unified case (or event, case-change).
     Schema {
         #[arg(value_parser = ["case", "event", "case-change"], default_value = "case")]
@@ -66,15 +70,28 @@ enum AdapterCmd {
     Describe { component: PathBuf },
 }
 
-/// Where the running gateway's admin API is.
+/// Where the running gateway's admin API is, and the operator's identity
+/// (the admin listener is mTLS: a client certificate mapped to an operator).
 #[derive(clap::Args)]
 struct AdminAddr {
-    /// Admin API base URL (`http://127.0.0.1:8441`).
+    /// Admin API base URL (`https://127.0.0.1:8441`).
     #[arg(long, conflicts_with = "config")]
     admin: Option<String>,
     /// Read the admin listener's address from this configuration file.
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// The operator's client certificate (PEM).
+    #[arg(long, env = "YIWANG_CLIENT_CERT")]
+    cert: PathBuf,
+    /// The operator's private key (PEM).
+    #[arg(long, env = "YIWANG_CLIENT_KEY")]
+    key: PathBuf,
+    /// The CA that issued the gateway's server certificate (PEM).
+    #[arg(long, env = "YIWANG_CA")]
+    ca: PathBuf,
+    /// Verify the gateway's certificate for this name instead of the URL's host.
+    #[arg(long)]
+    server_name: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -167,6 +184,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Top::Config(ConfigCmd::Check { file }) => config_check(&file),
         Top::Serve { config } => serve(&config),
         Top::Queue(cmd) => queue(cmd),
+        Top::Audit(cmd) => Ok(ExitCode::from(
+            u8::try_from(crate::audit::cli::run(cmd)?).unwrap_or(2),
+        )),
         Top::Schema { which } => {
             let schema = match which.as_str() {
                 "event" => yiwang_schema::event_json_schema(),
@@ -407,11 +427,12 @@ fn admin_base(at: &AdminAddr) -> Result<String> {
         .admin
         .as_ref()
         .with_context(|| format!("{} has no [listeners] admin listener", file.display()))?;
-    Ok(format!("http://{}", admin.addr))
+    Ok(format!("https://{}", admin.addr))
 }
 
 /// One request to the admin API; the JSON answer, or the problem it reported.
 fn admin_call(
+    at: &AdminAddr,
     base: &str,
     method: http::Method,
     path: &str,
@@ -430,8 +451,21 @@ fn admin_call(
         timeout: std::time::Duration::from_secs(120),
         max_response_bytes: 256 << 20,
     };
+    let transport = crate::transport::GatewayTransport::new(std::time::Duration::from_secs(5));
+    transport
+        .add(
+            "admin",
+            &crate::tls::ClientTlsConfig {
+                ca: vec![at.ca.clone()],
+                cert: at.cert.clone(),
+                key: at.key.clone(),
+                pin_sha256: Vec::new(),
+                server_name: at.server_name.clone(),
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("client certificate: {e}"))?;
     let resp = tokio_rt()?
-        .block_on(HttpTransport::default().send(request))
+        .block_on(transport.send(request))
         .map_err(|e| anyhow::anyhow!("admin API at {base}: {e}"))?;
     let json: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_else(|_| {
         serde_json::Value::String(String::from_utf8_lossy(&resp.body).into_owned())
@@ -494,7 +528,7 @@ fn queue(cmd: QueueCmd) -> Result<ExitCode> {
                     ("limit", Some(limit.to_string()))
                 ])
             );
-            let out = admin_call(&base, http::Method::GET, &path, None)?;
+            let out = admin_call(&at, &base, http::Method::GET, &path, None)?;
             let jobs = out["jobs"].as_array().cloned().unwrap_or_default();
             for j in &jobs {
                 println!(
@@ -527,7 +561,7 @@ fn queue(cmd: QueueCmd) -> Result<ExitCode> {
                     ("limit", Some(limit.to_string()))
                 ])
             );
-            let out = admin_call(&base, http::Method::GET, &path, None)?;
+            let out = admin_call(&at, &base, http::Method::GET, &path, None)?;
             let jobs = out["dead_letters"].as_array().cloned().unwrap_or_default();
             for j in &jobs {
                 println!(
@@ -578,7 +612,7 @@ fn queue(cmd: QueueCmd) -> Result<ExitCode> {
                 body["adapter_wasm_base64"] =
                     serde_json::json!(base64::engine::general_purpose::STANDARD.encode(wasm));
             }
-            let out = admin_call(&base, http::Method::POST, "/admin/replay", Some(body))?;
+            let out = admin_call(&at, &base, http::Method::POST, "/admin/replay", Some(body))?;
             let n = out["replayed"].as_array().map(Vec::len).unwrap_or(0);
             for r in out["replayed"].as_array().into_iter().flatten() {
                 println!(

@@ -425,6 +425,7 @@ pub async fn run_file(runtime: &Runtime, wasm: &[u8], file: &Path) -> Result<Fix
         transport: transport.clone(),
         kv,
         clock: Arc::new(FixedClock(now.timestamp_millis())),
+        keep_bodies: false,
     };
     let adapter = runtime.load(wasm, sandbox, services).await?;
 

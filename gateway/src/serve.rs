@@ -5,6 +5,7 @@ use crate::config::LoadedConfig;
 use crate::delivery::{Engine, EngineOptions};
 use crate::http::{self, AppState, Listener};
 use crate::store::{SledStore, Store};
+use crate::tls::ServerTls;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use tokio::task::JoinHandle;
@@ -54,35 +55,54 @@ impl Gateway {
         let metrics = metrics_handle();
         let engine = Engine::build(config, store, options).await?;
         let listeners = &config.config.listeners;
-        // Bind first, so a busy port fails before any work starts.
-        let intake = Listener::bind("intake", &listeners.intake).await?;
+        let tls = |name: &'static str, l: &crate::config::ListenerConfig| {
+            let cfg = config.server_tls(l).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "[tls] is missing: the gateway serves mutually authenticated TLS only"
+                )
+            })?;
+            ServerTls::load(name, &cfg).map_err(|e| anyhow::anyhow!("{name} listener: {e}"))
+        };
+        // Bind first, so a busy port or a bad certificate fails before any work starts.
+        let intake = Listener::bind(
+            "intake",
+            &listeners.intake,
+            tls("intake", &listeners.intake)?,
+        )
+        .await?;
         let callbacks = match &listeners.callbacks {
-            Some(c) => Some(Listener::bind("callbacks", c).await?),
+            Some(c) => Some(Listener::bind("callbacks", c, tls("callbacks", c)?).await?),
             None => None,
         };
         let admin = match &listeners.admin {
-            Some(c) => Some(Listener::bind("admin", c).await?),
+            Some(c) => Some(Listener::bind("admin", c, tls("admin", c)?).await?),
             None => None,
         };
         let state = AppState {
             engine: engine.clone(),
+            policy: Arc::new(config.policy()),
             metrics,
         };
         let mut tasks = engine.start().await?;
         let intake_addr = intake.local_addr()?;
-        let router = http::with_limits(http::intake_router(state.clone()), &intake.config);
-        tasks.push(tokio::spawn(http::serve(intake, router, engine.stopping())));
         let mut callback_addr = None;
-        if let Some(l) = callbacks {
-            callback_addr = Some(l.local_addr()?);
-            let router = http::with_limits(http::callback_router(state.clone()), &l.config);
-            tasks.push(tokio::spawn(http::serve(l, router, engine.stopping())));
-        }
         let mut admin_addr = None;
-        if let Some(l) = admin {
-            admin_addr = Some(l.local_addr()?);
-            let router = http::with_limits(http::admin_router(state.clone()), &l.config);
-            tasks.push(tokio::spawn(http::serve(l, router, engine.stopping())));
+        for listener in [Some(intake), callbacks, admin].into_iter().flatten() {
+            let router = match listener.name {
+                "intake" => http::intake_router(state.clone()),
+                "callbacks" => {
+                    callback_addr = Some(listener.local_addr()?);
+                    http::callback_router(state.clone())
+                }
+                _ => {
+                    admin_addr = Some(listener.local_addr()?);
+                    http::admin_router(state.clone())
+                }
+            };
+            let router = http::with_limits(router, &listener.config);
+            // Certificates, keys and CRLs reload without a restart.
+            tasks.push(listener.tls.watch(engine.stopping()));
+            tasks.push(tokio::spawn(http::serve(listener, router, state.clone())));
         }
         tracing::info!(%intake_addr, callbacks = ?callback_addr, admin = ?admin_addr, networks = engine.networks.len(), "gateway serving");
         Ok(Gateway {
@@ -99,6 +119,9 @@ impl Gateway {
         self.engine.stop();
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Err(e) = self.engine.audit.close().await {
+            tracing::error!(error = %e, "the audit trail did not close cleanly");
         }
     }
 }

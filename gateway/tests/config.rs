@@ -20,8 +20,17 @@ fn example_dir() -> tempfile::TempDir {
         dir.path().join("adapters/housing_construction.wasm"),
     )
     .expect("copy");
+    // The certificates, keys and CRLs it names.
+    yiwang_pki::Pki::generate(
+        &dir.path().join("pki"),
+        &["market-regulation", "housing-construction"],
+    )
+    .expect("pki");
     dir
 }
+
+/// Appended to every bad file: the `[tls]` every config needs.
+const TLS: &str = "\n[tls]\ncert = \"pki/gateway.crt\"\nkey = \"pki/gateway.key\"\nclient-ca = [\"pki/bureau-ca.crt\"]\n";
 
 #[test]
 fn the_annotated_example_is_valid() {
@@ -51,7 +60,7 @@ fn the_annotated_example_is_valid() {
 fn errors(text: &str) -> String {
     let dir = example_dir();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, text).expect("write");
+    std::fs::write(&path, format!("{text}{TLS}")).expect("write");
     match Config::load(&path) {
         Ok(_) => panic!("expected errors for:\n{text}"),
         Err(e) => e
@@ -60,18 +69,18 @@ fn errors(text: &str) -> String {
     }
 }
 
-const NET: &str = "[networks.mr]\nadapter = \"adapters/market_regulation.wasm\"\nendpoints = [\"http://127.0.0.1:1\"]\n";
+const NET: &str = "[networks.mr]\nadapter = \"adapters/market_regulation.wasm\"\nendpoints = [\"http://127.0.0.1:1\"]\nplaintext = true\n";
 
 #[test]
 fn unknown_keys_are_errors_with_their_place() {
     let e = errors(&format!("{NET}concurency = 3\n"));
     assert!(
-        e.starts_with("bad.toml:4:1: unknown field `concurency`"),
+        e.starts_with("bad.toml:5:1: unknown field `concurency`"),
         "{e}"
     );
     let e = errors(&format!("{NET}[networks.mr.limits]\ncpu-time = 5\n"));
     assert!(
-        e.starts_with("bad.toml:5:1: unknown field `cpu-time`"),
+        e.starts_with("bad.toml:6:1: unknown field `cpu-time`"),
         "{e}"
     );
 }
@@ -79,7 +88,7 @@ fn unknown_keys_are_errors_with_their_place() {
 #[test]
 fn wrong_types_name_the_place() {
     let e = errors(&format!("{NET}concurrency = \"eight\"\n"));
-    assert!(e.starts_with("bad.toml:4:15:"), "{e}");
+    assert!(e.starts_with("bad.toml:5:15:"), "{e}");
     assert!(
         e.contains("invalid type: string \"eight\", expected u32"),
         "{e}"
@@ -98,26 +107,26 @@ fn semantic_mistakes_are_all_reported_at_once() {
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("bad.toml:4:15: network `mr`: concurrency must be at least 1")),
+            .any(|l| l.starts_with("bad.toml:5:15: network `mr`: concurrency must be at least 1")),
         "{e}"
     );
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("bad.toml:6:11: network `ghost`: adapter")
+            .any(|l| l.starts_with("bad.toml:7:11: network `ghost`: adapter")
                 && l.contains("does not exist")),
         "{e}"
     );
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("bad.toml:7:14: network `ghost`: endpoint \"ftp://x\"")),
+            .any(|l| l.starts_with("bad.toml:8:14: network `ghost`: endpoint \"ftp://x\"")),
         "{e}"
     );
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("bad.toml:11:15: item `A-1`: route names network `nowhere`")),
+            .any(|l| l.starts_with("bad.toml:12:15: item `A-1`: route names network `nowhere`")),
         "{e}"
     );
     assert!(
@@ -167,7 +176,7 @@ fn cli_config_check_reports_and_exits_non_zero() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("bad.toml:4:1: unknown field `colour`"),
+        stdout.contains("bad.toml:5:1: unknown field `colour`"),
         "{stdout}"
     );
 }

@@ -4,7 +4,10 @@
 //! Unknown keys are errors, and every error names `file:line:col`. The
 //! annotated reference is `config/yiwang.example.toml`.
 
+use crate::audit::AuditConfig;
+use crate::policy::{Policy, PrincipalConfig};
 use crate::runtime::{Limits, RuntimeConfig};
+use crate::tls::{ClientTlsConfig, ServerTlsConfig};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -21,6 +24,15 @@ pub struct Config {
     /// `[listeners]`: the intake, callback and admin HTTP listeners.
     #[serde(default)]
     pub listeners: Listeners,
+    /// `[tls]`: the gateway's server certificate and the CAs whose client
+    /// certificates every listener requires (mTLS only; no plaintext listener).
+    pub tls: Option<Spanned<ServerTlsConfig>>,
+    /// `[principals.<name>]`: client certificates → roles and grants.
+    #[serde(default)]
+    pub principals: BTreeMap<String, Spanned<PrincipalConfig>>,
+    /// `[audit]`: the tamper-evident audit trail.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// `[storage]`: the durable queue.
     #[serde(default)]
     pub storage: StorageConfig,
@@ -82,6 +94,13 @@ pub struct ListenerConfig {
     /// Time a client has to send its request headers (slow clients are cut off).
     #[serde(default = "default_header_timeout")]
     pub header_timeout_ms: u64,
+    /// CAs whose client certificates this listener accepts, instead of
+    /// `[tls] client-ca` (e.g. the ministries' CA on the callback listener).
+    #[serde(default)]
+    pub client_ca: Option<Vec<PathBuf>>,
+    /// CRLs for this listener, instead of `[tls] crl`.
+    #[serde(default)]
+    pub crl: Option<Vec<PathBuf>>,
 }
 
 fn default_max_body() -> usize {
@@ -107,6 +126,8 @@ impl ListenerConfig {
             request_timeout_ms: default_request_timeout(),
             max_concurrent: default_max_concurrent(),
             header_timeout_ms: default_header_timeout(),
+            client_ca: None,
+            crl: None,
         }
     }
 }
@@ -173,6 +194,12 @@ pub struct SubscriberConfig {
     /// Request timeout (`timeout-ms = 10000`).
     #[serde(default = "default_subscriber_timeout")]
     pub timeout_ms: u64,
+    /// mTLS to the receiver (`[subscribers.X.tls]`); required for https.
+    #[serde(default)]
+    pub tls: Option<Spanned<ClientTlsConfig>>,
+    /// Allow an `http://` url (a lab set-up only; never across a network).
+    #[serde(default)]
+    pub plaintext: bool,
 }
 
 /// The notice kinds a subscriber can ask for.
@@ -243,6 +270,14 @@ pub struct NetworkConfig {
     /// Circuit breaker (`[networks.X.breaker]`).
     #[serde(default)]
     pub breaker: BreakerConfig,
+    /// mTLS to the ministry (`[networks.X.tls]`): its CA, the gateway's
+    /// client certificate for it, an optional key pin and server name.
+    /// Required for `https://` endpoints.
+    #[serde(default)]
+    pub tls: Option<Spanned<ClientTlsConfig>>,
+    /// Allow `http://` endpoints (a lab set-up only; never across a network).
+    #[serde(default)]
+    pub plaintext: bool,
 }
 
 /// `[networks.X.breaker]`: after `failures` failed attempts in a row the
@@ -464,6 +499,49 @@ impl Config {
     }
 
     fn check(&self, p: &mut Problems<'_>, base: &Path) {
+        match &self.tls {
+            None => p.at(
+                0..0,
+                "[tls] is missing: every listener is mutually authenticated TLS \
+                 (cert, key and client-ca; see config/yiwang.example.toml)",
+            ),
+            Some(tls) => {
+                let span = tls.span();
+                let tls = tls.get_ref();
+                let mut listeners = vec![("intake", &self.listeners.intake)];
+                listeners.extend(self.listeners.callbacks.iter().map(|l| ("callbacks", l)));
+                listeners.extend(self.listeners.admin.iter().map(|l| ("admin", l)));
+                for (listener, l) in listeners {
+                    let server = listener_tls(tls, l);
+                    let what = format!("[tls] for the {listener} listener");
+                    must_exist(p, base, &span, &what, "cert", &server.cert);
+                    must_exist(p, base, &span, &what, "key", &server.key);
+                    if server.client_ca.is_empty() {
+                        p.at(
+                            span.clone(),
+                            format!("{what}: client-ca is empty; no client could connect"),
+                        );
+                    }
+                    for f in server.client_ca.iter() {
+                        must_exist(p, base, &span, &what, "client-ca", f);
+                    }
+                    for f in server.crl.iter() {
+                        must_exist(p, base, &span, &what, "crl", f);
+                    }
+                }
+            }
+        }
+        let networks: BTreeSet<&str> = self.networks.keys().map(String::as_str).collect();
+        for (name, problem) in Policy::check_config(
+            self.principals.iter().map(|(n, c)| (n, c.get_ref())),
+            &networks,
+        ) {
+            let span = self.principals.get(&name).map(|c| c.span()).unwrap_or(0..0);
+            p.at(span, problem);
+        }
+        for problem in self.audit.check() {
+            p.at(0..0, format!("[audit]: {problem}"));
+        }
         for (name, net) in &self.networks {
             let span = net.span();
             let net = net.get_ref();
@@ -513,6 +591,15 @@ impl Config {
                     ),
                 }
             }
+            check_origin_security(
+                p,
+                base,
+                &format!("network `{name}`"),
+                &span,
+                net.endpoints.iter(),
+                net.tls.as_ref(),
+                net.plaintext,
+            );
             if *net.concurrency.get_ref() == 0 {
                 p.at(
                     place(&net.concurrency, &span),
@@ -564,6 +651,15 @@ impl Config {
                     ),
                 ),
             }
+            check_origin_security(
+                p,
+                base,
+                &format!("subscriber `{name}`"),
+                &span,
+                std::iter::once(&sub.url),
+                sub.tls.as_ref(),
+                sub.plaintext,
+            );
             for kind in &sub.events {
                 if !NOTICE_KINDS.contains(&kind.get_ref().as_str()) {
                     p.at(
@@ -653,6 +749,98 @@ impl Config {
     }
 }
 
+/// A listener's server TLS: `[tls]` with the listener's own client CAs and
+/// CRLs when it names them.
+fn listener_tls(tls: &ServerTlsConfig, listener: &ListenerConfig) -> ServerTlsConfig {
+    let mut out = tls.clone();
+    if let Some(ca) = &listener.client_ca {
+        out.client_ca = ca.clone();
+    }
+    if let Some(crl) = &listener.crl {
+        out.crl = crl.clone();
+    }
+    out
+}
+
+fn must_exist(
+    p: &mut Problems<'_>,
+    base: &Path,
+    span: &std::ops::Range<usize>,
+    what: &str,
+    key: &str,
+    file: &Path,
+) {
+    let path = base.join(file);
+    if !path.is_file() {
+        p.at(
+            span.clone(),
+            format!("{what}: {key} file {} does not exist", path.display()),
+        );
+    }
+}
+
+/// `https://` needs `[… .tls]` (the peer's CA and our client certificate);
+/// `http://` needs an explicit `plaintext = true`.
+fn check_origin_security<'a>(
+    p: &mut Problems<'_>,
+    base: &Path,
+    what: &str,
+    span: &std::ops::Range<usize>,
+    origins: impl Iterator<Item = &'a Spanned<String>>,
+    tls: Option<&Spanned<ClientTlsConfig>>,
+    plaintext: bool,
+) {
+    for origin in origins {
+        match origin.get_ref().parse::<http::Uri>().ok().as_ref().and_then(|u| u.scheme_str()) {
+            Some("https") if tls.is_none() => p.at(
+                origin.span(),
+                format!(
+                    "{what}: {} is https but there is no tls table (the peer's CA, the gateway's client certificate and key)",
+                    origin.get_ref()
+                ),
+            ),
+            Some("http") if !plaintext => p.at(
+                origin.span(),
+                format!(
+                    "{what}: {} is plaintext http; use https with a tls table, or set plaintext = true for a lab set-up",
+                    origin.get_ref()
+                ),
+            ),
+            _ => {}
+        }
+    }
+    if let Some(tls) = tls {
+        let at = place(tls, span);
+        let c = tls.get_ref();
+        if c.ca.is_empty() {
+            p.at(
+                at.clone(),
+                format!(
+                    "{what}: tls.ca is empty; name the peer's CA (the system store is never used)"
+                ),
+            );
+        }
+        for f in &c.ca {
+            must_exist(p, base, &at, what, "tls.ca", f);
+        }
+        must_exist(p, base, &at, what, "tls.cert", &c.cert);
+        must_exist(p, base, &at, what, "tls.key", &c.key);
+        for pin in &c.pin_sha256 {
+            use base64::Engine as _;
+            let ok = base64::engine::general_purpose::STANDARD
+                .decode(pin)
+                .map(|b| b.len() == 32)
+                .unwrap_or(false);
+            if !ok {
+                p.at(
+                    at.clone(),
+                    format!("{what}: tls.pin-sha256 {pin:?} is not the base64 of a sha256 digest"),
+                );
+            }
+        }
+    }
+}
+
 /// A checked configuration and the folder its relative paths resolve against.
 #[derive(Debug)]
 pub struct LoadedConfig {
@@ -669,6 +857,51 @@ impl LoadedConfig {
     /// An adapter's path, resolved.
     pub fn adapter_path(&self, network: &NetworkConfig) -> PathBuf {
         self.base.join(network.adapter.get_ref())
+    }
+
+    /// A listener's server TLS with every path resolved.
+    pub fn server_tls(&self, listener: &ListenerConfig) -> Option<ServerTlsConfig> {
+        let tls = self.config.tls.as_ref()?;
+        let mut out = listener_tls(tls.get_ref(), listener);
+        out.cert = self.base.join(&out.cert);
+        out.key = self.base.join(&out.key);
+        for f in out.client_ca.iter_mut().chain(out.crl.iter_mut()) {
+            *f = self.base.join(&*f);
+        }
+        Some(out)
+    }
+
+    /// A client TLS table with every path resolved.
+    pub fn client_tls(&self, tls: &ClientTlsConfig) -> ClientTlsConfig {
+        let mut out = tls.clone();
+        out.cert = self.base.join(&out.cert);
+        out.key = self.base.join(&out.key);
+        for f in out.ca.iter_mut() {
+            *f = self.base.join(&*f);
+        }
+        out
+    }
+
+    /// The audit trail's folder (`[audit] dir`, default `<data-dir>/audit`).
+    pub fn audit_dir(&self) -> PathBuf {
+        match &self.config.audit.dir {
+            Some(d) => self.base.join(d),
+            None => self.data_dir().join("audit"),
+        }
+    }
+
+    /// The audit settings with key paths resolved.
+    pub fn audit_config(&self) -> AuditConfig {
+        let mut out = self.config.audit.clone();
+        out.dir = Some(self.audit_dir());
+        out.signing_key_file = out.signing_key_file.map(|f| self.base.join(f));
+        out.body_key_file = out.body_key_file.map(|f| self.base.join(f));
+        out
+    }
+
+    /// The authorization policy of `[principals]`.
+    pub fn policy(&self) -> Policy {
+        Policy::new(self.config.principals.iter().map(|(n, c)| (n, c.get_ref())))
     }
 
     /// Resolve a network's secrets; a missing variable or file names the

@@ -265,6 +265,9 @@ pub async fn destinations(engine: &Engine) -> Result<Value, String> {
                     "sha256": adapter.digest(),
                 },
                 "concurrency": net.concurrency,
+                "alert": engine.alert(&Destination::Network(name.clone())).map(|a| json!({
+                    "reason": a.reason, "since": view::rfc3339(a.since),
+                })),
             }),
         );
     }
@@ -276,6 +279,9 @@ pub async fn destinations(engine: &Engine) -> Result<Value, String> {
             json!({
                 "pending": d.map(|d| d.pending).unwrap_or(0),
                 "oldest_pending_s": d.and_then(|d| d.oldest_created_at).map(|t| (now - t) / 1000),
+                "alert": engine.alert(&Destination::Subscriber(name.clone())).map(|a| json!({
+                    "reason": a.reason, "since": view::rfc3339(a.since),
+                })),
             }),
         );
     }

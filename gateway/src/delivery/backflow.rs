@@ -5,6 +5,7 @@
 //! subscribers through the same durable queue.
 
 use super::{Engine, NetworkRuntime, deadline, notice};
+use crate::audit::{Entry, Kind};
 use crate::runtime::{HttpRequest, HttpResponse};
 use crate::store::{CaseRecord, Destination, Millis, now_millis};
 use std::collections::BTreeMap;
@@ -118,6 +119,16 @@ pub async fn record_events(
             None => {
                 metrics::counter!("yiwang_backflow_unmatched_total", "network" => network.to_string())
                     .increment(1);
+                engine
+                    .audit
+                    .record(Entry::new(Kind::Backflow).network(network).detail(
+                        serde_json::json!({
+                            "unmatched": true,
+                            "network_case_number": e.network_case_number,
+                            "case_number": e.case_number,
+                            "stage": e.stage,
+                        }),
+                    ));
                 tracing::debug!(network, network_case_number = %e.network_case_number, "event for a case this gateway did not deliver");
             }
         }
@@ -125,13 +136,13 @@ pub async fn record_events(
     let mut total = 0;
     for (case, events) in by_case {
         let now = now_millis();
-        let mut fresh_count = 0;
+        let mut fresh_events = Vec::new();
         let stored = engine
             .store
             .update(&case, &mut |rec| {
                 let mut rec = rec?;
                 let fresh = apply_events(&mut rec, network, events.clone());
-                fresh_count = fresh.len();
+                fresh_events = fresh.clone();
                 if fresh.is_empty() {
                     return None;
                 }
@@ -139,7 +150,9 @@ pub async fn record_events(
                 Some(rec)
             })
             .await?;
+        let fresh_count = fresh_events.len();
         total += fresh_count;
+        audit_events(engine, network, &case, &fresh_events);
         metrics::counter!("yiwang_backflow_events_total", "network" => network.to_string())
             .increment(fresh_count as u64);
         if let Some(rec) = stored {
@@ -147,6 +160,18 @@ pub async fn record_events(
         }
     }
     Ok(total)
+}
+
+/// Each new event a network told about a case, for the audit trail.
+pub(crate) fn audit_events(engine: &Engine, network: &str, case: &str, events: &[Event]) {
+    for e in events {
+        engine.audit.record(
+            Entry::new(Kind::Backflow)
+                .network(network)
+                .case(case)
+                .detail(serde_json::to_value(e).unwrap_or_default()),
+        );
+    }
 }
 
 /// Poll one network's change feed on a schedule; the cursor is stored
@@ -163,6 +188,13 @@ pub(crate) async fn poller(engine: Arc<Engine>, net: Arc<NetworkRuntime>, interv
         };
         let adapter = net.slot.current();
         let report = adapter.poll(cursor.clone()).await;
+        engine.audit_call(&net.name, "poll", None, adapter.digest(), &report);
+        if let Some(reason) = &report.trace.peer_rejected {
+            engine.raise_alert(
+                &Destination::Network(net.name.clone()),
+                &format!("TLS peer refused: {reason}"),
+            );
+        }
         match report.result {
             Ok(poll) => {
                 let n = poll.events.len();
@@ -220,7 +252,9 @@ pub async fn callback(
         .networks
         .get(network)
         .ok_or_else(|| CallbackError::UnknownNetwork(network.to_string()))?;
-    let report = net.slot.current().handle_callback(request).await;
+    let adapter = net.slot.current();
+    let report = adapter.handle_callback(request).await;
+    engine.audit_call(network, "handle-callback", None, adapter.digest(), &report);
     let class = report.error_class();
     match report.result {
         Ok(outcome) => {

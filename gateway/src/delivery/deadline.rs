@@ -144,6 +144,7 @@ mod tests {
             case_json: "{}".into(),
             digest: String::new(),
             principal: "p".into(),
+            bureau: String::new(),
             accepted_at: ms(start),
             updated_at: ms(start),
             next_job: 1,

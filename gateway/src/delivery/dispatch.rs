@@ -18,6 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+/// The failure kind of a TLS peer refusal (see [`Engine::raise_alert`]).
+pub(crate) const PEER_REJECTED: &str = "peer_rejected";
+
 /// What one attempt came to.
 #[derive(Debug)]
 pub(crate) enum Outcome {
@@ -103,6 +106,16 @@ pub(crate) async fn run(engine: Arc<Engine>, destination: Destination) {
             return;
         }
         let notified = wake.notified();
+        // A network in TLS alert holds its queue until the operator fixes
+        // the trust material (a reload lifts it) or resumes it.
+        if engine.alert(&destination).is_some() {
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = notified => {}
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            continue;
+        }
         let now = now_millis();
         let free = permits.available_permits();
         let (admit, open) = {
@@ -261,6 +274,11 @@ async fn attempt(
     }
     metrics::counter!("yiwang_attempts_total", "destination" => destination.key(), "outcome" => outcome.class_label())
         .increment(1);
+    if let Outcome::Failed { kind, message, .. } = &outcome
+        && kind == PEER_REJECTED
+    {
+        engine.raise_alert(destination, message);
+    }
     settle(
         engine,
         destination,
@@ -307,6 +325,13 @@ async fn call_network(
         (JobKind::Submit { .. }, true) => {
             let reference = format!("idem:{}", job.idempotency_key);
             let report = adapter.query_status(Some(case), &reference).await;
+            engine.audit_call(
+                &net.name,
+                "query-status",
+                Some(case),
+                adapter.digest(),
+                &report,
+            );
             let class = report.error_class();
             (
                 match report.result {
@@ -315,7 +340,7 @@ async fn call_network(
                         network_case_number: events.first().map(|e| e.network_case_number.clone()),
                         events,
                     },
-                    Err(e) => failed(&e, class, true),
+                    Err(e) => failed(&e, class, true, report.trace.peer_rejected.as_deref()),
                 },
                 "query_status",
             )
@@ -327,6 +352,7 @@ async fn call_network(
                 inputs: record.inputs_for(job),
             };
             let report = adapter.submit(case, submission).await;
+            engine.audit_call(&net.name, "submit", Some(case), adapter.digest(), &report);
             let class = report.error_class();
             (
                 match report.result {
@@ -334,7 +360,7 @@ async fn call_network(
                         network_case_number: Some(receipt.network_case_number),
                         events: receipt.events,
                     },
-                    Err(e) => failed(&e, class, false),
+                    Err(e) => failed(&e, class, false, report.trace.peer_rejected.as_deref()),
                 },
                 "submit",
             )
@@ -359,6 +385,7 @@ async fn call_network(
                     idempotency_key: job.idempotency_key.clone(),
                 };
                 let report = adapter.update(case, change).await;
+                engine.audit_call(&net.name, "update", Some(case), adapter.digest(), &report);
                 let class = report.error_class();
                 (
                     match report.result {
@@ -368,20 +395,22 @@ async fn call_network(
                         },
                         // A change carries its idempotency key: resending
                         // after a lost reply is safe, so ambiguous = retry.
-                        Err(e) => match failed(&e, class, false) {
-                            Outcome::Failed {
-                                class: ErrorClass::Ambiguous,
-                                kind,
-                                message,
-                                retry_after_ms,
-                            } => Outcome::Failed {
-                                class: ErrorClass::Retryable,
-                                kind,
-                                message,
-                                retry_after_ms,
-                            },
-                            other => other,
-                        },
+                        Err(e) => {
+                            match failed(&e, class, false, report.trace.peer_rejected.as_deref()) {
+                                Outcome::Failed {
+                                    class: ErrorClass::Ambiguous,
+                                    kind,
+                                    message,
+                                    retry_after_ms,
+                                } => Outcome::Failed {
+                                    class: ErrorClass::Retryable,
+                                    kind,
+                                    message,
+                                    retry_after_ms,
+                                },
+                                other => other,
+                            }
+                        }
                     },
                     "update",
                 )
@@ -408,7 +437,23 @@ async fn call_network(
     (outcome, digest)
 }
 
-fn failed(e: &CallError, class: Option<ErrorClass>, verifying: bool) -> Outcome {
+/// A failed call as an outcome. A TLS peer refusal (the ministry's
+/// certificate failed verification or its pin, or it refused ours) is its
+/// own kind: it raises the network's alert and holds its queue.
+fn failed(
+    e: &CallError,
+    class: Option<ErrorClass>,
+    verifying: bool,
+    peer_rejected: Option<&str>,
+) -> Outcome {
+    if let Some(reason) = peer_rejected {
+        return Outcome::Failed {
+            class: ErrorClass::Retryable,
+            kind: PEER_REJECTED.into(),
+            message: format!("TLS peer refused: {reason}"),
+            retry_after_ms: None,
+        };
+    }
     let retry_after_ms = match e {
         CallError::Adapter(crate::runtime::AdapterError::Retryable(r)) => r.retry_after_ms,
         _ => None,
@@ -470,7 +515,7 @@ async fn settle(
         adapter,
         verify: verifying,
     };
-    let mut new_events = 0usize;
+    let mut fresh_events = Vec::new();
     let mut apply = |rec: Option<CaseRecord>| {
         let mut rec = rec?;
         let j = rec.job_mut(job_ref.job)?;
@@ -542,7 +587,7 @@ async fn settle(
         if let Some(net) = &network {
             fresh = backflow::apply_events(&mut rec, net, delivered_events);
         }
-        new_events = fresh.len();
+        fresh_events = fresh.clone();
         // A finished submit is a delivery outcome subscribers hear about.
         let mut notices = Vec::new();
         if let Some(net) = &network
@@ -566,6 +611,9 @@ async fn settle(
     }
     match result {
         Ok(Some(rec)) => {
+            if let Some(net) = &network {
+                backflow::audit_events(engine, net, &rec.case_number, &fresh_events);
+            }
             if let Some(j) = rec.job(job_ref.job) {
                 match &j.state {
                     JobState::Dead { reason, .. } => {
@@ -579,7 +627,7 @@ async fn settle(
                     } => {
                         metrics::counter!("yiwang_deliveries_total", "destination" => destination.key(), "outcome" => "delivered")
                             .increment(1);
-                        tracing::info!(case = %rec.case_number, destination = %destination, job = j.id, network_case_number = ?network_case_number, events = new_events, "delivered");
+                        tracing::info!(case = %rec.case_number, destination = %destination, job = j.id, network_case_number = ?network_case_number, events = fresh_events.len(), "delivered");
                     }
                     other => {
                         tracing::info!(case = %rec.case_number, destination = %destination, job = j.id, state = other.name(), error = %message, "attempt failed; will retry");

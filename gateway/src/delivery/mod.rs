@@ -17,6 +17,7 @@ pub mod notice;
 pub mod retry;
 pub mod view;
 
+use crate::audit::{AuditLog, Entry, Kind};
 use crate::config::{LoadedConfig, RetryPolicy, SubscriberConfig};
 use crate::runtime::{
     AdapterSlot, LoadError, LoadedAdapter, NetworkSandbox, Runtime, RuntimeConfig, Services,
@@ -26,7 +27,7 @@ use crate::store::{
     CaseClock, CaseRecord, ChangeRecord, Destination, JobKind, Light, Millis, Store, StoreError,
     now_millis,
 };
-use crate::transport::{HttpTransport, Transport};
+use crate::transport::{GatewayTransport, Transport};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -107,20 +108,22 @@ enum Repeat {
 }
 
 /// Everything the engine needs besides the config.
+#[derive(Default)]
 pub struct EngineOptions {
     /// Overrides the configuration's `[runtime]` section when set.
     pub runtime: Option<RuntimeConfig>,
-    /// Carries adapters' requests to ministries.
-    pub transport: Arc<dyn Transport>,
+    /// Carries adapters' requests to ministries and notices to subscribers;
+    /// none = mTLS per network and subscriber as configured.
+    pub transport: Option<Arc<dyn Transport>>,
 }
 
-impl Default for EngineOptions {
-    fn default() -> Self {
-        EngineOptions {
-            runtime: None,
-            transport: Arc::new(HttpTransport::default()),
-        }
-    }
+/// A destination whose TLS peer was refused (bad or expired certificate,
+/// pin mismatch, or it refused our client certificate): its queue holds
+/// until the trust material changes or an operator resumes it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Alert {
+    pub reason: String,
+    pub since: Millis,
 }
 
 /// The delivery service.
@@ -132,10 +135,26 @@ pub struct Engine {
     routes: BTreeMap<String, Vec<RouteStep>>,
     wake: HashMap<String, Arc<Notify>>,
     webhook: Arc<dyn Transport>,
+    /// The mTLS transport when the engine built it (reloads lift alerts).
+    tls_transport: Option<Arc<GatewayTransport>>,
+    /// Destinations in TLS alert, by destination key.
+    alerts: Mutex<BTreeMap<String, Alert>>,
+    /// The tamper-evident audit trail.
+    pub audit: Arc<AuditLog>,
     data_dir: PathBuf,
     yellow_ms: i64,
     retention_ms: i64,
     shutdown: watch::Sender<bool>,
+}
+
+/// A destination key from a network name or `subscriber:<name>` (the names
+/// the admin API and the transport use).
+fn destination_key(name: &str) -> String {
+    if name.contains(':') {
+        name.to_string()
+    } else {
+        Destination::Network(name.to_string()).key()
+    }
 }
 
 /// sha256 hex of bytes.
@@ -160,6 +179,33 @@ impl Engine {
             runtime_config.cache_dir = Some(config.data_dir().join("compiled"));
         }
         let runtime = Runtime::new(runtime_config)?;
+        let audit_dir = config.audit_dir();
+        let audit = AuditLog::open(&audit_dir, &config.audit_config())
+            .map_err(|e| anyhow::anyhow!("audit trail {}: {e}", audit_dir.display()))?;
+        // mTLS out: one client per network and subscriber, each with its own
+        // trust roots and client certificate.
+        let (transport, tls_transport): (Arc<dyn Transport>, _) = match &options.transport {
+            Some(t) => (t.clone(), None),
+            None => {
+                let t = Arc::new(GatewayTransport::new(std::time::Duration::from_secs(3)));
+                for (name, net) in &cfg.networks {
+                    if let Some(tls) = &net.get_ref().tls {
+                        t.add(name, &config.client_tls(tls.get_ref()))
+                            .map_err(|e| anyhow::anyhow!("network `{name}`: tls: {e}"))?;
+                    }
+                }
+                for (name, sub) in &cfg.subscribers {
+                    if let Some(tls) = &sub.get_ref().tls {
+                        t.add(
+                            &Destination::Subscriber(name.clone()).key(),
+                            &config.client_tls(tls.get_ref()),
+                        )
+                        .map_err(|e| anyhow::anyhow!("subscriber `{name}`: tls: {e}"))?;
+                    }
+                }
+                (t.clone() as Arc<dyn Transport>, Some(t))
+            }
+        };
         let mut networks = BTreeMap::new();
         let mut wake = HashMap::new();
         for (name, net) in &cfg.networks {
@@ -197,9 +243,10 @@ impl Engine {
                 limits: net.limits.get_ref().clone(),
             };
             let services = Services {
-                transport: options.transport.clone(),
+                transport: transport.clone(),
                 kv: store.kv(),
                 clock: Arc::new(SystemClock),
+                keep_bodies: cfg.audit.keep_bodies,
             };
             let adapter = runtime
                 .load(&wasm, sandbox.clone(), services.clone())
@@ -283,7 +330,10 @@ impl Engine {
             subscribers,
             routes,
             wake,
-            webhook: options.transport,
+            webhook: transport,
+            tls_transport,
+            alerts: Mutex::new(BTreeMap::new()),
+            audit,
             data_dir: config.data_dir(),
             yellow_ms: cfg.deadlines.yellow_hours as i64 * 3_600_000,
             retention_ms: cfg.storage.retention_days as i64 * 86_400_000,
@@ -318,7 +368,141 @@ impl Engine {
         }
         tasks.push(tokio::spawn(backflow::deadline_monitor(self.clone())));
         tasks.push(tokio::spawn(housekeeping(self.clone())));
+        if let Some(t) = &self.tls_transport {
+            // New trust material for a destination lifts its alert.
+            let engine = Arc::downgrade(self);
+            tasks.push(t.watch(
+                std::time::Duration::from_secs(5),
+                self.stopping(),
+                move |key: &str| {
+                    if let Some(engine) = engine.upgrade() {
+                        engine.lift_alert(&destination_key(key), "its TLS files changed");
+                    }
+                },
+            ));
+        }
+        self.audit
+            .record(Entry::new(Kind::Start).detail(serde_json::json!({
+                "networks": self.networks.keys().collect::<Vec<_>>(),
+                "version": env!("CARGO_PKG_VERSION"),
+            })));
         Ok(tasks)
+    }
+
+    /// Write one adapter call to the audit trail, and each request it sent
+    /// to its network with the reply (method, endpoint, status, sizes,
+    /// sha256 of both bodies; the bodies themselves only when the trail
+    /// keeps bodies, then encrypted).
+    pub(crate) fn audit_call<T>(
+        &self,
+        network: &str,
+        call: &str,
+        case: Option<&str>,
+        adapter: &str,
+        report: &crate::runtime::CallReport<T>,
+    ) {
+        let (outcome, error) = match &report.result {
+            Ok(_) => ("ok", None),
+            Err(e) => (e.kind(), Some(e.to_string())),
+        };
+        let trace = &report.trace;
+        let with_case = |e: Entry| match case {
+            Some(c) => e.case(c),
+            None => e,
+        };
+        self.audit.record(with_case(
+            Entry::new(Kind::AdapterCall)
+                .network(network)
+                .detail(serde_json::json!({
+                    "call": call,
+                    "adapter": adapter,
+                    "outcome": outcome,
+                    "error": error,
+                    "elapsed_ms": report.elapsed.as_millis() as u64,
+                    "requests": trace.exchanges.len(),
+                    "violations": trace.violations.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>(),
+                })),
+        ));
+        for x in &trace.exchanges {
+            let mut entry = with_case(
+                Entry::new(Kind::Outbound)
+                    .network(network)
+                    .detail(serde_json::to_value(x).unwrap_or_default()),
+            );
+            if let Some((request, response)) = &x.bodies {
+                entry = entry
+                    .body("request", request.to_vec())
+                    .body("response", response.to_vec());
+            }
+            self.audit.record(entry);
+        }
+    }
+
+    /// The TLS alert a destination is in, if any.
+    pub fn alert(&self, destination: &Destination) -> Option<Alert> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&destination.key())
+            .cloned()
+    }
+
+    /// Put a destination into TLS alert: its queue holds (nothing is retried
+    /// silently against a peer that failed verification), the alert shows in
+    /// `/admin/destinations` and `yiwang_destination_alert`, and the audit
+    /// trail records it.
+    pub(crate) fn raise_alert(&self, destination: &Destination, reason: &str) {
+        let key = destination.key();
+        let fresh = {
+            let mut alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh = !alerts.contains_key(&key);
+            alerts.entry(key.clone()).or_insert_with(|| Alert {
+                reason: reason.to_string(),
+                since: now_millis(),
+            });
+            fresh
+        };
+        if fresh {
+            tracing::error!(destination = %key, %reason, "TLS alert: the queue holds until the trust material is fixed");
+            metrics::gauge!("yiwang_destination_alert", "destination" => key.clone()).set(1.0);
+            let mut entry = Entry::new(Kind::Alert)
+                .detail(serde_json::json!({ "destination": key, "raised": reason }));
+            if let Destination::Network(n) = destination {
+                entry = entry.network(n.as_str());
+            }
+            self.audit.record(entry);
+        }
+    }
+
+    /// Lift a destination's alert (by destination key); its queue moves again.
+    fn lift_alert(&self, key: &str, why: &str) -> Option<Alert> {
+        let lifted = self
+            .alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        if let Some(a) = &lifted {
+            tracing::warn!(destination = %key, reason = %a.reason, %why, "TLS alert lifted");
+            metrics::gauge!("yiwang_destination_alert", "destination" => key.to_string()).set(0.0);
+            self.audit
+                .record(Entry::new(Kind::Alert).detail(serde_json::json!({
+                    "destination": key, "lifted": why, "was": a.reason,
+                })));
+        }
+        if let Some(n) = self.wake.get(key) {
+            n.notify_one();
+        }
+        lifted
+    }
+
+    /// Operator: lift a network's (or `subscriber:<name>`'s) alert. None if
+    /// no such destination; else the alert that was lifted, if any.
+    pub fn resume(&self, name: &str) -> Option<Option<Alert>> {
+        let key = destination_key(name);
+        if !self.wake.contains_key(&key) {
+            return None;
+        }
+        Some(self.lift_alert(&key, "an operator resumed it"))
     }
 
     /// Ask every background task to stop.
@@ -457,9 +641,11 @@ impl Engine {
 
     /// Accept a case: validate, route, and store it with one job per route
     /// step in one durable write.
-    pub async fn accept(&self, body: &[u8], principal: &str) -> Result<Accepted, IntakeError> {
-        let validated = yiwang_schema::parse_case(body).map_err(IntakeError::Invalid)?;
-        let case = validated.case;
+    pub async fn accept(
+        &self,
+        case: yiwang_schema::Case,
+        principal: &str,
+    ) -> Result<Accepted, IntakeError> {
         let code = case.item.code.clone();
         let steps = self
             .route(&code)
@@ -508,6 +694,7 @@ impl Engine {
                         case_json: canonical.clone(),
                         digest: digest.clone(),
                         principal: principal.to_string(),
+                        bureau: case.bureau.uscc.clone(),
                         accepted_at: now,
                         updated_at: now,
                         next_job: 1,
@@ -542,9 +729,6 @@ impl Engine {
         let accepted = self.accepted(&case_number, outcome, stored)?;
         if accepted.created {
             metrics::counter!("yiwang_intake_accepted_total", "item" => code.clone()).increment(1);
-            if !validated.overrides_applied.is_empty() {
-                tracing::warn!(case = %case_number, overrides = ?validated.overrides_applied, "accepted with checksum overrides");
-            }
         } else {
             metrics::counter!("yiwang_intake_duplicates_total").increment(1);
         }

@@ -146,6 +146,12 @@ pub(crate) async fn send(engine: &Engine, sub: &Subscriber, job: &Job) -> Outcom
                 retry_after_ms,
             }
         }
+        Err(TransportError::PeerRejected(reason)) => Outcome::Failed {
+            class: ErrorClass::Retryable,
+            kind: super::dispatch::PEER_REJECTED.into(),
+            message: format!("subscriber `{}`: TLS peer refused: {reason}", sub.name),
+            retry_after_ms: None,
+        },
         // A notice carries its idempotency key: a lost reply is resent.
         Err(e) => Outcome::Failed {
             class: ErrorClass::Retryable,

@@ -4,15 +4,18 @@
 
 use super::AppState;
 use super::problem::Problem;
+use crate::audit::{Entry, Kind};
 use crate::delivery::backflow::{self, CallbackError};
+use crate::policy::{Action, Caller};
 use crate::runtime::{Header, HttpRequest};
 use axum::Router;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri};
+use std::sync::Arc;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -20,14 +23,53 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Every push is authorized (a ministry posts for its own network only)
+/// and audited with its body digest and the answer it got.
 async fn callback(
     State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path(network): Path<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let raw = body.as_ref().ok().cloned();
+    let result = take(&state, &caller, &network, method, uri, headers, body).await;
+    let status = match &result {
+        Ok(r) => r.status(),
+        Err(p) => p.status,
+    };
+    let mut entry = Entry::new(Kind::Callback)
+        .principal(caller.name())
+        .network(network.as_str())
+        .detail(serde_json::json!({ "status": status.as_u16() }));
+    if let Some(b) = raw {
+        entry = entry.body("request", b.to_vec());
+    }
+    if let Err(e) = state.audit().append(entry).await {
+        tracing::error!(error = %e, "callback could not be audited");
+        return Problem::unavailable(format!("the callback could not be audited: {e}"))
+            .retry_after(60)
+            .into_response();
+    }
+    result.into_response()
+}
+
+async fn take(
+    state: &AppState,
+    caller: &Caller,
+    network: &str,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
+    // A ministry posts for its own (configured) network only, so a push
+    // for an unknown network is refused here too, before any adapter runs.
+    state
+        .authorize(caller, Action::Callback { network }, None, Some(network))
+        .await?;
     let body = body.map_err(|e| {
         Problem::new(e.status(), "unreadable-body", "Unreadable callback body")
             .detail(e.to_string())
@@ -47,7 +89,7 @@ async fn callback(
             .collect(),
         body: body.to_vec(),
     };
-    match backflow::callback(&state.engine, &network, request).await {
+    match backflow::callback(&state.engine, network, request).await {
         Ok(resp) => {
             let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
             let mut out = (status, resp.body).into_response();

@@ -3,10 +3,12 @@
 
 use super::AppState;
 use super::problem::Problem;
+use crate::audit::{Entry, Kind};
 use crate::delivery::{Accepted, IntakeError, view};
+use crate::policy::{Action, Caller, Policy, Scope};
 use crate::store::CaseQuery;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,6 +16,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -21,12 +24,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases/{case_number}", get(case))
         .route("/v1/cases/{case_number}/events", post(change))
         .with_state(state)
-}
-
-/// The principal of a request. Until mTLS maps certificates to principals
-/// (issue 4), every caller is `anonymous`.
-fn principal(_headers: &HeaderMap) -> String {
-    "anonymous".to_string()
 }
 
 /// A body, or the problem with it (too large, unreadable, not JSON).
@@ -144,47 +141,173 @@ fn accepted_response(a: &Accepted) -> Response {
     resp
 }
 
+/// Write an intake-side request to the audit trail: who, which case, the
+/// body (its sha256 and size always; the bytes only when the trail keeps
+/// bodies, then encrypted) and the answer. Durable before the answer goes
+/// out; a request that cannot be audited is answered 503.
+async fn audited(
+    state: &AppState,
+    kind: Kind,
+    caller: &Caller,
+    case: Option<String>,
+    body: Option<&Bytes>,
+    result: Result<Response, Problem>,
+) -> Response {
+    let status = match &result {
+        Ok(r) => r.status(),
+        Err(p) => p.status,
+    };
+    let mut entry = Entry::new(kind)
+        .principal(caller.name())
+        .detail(json!({ "status": status.as_u16() }));
+    if let Some(c) = case {
+        entry = entry.case(c);
+    }
+    if let Some(b) = body {
+        entry = entry.body("request", b.to_vec());
+    }
+    match state.audit().append(entry).await {
+        Ok(_) => result.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "intake request could not be audited");
+            Problem::unavailable(format!("the request could not be audited: {e}")).into_response()
+        }
+    }
+}
+
 async fn submit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let raw = body.as_ref().ok().cloned();
+    let mut case_number = None;
+    let result = submit_case(&state, &caller, &headers, body, &mut case_number).await;
+    audited(
+        &state,
+        Kind::Intake,
+        &caller,
+        case_number,
+        raw.as_ref(),
+        result,
+    )
+    .await
+}
+
+async fn submit_case(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    case_number: &mut Option<String>,
 ) -> Result<Response, Problem> {
-    let body = json_body(&headers, body)?;
+    let body = json_body(headers, body)?;
+    let validated =
+        yiwang_schema::parse_case(&body).map_err(|e| intake_problem(IntakeError::Invalid(e)))?;
+    if !validated.overrides_applied.is_empty() {
+        tracing::warn!(case = %validated.case.case_number, overrides = ?validated.overrides_applied, "case carries checksum overrides");
+    }
+    let case = validated.case;
+    *case_number = Some(case.case_number.clone());
+    state
+        .authorize(
+            caller,
+            Action::Submit {
+                item: &case.item.code,
+                bureau: &case.bureau.uscc,
+            },
+            Some(&case.case_number),
+            None,
+        )
+        .await?;
     let accepted = state
         .engine
-        .accept(&body, &principal(&headers))
+        .accept(case, &caller.name())
         .await
         .map_err(intake_problem)?;
-    tracing::info!(case = %accepted.record.case_number, item = %accepted.record.item, created = accepted.created, "case accepted");
+    tracing::info!(case = %accepted.record.case_number, item = %accepted.record.item, created = accepted.created, principal = %caller.name(), "case accepted");
     Ok(accepted_response(&accepted))
+}
+
+/// A stored case, if the caller may see it (else the denial, audited).
+async fn owned_case(
+    state: &AppState,
+    caller: &Caller,
+    case_number: &str,
+    write: bool,
+) -> Result<crate::store::CaseRecord, Problem> {
+    let rec = state
+        .engine
+        .store
+        .case(case_number)
+        .await
+        .map_err(|e| Problem::unavailable(e.to_string()))?;
+    let Some(rec) = rec else {
+        // Only callers that may use cases at all learn whether it exists.
+        state
+            .authorize(caller, Action::Search, Some(case_number), None)
+            .await?;
+        return Err(Problem::not_found(format!(
+            "case {case_number} is not known to this gateway"
+        )));
+    };
+    state
+        .authorize(
+            caller,
+            Action::Case {
+                bureau: &rec.bureau,
+                write,
+            },
+            Some(case_number),
+            None,
+        )
+        .await?;
+    Ok(rec)
 }
 
 async fn change(
     State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path(case_number): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Problem> {
-    let body = json_body(&headers, body)?;
-    let accepted = state
-        .engine
-        .change(&case_number, &body)
-        .await
-        .map_err(intake_problem)?;
-    Ok(accepted_response(&accepted))
+) -> Response {
+    let raw = body.as_ref().ok().cloned();
+    let result = async {
+        let body = json_body(&headers, body)?;
+        owned_case(&state, &caller, &case_number, true).await?;
+        let accepted = state
+            .engine
+            .change(&case_number, &body)
+            .await
+            .map_err(intake_problem)?;
+        Ok(accepted_response(&accepted))
+    }
+    .await;
+    audited(
+        &state,
+        Kind::Change,
+        &caller,
+        Some(case_number),
+        raw.as_ref(),
+        result,
+    )
+    .await
 }
 
 async fn case(
     State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path(case_number): Path<String>,
 ) -> Result<Response, Problem> {
-    match state.engine.store.case(&case_number).await {
-        Ok(Some(rec)) => Ok(Json(view::case_view(&rec)).into_response()),
-        Ok(None) => Err(Problem::not_found(format!(
-            "case {case_number} is not known to this gateway"
-        ))),
-        Err(e) => Err(Problem::unavailable(e.to_string())),
-    }
+    let rec = owned_case(&state, &caller, &case_number, false).await?;
+    state.audit().record(
+        Entry::new(Kind::Read)
+            .principal(caller.name())
+            .case(case_number),
+    );
+    Ok(Json(view::case_view(&rec)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +319,14 @@ struct SearchParams {
     since: Option<String>,
     until: Option<String>,
     limit: Option<usize>,
+}
+
+/// A search as the audit trail records it.
+fn p_text(q: &CaseQuery) -> serde_json::Value {
+    json!({
+        "item": q.item, "network": q.network, "state": q.state,
+        "since": q.since, "until": q.until, "limit": q.limit,
+    })
 }
 
 const JOB_STATES: &[&str] = &["pending", "verify", "in_flight", "delivered", "dead"];
@@ -216,8 +347,10 @@ fn time_param(name: &str, v: Option<&String>) -> Result<Option<i64>, Problem> {
 
 async fn search(
     State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
+    state.authorize(&caller, Action::Search, None, None).await?;
     let Query(p) = params.map_err(|e| Problem::bad_request("bad-parameter", e.body_text()))?;
     if let Some(s) = &p.state
         && !JOB_STATES.contains(&s.as_str())
@@ -244,6 +377,11 @@ async fn search(
         state: p.state.clone(),
         since: time_param("since", p.since.as_ref())?,
         until: time_param("until", p.until.as_ref())?,
+        // A bureau sees its own bureaus' cases only.
+        bureaus: match Policy::case_scope(&caller) {
+            Scope::All => None,
+            Scope::Only(set) => Some(set),
+        },
         limit: p.limit.unwrap_or(100).clamp(1, 1000),
     };
     let found = state
@@ -252,8 +390,11 @@ async fn search(
         .search(&query)
         .await
         .map_err(|e| Problem::unavailable(e.to_string()))?;
-    Ok(Json(json!({
-        "cases": found.iter().map(view::case_summary).collect::<Vec<_>>(),
-    }))
-    .into_response())
+    let cases: Vec<_> = found.iter().map(view::case_summary).collect();
+    state.audit().record(
+        Entry::new(Kind::Read)
+            .principal(caller.name())
+            .detail(json!({ "search": p_text(&query), "results": cases.len() })),
+    );
+    Ok(Json(json!({ "cases": cases })).into_response())
 }

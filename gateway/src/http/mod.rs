@@ -8,8 +8,11 @@ mod callbacks;
 mod intake;
 pub mod problem;
 
+use crate::audit::{AuditLog, Entry, Kind};
 use crate::config::ListenerConfig;
 use crate::delivery::Engine;
+use crate::policy::{Action, Caller, Policy};
+use crate::tls::ServerTls;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
@@ -20,8 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 
 pub use admin::router as admin_router;
 pub use callbacks::router as callback_router;
@@ -31,7 +33,53 @@ pub use intake::router as intake_router;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    pub policy: Arc<Policy>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl AppState {
+    pub fn audit(&self) -> &AuditLog {
+        &self.engine.audit
+    }
+
+    /// Decide an action for a caller. A refusal is written to the audit
+    /// trail (durably, before the 403 goes out) and becomes a problem that
+    /// names the rule.
+    pub async fn authorize(
+        &self,
+        caller: &Caller,
+        action: Action<'_>,
+        case: Option<&str>,
+        network: Option<&str>,
+    ) -> Result<(), Problem> {
+        let Err(denial) = self.policy.check(caller, action) else {
+            return Ok(());
+        };
+        metrics::counter!("yiwang_denials_total").increment(1);
+        tracing::warn!(principal = %denial.principal, action = %denial.action, rule = %denial.rule, "denied");
+        let mut entry =
+            Entry::new(Kind::Denial)
+                .principal(caller.name())
+                .detail(serde_json::json!({
+                    "action": denial.action,
+                    "rule": denial.rule,
+                    "subject": caller.subject,
+                    "fingerprint": caller.fingerprint,
+                }));
+        if let Some(c) = case {
+            entry = entry.case(c);
+        }
+        if let Some(n) = network {
+            entry = entry.network(n);
+        }
+        if let Err(e) = self.audit().append(entry).await {
+            tracing::error!(error = %e, "a denial could not be audited");
+        }
+        Err(
+            Problem::new(http::StatusCode::FORBIDDEN, "forbidden", "Not allowed")
+                .detail(denial.to_string()),
+        )
+    }
 }
 
 /// Put the listener's limits around a router; anything unmatched is a 404
@@ -56,15 +104,20 @@ pub fn with_limits(router: Router, cfg: &ListenerConfig) -> Router {
         )
 }
 
-/// A bound listener, ready to serve.
+/// A bound listener, ready to serve mTLS.
 pub struct Listener {
     pub name: &'static str,
     pub listener: TcpListener,
     pub config: ListenerConfig,
+    pub tls: Arc<ServerTls>,
 }
 
 impl Listener {
-    pub async fn bind(name: &'static str, config: &ListenerConfig) -> std::io::Result<Self> {
+    pub async fn bind(
+        name: &'static str,
+        config: &ListenerConfig,
+        tls: Arc<ServerTls>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.addr).await.map_err(|e| {
             std::io::Error::new(
                 e.kind(),
@@ -75,6 +128,7 @@ impl Listener {
             name,
             listener,
             config: config.clone(),
+            tls,
         })
     }
 
@@ -84,13 +138,18 @@ impl Listener {
 }
 
 /// Serve until `stop` turns true; connections in progress finish their
-/// current request.
-pub async fn serve(listener: Listener, router: Router, mut stop: watch::Receiver<bool>) {
+/// current request. Each connection first completes a TLS handshake with a
+/// client certificate (within the header timeout, so a slow client cannot
+/// hold a slot); the certificate maps to a [`Caller`] that every request on
+/// the connection carries. A refused handshake is logged, counted and audited.
+pub async fn serve(listener: Listener, router: Router, state: AppState) {
     let Listener {
         name,
         listener,
         config,
+        tls,
     } = listener;
+    let mut stop = state.engine.stopping();
     let header_timeout = Duration::from_millis(config.header_timeout_ms.max(1));
     loop {
         let (stream, peer) = tokio::select! {
@@ -105,15 +164,44 @@ pub async fn serve(listener: Listener, router: Router, mut stop: watch::Receiver
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The configuration as of now: a reload swaps it for later
+        // connections and leaves this one alone.
+        let acceptor = tls.acceptor();
+        let router = router.clone();
+        let state = state.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
+            let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    return refused(&state, name, peer, crate::tls::handshake_refusal(&e));
+                }
+                Err(_) => {
+                    return refused(
+                        &state,
+                        name,
+                        peer,
+                        format!(
+                            "handshake not completed within {} ms (slow client)",
+                            header_timeout.as_millis()
+                        ),
+                    );
+                }
+            };
+            let caller = Arc::new(caller_of(&state.policy, stream.get_ref().1));
+            tracing::debug!(listener = name, %peer, principal = %caller.name(), "connection");
+            let service =
+                tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(Arc::clone(&caller));
+                    router.clone().oneshot(req)
+                });
             let builder = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .max_buf_size(64 << 10)
                 .to_owned();
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let conn =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
@@ -128,4 +216,31 @@ pub async fn serve(listener: Listener, router: Router, mut stop: watch::Receiver
             }
         });
     }
+}
+
+/// The caller a verified connection's client certificate maps to.
+fn caller_of(policy: &Policy, conn: &rustls::ServerConnection) -> Caller {
+    let Some(cert) = conn.peer_certificates().and_then(|c| c.first()) else {
+        return Caller::anonymous();
+    };
+    match crate::tls::peer_identity(cert) {
+        Ok(id) => policy.identify(&id),
+        Err(e) => Caller {
+            unmapped: Some(format!("unreadable client certificate: {e}")),
+            ..Caller::anonymous()
+        },
+    }
+}
+
+/// A handshake the listener refused: log, count, audit.
+fn refused(state: &AppState, listener: &'static str, peer: SocketAddr, reason: String) {
+    tracing::warn!(listener, %peer, %reason, "TLS handshake refused");
+    metrics::counter!("yiwang_tls_handshake_refusals_total", "listener" => listener).increment(1);
+    state
+        .audit()
+        .record(Entry::new(Kind::TlsRefused).detail(serde_json::json!({
+            "listener": listener,
+            "peer": peer.to_string(),
+            "reason": reason,
+        })));
 }

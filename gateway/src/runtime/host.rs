@@ -191,6 +191,9 @@ pub struct Services {
     pub transport: Arc<dyn Transport>,
     pub kv: Arc<dyn KvStore>,
     pub clock: Arc<dyn Clock>,
+    /// Keep each exchange's bodies in its [`Exchange`] (for an audit trail
+    /// configured to keep them, encrypted); otherwise only their digests.
+    pub keep_bodies: bool,
 }
 
 impl Services {
@@ -200,6 +203,7 @@ impl Services {
             transport,
             kv: Arc::new(MemoryKv::default()),
             clock: Arc::new(SystemClock),
+            keep_bodies: false,
         }
     }
 }
@@ -220,6 +224,10 @@ pub struct Exchange {
     /// The transport error or sandbox refusal, if any.
     pub error: Option<String>,
     pub elapsed_ms: u64,
+    /// The request body as the adapter wrote it (secrets not filled in)
+    /// and the reply body, when [`Services::keep_bodies`] asks for them.
+    #[serde(skip)]
+    pub bodies: Option<(Bytes, Bytes)>,
 }
 
 /// What one call did besides its result.
@@ -355,7 +363,12 @@ impl HostState {
             response_sha256: None,
             error: None,
             elapsed_ms: 0,
+            bodies: None,
         };
+        let kept_request = self
+            .services
+            .keep_bodies
+            .then(|| Bytes::from(request.body.clone()));
         let result = self.send_checked(request, &limits, fill).await;
         exchange.elapsed_ms = started.elapsed().as_millis() as u64;
         match &result {
@@ -363,8 +376,14 @@ impl HostState {
                 exchange.status = Some(resp.status);
                 exchange.response_bytes = resp.body.len();
                 exchange.response_sha256 = Some(sha256_hex(&resp.body));
+                if let Some(req) = kept_request {
+                    exchange.bodies = Some((req, Bytes::from(resp.body.clone())));
+                }
             }
-            Err(e) => exchange.error = Some(format!("{e:?}")),
+            Err(e) => {
+                exchange.error = Some(format!("{e:?}"));
+                exchange.bodies = kept_request.map(|req| (req, Bytes::new()));
+            }
         }
         tracing::debug!(network = %self.sandbox.network, method = %exchange.method, url = %exchange.url,
             status = ?exchange.status, elapsed_ms = exchange.elapsed_ms, "adapter exchange");

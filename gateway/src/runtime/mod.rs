@@ -23,6 +23,15 @@ pub use host::{
 pub use limits::{LimitHit, Limits};
 pub use normalize::{NormalizedCallback, NormalizedPoll, NormalizedReceipt};
 
+/// The gateway's check and normalization of what an adapter made of a
+/// ministry push (exposed for the fuzz targets).
+pub fn normalize_callback(
+    network: &str,
+    outcome: CallbackOutcome,
+) -> Result<NormalizedCallback, String> {
+    normalize::callback(network, outcome)
+}
+
 use bindings::{AdapterWorld, AdapterWorldPre};
 use host::HostState;
 use std::collections::HashMap;

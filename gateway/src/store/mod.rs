@@ -67,6 +67,8 @@ pub struct CaseQuery {
     pub since: Option<Millis>,
     /// Last change before this time.
     pub until: Option<Millis>,
+    /// Only cases of these bureaus (credit codes); none = every bureau.
+    pub bureaus: Option<std::collections::BTreeSet<String>>,
     pub limit: usize,
 }
 

@@ -241,8 +241,11 @@ pub struct CaseRecord {
     pub case_json: String,
     /// sha256 of the canonical case JSON: same number + same digest = same case.
     pub digest: String,
-    /// Who submitted it (a principal name once mTLS lands; `anonymous` before).
+    /// Who submitted it: the principal its client certificate maps to.
     pub principal: String,
+    /// The accepting bureau's credit code: which principals may read and change it.
+    #[serde(default)]
+    pub bureau: String,
     pub accepted_at: Millis,
     pub updated_at: Millis,
     pub next_job: u32,
@@ -321,6 +324,27 @@ pub enum IndexEntry {
 }
 
 impl CaseRecord {
+    /// A record with no case content and no jobs (tests and fuzz targets).
+    pub fn blank(case_number: &str) -> CaseRecord {
+        CaseRecord {
+            case_number: case_number.to_string(),
+            item: String::new(),
+            case_json: "{}".into(),
+            digest: String::new(),
+            principal: String::new(),
+            bureau: String::new(),
+            accepted_at: 0,
+            updated_at: 0,
+            next_job: 1,
+            jobs: Vec::new(),
+            networks: BTreeMap::new(),
+            changes: Vec::new(),
+            clock: None,
+            deadline: None,
+            light: Light::Green,
+        }
+    }
+
     pub fn job(&self, id: u32) -> Option<&Job> {
         self.jobs.iter().find(|j| j.id == id)
     }
@@ -525,6 +549,7 @@ mod tests {
             case_json: "{}".into(),
             digest: String::new(),
             principal: "anonymous".into(),
+            bureau: String::new(),
             accepted_at: 0,
             updated_at: 0,
             next_job: 1,

@@ -373,6 +373,13 @@ impl Store for SledStore {
             if query.item.as_ref().is_some_and(|i| *i != record.item) {
                 continue;
             }
+            if query
+                .bureaus
+                .as_ref()
+                .is_some_and(|b| !b.contains(&record.bureau))
+            {
+                continue;
+            }
             let network = query.network.as_deref();
             let touches_network = |d: &super::Destination| {
                 network.is_none_or(|n| *d == super::Destination::Network(n.to_string()))

@@ -1,7 +1,10 @@
 //! A whole gateway on loopback against simulated ministry networks: the
-//! harness the end-to-end tests and the demo share. It writes a real
-//! configuration file, starts the gateway the way `yiwang serve` does, and
-//! talks to it over HTTP.
+//! harness the end-to-end tests and the demo share. It generates a PKI
+//! (`yiwang-pki`), writes a real configuration file, starts the gateway the
+//! way `yiwang serve` does, and talks to it over mutually authenticated TLS:
+//! clients present certificates mapped to principals, the gateway presents
+//! its own client certificate to each simulated ministry (which requires
+//! it), and ministries push to the callback listener with theirs.
 
 pub mod live;
 
@@ -11,7 +14,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use yiwang_gateway::transport::{HttpTransport, OutboundRequest, Transport};
+use yiwang_gateway::tls::ClientTlsConfig;
+use yiwang_gateway::transport::{GatewayTransport, HttpTransport, OutboundRequest, Transport};
+pub use yiwang_pki::{IssuedFiles, Pki};
 use yiwang_simulator::{SimConfig, Simulator};
 
 /// The workspace root.
@@ -126,21 +131,81 @@ fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-/// The configuration text for networks at their simulators' addresses.
+/// The principals every test world has: the Fuzhou bureau and the platform
+/// (every item, every bureau), an operator with every admin grant, an
+/// auditor, and each network's ministry (its own callbacks).
+pub fn default_principals(networks: &[&str]) -> String {
+    let mut out = String::from(
+        r#"[principals.fuzhou-bureau]
+role = "bureau"
+match = { subject-cn = "fuzhou-bureau", san-uri = "yiwang://bureau/fuzhou" }
+items = ["*"]
+bureaus = ["*"]
+[principals.platform]
+role = "platform"
+match = { subject-cn = "unified-platform" }
+items = ["*"]
+bureaus = ["*"]
+[principals.ops]
+role = "operator"
+match = { subject-cn = "ops-1" }
+admin = ["read", "replay", "adapter-reload", "resume"]
+[principals.audit]
+role = "auditor"
+match = { subject-cn = "audit-1" }
+"#,
+    );
+    for n in networks {
+        out.push_str(&format!(
+            "[principals.{n}-push]
+role = \"ministry\"
+match = {{ subject-cn = \"{cn}\", san-uri = \"{uri}\" }}
+network = \"{n}\"
+",
+            cn = yiwang_pki::network_push_cn(n),
+            uri = yiwang_pki::network_push_uri(n),
+        ));
+    }
+    out
+}
+
+/// The gateway's `[tls]`: its server certificate, and the bureau CA (with
+/// its CRL) for every listener unless the listener names its own.
+pub const TLS: &str = r#"[tls]
+cert = "pki/gateway.crt"
+key = "pki/gateway.key"
+client-ca = ["pki/bureau-ca.crt"]
+crl = ["pki/bureau-ca.crl"]
+reload-interval-ms = 200
+"#;
+
+/// The configuration text for networks at their simulators' addresses,
+/// with the PKI of [`Pki::generate`] in `pki/` next to the file.
+/// `principals` empty = [`default_principals`].
 pub fn config_text(
     networks: &[(NetworkSpec, String)],
     items: &str,
     subscribers: &str,
     listeners: &str,
+    principals: &str,
 ) -> String {
     let mut out = String::new();
     out.push_str("[gateway]\ndata-dir = \"data\"\n\n");
     out.push_str(listeners);
+    out.push('\n');
+    out.push_str(TLS);
     out.push_str("\n[runtime]\nmax-instances = 64\n\n");
+    if principals.is_empty() {
+        let names: Vec<&str> = networks.iter().map(|(s, _)| s.name.as_str()).collect();
+        out.push_str(&default_principals(&names));
+    } else {
+        out.push_str(principals);
+    }
+    out.push('\n');
     for (spec, url) in networks {
+        let n = &spec.name;
         out.push_str(&format!(
-            "[networks.{}]\nadapter = {}\nendpoints = [{}]\nconcurrency = 4\n",
-            spec.name,
+            "[networks.{n}]\nadapter = {}\nendpoints = [{}]\nconcurrency = 4\n",
             toml_str(&spec.adapter),
             toml_str(url)
         ));
@@ -148,25 +213,26 @@ pub fn config_text(
             out.push_str(&format!("poll-interval-ms = {ms}\n"));
         }
         out.push_str(&format!(
-            "[networks.{}.retry]\ninitial-ms = 50\nmax-interval-ms = 400\n",
-            spec.name
+            "[networks.{n}.tls]\nca = [\"pki/{n}-ca.crt\"]\ncert = \"pki/gateway-to-{n}.crt\"\nkey = \"pki/gateway-to-{n}.key\"\nserver-name = {}\n",
+            toml_str(&yiwang_pki::network_server_name(n))
         ));
         out.push_str(&format!(
-            "[networks.{}.breaker]\nfailures = 3\ncooldown-ms = 300\n",
-            spec.name
+            "[networks.{n}.retry]\ninitial-ms = 50\nmax-interval-ms = 400\n"
         ));
         out.push_str(&format!(
-            "[networks.{}.limits]\nsend-timeout-ms = 2000\nwall-time-ms = 10000\n",
-            spec.name
+            "[networks.{n}.breaker]\nfailures = 3\ncooldown-ms = 300\n"
+        ));
+        out.push_str(&format!(
+            "[networks.{n}.limits]\nsend-timeout-ms = 2000\nwall-time-ms = 10000\n"
         ));
         if !spec.secrets.is_empty() {
-            out.push_str(&format!("[networks.{}.secrets]\n", spec.name));
+            out.push_str(&format!("[networks.{n}.secrets]\n"));
             for (k, v) in &spec.secrets {
                 out.push_str(&format!("{k} = {{ value = {} }}\n", toml_str(v)));
             }
         }
         if !spec.adapter_config.is_empty() {
-            out.push_str(&format!("[networks.{}.adapter-config]\n", spec.name));
+            out.push_str(&format!("[networks.{n}.adapter-config]\n"));
             for (k, v) in &spec.adapter_config {
                 out.push_str(&format!("{k} = {}\n", toml_str(v)));
             }
@@ -180,18 +246,79 @@ pub fn config_text(
     out
 }
 
-/// JSON over HTTP to the gateway.
+/// Start a network's simulator over mTLS: it presents its server
+/// certificate (for `<net>.zwfw.internal` only), requires the gateway's
+/// client certificate from its own CA, and pushes (archetype 5) with its
+/// ministry certificate, trusting the gateway's CA.
+pub async fn start_simulator(
+    name: &str,
+    pki: &Pki,
+    sim: SimConfig,
+    addr: &str,
+) -> Result<Simulator> {
+    let net = pki
+        .network(name)
+        .with_context(|| format!("no PKI for network {name}"))?;
+    let cfg = sim
+        .with_tls(
+            net.server.issued.cert_pem.clone(),
+            net.server.issued.key_pem.clone(),
+            net.ca.ca.cert_pem().to_string(),
+        )
+        .with_push_tls(
+            pki.gateway_ca.ca.cert_pem().to_string(),
+            net.push_client.issued.cert_pem.clone(),
+            net.push_client.issued.key_pem.clone(),
+        );
+    Simulator::start(cfg, addr.parse()?).await
+}
+
+/// JSON over HTTPS to the gateway, as one principal (its client certificate).
 #[derive(Clone)]
 pub struct Client {
     pub base: String,
-    http: HttpTransport,
+    http: Arc<dyn Transport>,
 }
 
+/// The key a client's TLS identity is registered under in its transport.
+const CLIENT: &str = "client";
+
 impl Client {
-    pub fn new(base: impl Into<String>) -> Self {
+    /// A client presenting `identity`, trusting the gateway's CA.
+    pub fn new(base: impl Into<String>, pki: &Pki, identity: &IssuedFiles) -> Result<Self> {
+        Self::with_files(
+            base,
+            &pki.gateway_ca.cert_path,
+            &identity.cert_path,
+            &identity.key_path,
+        )
+    }
+
+    /// A client presenting the certificate and key in these files.
+    pub fn with_files(base: impl Into<String>, ca: &Path, cert: &Path, key: &Path) -> Result<Self> {
+        let http = GatewayTransport::new(Duration::from_secs(2));
+        http.add(
+            CLIENT,
+            &ClientTlsConfig {
+                ca: vec![ca.to_path_buf()],
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+                pin_sha256: Vec::new(),
+                server_name: None,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("client identity {}: {e}", cert.display()))?;
+        Ok(Client {
+            base: base.into(),
+            http: Arc::new(http),
+        })
+    }
+
+    /// A client without TLS (to show the gateway refuses it).
+    pub fn plaintext(base: impl Into<String>) -> Self {
         Client {
             base: base.into(),
-            http: HttpTransport::new(Duration::from_secs(2)),
+            http: Arc::new(HttpTransport::new(Duration::from_secs(2))),
         }
     }
 
@@ -205,7 +332,7 @@ impl Client {
         let resp = self
             .http
             .send(OutboundRequest {
-                network: "test".into(),
+                network: CLIENT.into(),
                 method,
                 uri: format!("{}{path}", self.base).parse()?,
                 headers: vec![("content-type".into(), content_type.into())],
@@ -282,12 +409,21 @@ pub async fn eventually(timeout: Duration, what: &str, f: impl Fn() -> bool) -> 
 /// A received notice: its `Idempotency-Key` header and JSON body.
 pub type Notice = (Option<String>, Value);
 
-/// A webhook receiver that records every notice (and can fail the first ones).
+/// A webhook receiver (the unified platform's event endpoint) that records
+/// every notice and can fail the first ones. It serves mTLS with its own
+/// small PKI, as a platform would: a server certificate from its CA, and it
+/// requires a client certificate from the same CA, which it issued to the
+/// gateway ([`Webhook::tls_toml`] is the gateway's side of that).
 #[derive(Clone)]
 pub struct Webhook {
     pub url: String,
     pub received: Arc<Mutex<Vec<Notice>>>,
     pub fail_next: Arc<Mutex<u32>>,
+    /// CNs of the client certificates that connected.
+    pub clients: Arc<Mutex<Vec<String>>>,
+    /// Where its CA and the gateway's client certificate are.
+    pub pki_dir: PathBuf,
+    _tmp: Option<Arc<tempfile::TempDir>>,
 }
 
 impl Webhook {
@@ -297,15 +433,45 @@ impl Webhook {
 
     /// Listen on `addr`; `path` only shapes the advertised URL.
     pub async fn start_at(addr: &str, path: &str) -> Result<Webhook> {
+        Self::start_in(addr, path, None).await
+    }
+
+    /// [`Webhook::start_at`], writing its PKI into `dir` (else a temporary folder).
+    pub async fn start_in(addr: &str, path: &str, dir: Option<&Path>) -> Result<Webhook> {
         use http_body_util::BodyExt;
+        use std::net::{IpAddr, Ipv4Addr};
+        let tmp = match dir {
+            Some(_) => None,
+            None => Some(Arc::new(tempfile::tempdir()?)),
+        };
+        let pki_dir = match (&tmp, dir) {
+            (Some(t), _) => t.path().to_path_buf(),
+            (None, Some(d)) => d.to_path_buf(),
+            (None, None) => bail!("unreachable: no folder for the webhook's PKI"),
+        };
+        let ca = yiwang_pki::Ca::try_new("platform-ca")?;
+        ca.write(&pki_dir, "platform-ca")?;
+        let server = ca.try_issue(&yiwang_pki::CertSpec::server(
+            "platform-webhook",
+            &["localhost"],
+            &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        ))?;
+        let client = ca.try_issue(&yiwang_pki::CertSpec::client(yiwang_pki::GATEWAY_CLIENT_CN))?;
+        client.write(&pki_dir, "gateway-to-platform")?;
+        let tls =
+            yiwang_pki::server_config(&server.cert_pem, &server.key_pem, Some(ca.cert_pem()))?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("webhook receiver: bind {addr}"))?;
-        let url = format!("http://{}{path}", listener.local_addr()?);
+        let url = format!("https://{}{path}", listener.local_addr()?);
         let hook = Webhook {
             url,
             received: Arc::default(),
             fail_next: Arc::default(),
+            clients: Arc::default(),
+            pki_dir,
+            _tmp: tmp,
         };
         let h = hook.clone();
         tokio::spawn(async move {
@@ -314,7 +480,21 @@ impl Webhook {
                     return;
                 };
                 let h = h.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    if let Some(cn) = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(|c| yiwang_gateway::tls::peer_identity(c).ok())
+                        .and_then(|id| id.subject_cn)
+                    {
+                        h.clients.lock().unwrap_or_else(|p| p.into_inner()).push(cn);
+                    }
                     let svc = hyper::service::service_fn(
                         move |req: http::Request<hyper::body::Incoming>| {
                             let h = h.clone();
@@ -368,6 +548,17 @@ impl Webhook {
         Ok(hook)
     }
 
+    /// The gateway's `[subscribers.<name>.tls]` table for this receiver.
+    pub fn tls_toml(&self, subscriber: &str) -> String {
+        let p = |f: &str| toml_str(&self.pki_dir.join(f).display().to_string());
+        format!(
+            "[subscribers.{subscriber}.tls]\nca = [{}]\ncert = {}\nkey = {}\n",
+            p("platform-ca.crt"),
+            p("gateway-to-platform.crt"),
+            p("gateway-to-platform.key")
+        )
+    }
+
     pub fn notices(&self) -> Vec<Notice> {
         self.received
             .lock()
@@ -376,42 +567,58 @@ impl Webhook {
     }
 }
 
-/// Simulators, a config file and a gateway in one temporary folder.
+/// Simulators, a PKI, a config file and a gateway in one temporary folder.
 pub struct World {
     pub dir: tempfile::TempDir,
+    pub pki: Pki,
     pub sims: BTreeMap<String, Simulator>,
     pub config_path: PathBuf,
     pub gateway: Option<yiwang_gateway::serve::Gateway>,
 }
 
 impl World {
-    /// Start the simulators and write the configuration; the gateway is not started.
+    /// Start the simulators and write the configuration (default
+    /// principals); the gateway is not started.
     pub async fn prepare(
         networks: Vec<NetworkSpec>,
         items: &str,
         subscribers: &str,
         listeners: &str,
     ) -> Result<World> {
+        Self::prepare_with(networks, items, subscribers, listeners, "").await
+    }
+
+    /// [`World::prepare`] with these `[principals]` (empty = the default ones).
+    pub async fn prepare_with(
+        networks: Vec<NetworkSpec>,
+        items: &str,
+        subscribers: &str,
+        listeners: &str,
+        principals: &str,
+    ) -> Result<World> {
         let dir = tempfile::tempdir()?;
+        let names: Vec<&str> = networks.iter().map(|n| n.name.as_str()).collect();
+        let pki = Pki::generate(&dir.path().join("pki"), &names)?;
         let mut sims = BTreeMap::new();
         let mut placed = Vec::new();
         for spec in networks {
-            let sim = Simulator::start(spec.sim.clone(), "127.0.0.1:0".parse()?).await?;
+            let sim = start_simulator(&spec.name, &pki, spec.sim.clone(), "127.0.0.1:0").await?;
             placed.push((spec.clone(), sim.base_url()));
             sims.insert(spec.name.clone(), sim);
         }
-        let text = config_text(&placed, items, subscribers, listeners);
+        let text = config_text(&placed, items, subscribers, listeners, principals);
         let config_path = dir.path().join("yiwang.toml");
         std::fs::write(&config_path, text)?;
         Ok(World {
             dir,
+            pki,
             sims,
             config_path,
             gateway: None,
         })
     }
 
-    /// Start the gateway in this process.
+    /// Start the gateway in this process; the client is the Fuzhou bureau.
     pub async fn start_gateway(&mut self) -> Result<Client> {
         let loaded = yiwang_gateway::config::Config::load(&self.config_path)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -420,20 +627,42 @@ impl World {
             yiwang_gateway::delivery::EngineOptions::default(),
         )
         .await?;
-        let client = Client::new(format!("http://{}", gw.intake_addr));
+        let base = format!("https://{}", gw.intake_addr);
         self.gateway = Some(gw);
-        Ok(client)
+        Client::new(base, &self.pki, &self.pki.bureau_fuzhou)
     }
 
+    /// A client of the intake listener presenting `identity`.
+    pub fn intake_as(&self, identity: &IssuedFiles) -> Result<Client> {
+        let gw = self.gateway.as_ref().context("gateway not started")?;
+        Client::new(format!("https://{}", gw.intake_addr), &self.pki, identity)
+    }
+
+    /// A client of the admin listener presenting `identity`.
+    pub fn admin_as(&self, identity: &IssuedFiles) -> Result<Client> {
+        let gw = self.gateway.as_ref().context("gateway not started")?;
+        let addr = gw.admin_addr.context("no admin listener")?;
+        Client::new(format!("https://{addr}"), &self.pki, identity)
+    }
+
+    /// The admin API as the operator.
     pub fn admin(&self) -> Option<Client> {
-        self.gateway
-            .as_ref()
-            .and_then(|g| g.admin_addr)
-            .map(|a| Client::new(format!("http://{a}")))
+        self.admin_as(&self.pki.operator).ok()
+    }
+
+    /// The callback listener's URL for a network's pushes.
+    pub fn callback_url(&self, network: &str) -> Option<String> {
+        let addr = self.gateway.as_ref()?.callback_addr?;
+        Some(format!("https://{addr}/v1/callbacks/{network}"))
     }
 
     pub fn sim(&self, name: &str) -> &Simulator {
         &self.sims[name]
+    }
+
+    /// The gateway's audit trail folder.
+    pub fn audit_dir(&self) -> PathBuf {
+        self.dir.path().join("data/audit")
     }
 
     pub async fn stop_gateway(&mut self) {
@@ -443,5 +672,6 @@ impl World {
     }
 }
 
-/// Default listeners: intake and admin on ephemeral ports.
-pub const LISTENERS: &str = "[listeners]\nintake = { addr = \"127.0.0.1:0\" }\nadmin = { addr = \"127.0.0.1:0\" }\ncallbacks = { addr = \"127.0.0.1:0\" }\n";
+/// Default listeners: intake and admin on ephemeral ports (trusting the
+/// bureau CA), callbacks trusting the ministries' CA.
+pub const LISTENERS: &str = "[listeners]\nintake = { addr = \"127.0.0.1:0\" }\nadmin = { addr = \"127.0.0.1:0\" }\ncallbacks = { addr = \"127.0.0.1:0\", client-ca = [\"pki/ministry-ca.crt\"], crl = [\"pki/ministry-ca.crl\"] }\n";

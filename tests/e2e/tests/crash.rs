@@ -2,7 +2,8 @@
 //! ministry record: the gateway runs as a separate process, is killed with
 //! SIGKILL again and again during a burst of intakes, and afterwards every
 //! case that got a 202 is delivered exactly once per network, counted in
-//! the simulators' own stores.
+//! the simulators' own stores. The audit trail survives the same kills: it
+//! still verifies, and every acknowledged case has its intake record.
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -11,7 +12,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use yiwang_e2e::{Client, NetworkSpec, config_text, delivery_state, permit_case};
+use yiwang_e2e::{
+    Client, LISTENERS, NetworkSpec, Pki, config_text, delivery_state, permit_case, start_simulator,
+};
 use yiwang_simulator::Simulator;
 
 const MR: &str = "market-regulation";
@@ -23,6 +26,17 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+impl Gateway {
+    /// SIGTERM: a clean stop (the audit trail closes with a checkpoint).
+    fn terminate(mut self) -> Result<()> {
+        Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()?;
+        self.0.wait()?;
+        Ok(())
     }
 }
 
@@ -58,31 +72,29 @@ async fn kill_9_during_a_burst_loses_nothing_and_duplicates_nothing() -> Result<
     let dir = tempfile::tempdir()?;
     let mr = NetworkSpec::market_regulation(MR);
     let zj = NetworkSpec::housing_construction(ZJ);
-    let sims: BTreeMap<&str, Simulator> = BTreeMap::from([
-        (
-            MR,
-            Simulator::start(
-                mr.sim.clone().with_stage_interval(Duration::ZERO),
-                "127.0.0.1:0".parse()?,
-            )
-            .await?,
-        ),
-        (
-            ZJ,
-            Simulator::start(
-                zj.sim.clone().with_stage_interval(Duration::ZERO),
-                "127.0.0.1:0".parse()?,
-            )
-            .await?,
-        ),
-    ]);
+    let pki = Pki::generate(&dir.path().join("pki"), &[MR, ZJ])?;
+    let mut sims: BTreeMap<&str, Simulator> = BTreeMap::new();
+    for spec in [&mr, &zj] {
+        let sim = start_simulator(
+            &spec.name,
+            &pki,
+            spec.sim.clone().with_stage_interval(Duration::ZERO),
+            "127.0.0.1:0",
+        )
+        .await?;
+        sims.insert(if spec.name == MR { MR } else { ZJ }, sim);
+    }
     // Slow replies make kills land while calls are in flight.
     sims[ZJ].faults().update(|f| f.latency_ms = 30);
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
     };
-    let listeners = format!("[listeners]\nintake = {{ addr = \"127.0.0.1:{port}\" }}\n");
+    let listeners = LISTENERS.replacen(
+        "intake = { addr = \"127.0.0.1:0\" }",
+        &format!("intake = {{ addr = \"127.0.0.1:{port}\" }}"),
+        1,
+    );
     let items = format!(
         "[items.\"ZJ-SGXK-001\"]\nroute = [{{ network = \"{MR}\" }}, {{ network = \"{ZJ}\" }}]\n"
     );
@@ -91,10 +103,15 @@ async fn kill_9_during_a_burst_loses_nothing_and_duplicates_nothing() -> Result<
         &items,
         "",
         &listeners,
+        "",
     );
     let config = dir.path().join("yiwang.toml");
     std::fs::write(&config, text)?;
-    let client = Client::new(format!("http://127.0.0.1:{port}"));
+    let client = Client::new(
+        format!("https://127.0.0.1:{port}"),
+        &pki,
+        &pki.bureau_fuzhou,
+    )?;
 
     let accepted: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let attempted: Arc<Mutex<BTreeSet<String>>> = Arc::default();
@@ -158,7 +175,7 @@ async fn kill_9_during_a_burst_loses_nothing_and_duplicates_nothing() -> Result<
     );
 
     // Restart for good: everything accepted must arrive.
-    let _gw = start(&config)?;
+    let gw = start(&config)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     for case in &accepted {
         loop {
@@ -203,11 +220,38 @@ async fn kill_9_during_a_burst_loses_nothing_and_duplicates_nothing() -> Result<
             "{name}: duplicate ministry records {dupes:?}"
         );
     }
+    // The audit trail went through the same kills: after a clean stop it
+    // verifies end to end, and every acknowledged case has an intake record.
+    gw.terminate()?;
+    let audit = dir.path().join("data/audit");
+    let report = yiwang_gateway::audit::verify(&audit, None)?;
+    assert!(
+        report.broken.is_none(),
+        "audit trail broken: {:?}",
+        report.broken
+    );
+    let audited: BTreeSet<String> = yiwang_gateway::audit::query(
+        &audit,
+        &yiwang_gateway::audit::Query {
+            kind: Some(yiwang_gateway::audit::Kind::Intake),
+            ..Default::default()
+        },
+    )
+    .filter_map(|r| r.ok())
+    .filter(|r| r.detail["status"] == 202)
+    .filter_map(|r| r.case)
+    .collect();
+    let unaudited: Vec<_> = accepted.difference(&audited).collect();
+    assert!(
+        unaudited.is_empty(),
+        "acknowledged without an intake record: {unaudited:?}"
+    );
     eprintln!(
-        "kill -9 ×{kills}: {} cases acknowledged, {} attempted, all delivered exactly once to {} networks",
+        "kill -9 ×{kills}: {} cases acknowledged, {} attempted, all delivered exactly once to {} networks; audit trail of {} records intact",
         accepted.len(),
         attempted.len(),
-        sims.len()
+        sims.len(),
+        report.records
     );
     Ok(())
 }

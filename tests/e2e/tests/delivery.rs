@@ -268,8 +268,9 @@ async fn a_status_change_reaches_the_case_view_and_the_webhook_once() -> Result<
     let hook = Webhook::start().await?;
     *hook.fail_next.lock().unwrap_or_else(|p| p.into_inner()) = 2;
     let subscribers = format!(
-        "[subscribers.platform]\nurl = \"{}\"\nevents = [\"stage\"]\n[subscribers.platform.retry]\ninitial-ms = 50\nmax-interval-ms = 200\n",
-        hook.url
+        "[subscribers.platform]\nurl = \"{}\"\nevents = [\"stage\"]\n[subscribers.platform.retry]\ninitial-ms = 50\nmax-interval-ms = 200\n{}",
+        hook.url,
+        hook.tls_toml("platform")
     );
     let (w, c) = world(
         Duration::ZERO,
@@ -438,20 +439,14 @@ async fn enterprise_establishment_crosses_three_protocols_with_the_licence_passe
         "[items.\"SC-QYKB-001\"]\nroute = [{{ network = \"{MR}\" }}, {{ network = \"tax\", after = [\"{MR}\"], inputs = {{ licence-number = \"{MR}.certificate_number\" }} }}, {{ network = \"public-security\", after = [\"{MR}\"], inputs = {{ licence-number = \"{MR}.certificate_number\" }} }}]\n"
     );
     let subscribers = format!(
-        "[subscribers.platform]\nurl = \"{}\"\nevents = [\"stage\"]\n",
-        hook.url
+        "[subscribers.platform]\nurl = \"{}\"\nevents = [\"stage\"]\n{}",
+        hook.url,
+        hook.tls_toml("platform")
     );
     let mut w = World::prepare(vec![mr, tax, ga], &items, &subscribers, LISTENERS).await?;
     let c = w.start_gateway().await?;
-    let callbacks = w
-        .gateway
-        .as_ref()
-        .and_then(|g| g.callback_addr)
-        .expect("callback listener");
     let ga_sim = w.sim("public-security");
-    ga_sim.set_callback_url(Some(&format!(
-        "http://{callbacks}/v1/callbacks/public-security"
-    )))?;
+    ga_sim.set_callback_url(w.callback_url("public-security").as_deref())?;
     ga_sim.faults().update(|f| {
         f.push_duplicate_next = 3;
         f.push_reorder_next = 2;
@@ -521,8 +516,35 @@ async fn enterprise_establishment_crosses_three_protocols_with_the_licence_passe
         ga_sim.push_stats().is_some_and(|s| s.pending == 0)
     })
     .await?;
-    // A forged push is refused and changes nothing.
-    let forged = Client::new(format!("http://{callbacks}"));
+    // The simulators saw the gateway's own client certificate, and the
+    // platform's receiver too.
+    for n in [MR, "tax", "public-security"] {
+        assert_eq!(
+            w.sim(n).tls_clients(),
+            vec!["yiwang-gateway".to_string()],
+            "{n}"
+        );
+    }
+    assert!(
+        hook.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .all(|cn| cn == "yiwang-gateway")
+    );
+    // A push with the right ministry certificate but a forged signature is
+    // refused by the adapter and changes nothing.
+    let callbacks = w
+        .gateway
+        .as_ref()
+        .and_then(|g| g.callback_addr)
+        .expect("callback listener");
+    let ministry = w.pki.network("public-security").expect("pki");
+    let forged = Client::new(
+        format!("https://{callbacks}"),
+        &w.pki,
+        &ministry.push_client,
+    )?;
     let (status, _) = forged
         .post(
             "/v1/callbacks/public-security",
@@ -533,10 +555,18 @@ async fn enterprise_establishment_crosses_three_protocols_with_the_licence_passe
         status == 401 || status == 403,
         "forged push answered {status}"
     );
+    // A ministry posts for its own network only.
     let (status, p) = forged
         .post("/v1/callbacks/no-such-network", &json!({}))
         .await?;
-    assert_eq!(status, 404, "{p}");
+    assert_eq!(status, 403, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("own network (public-security)"),
+        "{p}"
+    );
     // Metrics name what happened.
     let admin = w.admin().expect("admin");
     let (_, metrics) = admin.get("/metrics").await?;
@@ -578,11 +608,19 @@ async fn the_queue_commands_list_and_replay_dead_letters() -> Result<()> {
         .as_ref()
         .and_then(|g| g.admin_addr)
         .expect("admin");
+    let operator = w.pki.operator.clone();
+    let ca = w.pki.gateway_ca.cert_path.clone();
     let cli = move |args: &[&str]| -> Result<String> {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_yiwang-under-test"))
             .args(["queue"])
             .args(args)
-            .args(["--admin", &format!("http://{admin}")])
+            .args(["--admin", &format!("https://{admin}")])
+            .arg("--cert")
+            .arg(&operator.cert_path)
+            .arg("--key")
+            .arg(&operator.key_path)
+            .arg("--ca")
+            .arg(&ca)
             .output()?;
         anyhow::ensure!(
             out.status.success(),
@@ -591,7 +629,8 @@ async fn the_queue_commands_list_and_replay_dead_letters() -> Result<()> {
         );
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let dlq = tokio::task::spawn_blocking(move || cli(&["dlq", "--network", MR])).await??;
+    let list = cli.clone();
+    let dlq = tokio::task::spawn_blocking(move || list(&["dlq", "--network", MR])).await??;
     assert!(
         dlq.contains("CLI-0001") && dlq.contains("zjhm") && dlq.contains("1 dead letter"),
         "{dlq}"

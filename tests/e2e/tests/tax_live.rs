@@ -31,6 +31,7 @@ fn services_at(now_ms: i64) -> Services {
         transport: Arc::new(HttpTransport::default()),
         kv: Arc::new(MemoryKv::default()),
         clock: Arc::new(FixedClock(now_ms)),
+        keep_bodies: false,
     }
 }
 

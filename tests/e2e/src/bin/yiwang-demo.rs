@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::time::Duration;
-use yiwang_e2e::{Client, Webhook, case_json, permit_case, root};
-use yiwang_simulator::{SimConfig, Simulator};
+use yiwang_e2e::{Client, Pki, Webhook, case_json, permit_case, root, start_simulator};
+use yiwang_simulator::SimConfig;
 
 const NETWORKS: &[(&str, &str, u16)] = &[
     ("market-regulation", "JSON REST + login token", 18081),
@@ -24,7 +24,7 @@ fn sim_config(name: &str) -> SimConfig {
         "housing-construction" => SimConfig::soap(name),
         "tax" => SimConfig::signed_api(name),
         _ => SimConfig::callback(name)
-            .with_callback_url("http://127.0.0.1:8442/v1/callbacks/public-security"),
+            .with_callback_url("https://127.0.0.1:8442/v1/callbacks/public-security"),
     };
     cfg.with_stage_interval(Duration::from_millis(2500))
 }
@@ -34,8 +34,12 @@ async fn main() -> Result<()> {
     tracing_subscriber_init();
     let root = root();
     let demo = root.join("target/demo");
-    // A fresh queue each run: the demo tells one story from the start.
+    // A fresh queue, audit trail and PKI each run: the demo tells one story
+    // from the start.
     let _ = std::fs::remove_dir_all(demo.join("data"));
+    let _ = std::fs::remove_dir_all(demo.join("pki"));
+    let names: Vec<&str> = NETWORKS.iter().map(|(n, _, _)| *n).collect();
+    let pki = Pki::generate(&demo.join("pki"), &names)?;
     std::fs::create_dir_all(demo.join("adapters"))?;
     for (name, path) in [
         ("market_regulation", yiwang_artifacts::MARKET_REGULATION),
@@ -53,7 +57,7 @@ async fn main() -> Result<()> {
     println!("一网 Yiwang demo\n");
     let mut sims = Vec::new();
     for (name, kind, port) in NETWORKS {
-        let sim = Simulator::start(sim_config(name), format!("127.0.0.1:{port}").parse()?)
+        let sim = start_simulator(name, &pki, sim_config(name), &format!("127.0.0.1:{port}"))
             .await
             .with_context(|| format!("start the {name} simulator (is port {port} free?)"))?;
         println!(
@@ -62,7 +66,8 @@ async fn main() -> Result<()> {
         );
         sims.push(sim);
     }
-    let hook = Webhook::start_at("127.0.0.1:18090", "/yiwang/events").await?;
+    let hook =
+        Webhook::start_in("127.0.0.1:18090", "/yiwang/events", Some(&demo.join("pki"))).await?;
     println!(
         "  unified platform  webhook receiver             {}",
         hook.url
@@ -78,7 +83,7 @@ async fn main() -> Result<()> {
     .await
     .context("start the gateway (are ports 8440-8442 free?)")?;
     println!(
-        "  gateway           intake http://{}  callbacks http://{}  admin http://{}",
+        "  gateway           intake https://{}  callbacks https://{}  admin https://{}",
         gateway.intake_addr,
         gateway
             .callback_addr
@@ -89,9 +94,14 @@ async fn main() -> Result<()> {
             .map(|a| a.to_string())
             .unwrap_or_default(),
     );
-    println!("  config            {}\n", config_path.display());
+    println!("  config            {}", config_path.display());
+    println!(
+        "  PKI               {}  (every connection is mutually authenticated TLS)\n",
+        demo.join("pki").display()
+    );
 
-    let client = Client::new(format!("http://{}", gateway.intake_addr));
+    let intake = format!("https://{}", gateway.intake_addr);
+    let client = Client::new(&intake, &pki, &pki.bureau_fuzhou)?;
     let mut cases = Vec::new();
     let submissions = [
         (
@@ -134,6 +144,7 @@ async fn main() -> Result<()> {
         );
     }
     println!("    …\n");
+    security_checks(&pki, &intake, gateway.admin_addr).await?;
     println!("Progress (every change as it happens; Ctrl-C to stop):");
 
     let mut shown: BTreeMap<(String, String), String> = BTreeMap::new();
@@ -178,10 +189,90 @@ async fn main() -> Result<()> {
     }
     println!("\nstopping…");
     gateway.shutdown().await;
+    match yiwang_gateway::audit::verify(&demo.join("data/audit"), None) {
+        Ok(r) => match &r.broken {
+            None => println!(
+                "audit trail: {} records, {} signed checkpoints, chain intact (yiwang audit verify {})",
+                r.records,
+                r.checkpoints,
+                demo.join("data/audit").display()
+            ),
+            Some(b) => println!("audit trail BROKEN at {b:?}"),
+        },
+        Err(e) => println!("audit trail unreadable: {e}"),
+    }
     for sim in sims {
         sim.shutdown().await;
     }
     Ok(())
+}
+
+/// What the edges refuse, shown live: each line is a real request.
+async fn security_checks(
+    pki: &Pki,
+    intake: &str,
+    admin: Option<std::net::SocketAddr>,
+) -> Result<()> {
+    println!("Edges (mTLS and policy):");
+    let plain = Client::plaintext(intake.replace("https://", "http://"));
+    let r = plain.get("/v1/cases?limit=1").await;
+    println!("  plaintext HTTP                     → {}", outcome(r));
+    for (what, who) in [
+        ("a certificate from a rogue CA    ", &pki.rogue_bureau),
+        ("an expired bureau certificate    ", &pki.expired_bureau),
+        ("a revoked bureau certificate     ", &pki.revoked_bureau),
+    ] {
+        let r = Client::new(intake, pki, who)?
+            .get("/v1/cases?limit=1")
+            .await;
+        println!("  {what}   → {}", outcome(r));
+    }
+    if let Some(ministry) = pki.networks.first() {
+        let c = Client::new(intake, pki, &ministry.push_client)?;
+        let r = c
+            .post(
+                "/v1/cases",
+                &case_json("food-licence.json", "FZGL-2026-009999")?,
+            )
+            .await;
+        println!("  a ministry certificate submitting → {}", outcome(r));
+    }
+    if let Some(admin) = admin {
+        let base = format!("https://{admin}");
+        let r = Client::new(&base, pki, &pki.auditor)?
+            .get("/admin/queue")
+            .await;
+        println!("  the auditor reading the queue     → {}", outcome(r));
+        let r = Client::new(&base, pki, &pki.auditor)?
+            .get("/admin/audit/verify")
+            .await;
+        println!("  the auditor verifying the trail   → {}", outcome(r));
+    }
+    println!();
+    Ok(())
+}
+
+/// One line for a request's outcome: status and problem detail, or the TLS error.
+fn outcome(r: Result<(u16, Value)>) -> String {
+    match r {
+        Ok((status, body)) => {
+            let detail = body["detail"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| {
+                    body["intact"]
+                        .as_bool()
+                        .map(|i| format!("chain intact: {i}, {} records", body["records"]))
+                })
+                .unwrap_or_default();
+            format!("{status} {detail}")
+        }
+        Err(e) => format!("refused: {}", short(&format!("{e:#}"))),
+    }
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(140).collect()
 }
 
 fn progress_line(v: &Value) -> String {

@@ -1,0 +1,677 @@
+//! Who may do what. A caller is known only by the client certificate it
+//! presented on an mTLS listener; `[principals.<name>]` maps a certificate's
+//! identity (subject CN, SAN DNS/URI/email, fingerprint) to a principal with
+//! a role and grants, and [`Policy::check`] decides every request:
+//!
+//! | role       | may                                                                 |
+//! |------------|---------------------------------------------------------------------|
+//! | `bureau`   | submit cases of its `items` for its `bureaus`; change and read them |
+//! | `platform` | the same (the unified platform, acting for the bureaus it lists)    |
+//! | `ministry` | post callbacks for its own `network`, nothing else                  |
+//! | `operator` | the admin operations in its `admin` list                            |
+//! | `auditor`  | read the audit trail, nothing else                                  |
+//!
+//! Deny by default: a certificate that matches no principal (or more than
+//! one) is refused everything, a grant list that is empty allows nothing,
+//! and each refusal is a [`Denial`] naming the principal, the action and the
+//! rule, which the HTTP layer writes to the audit trail and returns as 403.
+
+use crate::tls::PeerIdentity;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+/// `[principals.<name>]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PrincipalConfig {
+    pub role: Role,
+    /// Which certificates are this principal; every given field must match
+    /// (`match = { subject-cn = "fuzhou-bureau", san-uri = "yiwang://bureau/fuzhou" }`).
+    #[serde(rename = "match")]
+    pub matcher: CertMatch,
+    /// `bureau`/`platform`: item codes it may submit (`["*"]` = every configured item).
+    #[serde(default)]
+    pub items: Vec<String>,
+    /// `bureau`/`platform`: unified social credit codes of the bureaus whose
+    /// cases it may submit, change and read (`["*"]` = all).
+    #[serde(default)]
+    pub bureaus: Vec<String>,
+    /// `ministry`: the network whose callbacks it may post.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// `operator`: the admin operations it may perform.
+    #[serde(default)]
+    pub admin: Vec<AdminOp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Bureau,
+    Platform,
+    Ministry,
+    Auditor,
+    Operator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Bureau => "bureau",
+            Role::Platform => "platform",
+            Role::Ministry => "ministry",
+            Role::Auditor => "auditor",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+/// The admin operations an operator may be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdminOp {
+    /// Queue, dead letters, destinations, metrics.
+    Read,
+    /// Replay dead letters or jobs.
+    Replay,
+    /// Install a new adapter version (hot swap).
+    AdapterReload,
+    /// Lift a network's TLS alert and resume its queue.
+    Resume,
+}
+
+impl AdminOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminOp::Read => "read",
+            AdminOp::Replay => "replay",
+            AdminOp::AdapterReload => "adapter-reload",
+            AdminOp::Resume => "resume",
+        }
+    }
+}
+
+/// Certificate fields a principal is recognised by.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CertMatch {
+    pub subject_cn: Option<String>,
+    pub san_dns: Option<String>,
+    pub san_uri: Option<String>,
+    pub san_email: Option<String>,
+    /// sha256 of the whole certificate (hex): pins one certificate.
+    pub fingerprint_sha256: Option<String>,
+}
+
+impl CertMatch {
+    fn is_empty(&self) -> bool {
+        *self == CertMatch::default()
+    }
+
+    fn matches(&self, id: &PeerIdentity) -> bool {
+        let eq = |want: &Option<String>, got: Option<&str>| match want {
+            None => true,
+            Some(w) => got == Some(w.as_str()),
+        };
+        let any = |want: &Option<String>, got: &[String]| match want {
+            None => true,
+            Some(w) => got.iter().any(|g| g == w),
+        };
+        eq(&self.subject_cn, id.subject_cn.as_deref())
+            && any(&self.san_dns, &id.san_dns)
+            && any(&self.san_uri, &id.san_uri)
+            && any(&self.san_email, &id.san_email)
+            && match &self.fingerprint_sha256 {
+                None => true,
+                Some(f) => f.eq_ignore_ascii_case(&id.fingerprint_sha256),
+            }
+    }
+}
+
+/// A list of grants where `*` means all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Only(BTreeSet<String>),
+}
+
+impl Scope {
+    fn from(list: &[String]) -> Scope {
+        if list.iter().any(|s| s == "*") {
+            Scope::All
+        } else {
+            Scope::Only(list.iter().cloned().collect())
+        }
+    }
+
+    pub fn allows(&self, value: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(set) => set.contains(value),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::All => f.write_str("*"),
+            Scope::Only(set) if set.is_empty() => f.write_str("none"),
+            Scope::Only(set) => {
+                let list: Vec<&str> = set.iter().map(String::as_str).collect();
+                f.write_str(&list.join(", "))
+            }
+        }
+    }
+}
+
+/// A configured principal and its grants.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+    pub items: Scope,
+    pub bureaus: Scope,
+    pub network: Option<String>,
+    pub admin: BTreeSet<AdminOp>,
+    matcher: CertMatch,
+}
+
+/// Who is calling: the principal its certificate maps to, or why none does.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Option<Arc<Principal>>,
+    /// The certificate's subject and fingerprint, for the audit trail.
+    pub subject: String,
+    pub fingerprint: String,
+    /// Why no principal matched (no principal, or several).
+    pub unmapped: Option<String>,
+}
+
+impl Caller {
+    /// The principal's name, or `unmapped:<subject>`.
+    pub fn name(&self) -> String {
+        match &self.principal {
+            Some(p) => p.name.clone(),
+            None => format!("unmapped:{}", self.subject),
+        }
+    }
+
+    /// A caller with no certificate identity at all (never granted anything).
+    pub fn anonymous() -> Caller {
+        Caller {
+            principal: None,
+            subject: "anonymous".into(),
+            fingerprint: String::new(),
+            unmapped: Some("no client certificate".into()),
+        }
+    }
+}
+
+/// What a request wants to do.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    /// Submit a case of `item` for the bureau with this credit code.
+    Submit {
+        item: &'a str,
+        bureau: &'a str,
+    },
+    /// Post a change to, or read, a case of this bureau.
+    Case {
+        bureau: &'a str,
+        write: bool,
+    },
+    /// Search cases (results are then limited to [`Policy::case_scope`]).
+    Search,
+    /// Post a callback for a network.
+    Callback {
+        network: &'a str,
+    },
+    Admin(AdminOp),
+    /// Read or export the audit trail.
+    ReadAudit,
+    /// Liveness probe: any mapped principal.
+    Health,
+}
+
+impl fmt::Display for Action<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Submit { item, bureau } => {
+                write!(f, "submit a case of item {item} for bureau {bureau}")
+            }
+            Action::Case {
+                bureau,
+                write: true,
+            } => write!(f, "change a case of bureau {bureau}"),
+            Action::Case {
+                bureau,
+                write: false,
+            } => write!(f, "read a case of bureau {bureau}"),
+            Action::Search => f.write_str("search cases"),
+            Action::Callback { network } => write!(f, "post a callback for network {network}"),
+            Action::Admin(op) => write!(f, "perform admin operation {}", op.as_str()),
+            Action::ReadAudit => f.write_str("read the audit trail"),
+            Action::Health => f.write_str("check health"),
+        }
+    }
+}
+
+/// A refused request: who, what, and the rule that refused it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{principal} may not {action}: {rule}")]
+pub struct Denial {
+    pub principal: String,
+    pub action: String,
+    pub rule: String,
+}
+
+/// The principals of a configuration.
+#[derive(Debug, Default)]
+pub struct Policy {
+    principals: Vec<Arc<Principal>>,
+}
+
+impl Policy {
+    pub fn new<'a>(config: impl IntoIterator<Item = (&'a String, &'a PrincipalConfig)>) -> Policy {
+        let principals = config
+            .into_iter()
+            .map(|(name, c)| {
+                Arc::new(Principal {
+                    name: name.clone(),
+                    role: c.role,
+                    items: Scope::from(&c.items),
+                    bureaus: Scope::from(&c.bureaus),
+                    network: c.network.clone(),
+                    admin: c.admin.iter().copied().collect(),
+                    matcher: c.matcher.clone(),
+                })
+            })
+            .collect();
+        Policy { principals }
+    }
+
+    /// Problems with `[principals]` (the config check reports them):
+    /// grants that do not fit the role, unknown networks, empty matches.
+    pub fn check_config<'a>(
+        config: impl IntoIterator<Item = (&'a String, &'a PrincipalConfig)>,
+        networks: &BTreeSet<&str>,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (name, c) in config {
+            let mut bad = |m: String| out.push((name.clone(), format!("principal `{name}`: {m}")));
+            if c.matcher.is_empty() {
+                bad("`match` needs at least one of subject-cn, san-dns, san-uri, san-email, fingerprint-sha256".into());
+            }
+            let submits = matches!(c.role, Role::Bureau | Role::Platform);
+            if !submits && (!c.items.is_empty() || !c.bureaus.is_empty()) {
+                bad(format!(
+                    "`items` and `bureaus` apply to bureau and platform principals, not {}",
+                    c.role.as_str()
+                ));
+            }
+            if submits && c.bureaus.is_empty() {
+                bad(
+                    "a bureau or platform principal needs `bureaus` (credit codes, or [\"*\"])"
+                        .into(),
+                );
+            }
+            match (c.role, &c.network) {
+                (Role::Ministry, None) => {
+                    bad("a ministry principal needs `network` (whose callbacks it posts)".into())
+                }
+                (Role::Ministry, Some(n)) if !networks.contains(n.as_str()) => {
+                    bad(format!("network `{n}` is not configured"))
+                }
+                (Role::Ministry, Some(_)) => {}
+                (role, Some(_)) => bad(format!(
+                    "`network` applies to ministry principals, not {}",
+                    role.as_str()
+                )),
+                _ => {}
+            }
+            if c.role != Role::Operator && !c.admin.is_empty() {
+                bad(format!(
+                    "`admin` applies to operator principals, not {}",
+                    c.role.as_str()
+                ));
+            }
+        }
+        out
+    }
+
+    /// Map a verified client certificate to its caller. Exactly one
+    /// principal must match; none or several leave the caller unmapped.
+    pub fn identify(&self, id: &PeerIdentity) -> Caller {
+        let found: Vec<&Arc<Principal>> = self
+            .principals
+            .iter()
+            .filter(|p| p.matcher.matches(id))
+            .collect();
+        let (principal, unmapped) = match found.as_slice() {
+            [one] => (Some(Arc::clone(one)), None),
+            [] => (
+                None,
+                Some("the certificate matches no principal".to_string()),
+            ),
+            many => (
+                None,
+                Some(format!(
+                    "the certificate matches several principals ({}); refusing to guess",
+                    many.iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ),
+        };
+        Caller {
+            principal,
+            subject: id.subject.clone(),
+            fingerprint: id.fingerprint_sha256.clone(),
+            unmapped,
+        }
+    }
+
+    /// Decide one action. Deny by default.
+    pub fn check(&self, caller: &Caller, action: Action<'_>) -> Result<(), Denial> {
+        let deny = |rule: String| Denial {
+            principal: caller.name(),
+            action: action.to_string(),
+            rule,
+        };
+        let Some(p) = &caller.principal else {
+            return Err(deny(
+                caller
+                    .unmapped
+                    .clone()
+                    .unwrap_or_else(|| "unknown caller".into()),
+            ));
+        };
+        let role = p.role.as_str();
+        match action {
+            Action::Health => Ok(()),
+            Action::Submit { item, bureau } => {
+                submitter(p).map_err(deny)?;
+                if !p.items.allows(item) {
+                    return Err(deny(format!(
+                        "item {item} is not among its items ({})",
+                        p.items
+                    )));
+                }
+                if !p.bureaus.allows(bureau) {
+                    return Err(deny(format!(
+                        "bureau {bureau} is not among its bureaus ({})",
+                        p.bureaus
+                    )));
+                }
+                Ok(())
+            }
+            Action::Case { bureau, .. } => {
+                submitter(p).map_err(deny)?;
+                if p.bureaus.allows(bureau) {
+                    Ok(())
+                } else {
+                    Err(deny(format!(
+                        "the case belongs to bureau {bureau}, not one of its bureaus ({})",
+                        p.bureaus
+                    )))
+                }
+            }
+            Action::Search => submitter(p).map_err(deny),
+            Action::Callback { network } => match (p.role, &p.network) {
+                (Role::Ministry, Some(own)) if own == network => Ok(()),
+                (Role::Ministry, Some(own)) => Err(deny(format!(
+                    "a ministry principal posts callbacks for its own network ({own}) only"
+                ))),
+                _ => Err(deny(format!(
+                    "callbacks are for ministry principals; it is a {role} principal"
+                ))),
+            },
+            Action::Admin(op) => match p.role {
+                Role::Operator if p.admin.contains(&op) => Ok(()),
+                Role::Operator => Err(deny(format!(
+                    "operation {} is not among its admin grants ({})",
+                    op.as_str(),
+                    p.admin
+                        .iter()
+                        .map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+                _ => Err(deny(format!(
+                    "admin operations are for operator principals; it is a {role} principal"
+                ))),
+            },
+            Action::ReadAudit => match p.role {
+                Role::Auditor => Ok(()),
+                _ => Err(deny(format!(
+                    "the audit trail is for auditor principals; it is a {role} principal"
+                ))),
+            },
+        }
+    }
+
+    /// The bureaus whose cases a caller may see (search results are cut to them).
+    pub fn case_scope(caller: &Caller) -> Scope {
+        match &caller.principal {
+            Some(p) if matches!(p.role, Role::Bureau | Role::Platform) => p.bureaus.clone(),
+            _ => Scope::Only(BTreeSet::new()),
+        }
+    }
+}
+
+/// Cases are for bureau and platform principals.
+fn submitter(p: &Principal) -> Result<(), String> {
+    match p.role {
+        Role::Bureau | Role::Platform => Ok(()),
+        role => Err(format!(
+            "cases are for bureau and platform principals; it is a {} principal",
+            role.as_str()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn id(cn: &str, uris: &[&str]) -> PeerIdentity {
+        PeerIdentity {
+            subject: format!("CN={cn}"),
+            subject_cn: Some(cn.to_string()),
+            issuer: "CN=test-ca".into(),
+            san_dns: vec![],
+            san_uri: uris.iter().map(|u| u.to_string()).collect(),
+            san_email: vec![],
+            serial_hex: "01".into(),
+            fingerprint_sha256: "ab".repeat(32),
+            not_after: 0,
+        }
+    }
+
+    fn policy() -> Policy {
+        let text = r#"
+            [fuzhou]
+            role = "bureau"
+            match = { subject-cn = "fuzhou-bureau", san-uri = "yiwang://bureau/fuzhou" }
+            items = ["SC-QYKB-001"]
+            bureaus = ["11350100MB0000000X"]
+            [ps]
+            role = "ministry"
+            match = { subject-cn = "public-security-push" }
+            network = "public-security"
+            [ops]
+            role = "operator"
+            match = { subject-cn = "ops-1" }
+            admin = ["read", "replay"]
+            [audit]
+            role = "auditor"
+            match = { subject-cn = "audit-1" }
+            [twin-a]
+            role = "operator"
+            match = { subject-cn = "twin" }
+            admin = ["read"]
+            [twin-b]
+            role = "auditor"
+            match = { subject-cn = "twin" }
+        "#;
+        let cfg: BTreeMap<String, PrincipalConfig> = toml::from_str(text).expect("principals");
+        Policy::new(&cfg)
+    }
+
+    #[test]
+    fn a_bureau_submits_its_items_for_its_bureaus_only() {
+        let p = policy();
+        let c = p.identify(&id("fuzhou-bureau", &["yiwang://bureau/fuzhou"]));
+        assert_eq!(c.name(), "fuzhou");
+        let ok = Action::Submit {
+            item: "SC-QYKB-001",
+            bureau: "11350100MB0000000X",
+        };
+        assert!(p.check(&c, ok).is_ok());
+        let e = p
+            .check(
+                &c,
+                Action::Submit {
+                    item: "ZJ-SGXK-001",
+                    bureau: "11350100MB0000000X",
+                },
+            )
+            .expect_err("item not granted");
+        assert!(e.rule.contains("item ZJ-SGXK-001"), "{e}");
+        let e = p
+            .check(
+                &c,
+                Action::Submit {
+                    item: "SC-QYKB-001",
+                    bureau: "11350200MB0000000Y",
+                },
+            )
+            .expect_err("other bureau");
+        assert!(e.rule.contains("bureau 11350200MB0000000Y"), "{e}");
+        assert!(
+            p.check(
+                &c,
+                Action::Case {
+                    bureau: "11350200MB0000000Y",
+                    write: false
+                }
+            )
+            .is_err()
+        );
+        assert!(p.check(&c, Action::Callback { network: "tax" }).is_err());
+        assert!(p.check(&c, Action::Admin(AdminOp::Read)).is_err());
+        assert!(p.check(&c, Action::ReadAudit).is_err());
+    }
+
+    #[test]
+    fn every_match_field_must_hold() {
+        let p = policy();
+        // Right CN, wrong URI SAN: not the bureau.
+        let c = p.identify(&id("fuzhou-bureau", &["yiwang://bureau/xiamen"]));
+        assert!(c.principal.is_none());
+        let e = p.check(&c, Action::Search).expect_err("unmapped");
+        assert!(e.rule.contains("matches no principal"), "{e}");
+        assert!(e.principal.starts_with("unmapped:CN=fuzhou-bureau"), "{e}");
+    }
+
+    #[test]
+    fn a_ministry_posts_its_own_callbacks_only() {
+        let p = policy();
+        let c = p.identify(&id("public-security-push", &[]));
+        assert!(
+            p.check(
+                &c,
+                Action::Callback {
+                    network: "public-security"
+                }
+            )
+            .is_ok()
+        );
+        let e = p
+            .check(&c, Action::Callback { network: "tax" })
+            .expect_err("other network");
+        assert!(e.rule.contains("own network (public-security)"), "{e}");
+        assert!(
+            p.check(
+                &c,
+                Action::Submit {
+                    item: "SC-QYKB-001",
+                    bureau: "x"
+                }
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn operators_have_their_grants_and_auditors_only_read_the_trail() {
+        let p = policy();
+        let ops = p.identify(&id("ops-1", &[]));
+        assert!(p.check(&ops, Action::Admin(AdminOp::Replay)).is_ok());
+        let e = p
+            .check(&ops, Action::Admin(AdminOp::AdapterReload))
+            .expect_err("not granted");
+        assert!(e.rule.contains("adapter-reload"), "{e}");
+        assert!(p.check(&ops, Action::ReadAudit).is_err());
+        let audit = p.identify(&id("audit-1", &[]));
+        assert!(p.check(&audit, Action::ReadAudit).is_ok());
+        assert!(p.check(&audit, Action::Admin(AdminOp::Read)).is_err());
+        assert!(p.check(&audit, Action::Search).is_err());
+    }
+
+    #[test]
+    fn an_ambiguous_certificate_gets_nothing() {
+        let p = policy();
+        let c = p.identify(&id("twin", &[]));
+        assert!(c.principal.is_none());
+        let e = p.check(&c, Action::Health).expect_err("ambiguous");
+        assert!(e.rule.contains("twin-a, twin-b"), "{e}");
+        assert!(p.check(&Caller::anonymous(), Action::Health).is_err());
+    }
+
+    #[test]
+    fn the_config_check_names_misplaced_grants() {
+        let text = r#"
+            [a]
+            role = "ministry"
+            match = {}
+            items = ["*"]
+            [b]
+            role = "bureau"
+            match = { subject-cn = "b" }
+            [c]
+            role = "ministry"
+            match = { subject-cn = "c" }
+            network = "nowhere"
+        "#;
+        let cfg: BTreeMap<String, PrincipalConfig> = toml::from_str(text).expect("principals");
+        let nets: BTreeSet<&str> = ["tax"].into_iter().collect();
+        let problems: Vec<String> = Policy::check_config(&cfg, &nets)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        let all = problems.join("\n");
+        assert!(all.contains("principal `a`: `match` needs"), "{all}");
+        assert!(
+            all.contains("principal `a`: `items` and `bureaus`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("principal `a`: a ministry principal needs `network`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("principal `b`: a bureau or platform principal needs `bureaus`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("principal `c`: network `nowhere` is not configured"),
+            "{all}"
+        );
+    }
+}
