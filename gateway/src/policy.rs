@@ -427,7 +427,7 @@ impl Policy {
                     "a ministry principal posts callbacks for its own network ({own}) only"
                 ))),
                 _ => Err(deny(format!(
-                    "callbacks are for ministry principals; it is a {role} principal"
+                    "callbacks are for ministry principals; its role is {role}"
                 ))),
             },
             Action::Admin(op) => match p.role {
@@ -442,13 +442,13 @@ impl Policy {
                         .join(", ")
                 ))),
                 _ => Err(deny(format!(
-                    "admin operations are for operator principals; it is a {role} principal"
+                    "admin operations are for operator principals; its role is {role}"
                 ))),
             },
             Action::ReadAudit => match p.role {
                 Role::Auditor => Ok(()),
                 _ => Err(deny(format!(
-                    "the audit trail is for auditor principals; it is a {role} principal"
+                    "the audit trail is for auditor principals; its role is {role}"
                 ))),
             },
         }
@@ -468,7 +468,7 @@ fn submitter(p: &Principal) -> Result<(), String> {
     match p.role {
         Role::Bureau | Role::Platform => Ok(()),
         role => Err(format!(
-            "cases are for bureau and platform principals; it is a {} principal",
+            "cases are for bureau and platform principals; its role is {}",
             role.as_str()
         )),
     }

@@ -329,13 +329,28 @@ impl Client {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<(u16, Value)> {
+        self.request_with(method, path, content_type, &[], body)
+            .await
+    }
+
+    /// [`Client::request`] with extra headers.
+    pub async fn request_with(
+        &self,
+        method: http::Method,
+        path: &str,
+        content_type: &str,
+        extra: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<(u16, Value)> {
+        let mut headers = vec![("content-type".to_string(), content_type.to_string())];
+        headers.extend(extra.iter().cloned());
         let resp = self
             .http
             .send(OutboundRequest {
                 network: CLIENT.into(),
                 method,
                 uri: format!("{}{path}", self.base).parse()?,
-                headers: vec![("content-type".into(), content_type.into())],
+                headers,
                 body: body.into(),
                 timeout: Duration::from_secs(30),
                 max_response_bytes: 64 << 20,

@@ -208,7 +208,7 @@ async fn each_principal_gets_what_its_grants_allow_and_every_denial_is_audited()
     denied(
         s,
         &b,
-        "cases are for bureau and platform principals; it is a operator principal",
+        "cases are for bureau and platform principals; its role is operator",
     );
     // Admin: the auditor reads the trail only; the operator not the trail.
     let auditor = w.admin_as(&w.pki.auditor)?;

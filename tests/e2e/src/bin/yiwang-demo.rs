@@ -216,16 +216,16 @@ async fn security_checks(
     println!("Edges (mTLS and policy):");
     let plain = Client::plaintext(intake.replace("https://", "http://"));
     let r = plain.get("/v1/cases?limit=1").await;
-    println!("  plaintext HTTP                     → {}", outcome(r));
+    println!("  {:<34} → {}", "plaintext HTTP", outcome(r));
     for (what, who) in [
-        ("a certificate from a rogue CA    ", &pki.rogue_bureau),
-        ("an expired bureau certificate    ", &pki.expired_bureau),
-        ("a revoked bureau certificate     ", &pki.revoked_bureau),
+        ("a certificate from a rogue CA", &pki.rogue_bureau),
+        ("an expired bureau certificate", &pki.expired_bureau),
+        ("a revoked bureau certificate", &pki.revoked_bureau),
     ] {
         let r = Client::new(intake, pki, who)?
             .get("/v1/cases?limit=1")
             .await;
-        println!("  {what}   → {}", outcome(r));
+        println!("  {what:<34} → {}", outcome(r));
     }
     if let Some(ministry) = pki.networks.first() {
         let c = Client::new(intake, pki, &ministry.push_client)?;
@@ -235,18 +235,36 @@ async fn security_checks(
                 &case_json("food-licence.json", "FZGL-2026-009999")?,
             )
             .await;
-        println!("  a ministry certificate submitting → {}", outcome(r));
+        println!(
+            "  {:<34} → {}",
+            "a ministry certificate on intake",
+            outcome(r)
+        );
     }
+    let mut other = case_json("food-licence.json", "FZGL-2026-009998")?;
+    other["bureau"]["uscc"] = json!("11350100MB0000000Y");
+    let r = Client::new(intake, pki, &pki.bureau_fuzhou)?
+        .post("/v1/cases", &other)
+        .await;
+    println!(
+        "  {:<34} → {}",
+        "the bureau filing for another one",
+        outcome(r)
+    );
     if let Some(admin) = admin {
         let base = format!("https://{admin}");
         let r = Client::new(&base, pki, &pki.auditor)?
             .get("/admin/queue")
             .await;
-        println!("  the auditor reading the queue     → {}", outcome(r));
+        println!("  {:<34} → {}", "the auditor reading the queue", outcome(r));
         let r = Client::new(&base, pki, &pki.auditor)?
             .get("/admin/audit/verify")
             .await;
-        println!("  the auditor verifying the trail   → {}", outcome(r));
+        println!(
+            "  {:<34} → {}",
+            "the auditor verifying the trail",
+            outcome(r)
+        );
     }
     println!();
     Ok(())
