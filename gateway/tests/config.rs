@@ -180,3 +180,40 @@ fn cli_config_check_reports_and_exits_non_zero() {
         "{stdout}"
     );
 }
+
+#[test]
+fn every_edge_is_mtls_unless_a_network_says_plaintext() {
+    let e = errors(
+        "[networks.mr]\nadapter = \"adapters/market_regulation.wasm\"\nendpoints = [\"http://127.0.0.1:1\"]\n\
+         [networks.hc]\nadapter = \"adapters/housing_construction.wasm\"\nendpoints = [\"https://10.0.0.1\"]\n\
+         [networks.hc2]\nadapter = \"adapters/housing_construction.wasm\"\nendpoints = [\"https://10.0.0.2\"]\n\
+         tls = { ca = [], cert = \"pki/none.crt\", key = \"pki/gateway.key\", pin-sha256 = [\"abc\"] }\n",
+    );
+    assert!(
+        e.contains("network `mr`: http://127.0.0.1:1 is plaintext http"),
+        "{e}"
+    );
+    assert!(
+        e.contains("network `hc`: https://10.0.0.1 is https but there is no tls table"),
+        "{e}"
+    );
+    assert!(e.contains("network `hc2`: tls.ca is empty"), "{e}");
+    assert!(e.contains("network `hc2`: tls.cert file"), "{e}");
+    assert!(
+        e.contains("tls.pin-sha256 \"abc\" is not the base64"),
+        "{e}"
+    );
+    // Without [tls] nothing listens.
+    let dir = example_dir();
+    let text = std::fs::read_to_string(dir.path().join("yiwang.toml")).expect("example");
+    let start = text.find("\n[tls]\n").expect("[tls] in the example");
+    let end = text[start..]
+        .find("\n# ──")
+        .map(|i| start + i)
+        .expect("section end");
+    let without = format!("{}{}", &text[..start], &text[end..]);
+    let path = dir.path().join("no-tls.toml");
+    std::fs::write(&path, without).expect("write");
+    let e = Config::load(&path).expect_err("no [tls]").to_string();
+    assert!(e.contains("[tls] is missing"), "{e}");
+}

@@ -243,21 +243,6 @@ struct AuditParams {
     limit: Option<usize>,
 }
 
-fn audit_time(
-    name: &str,
-    v: Option<&String>,
-) -> Result<Option<chrono::DateTime<chrono::FixedOffset>>, Problem> {
-    v.map(|s| {
-        chrono::DateTime::parse_from_rfc3339(s).map_err(|e| {
-            Problem::bad_request(
-                "bad-parameter",
-                format!("query parameter `{name}`: {s:?} is not an RFC 3339 time ({e})"),
-            )
-        })
-    })
-    .transpose()
-}
-
 /// Auditors: the trail's records matching a query, as JSON lines (oldest
 /// first, at most `limit`, default 10000). The read itself is audited.
 async fn audit_records(
@@ -283,8 +268,8 @@ async fn audit_records(
         principal: p.principal.clone(),
         network: p.network.clone(),
         kind,
-        since: audit_time("since", p.since.as_ref())?,
-        until: audit_time("until", p.until.as_ref())?,
+        since: super::time_param("since", p.since.as_ref())?,
+        until: super::time_param("until", p.until.as_ref())?,
     };
     let limit = p.limit.unwrap_or(10_000).clamp(1, 1_000_000);
     let dir = state.audit().dir().to_path_buf();

@@ -331,20 +331,6 @@ fn p_text(q: &CaseQuery) -> serde_json::Value {
 
 const JOB_STATES: &[&str] = &["pending", "verify", "in_flight", "delivered", "dead"];
 
-fn time_param(name: &str, v: Option<&String>) -> Result<Option<i64>, Problem> {
-    v.map(|s| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| t.timestamp_millis())
-            .map_err(|e| {
-                Problem::bad_request(
-                    "bad-parameter",
-                    format!("query parameter `{name}`: {s:?} is not an RFC 3339 time ({e})"),
-                )
-            })
-    })
-    .transpose()
-}
-
 async fn search(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
@@ -375,8 +361,8 @@ async fn search(
         item: p.item.clone(),
         network: p.network.clone(),
         state: p.state.clone(),
-        since: time_param("since", p.since.as_ref())?,
-        until: time_param("until", p.until.as_ref())?,
+        since: super::time_param("since", p.since.as_ref())?.map(|t| t.timestamp_millis()),
+        until: super::time_param("until", p.until.as_ref())?.map(|t| t.timestamp_millis()),
         // A bureau sees its own bureaus' cases only.
         bureaus: match Policy::case_scope(&caller) {
             Scope::All => None,

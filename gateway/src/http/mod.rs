@@ -82,6 +82,22 @@ impl AppState {
     }
 }
 
+/// An RFC 3339 query parameter, or the problem naming it.
+pub(crate) fn time_param(
+    name: &str,
+    v: Option<&String>,
+) -> Result<Option<chrono::DateTime<chrono::FixedOffset>>, Problem> {
+    v.map(|s| {
+        chrono::DateTime::parse_from_rfc3339(s).map_err(|e| {
+            Problem::bad_request(
+                "bad-parameter",
+                format!("query parameter `{name}`: {s:?} is not an RFC 3339 time ({e})"),
+            )
+        })
+    })
+    .transpose()
+}
+
 /// Put the listener's limits around a router; anything unmatched is a 404
 /// problem, a wrong method a 405 problem.
 pub fn with_limits(router: Router, cfg: &ListenerConfig) -> Router {

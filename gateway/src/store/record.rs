@@ -544,21 +544,9 @@ mod tests {
 
     fn record() -> CaseRecord {
         CaseRecord {
-            case_number: "C1".into(),
             item: "I".into(),
-            case_json: "{}".into(),
-            digest: String::new(),
             principal: "anonymous".into(),
-            bureau: String::new(),
-            accepted_at: 0,
-            updated_at: 0,
-            next_job: 1,
-            jobs: Vec::new(),
-            networks: BTreeMap::new(),
-            changes: Vec::new(),
-            clock: None,
-            deadline: None,
-            light: Light::Green,
+            ..CaseRecord::blank("C1")
         }
     }
 

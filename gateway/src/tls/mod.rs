@@ -298,3 +298,24 @@ pub(crate) fn now_unix() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// Wait one `interval` for the reload pollers; false once `stop` turns true
+/// (or its sender goes away).
+pub(crate) async fn tick(
+    interval: std::time::Duration,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    loop {
+        if *stop.borrow() {
+            return false;
+        }
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    return false;
+                }
+            }
+            _ = tokio::time::sleep(interval) => return true,
+        }
+    }
+}

@@ -201,19 +201,7 @@ impl ServerTls {
         let this = self.clone();
         let interval = Duration::from_millis(self.cfg.reload_interval_ms.max(10));
         tokio::spawn(async move {
-            loop {
-                if *stop.borrow() {
-                    break;
-                }
-                tokio::select! {
-                    changed = stop.changed() => {
-                        if changed.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                    _ = tokio::time::sleep(interval) => {}
-                }
+            while crate::tls::tick(interval, &mut stop).await {
                 let tls = this.clone();
                 // File reads are blocking; errors are logged by `reload`.
                 let _ = tokio::task::spawn_blocking(move || tls.reload()).await;

@@ -394,19 +394,7 @@ impl GatewayTransport {
         let this = self.clone();
         let on_change = Arc::new(on_change);
         tokio::spawn(async move {
-            loop {
-                if *stop.borrow() {
-                    break;
-                }
-                tokio::select! {
-                    changed = stop.changed() => {
-                        if changed.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                    _ = tokio::time::sleep(interval) => {}
-                }
+            while crate::tls::tick(interval, &mut stop).await {
                 let transport = this.clone();
                 // File reads are blocking; errors are logged by `reload`.
                 let Ok(results) = tokio::task::spawn_blocking(move || transport.reload()).await
