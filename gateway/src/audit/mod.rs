@@ -487,6 +487,13 @@ impl Entry {
         self
     }
 
+    /// The case and network the record is about, where known.
+    pub fn about(mut self, case: Option<&str>, network: Option<&str>) -> Self {
+        self.case = case.map(str::to_string).or(self.case);
+        self.network = network.map(str::to_string).or(self.network);
+        self
+    }
+
     pub fn detail(mut self, detail: serde_json::Value) -> Self {
         self.detail = detail;
         self

@@ -188,13 +188,7 @@ pub(crate) async fn poller(engine: Arc<Engine>, net: Arc<NetworkRuntime>, interv
         };
         let adapter = net.slot.current();
         let report = adapter.poll(cursor.clone()).await;
-        engine.audit_call(&net.name, "poll", None, adapter.digest(), &report);
-        if let Some(reason) = &report.trace.peer_rejected {
-            engine.raise_alert(
-                &Destination::Network(net.name.clone()),
-                &format!("TLS peer refused: {reason}"),
-            );
-        }
+        engine.after_call(&net.name, "poll", None, adapter.digest(), &report);
         match report.result {
             Ok(poll) => {
                 let n = poll.events.len();
@@ -254,7 +248,7 @@ pub async fn callback(
         .ok_or_else(|| CallbackError::UnknownNetwork(network.to_string()))?;
     let adapter = net.slot.current();
     let report = adapter.handle_callback(request).await;
-    engine.audit_call(network, "handle-callback", None, adapter.digest(), &report);
+    engine.after_call(network, "handle-callback", None, adapter.digest(), &report);
     let class = report.error_class();
     match report.result {
         Ok(outcome) => {

@@ -274,7 +274,10 @@ async fn attempt(
     }
     metrics::counter!("yiwang_attempts_total", "destination" => destination.key(), "outcome" => outcome.class_label())
         .increment(1);
-    if let Outcome::Failed { kind, message, .. } = &outcome
+    // A network's alert is raised after its adapter call (`Engine::after_call`);
+    // a subscriber has no adapter, so its own refused peer raises it here.
+    if let (Destination::Subscriber(_), Outcome::Failed { kind, message, .. }) =
+        (destination, &outcome)
         && kind == PEER_REJECTED
     {
         engine.raise_alert(destination, message);
@@ -325,7 +328,7 @@ async fn call_network(
         (JobKind::Submit { .. }, true) => {
             let reference = format!("idem:{}", job.idempotency_key);
             let report = adapter.query_status(Some(case), &reference).await;
-            engine.audit_call(
+            engine.after_call(
                 &net.name,
                 "query-status",
                 Some(case),
@@ -352,7 +355,7 @@ async fn call_network(
                 inputs: record.inputs_for(job),
             };
             let report = adapter.submit(case, submission).await;
-            engine.audit_call(&net.name, "submit", Some(case), adapter.digest(), &report);
+            engine.after_call(&net.name, "submit", Some(case), adapter.digest(), &report);
             let class = report.error_class();
             (
                 match report.result {
@@ -385,7 +388,7 @@ async fn call_network(
                     idempotency_key: job.idempotency_key.clone(),
                 };
                 let report = adapter.update(case, change).await;
-                engine.audit_call(&net.name, "update", Some(case), adapter.digest(), &report);
+                engine.after_call(&net.name, "update", Some(case), adapter.digest(), &report);
                 let class = report.error_class();
                 (
                     match report.result {

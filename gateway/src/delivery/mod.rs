@@ -389,11 +389,12 @@ impl Engine {
         Ok(tasks)
     }
 
-    /// Write one adapter call to the audit trail, and each request it sent
-    /// to its network with the reply (method, endpoint, status, sizes,
-    /// sha256 of both bodies; the bodies themselves only when the trail
-    /// keeps bodies, then encrypted).
-    pub(crate) fn audit_call<T>(
+    /// What follows every adapter call: the call goes to the audit trail,
+    /// and each request it sent to its network with the reply (method,
+    /// endpoint, status, sizes, sha256 of both bodies; the bodies themselves
+    /// only when the trail keeps bodies, then encrypted); a TLS peer refusal
+    /// on the way puts the network in alert.
+    pub(crate) fn after_call<T>(
         &self,
         network: &str,
         call: &str,
@@ -406,13 +407,9 @@ impl Engine {
             Err(e) => (e.kind(), Some(e.to_string())),
         };
         let trace = &report.trace;
-        let with_case = |e: Entry| match case {
-            Some(c) => e.case(c),
-            None => e,
-        };
-        self.audit.record(with_case(
+        self.audit.record(
             Entry::new(Kind::AdapterCall)
-                .network(network)
+                .about(case, Some(network))
                 .detail(serde_json::json!({
                     "call": call,
                     "adapter": adapter,
@@ -422,19 +419,23 @@ impl Engine {
                     "requests": trace.exchanges.len(),
                     "violations": trace.violations.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>(),
                 })),
-        ));
+        );
         for x in &trace.exchanges {
-            let mut entry = with_case(
-                Entry::new(Kind::Outbound)
-                    .network(network)
-                    .detail(serde_json::to_value(x).unwrap_or_default()),
-            );
+            let mut entry = Entry::new(Kind::Outbound)
+                .about(case, Some(network))
+                .detail(serde_json::to_value(x).unwrap_or_default());
             if let Some((request, response)) = &x.bodies {
                 entry = entry
                     .body("request", request.to_vec())
                     .body("response", response.to_vec());
             }
             self.audit.record(entry);
+        }
+        if let Some(reason) = &trace.peer_rejected {
+            self.raise_alert(
+                &Destination::Network(network.to_string()),
+                &format!("TLS peer refused: {reason}"),
+            );
         }
     }
 

@@ -146,12 +146,6 @@ pub(crate) async fn send(engine: &Engine, sub: &Subscriber, job: &Job) -> Outcom
                 retry_after_ms,
             }
         }
-        Err(TransportError::PeerRejected(reason)) => Outcome::Failed {
-            class: ErrorClass::Retryable,
-            kind: super::dispatch::PEER_REJECTED.into(),
-            message: format!("subscriber `{}`: TLS peer refused: {reason}", sub.name),
-            retry_after_ms: None,
-        },
         // A notice carries its idempotency key: a lost reply is resent.
         Err(e) => Outcome::Failed {
             class: ErrorClass::Retryable,
@@ -159,7 +153,8 @@ pub(crate) async fn send(engine: &Engine, sub: &Subscriber, job: &Job) -> Outcom
                 TransportError::NotSent(_) => "not_sent",
                 TransportError::NoReply(_) => "no_reply",
                 TransportError::ResponseTooLarge(_) => "reply_too_large",
-                TransportError::PeerRejected(_) => "peer_rejected",
+                // Holds the subscriber's queue (see `Engine::raise_alert`).
+                TransportError::PeerRejected(_) => super::dispatch::PEER_REJECTED,
             }
             .into(),
             message: format!("subscriber `{}`: {e}", sub.name),

@@ -44,12 +44,10 @@ async fn audit_action(
     network: Option<&str>,
     detail: Value,
 ) -> Result<(), Problem> {
-    let mut entry = Entry::new(Kind::Admin)
+    let entry = Entry::new(Kind::Admin)
         .principal(caller.name())
+        .about(None, network)
         .detail(json!({ "operation": op.as_str(), "detail": detail }));
-    if let Some(n) = network {
-        entry = entry.network(n);
-    }
     state
         .audit()
         .append(entry)

@@ -36,18 +36,13 @@ async fn callback(
 ) -> Response {
     let raw = body.as_ref().ok().cloned();
     let result = take(&state, &caller, &network, method, uri, headers, body).await;
-    let status = match &result {
-        Ok(r) => r.status(),
-        Err(p) => p.status,
-    };
-    let mut entry = Entry::new(Kind::Callback)
+    let entry = Entry::new(Kind::Callback)
         .principal(caller.name())
-        .network(network.as_str())
-        .detail(serde_json::json!({ "status": status.as_u16() }));
-    if let Some(b) = raw {
-        entry = entry.body("request", b.to_vec());
-    }
-    if let Err(e) = state.audit().append(entry).await {
+        .network(network.as_str());
+    if let Err(e) = state
+        .record_answer(entry, raw, super::status_of(&result))
+        .await
+    {
         tracing::error!(error = %e, "callback could not be audited");
         return Problem::unavailable(format!("the callback could not be audited: {e}"))
             .retry_after(60)

@@ -141,33 +141,22 @@ fn accepted_response(a: &Accepted) -> Response {
     resp
 }
 
-/// Write an intake-side request to the audit trail: who, which case, the
-/// body (its sha256 and size always; the bytes only when the trail keeps
-/// bodies, then encrypted) and the answer. Durable before the answer goes
-/// out; a request that cannot be audited is answered 503.
+/// Audit an intake-side request (principal, case, body digest, answer)
+/// before answering; a request that cannot be audited is answered 503.
 async fn audited(
     state: &AppState,
     kind: Kind,
     caller: &Caller,
-    case: Option<String>,
-    body: Option<&Bytes>,
+    case: Option<&str>,
+    body: Option<Bytes>,
     result: Result<Response, Problem>,
 ) -> Response {
-    let status = match &result {
-        Ok(r) => r.status(),
-        Err(p) => p.status,
-    };
-    let mut entry = Entry::new(kind)
-        .principal(caller.name())
-        .detail(json!({ "status": status.as_u16() }));
-    if let Some(c) = case {
-        entry = entry.case(c);
-    }
-    if let Some(b) = body {
-        entry = entry.body("request", b.to_vec());
-    }
-    match state.audit().append(entry).await {
-        Ok(_) => result.into_response(),
+    let entry = Entry::new(kind).principal(caller.name()).about(case, None);
+    match state
+        .record_answer(entry, body, super::status_of(&result))
+        .await
+    {
+        Ok(()) => result.into_response(),
         Err(e) => {
             tracing::error!(error = %e, "intake request could not be audited");
             Problem::unavailable(format!("the request could not be audited: {e}")).into_response()
@@ -188,8 +177,8 @@ async fn submit(
         &state,
         Kind::Intake,
         &caller,
-        case_number,
-        raw.as_ref(),
+        case_number.as_deref(),
+        raw,
         result,
     )
     .await
@@ -289,8 +278,8 @@ async fn change(
         &state,
         Kind::Change,
         &caller,
-        Some(case_number),
-        raw.as_ref(),
+        Some(&case_number),
+        raw,
         result,
     )
     .await
@@ -322,7 +311,7 @@ struct SearchParams {
 }
 
 /// A search as the audit trail records it.
-fn p_text(q: &CaseQuery) -> serde_json::Value {
+fn search_detail(q: &CaseQuery) -> serde_json::Value {
     json!({
         "item": q.item, "network": q.network, "state": q.state,
         "since": q.since, "until": q.until, "limit": q.limit,
@@ -380,7 +369,7 @@ async fn search(
     state.audit().record(
         Entry::new(Kind::Read)
             .principal(caller.name())
-            .detail(json!({ "search": p_text(&query), "results": cases.len() })),
+            .detail(json!({ "search": search_detail(&query), "results": cases.len() })),
     );
     Ok(Json(json!({ "cases": cases })).into_response())
 }

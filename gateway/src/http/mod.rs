@@ -16,6 +16,7 @@ use crate::tls::ServerTls;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
+use bytes::Bytes;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use problem::Problem;
@@ -57,21 +58,15 @@ impl AppState {
         };
         metrics::counter!("yiwang_denials_total").increment(1);
         tracing::warn!(principal = %denial.principal, action = %denial.action, rule = %denial.rule, "denied");
-        let mut entry =
-            Entry::new(Kind::Denial)
-                .principal(caller.name())
-                .detail(serde_json::json!({
-                    "action": denial.action,
-                    "rule": denial.rule,
-                    "subject": caller.subject,
-                    "fingerprint": caller.fingerprint,
-                }));
-        if let Some(c) = case {
-            entry = entry.case(c);
-        }
-        if let Some(n) = network {
-            entry = entry.network(n);
-        }
+        let entry = Entry::new(Kind::Denial)
+            .principal(caller.name())
+            .about(case, network)
+            .detail(serde_json::json!({
+                "action": denial.action,
+                "rule": denial.rule,
+                "subject": caller.subject,
+                "fingerprint": caller.fingerprint,
+            }));
         if let Err(e) = self.audit().append(entry).await {
             tracing::error!(error = %e, "a denial could not be audited");
         }
@@ -79,6 +74,33 @@ impl AppState {
             Problem::new(http::StatusCode::FORBIDDEN, "forbidden", "Not allowed")
                 .detail(denial.to_string()),
         )
+    }
+}
+
+impl AppState {
+    /// Write a request's record to the audit trail before its answer goes
+    /// out: `entry` plus the answer's status and the request body (its sha256
+    /// and size always; the bytes only when the trail keeps bodies, then
+    /// encrypted). An error means the request was not audited.
+    pub(crate) async fn record_answer(
+        &self,
+        entry: Entry,
+        body: Option<Bytes>,
+        status: http::StatusCode,
+    ) -> Result<(), crate::audit::AuditError> {
+        let mut entry = entry.detail(serde_json::json!({ "status": status.as_u16() }));
+        if let Some(b) = body {
+            entry = entry.body("request", b.to_vec());
+        }
+        self.audit().append(entry).await.map(|_| ())
+    }
+}
+
+/// The status an answer carries.
+pub(crate) fn status_of(result: &Result<axum::response::Response, Problem>) -> http::StatusCode {
+    match result {
+        Ok(r) => r.status(),
+        Err(p) => p.status,
     }
 }
 

@@ -421,6 +421,24 @@ pub async fn eventually(timeout: Duration, what: &str, f: impl Fn() -> bool) -> 
     bail!("timed out after {timeout:?} waiting for {what}")
 }
 
+/// Ask `f` until it answers `Some` (polling), and return the answer.
+pub async fn until<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A received notice: its `Idempotency-Key` header and JSON body.
 pub type Notice = (Option<String>, Value);
 

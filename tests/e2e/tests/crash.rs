@@ -74,15 +74,9 @@ async fn kill_9_during_a_burst_loses_nothing_and_duplicates_nothing() -> Result<
     let zj = NetworkSpec::housing_construction(ZJ);
     let pki = Pki::generate(&dir.path().join("pki"), &[MR, ZJ])?;
     let mut sims: BTreeMap<&str, Simulator> = BTreeMap::new();
-    for spec in [&mr, &zj] {
-        let sim = start_simulator(
-            &spec.name,
-            &pki,
-            spec.sim.clone().with_stage_interval(Duration::ZERO),
-            "127.0.0.1:0",
-        )
-        .await?;
-        sims.insert(if spec.name == MR { MR } else { ZJ }, sim);
+    for (name, spec) in [(MR, &mr), (ZJ, &zj)] {
+        let sim = spec.sim.clone().with_stage_interval(Duration::ZERO);
+        sims.insert(name, start_simulator(name, &pki, sim, "127.0.0.1:0").await?);
     }
     // Slow replies make kills land while calls are in flight.
     sims[ZJ].faults().update(|f| f.latency_ms = 30);

@@ -6,9 +6,7 @@
 //! delivered exactly once with its audit trail intact.
 
 use anyhow::{Context, Result};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use yiwang_e2e::{Client, NetworkSpec, World, delivery_state, permit_case};
@@ -151,19 +149,6 @@ fn corpus() -> Result<Vec<Bad>> {
     ])
 }
 
-fn hmac_hex(secret: &str, timestamp: &str, body: &[u8]) -> Result<String> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())?;
-    mac.update(timestamp.as_bytes());
-    mac.update(b"\n");
-    mac.update(body);
-    Ok(mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hostile_corpus_gets_specific_answers_and_harms_nobody() -> Result<()> {
     let (mut w, c) = world().await?;
@@ -261,15 +246,27 @@ async fn the_hostile_corpus_gets_specific_answers_and_harms_nobody() -> Result<(
         "statusTime": 1795224602123_i64, "recordNo": null, "result": null, "remark": null,
     })
     .to_string();
-    let ts = chrono_now_ms().to_string();
-    let mut signed = OutboundPush::new(&format!("https://{cb}/v1/callbacks/{GA}"));
-    signed.header("X-Push-Id", "GA-HOSTILE-1");
-    signed.header("X-Push-Timestamp", &ts);
-    signed.header(
-        "X-Push-Signature",
-        &hmac_hex(&secret, &ts, body.as_bytes())?,
-    );
-    let (s, p) = signed.send(&push, body.into_bytes()).await?;
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis()
+        .to_string();
+    let headers = [
+        ("X-Push-Id".to_string(), "GA-HOSTILE-1".to_string()),
+        ("X-Push-Timestamp".to_string(), ts.clone()),
+        (
+            "X-Push-Signature".to_string(),
+            yiwang_simulator::push_signature(&secret, &ts, body.as_bytes()),
+        ),
+    ];
+    let (s, p) = push
+        .request_with(
+            http::Method::POST,
+            &format!("/v1/callbacks/{GA}"),
+            "application/json",
+            &headers,
+            body.into_bytes(),
+        )
+        .await?;
     assert!(
         (200..300).contains(&s),
         "a signed push for an unknown case is acknowledged: {s} {p}"
@@ -360,47 +357,4 @@ async fn the_hostile_corpus_gets_specific_answers_and_harms_nobody() -> Result<(
     });
     assert!(slow, "the silent client is in the trail");
     Ok(())
-}
-
-fn chrono_now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default()
-}
-
-/// A push with its own headers, sent through a ministry's client.
-struct OutboundPush {
-    path: String,
-    headers: Vec<(String, String)>,
-}
-
-impl OutboundPush {
-    fn new(url: &str) -> Self {
-        let path = url
-            .splitn(4, '/')
-            .nth(3)
-            .map(|p| format!("/{p}"))
-            .unwrap_or_default();
-        OutboundPush {
-            path,
-            headers: Vec::new(),
-        }
-    }
-
-    fn header(&mut self, k: &str, v: &str) {
-        self.headers.push((k.to_string(), v.to_string()));
-    }
-
-    async fn send(&self, client: &Client, body: Vec<u8>) -> Result<(u16, Value)> {
-        client
-            .request_with(
-                http::Method::POST,
-                &self.path,
-                "application/json",
-                &self.headers,
-                body,
-            )
-            .await
-    }
 }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use yiwang_e2e::{
-    LISTENERS, NetworkSpec, World, case_json, default_principals, delivery_state, eventually,
-    permit_case,
+    LISTENERS, NetworkSpec, World, case_json, default_principals, delivery_state, permit_case,
+    until,
 };
 use yiwang_gateway::audit::{self, Kind, Query};
 
@@ -288,7 +288,7 @@ async fn every_crossing_is_in_a_trail_that_names_the_first_changed_record() -> R
     );
     let mut w = world_with(&principals).await?;
     let body_key = [7u8; 32];
-    std::fs::write(w.dir.path().join("body.key"), hex_of(&body_key))?;
+    std::fs::write(w.dir.path().join("body.key"), hex::encode(body_key))?;
     let c = w.start_gateway().await?;
     let case = permit_case("AUD-0001")?;
     assert_eq!(c.post("/v1/cases", &case).await?.0, 202);
@@ -412,16 +412,12 @@ async fn a_ministry_with_a_bad_certificate_is_held_in_alert_until_fixed() -> Res
         202
     );
     let admin = w.admin().context("admin")?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let alert = loop {
-        let (_, d) = admin.get("/admin/destinations").await?;
+    let alert = until(WAIT, "the network's alert", || async {
+        let (_, d) = admin.get("/admin/destinations").await.ok()?;
         let a = d[format!("network:{MR}")]["alert"].clone();
-        if !a.is_null() {
-            break a;
-        }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no alert: {d}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        (!a.is_null()).then_some(a)
+    })
+    .await?;
     let reason = alert["reason"].as_str().unwrap_or("");
     assert!(reason.contains("TLS peer refused"), "{alert}");
     // The queue holds: no more attempts while the alert stands.
@@ -472,11 +468,6 @@ async fn a_ministry_with_a_bad_certificate_is_held_in_alert_until_fixed() -> Res
     Ok(())
 }
 
-/// Run a request future to completion from a sync closure (for `eventually`).
-fn futures_block<F: std::future::Future>(f: F) -> Option<F::Output> {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f)).into()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_and_crls_reload_without_a_restart_or_a_dropped_connection() -> Result<()> {
     let mut w = world_with("").await?;
@@ -525,9 +516,11 @@ async fn certificates_and_crls_reload_without_a_restart_or_a_dropped_connection(
     // New connections see the new certificate; the platform is refused.
     let platform_cfg =
         yiwang_pki::client_config(&[&ca], &w.pki.platform.cert_pem, &w.pki.platform.key_pem)?;
-    eventually(WAIT, "the reload", || {
-        futures_block(raw_request(addr, platform_cfg.clone(), "/healthz"))
-            .is_some_and(|r| r.is_err_and(|e| e.contains("CertificateRevoked")))
+    until(WAIT, "the reload", || async {
+        raw_request(addr, platform_cfg.clone(), "/healthz")
+            .await
+            .is_err_and(|e| e.contains("CertificateRevoked"))
+            .then_some(())
     })
     .await?;
     let tcp = tokio::net::TcpStream::connect(addr).await?;
@@ -567,8 +560,4 @@ async fn certificates_and_crls_reload_without_a_restart_or_a_dropped_connection(
     );
     w.stop_gateway().await;
     Ok(())
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -830,7 +830,7 @@ fn take(faults: &Faults, counter: impl FnOnce(&mut FaultSettings) -> &mut u32) -
 
 /// `X-Push-Signature`: lowercase hex HMAC-SHA256 keyed with the push secret over
 /// `timestamp + "\n" + body`.
-pub(crate) fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
+pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
     let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
         Ok(mac) => mac,
         // HMAC takes keys of any length; the error exists for other MACs.

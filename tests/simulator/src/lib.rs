@@ -59,7 +59,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use callback::PushStats;
+pub use callback::{PushStats, sign as push_signature};
 pub use error::{Error, Result};
 pub use faults::{FaultPatch, FaultSettings, Faults};
 pub use network::Network;
