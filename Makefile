@@ -7,7 +7,7 @@ CARGO ?= cargo
 PLUGINS := plugins
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 
-.PHONY: demo test setup fmt-check clippy unit plugins bench fmt
+.PHONY: demo test setup fmt-check clippy unit plugins bench bench-deps fmt
 
 test: setup fmt-check clippy unit
 
@@ -38,8 +38,21 @@ unit:
 plugins: setup
 	cd $(PLUGINS) && $(CARGO) build --release
 
-bench: setup
+# Every benchmark, each against its baseline in the same run (docs/benchmarks.md):
+# P3 (adapter cost, Wasm against native), then P1, P2, P4, P5 (the gateway as
+# a process against PostgreSQL 15 and nginx). Not part of `make test`.
+# `make bench BENCH_ARGS=--quick` is a short smoke run; `BENCH_ARGS=p2` one benchmark.
+bench: setup bench-deps
 	$(CARGO) bench -p yiwang-gateway --bench adapter_cost
+	$(CARGO) run --release -p yiwang-bench -- $(BENCH_ARGS)
+
+# The baselines' servers, from Debian's packages.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+bench-deps:
+	@if [ ! -x /usr/lib/postgresql/15/bin/postgres ] || [ ! -x /usr/sbin/nginx ]; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql-15 nginx; \
+	fi
 
 fmt:
 	$(CARGO) fmt --all

@@ -157,13 +157,24 @@ enum CaseCmd {
 
 /// Parse the command line and run it.
 pub fn main() -> ExitCode {
+    main_from(std::env::args_os())
+}
+
+/// [`main`] with these arguments (the first is the program name): lets
+/// another binary, such as the benchmark harness, run the gateway's command
+/// line as a child process of itself.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    match run(Cli::parse_from(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

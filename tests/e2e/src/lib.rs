@@ -55,6 +55,12 @@ pub struct NetworkSpec {
     pub secrets: BTreeMap<String, String>,
     pub adapter_config: BTreeMap<String, String>,
     pub poll_interval_ms: Option<u64>,
+    /// Calls in flight at once (`concurrency`).
+    pub concurrency: u32,
+    /// `[breaker]`: failures in a row that open it, and how long it stays open.
+    pub breaker: (u32, u64),
+    /// `[limits] send-timeout-ms`: how long one request to the ministry may take.
+    pub send_timeout_ms: u64,
     /// Extra TOML lines for `[networks.<name>]` (limits, retry, breaker tables go after).
     pub extra: String,
 }
@@ -71,6 +77,9 @@ impl NetworkSpec {
             adapter_config: BTreeMap::new(),
             poll_interval_ms: Some(200),
             extra: String::new(),
+            concurrency: 4,
+            breaker: (3, 300),
+            send_timeout_ms: 2000,
             sim,
         }
     }
@@ -85,6 +94,9 @@ impl NetworkSpec {
             adapter_config: BTreeMap::new(),
             poll_interval_ms: None,
             extra: String::new(),
+            concurrency: 4,
+            breaker: (3, 300),
+            send_timeout_ms: 2000,
         }
     }
 
@@ -98,6 +110,9 @@ impl NetworkSpec {
             adapter_config: BTreeMap::from([("app-key".into(), sim.app_key.clone())]),
             poll_interval_ms: Some(200),
             extra: String::new(),
+            concurrency: 4,
+            breaker: (3, 300),
+            send_timeout_ms: 2000,
             sim,
         }
     }
@@ -116,8 +131,26 @@ impl NetworkSpec {
             adapter_config: BTreeMap::new(),
             poll_interval_ms: None,
             extra: String::new(),
+            concurrency: 4,
+            breaker: (3, 300),
+            send_timeout_ms: 2000,
             sim,
         }
+    }
+
+    pub fn with_concurrency(mut self, concurrency: u32) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    pub fn with_breaker(mut self, failures: u32, cooldown_ms: u64) -> Self {
+        self.breaker = (failures, cooldown_ms);
+        self
+    }
+
+    pub fn with_send_timeout_ms(mut self, ms: u64) -> Self {
+        self.send_timeout_ms = ms;
+        self
     }
 
     pub fn with_extra(mut self, toml: &str) -> Self {
@@ -205,9 +238,10 @@ pub fn config_text(
     for (spec, url) in networks {
         let n = &spec.name;
         out.push_str(&format!(
-            "[networks.{n}]\nadapter = {}\nendpoints = [{}]\nconcurrency = 4\n",
+            "[networks.{n}]\nadapter = {}\nendpoints = [{}]\nconcurrency = {}\n",
             toml_str(&spec.adapter),
-            toml_str(url)
+            toml_str(url),
+            spec.concurrency
         ));
         if let Some(ms) = spec.poll_interval_ms {
             out.push_str(&format!("poll-interval-ms = {ms}\n"));
@@ -220,10 +254,12 @@ pub fn config_text(
             "[networks.{n}.retry]\ninitial-ms = 50\nmax-interval-ms = 400\n"
         ));
         out.push_str(&format!(
-            "[networks.{n}.breaker]\nfailures = 3\ncooldown-ms = 300\n"
+            "[networks.{n}.breaker]\nfailures = {}\ncooldown-ms = {}\n",
+            spec.breaker.0, spec.breaker.1
         ));
         out.push_str(&format!(
-            "[networks.{n}.limits]\nsend-timeout-ms = 2000\nwall-time-ms = 10000\n"
+            "[networks.{n}.limits]\nsend-timeout-ms = {}\nwall-time-ms = 10000\n",
+            spec.send_timeout_ms
         ));
         if !spec.secrets.is_empty() {
             out.push_str(&format!("[networks.{n}.secrets]\n"));
@@ -296,9 +332,8 @@ impl Client {
 
     /// A client presenting the certificate and key in these files.
     pub fn with_files(base: impl Into<String>, ca: &Path, cert: &Path, key: &Path) -> Result<Self> {
-        let http = GatewayTransport::new(Duration::from_secs(2));
-        http.add(
-            CLIENT,
+        Self::with_tls(
+            base,
             &ClientTlsConfig {
                 ca: vec![ca.to_path_buf()],
                 cert: cert.to_path_buf(),
@@ -307,7 +342,13 @@ impl Client {
                 server_name: None,
             },
         )
-        .map_err(|e| anyhow::anyhow!("client identity {}: {e}", cert.display()))?;
+    }
+
+    /// A client with this TLS configuration (e.g. a server-name override).
+    pub fn with_tls(base: impl Into<String>, tls: &ClientTlsConfig) -> Result<Self> {
+        let http = GatewayTransport::new(Duration::from_secs(2));
+        http.add(CLIENT, tls)
+            .map_err(|e| anyhow::anyhow!("client identity {}: {e}", tls.cert.display()))?;
         Ok(Client {
             base: base.into(),
             http: Arc::new(http),

@@ -64,7 +64,7 @@ pub use error::{Error, Result};
 pub use faults::{FaultPatch, FaultSettings, Faults};
 pub use network::Network;
 pub use server::{ConnectionEnd, serve_connection};
-pub use store::{SimCase, StatusEntry};
+pub use store::{Arrival, SimCase, StatusEntry};
 pub use tls::{PushTls, ServerTls, TlsStats};
 
 /// The wire contract: PROTOCOLS.md, the document adapters are written against.
@@ -390,6 +390,16 @@ impl Simulator {
     /// Snapshot of the case store, in arrival order.
     pub fn cases(&self) -> Vec<SimCase> {
         self.net.cases()
+    }
+
+    /// How many cases are stored (cheap, unlike [`Simulator::cases`]).
+    pub fn case_count(&self) -> usize {
+        self.net.read(|s| s.count())
+    }
+
+    /// Every case stored from now on, as it is stored.
+    pub fn arrivals(&self) -> tokio::sync::broadcast::Receiver<Arrival> {
+        self.net.read(|s| s.arrivals())
     }
 
     /// One case by ministry case number.

@@ -129,6 +129,17 @@ pub(crate) struct Store {
     case_seq: u64,
     cert_seq: u64,
     change_seq: u64,
+    /// Every newly stored case, as it is stored (for benchmarks that wait
+    /// for each case to arrive).
+    arrivals: tokio::sync::broadcast::Sender<Arrival>,
+}
+
+/// A case the network has just stored.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub unified_case_number: Option<String>,
+    pub idempotency_key: String,
+    pub received_at: DateTime<FixedOffset>,
 }
 
 impl Store {
@@ -145,6 +156,7 @@ impl Store {
             case_seq: 0,
             cert_seq: 0,
             change_seq: 0,
+            arrivals: tokio::sync::broadcast::channel(1 << 16).0,
         }
     }
 
@@ -189,7 +201,14 @@ impl Store {
         self.by_number.insert(number, idx);
         self.by_key.insert(key.to_owned(), idx);
         self.apply_status(idx, initial, None, at, now);
-        (self.slots[idx].case.clone(), true)
+        let case = self.slots[idx].case.clone();
+        // Nobody listening is the normal case.
+        let _ = self.arrivals.send(Arrival {
+            unified_case_number: case.unified_case_number.clone(),
+            idempotency_key: case.idempotency_key.clone(),
+            received_at: case.received_at,
+        });
+        (case, true)
     }
 
     pub fn index_of_number(&self, number: &str) -> Option<usize> {
@@ -206,6 +225,16 @@ impl Store {
 
     pub fn case_by_number(&self, number: &str) -> Option<&SimCase> {
         self.index_of_number(number).and_then(|i| self.case(i))
+    }
+
+    /// New cases from now on.
+    pub fn arrivals(&self) -> tokio::sync::broadcast::Receiver<Arrival> {
+        self.arrivals.subscribe()
+    }
+
+    /// How many cases are stored.
+    pub fn count(&self) -> usize {
+        self.slots.len()
     }
 
     pub fn snapshot(&self) -> Vec<SimCase> {
