@@ -209,6 +209,29 @@ async fn no_files_env_args_or_sockets() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_memory_survives_from_one_call_to_the_next() {
+    let rt = runtime();
+    let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
+    let a = rt
+        .load(&wasm, sandbox("n", "residue"), services())
+        .await
+        .expect("load");
+    // The same pool slot is reused call after call; each must start from
+    // the component's pristine memory.
+    for i in 0..4 {
+        let receipt = a
+            .submit("C-1", submission("C-1"))
+            .await
+            .result
+            .expect("residue mode reports");
+        assert_eq!(
+            receipt.raw_receipt, "data=7 zero=0 scratch-dirty=0",
+            "call {i} saw an earlier call's memory"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_is_scoped_and_capped() {
     let rt = runtime();
     let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);

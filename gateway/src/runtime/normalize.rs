@@ -45,8 +45,9 @@ pub(crate) fn check<T: Serialize, U>(
         elapsed,
     } = report;
     let result = result.and_then(|value| {
-        let size = serde_json::to_vec(&value)
-            .map(|v| v.len())
+        let mut counted = ByteCount(0);
+        let size = serde_json::to_writer(&mut counted, &value)
+            .map(|()| counted.0)
             .unwrap_or(usize::MAX);
         if size > max_output {
             return Err(CallError::Limit(LimitHit::Output {
@@ -60,6 +61,20 @@ pub(crate) fn check<T: Serialize, U>(
         result,
         trace,
         elapsed,
+    }
+}
+
+/// Counts the bytes of the JSON form of an output without keeping them.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -1,5 +1,7 @@
 //! TEST ONLY: an adapter that misbehaves on purpose (see README.md).
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use yiwang_adapter_sdk::http::{Request, ResponseExt};
 use yiwang_adapter_sdk::{
     Adapter, AdapterError, Descriptor, Event, Receipt, Stage, Submission, export_adapter, host,
@@ -7,6 +9,14 @@ use yiwang_adapter_sdk::{
 };
 
 struct Hostile;
+
+/// What `residue` mode changes and the next call must find pristine: a
+/// static in initialized data, a zeroed one, and a zeroed scratch area
+/// larger than what the runtime resets in place (the rest is reset by the
+/// kernel), so both ways of resetting memory are checked.
+static DATA_MARK: AtomicU32 = AtomicU32::new(7);
+static ZERO_MARK: AtomicU32 = AtomicU32::new(0);
+static SCRATCH: Mutex<[u8; 2 << 20]> = Mutex::new([0; 2 << 20]);
 
 fn mode() -> String {
     host::config("mode").unwrap_or_else(|| "echo".to_string())
@@ -155,6 +165,17 @@ impl Adapter for Hostile {
                     std::net::ToSocketAddrs::to_socket_addrs("localhost:80").is_ok()
                 ));
                 Ok(receipt(format!("ESCAPE-{case}"), seen.join("\n")))
+            }
+            "residue" => {
+                let data = DATA_MARK.fetch_add(1, Ordering::Relaxed);
+                let zero = ZERO_MARK.fetch_add(1, Ordering::Relaxed);
+                let mut scratch = SCRATCH.lock().unwrap_or_else(|p| p.into_inner());
+                let dirty = scratch.iter().filter(|b| **b != 0).count();
+                scratch.fill(0xA5);
+                Ok(receipt(
+                    format!("RESIDUE-{case}"),
+                    format!("data={data} zero={zero} scratch-dirty={dirty}"),
+                ))
             }
             "kv" => {
                 host::kv::set("token", b"abc").map_err(permanent)?;
