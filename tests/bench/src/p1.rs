@@ -17,7 +17,6 @@ use crate::postgres::Postgres;
 use anyhow::Result;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,9 +31,11 @@ pub async fn run(scale: Scale) -> Result<()> {
     println!("\n== P1 intake durability: the gateway against PostgreSQL 15 ==");
     println!("each level runs {seconds} s; every acknowledged case is on disk (fsync) first");
     let setup = Setup::new(&[NETWORK])?;
-    let fsyncs_per_s = fsync_rate(setup.path(), Duration::from_secs(2))?;
+    let fsyncs_per_s = fsync_rate(setup.path(), Duration::from_secs(2), true)?;
+    let in_place = fsync_rate(setup.path(), Duration::from_secs(2), false)?;
     println!(
-        "disk: {fsyncs_per_s:.0} fdatasync/s (4 KiB write + fdatasync, one at a time, in the benchmark folder)"
+        "disk: {fsyncs_per_s:.0} fdatasync/s appending, {in_place:.0} fdatasync/s overwriting in place \
+         (4 KiB write + fdatasync, one at a time, in the benchmark folder)"
     );
 
     // The gateway: one network in an outage.
@@ -194,7 +195,7 @@ pub async fn run(scale: Scale) -> Result<()> {
         );
     }
     println!(
-        "gateway resident memory after P1: {:.0} MiB (peak {:.0} MiB); disk limit for one-at-a-time commits: {fsyncs_per_s:.0}/s",
+        "gateway resident memory after P1: {:.0} MiB (peak {:.0} MiB); disk limit for one-at-a-time commits: {fsyncs_per_s:.0}/s appending, {in_place:.0}/s in place",
         memory.rss_mib, memory.peak_mib
     );
     Ok(())
@@ -282,15 +283,26 @@ async fn wal_syncs(pg: &Postgres) -> Result<f64> {
 }
 
 /// 4 KiB writes each followed by fdatasync, one at a time, for `time`: the
-/// rate at which anything can make one write durable after another.
-pub fn fsync_rate(dir: &Path, time: Duration) -> Result<f64> {
+/// rate at which anything can make one write durable after another. With
+/// `grow`, every write appends (the file's size changes, so the journal
+/// commits too, as for a log file that grows); without, the writes go over
+/// the same preallocated 1 MiB again and again (as for a recycled WAL segment).
+pub fn fsync_rate(dir: &Path, time: Duration, grow: bool) -> Result<f64> {
+    use std::os::unix::fs::FileExt;
     let path = dir.join("fsync-probe");
-    let mut f = std::fs::File::create(&path)?;
+    let f = std::fs::File::create(&path)?;
     let block = [0x5a_u8; 4096];
+    if !grow {
+        for i in 0..256 {
+            f.write_all_at(&block, i * 4096)?;
+        }
+        f.sync_all()?;
+    }
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < time {
-        f.write_all(&block)?;
+        let at = if grow { n * 4096 } else { (n % 256) * 4096 };
+        f.write_all_at(&block, at)?;
         f.sync_data()?;
         n += 1;
     }
