@@ -2,10 +2,9 @@
 //! `yiwang serve` as a child process, with its memory and metrics.
 
 use anyhow::{Context, Result, bail};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 use yiwang_e2e::{Client, NetworkSpec, Pki, config_text};
 
 /// A folder with a PKI and the ports of one gateway.
@@ -102,32 +101,12 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Start the gateway on `config` and wait until it listens.
     pub fn spawn(config: &Path) -> Result<GatewayProcess> {
-        let exe = std::env::current_exe()?;
-        let started = Instant::now();
-        let mut child = Command::new(exe)
-            .arg(crate::GATEWAY_ARG)
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg(crate::GATEWAY_ARG)
             .args(["serve", "--config"])
             .arg(config)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("spawn the gateway")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) if line.contains("intake listening") => break,
-                Some(Ok(_)) => continue,
-                _ => {
-                    let status = child.wait()?;
-                    bail!("the gateway exited before listening: {status}");
-                }
-            }
-        }
-        let ready_after = started.elapsed();
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+            .env("RUST_LOG", "error");
+        let (child, ready_after) = yiwang_e2e::spawn_serving(cmd)?;
         Ok(GatewayProcess { child, ready_after })
     }
 

@@ -450,6 +450,34 @@ pub fn delivery_state(view: &Value, network: &str) -> String {
         .to_string()
 }
 
+/// Spawn `yiwang serve` as prepared in `cmd` (program, arguments,
+/// environment) and wait until its intake listens. Returns the child and how
+/// long that took; the child's stdout keeps being drained so it never blocks.
+pub fn spawn_serving(mut cmd: std::process::Command) -> Result<(std::process::Child, Duration)> {
+    use std::io::{BufRead, BufReader};
+    let started = std::time::Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .context("spawn the gateway")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("intake listening") => break,
+            Some(Ok(_)) => continue,
+            _ => {
+                let status = child.wait()?;
+                bail!("the gateway exited before listening: {status}");
+            }
+        }
+    }
+    let ready = started.elapsed();
+    std::thread::spawn(move || for _ in lines {});
+    Ok((child, ready))
+}
+
 /// Wait until `f` holds, polling.
 pub async fn eventually(timeout: Duration, what: &str, f: impl Fn() -> bool) -> Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;

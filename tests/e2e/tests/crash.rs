@@ -5,11 +5,10 @@
 //! the simulators' own stores. The audit trail survives the same kills: it
 //! still verifies, and every acknowledged case has its intake record.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use yiwang_e2e::{
@@ -42,28 +41,11 @@ impl Gateway {
 
 /// Start `yiwang serve` and wait for its intake listener line.
 fn start(config: &std::path::Path) -> Result<Gateway> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_yiwang-under-test"))
-        .args(["serve", "--config"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_yiwang-under-test"));
+    cmd.args(["serve", "--config"])
         .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("spawn the gateway")?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("intake listening") => break,
-            Some(Ok(_)) => continue,
-            _ => {
-                let status = child.wait()?;
-                bail!("the gateway exited before listening: {status}");
-            }
-        }
-    }
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+        .env("RUST_LOG", "warn");
+    let (child, _) = yiwang_e2e::spawn_serving(cmd)?;
     Ok(Gateway(child))
 }
 
