@@ -188,16 +188,19 @@ pub fn cpu_time(pid: u32) -> Result<Duration> {
     Ok(Duration::from_millis(total * 1000 / clock_ticks()))
 }
 
-/// `sysconf(_SC_CLK_TCK)`, from `getconf` (100 on Linux).
+/// `sysconf(_SC_CLK_TCK)`, asked of `getconf` once (100 on Linux).
 fn clock_ticks() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|t| *t > 0)
-        .unwrap_or(100)
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|t| *t > 0)
+            .unwrap_or(100)
+    })
 }
 
 /// CPU time of `pid` and every process below it.
@@ -207,6 +210,12 @@ pub fn tree_cpu_time(pid: u32) -> Duration {
         total += tree_cpu_time(kid);
     }
     total
+}
+
+/// Resident memory of `pid` and every process below it, in MiB.
+pub fn tree_rss_mib(pid: u32) -> f64 {
+    let own = Memory::of(pid).map_or(0.0, |m| m.rss_mib);
+    own + children(pid).into_iter().map(tree_rss_mib).sum::<f64>()
 }
 
 fn children(pid: u32) -> Vec<u32> {

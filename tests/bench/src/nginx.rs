@@ -71,14 +71,7 @@ impl Nginx {
 
     /// Resident memory of the master and its workers together.
     pub fn rss_mib(&self) -> f64 {
-        let pid = self.child.id();
-        let mut total = crate::gateway::Memory::of(pid).map_or(0.0, |m| m.rss_mib);
-        if let Ok(kids) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
-            for kid in kids.split_whitespace().filter_map(|k| k.parse().ok()) {
-                total += crate::gateway::Memory::of(kid).map_or(0.0, |m| m.rss_mib);
-            }
-        }
-        total
+        crate::gateway::tree_rss_mib(self.child.id())
     }
 }
 

@@ -91,13 +91,19 @@ pub async fn run(scale: Scale) -> Result<()> {
 
     // PostgreSQL: the same cases, one statement and commit each.
     let pg = Postgres::start(setup.path()).await?;
-    println!(
-        "PostgreSQL {}: synchronous_commit = {}, fsync = {}, wal_sync_method = {}",
-        pg.setting("server_version").await?,
-        pg.setting("synchronous_commit").await?,
-        pg.setting("fsync").await?,
-        pg.setting("wal_sync_method").await?
-    );
+    let names = [
+        "server_version",
+        "synchronous_commit",
+        "fsync",
+        "wal_sync_method",
+    ];
+    let values = pg.settings(&names).await?;
+    let shown: Vec<String> = names[1..]
+        .iter()
+        .zip(&values[1..])
+        .map(|(n, v)| format!("{n} = {v}"))
+        .collect();
+    println!("PostgreSQL {}: {}", values[0], shown.join(", "));
     create_schema(&pg).await?;
     let mut pg_rows = Vec::new();
     for conc in CONCURRENCY {

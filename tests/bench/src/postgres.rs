@@ -132,11 +132,15 @@ impl Postgres {
             .unwrap_or_default()
     }
 
-    /// A setting as the server sees it.
-    pub async fn setting(&self, name: &str) -> Result<String> {
+    /// Settings as the server sees them, over one connection.
+    pub async fn settings(&self, names: &[&str]) -> Result<Vec<String>> {
         let c = self.connect().await?;
-        let row = c.query_one(&format!("SHOW {name}"), &[]).await?;
-        Ok(row.get(0))
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let row = c.query_one("SELECT current_setting($1)", &[name]).await?;
+            out.push(row.get(0));
+        }
+        Ok(out)
     }
 }
 

@@ -66,54 +66,51 @@ pub struct NetworkSpec {
 }
 
 impl NetworkSpec {
+    /// A network at its defaults: no secrets, no adapter configuration, no
+    /// polling, 4 calls at once, a 3-failure / 300 ms breaker, 2 s sends.
+    fn new(name: &str, sim: SimConfig, adapter: &str) -> Self {
+        NetworkSpec {
+            name: name.into(),
+            sim,
+            adapter: adapter.into(),
+            secrets: BTreeMap::new(),
+            adapter_config: BTreeMap::new(),
+            poll_interval_ms: None,
+            concurrency: 4,
+            breaker: (3, 300),
+            send_timeout_ms: 2000,
+            extra: String::new(),
+        }
+    }
+
     /// Archetype 1 (JSON REST + token) with the market-regulation adapter.
     pub fn market_regulation(name: &str) -> Self {
         let sim = SimConfig::json_rest(name);
         let (u, p) = sim.credentials.clone();
         NetworkSpec {
-            name: name.into(),
-            adapter: yiwang_artifacts::MARKET_REGULATION.into(),
             secrets: BTreeMap::from([("username".into(), u), ("password".into(), p)]),
-            adapter_config: BTreeMap::new(),
             poll_interval_ms: Some(200),
-            extra: String::new(),
-            concurrency: 4,
-            breaker: (3, 300),
-            send_timeout_ms: 2000,
-            sim,
+            ..Self::new(name, sim, yiwang_artifacts::MARKET_REGULATION)
         }
     }
 
     /// Archetype 2 (SOAP, GB18030) with the housing-construction adapter.
     pub fn housing_construction(name: &str) -> Self {
-        NetworkSpec {
-            name: name.into(),
-            sim: SimConfig::soap(name),
-            adapter: yiwang_artifacts::HOUSING_CONSTRUCTION.into(),
-            secrets: BTreeMap::new(),
-            adapter_config: BTreeMap::new(),
-            poll_interval_ms: None,
-            extra: String::new(),
-            concurrency: 4,
-            breaker: (3, 300),
-            send_timeout_ms: 2000,
-        }
+        Self::new(
+            name,
+            SimConfig::soap(name),
+            yiwang_artifacts::HOUSING_CONSTRUCTION,
+        )
     }
 
     /// Archetype 3 (signed open-API) with the tax adapter.
     pub fn tax(name: &str) -> Self {
         let sim = SimConfig::signed_api(name);
         NetworkSpec {
-            name: name.into(),
-            adapter: yiwang_artifacts::TAX.into(),
             secrets: BTreeMap::from([("app-secret".into(), sim.app_secret.clone())]),
             adapter_config: BTreeMap::from([("app-key".into(), sim.app_key.clone())]),
             poll_interval_ms: Some(200),
-            extra: String::new(),
-            concurrency: 4,
-            breaker: (3, 300),
-            send_timeout_ms: 2000,
-            sim,
+            ..Self::new(name, sim, yiwang_artifacts::TAX)
         }
     }
 
@@ -122,19 +119,11 @@ impl NetworkSpec {
     pub fn public_security(name: &str) -> Self {
         let sim = SimConfig::callback(name);
         NetworkSpec {
-            name: name.into(),
-            adapter: yiwang_artifacts::PUBLIC_SECURITY.into(),
             secrets: BTreeMap::from([
                 ("api-key".into(), sim.api_key.clone()),
                 ("push-secret".into(), sim.push_secret.clone()),
             ]),
-            adapter_config: BTreeMap::new(),
-            poll_interval_ms: None,
-            extra: String::new(),
-            concurrency: 4,
-            breaker: (3, 300),
-            send_timeout_ms: 2000,
-            sim,
+            ..Self::new(name, sim, yiwang_artifacts::PUBLIC_SECURITY)
         }
     }
 
