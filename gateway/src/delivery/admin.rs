@@ -181,7 +181,10 @@ pub async fn replay(engine: &Engine, req: &ReplayRequest) -> Result<Value, Strin
             .networks
             .get(network)
             .ok_or_else(|| format!("network `{network}` is not configured"))?;
-        engine.adapter_for(net, Some(digest)).await?;
+        engine
+            .adapter_for(net, Some(digest))
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let rate = req.rate_per_second.unwrap_or(10.0);
     if !(rate > 0.0 && rate.is_finite()) {
@@ -219,7 +222,10 @@ pub async fn replay(engine: &Engine, req: &ReplayRequest) -> Result<Value, Strin
                 // A submit that may have reached the ministry is asked about
                 // before anything is sent again.
                 let maybe_sent = matches!(job.kind, crate::store::JobKind::Submit { .. })
-                    && job.attempts.iter().any(|a| a.outcome == "ambiguous");
+                    && job
+                        .attempts
+                        .iter()
+                        .any(|a| a.outcome == crate::store::AttemptOutcome::Ambiguous);
                 job.state = if maybe_sent {
                     JobState::Verify { due }
                 } else {
@@ -253,7 +259,7 @@ pub async fn destinations(engine: &Engine) -> Result<Value, String> {
     for (name, net) in &engine.networks {
         let key = Destination::Network(name.clone()).key();
         let d = depth.iter().find(|d| d.destination == key);
-        let adapter = net.slot.current();
+        let adapter = net.versions.current();
         out.insert(
             key,
             json!({

@@ -4,10 +4,10 @@
 //! the cross-reference, releases chained route steps, and goes to
 //! subscribers through the same durable queue.
 
-use super::{Engine, NetworkRuntime, deadline, notice};
+use super::{Engine, NetworkRuntime, notice};
 use crate::audit::{Entry, Kind};
 use crate::runtime::{HttpRequest, HttpResponse};
-use crate::store::{CaseRecord, Destination, Millis, now_millis};
+use crate::store::{CaseRecord, Destination, Millis, deadline, now_millis};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,7 +87,7 @@ pub fn conclude(
         record.light = light;
         all.push(("deadline".into(), notice::deadline_body(record, light)));
     }
-    notice::enqueue(engine, record, &all, now);
+    notice::enqueue(&engine.subscribers, record, &all, now);
     record.updated_at = now;
 }
 
@@ -186,7 +186,7 @@ pub(crate) async fn poller(engine: Arc<Engine>, net: Arc<NetworkRuntime>, interv
                 None
             }
         };
-        let adapter = net.slot.current();
+        let adapter = net.versions.current();
         let report = adapter.poll(cursor.clone()).await;
         engine.after_call(&net.name, "poll", None, adapter.digest(), &report);
         match report.result {
@@ -246,7 +246,7 @@ pub async fn callback(
         .networks
         .get(network)
         .ok_or_else(|| CallbackError::UnknownNetwork(network.to_string()))?;
-    let adapter = net.slot.current();
+    let adapter = net.versions.current();
     let report = adapter.handle_callback(request).await;
     engine.after_call(network, "handle-callback", None, adapter.digest(), &report);
     let class = report.error_class();
@@ -271,48 +271,6 @@ pub async fn callback(
                     message,
                 },
             })
-        }
-    }
-}
-
-/// Turn lights yellow and red on time, and tell subscribers.
-pub(crate) async fn deadline_monitor(engine: Arc<Engine>) {
-    let mut stop = engine.stopping();
-    loop {
-        let now = now_millis();
-        match engine.store.deadlines_due(now, 500).await {
-            Ok(cases) => {
-                for case in cases {
-                    let result = engine
-                        .store
-                        .update(&case, &mut |rec| {
-                            let mut rec = rec?;
-                            let before = (rec.deadline, rec.light);
-                            conclude(&engine, &mut rec, &[], Vec::new(), now);
-                            if before == (rec.deadline, rec.light) {
-                                return None;
-                            }
-                            Some(rec)
-                        })
-                        .await;
-                    match result {
-                        Ok(Some(rec)) => {
-                            metrics::counter!("yiwang_deadline_changes_total", "light" => format!("{:?}", rec.light).to_lowercase())
-                                .increment(1);
-                            engine.wake_record(&rec);
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            tracing::warn!(case = %case, error = %e, "deadline update failed")
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "deadline index unreadable"),
-        }
-        tokio::select! {
-            _ = stop.changed() => return,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
 }

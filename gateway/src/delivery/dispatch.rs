@@ -7,53 +7,17 @@
 //! `idem:<idempotency key>`. Found → delivered with the ministry's number;
 //! not found → resend with the same key.
 
-use super::retry::{Admit, Breaker, backoff_ms, give_up};
-use super::{Engine, NetworkRuntime, backflow, notice};
-use crate::runtime::{CallError, ErrorClass, Submission};
-use crate::store::{
-    Attempt, CaseRecord, Destination, Job, JobKind, JobRef, JobState, Millis, now_millis,
-};
+use super::outcome::{FailureKind, Outcome};
+use super::retry::{Admit, Breaker};
+use super::settle::{Attempted, settle};
+use super::{Engine, backflow, call, webhook};
+use crate::config::BreakerConfig;
+use crate::runtime::ErrorClass;
+use crate::store::{Destination, Job, JobKind, JobRef, JobState, Millis, now_millis};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
-
-/// The failure kind of a TLS peer refusal (see [`Engine::raise_alert`]).
-pub(crate) const PEER_REJECTED: &str = "peer_rejected";
-
-/// What one attempt came to.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// Delivered; for a submit, the ministry's case number and the events its
-    /// reply already told.
-    Delivered {
-        network_case_number: Option<String>,
-        events: Vec<yiwang_schema::Event>,
-    },
-    /// A verify query found nothing: resend now.
-    NotFound,
-    Failed {
-        class: ErrorClass,
-        kind: String,
-        message: String,
-        retry_after_ms: Option<u64>,
-    },
-}
-
-impl Outcome {
-    /// `delivered`, `not_found`, `retryable`, `permanent`, `ambiguous`.
-    fn class_label(&self) -> &'static str {
-        match self {
-            Outcome::Delivered { .. } => "delivered",
-            Outcome::NotFound => "not_found",
-            Outcome::Failed { class, .. } => match class {
-                ErrorClass::Retryable => "retryable",
-                ErrorClass::Permanent => "permanent",
-                ErrorClass::Ambiguous => "ambiguous",
-            },
-        }
-    }
-}
+use tokio::sync::{Notify, Semaphore};
 
 /// After a restart: every attempt left in flight may have reached the
 /// ministry. Submits are verified before any resend; changes and notices
@@ -81,108 +45,58 @@ pub(crate) async fn recover(engine: &Engine) -> anyhow::Result<usize> {
     Ok(refs.len())
 }
 
+/// One destination's dispatcher: its limits and what it is running.
+struct Dispatcher {
+    engine: Arc<Engine>,
+    destination: Destination,
+    key: String,
+    wake: Arc<Notify>,
+    permits: Arc<Semaphore>,
+    breaker: Arc<Mutex<Breaker>>,
+    /// Jobs with an attempt running (not claimed twice by one dispatcher).
+    claimed: Arc<Mutex<HashSet<JobRef>>>,
+}
+
 /// The dispatcher loop of one destination.
 pub(crate) async fn run(engine: Arc<Engine>, destination: Destination) {
-    let (concurrency, breaker_cfg) = match &destination {
+    let (concurrency, breaker) = match &destination {
         Destination::Network(n) => match engine.networks.get(n) {
             Some(net) => (net.concurrency, net.breaker.clone()),
             None => return,
         },
         Destination::Subscriber(s) => match engine.subscribers.get(s) {
-            Some(sub) => (sub.concurrency, crate::config::BreakerConfig::default()),
+            Some(sub) => (sub.concurrency, BreakerConfig::default()),
             None => return,
         },
     };
     let Some(wake) = engine.wake_handle(&destination) else {
         return;
     };
-    let key = destination.key();
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-    let breaker = Arc::new(Mutex::new(Breaker::new(breaker_cfg)));
-    let claimed: Arc<Mutex<HashSet<JobRef>>> = Arc::default();
-    let mut stop = engine.stopping();
+    let d = Dispatcher {
+        key: destination.key(),
+        permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        breaker: Arc::new(Mutex::new(Breaker::new(breaker))),
+        claimed: Arc::default(),
+        engine,
+        destination,
+        wake,
+    };
+    let mut stop = d.engine.stopping();
     loop {
         if *stop.borrow() {
             return;
         }
-        let notified = wake.notified();
-        // A network in TLS alert holds its queue until the operator fixes
-        // the trust material (a reload lifts it) or resumes it.
-        if engine.alert(&destination).is_some() {
-            tokio::select! {
-                _ = stop.changed() => return,
-                () = notified => {}
-                () = tokio::time::sleep(Duration::from_secs(5)) => {}
-            }
-            continue;
-        }
-        let now = now_millis();
-        let free = permits.available_permits();
-        let (admit, open) = {
-            let mut b = breaker.lock().unwrap_or_else(|p| p.into_inner());
-            (b.admit(now, free), b.state(now) == "open")
-        };
-        metrics::gauge!("yiwang_breaker_open", "destination" => key.clone()).set(if open {
-            1.0
+        let notified = d.wake.notified();
+        // A destination in TLS alert holds its queue until the operator
+        // fixes the trust material (a reload lifts it) or resumes it.
+        let wait = if d.engine.alerts.get(&d.destination).is_some() {
+            5_000
         } else {
-            0.0
-        });
-        let mut sleep_until: Option<Millis> = None;
-        match admit {
-            Admit::WaitUntil(t) => sleep_until = Some(t),
-            Admit::Calls(0) => {}
-            Admit::Calls(n) => {
-                let in_claim = claimed.lock().unwrap_or_else(|p| p.into_inner()).len();
-                match engine.store.due(&key, now, n + in_claim).await {
-                    Ok(due) => {
-                        let mut started = 0;
-                        for job in due.jobs {
-                            if started >= n {
-                                break;
-                            }
-                            if !claimed
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .insert(job.clone())
-                            {
-                                continue;
-                            }
-                            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                                claimed
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .remove(&job);
-                                break;
-                            };
-                            started += 1;
-                            let engine = engine.clone();
-                            let claimed = claimed.clone();
-                            let breaker = breaker.clone();
-                            let wake = wake.clone();
-                            let destination = destination.clone();
-                            tokio::spawn(async move {
-                                attempt(&engine, &destination, &job, &breaker).await;
-                                claimed
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .remove(&job);
-                                drop(permit);
-                                wake.notify_one();
-                            });
-                        }
-                        sleep_until = due.next;
-                    }
-                    Err(e) => {
-                        tracing::error!(destination = %key, error = %e, "cannot read the queue");
-                        sleep_until = Some(now + 1000);
-                    }
-                }
-            }
-        }
+            let next = d.start_due().await;
+            next.map(|t| (t - now_millis()).clamp(0, 5_000) as u64)
+                .unwrap_or(5_000)
+        };
         // Sleep until the next due job, a wake-up, or a periodic re-check.
-        let wait = sleep_until
-            .map(|t| (t - now_millis()).clamp(0, 5_000) as u64)
-            .unwrap_or(5_000);
         tokio::select! {
             _ = stop.changed() => return,
             () = notified => {}
@@ -191,15 +105,78 @@ pub(crate) async fn run(engine: Arc<Engine>, destination: Destination) {
     }
 }
 
-/// Run one attempt of one job and settle it.
-async fn attempt(
+impl Dispatcher {
+    fn claimed(&self) -> std::sync::MutexGuard<'_, HashSet<JobRef>> {
+        self.claimed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start as many due jobs as the breaker and the free permits allow;
+    /// when to look again.
+    async fn start_due(&self) -> Option<Millis> {
+        let now = now_millis();
+        let free = self.permits.available_permits();
+        let (admit, open) = {
+            let mut b = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+            (b.admit(now, free), b.state(now) == "open")
+        };
+        metrics::gauge!("yiwang_breaker_open", "destination" => self.key.clone()).set(if open {
+            1.0
+        } else {
+            0.0
+        });
+        let n = match admit {
+            Admit::WaitUntil(t) => return Some(t),
+            Admit::Calls(0) => return None,
+            Admit::Calls(n) => n,
+        };
+        let in_claim = self.claimed().len();
+        let due = match self.engine.store.due(&self.key, now, n + in_claim).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(destination = %self.key, error = %e, "cannot read the queue");
+                return Some(now + 1000);
+            }
+        };
+        let mut started = 0;
+        for job in due.jobs {
+            if started >= n {
+                break;
+            }
+            if !self.claimed().insert(job.clone()) {
+                continue;
+            }
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                self.claimed().remove(&job);
+                break;
+            };
+            started += 1;
+            let engine = self.engine.clone();
+            let claimed = self.claimed.clone();
+            let breaker = self.breaker.clone();
+            let wake = self.wake.clone();
+            let destination = self.destination.clone();
+            tokio::spawn(async move {
+                attempt(&engine, &destination, &job, &breaker).await;
+                claimed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&job);
+                drop(permit);
+                wake.notify_one();
+            });
+        }
+        due.next
+    }
+}
+
+/// Mark a due job's attempt in flight, durably, before anything leaves the
+/// gateway; the job and whether it is a verify query, or `None` if it is no
+/// longer runnable.
+async fn begin(
     engine: &Engine,
-    destination: &Destination,
     job_ref: &JobRef,
-    breaker: &Mutex<Breaker>,
-) {
-    let started_at = now_millis();
-    // Mark the attempt in flight, durably, before anything leaves the gateway.
+    started_at: Millis,
+) -> Option<(crate::store::CaseRecord, Job, bool)> {
     let mut claimed: Option<(Job, bool)> = None;
     let begun = engine
         .store
@@ -222,384 +199,99 @@ async fn attempt(
             Some(rec)
         })
         .await;
-    let record = match begun {
-        Ok(Some(r)) => r,
-        Ok(None) => return,
+    match begun {
+        Ok(Some(record)) => claimed.map(|(job, verifying)| (record, job, verifying)),
+        Ok(None) => None,
         Err(e) => {
             tracing::error!(case = %job_ref.case_number, error = %e, "cannot mark attempt in flight");
-            return;
+            None
         }
-    };
-    let Some((job, verifying)) = claimed else {
-        return;
-    };
-    let clock = Instant::now();
-    let (outcome, adapter_digest) = match destination {
-        Destination::Network(name) => match engine.networks.get(name) {
-            Some(net) => call_network(engine, net, &record, &job, verifying).await,
-            None => (
-                Outcome::Failed {
-                    class: ErrorClass::Permanent,
-                    kind: "unknown_network".into(),
-                    message: format!("network `{name}` is no longer configured"),
-                    retry_after_ms: None,
-                },
-                None,
-            ),
-        },
-        Destination::Subscriber(name) => match engine.subscribers.get(name) {
-            Some(sub) => (notice::send(engine, sub, &job).await, None),
-            None => (
-                Outcome::Failed {
-                    class: ErrorClass::Permanent,
-                    kind: "unknown_subscriber".into(),
-                    message: format!("subscriber `{name}` is no longer configured"),
-                    retry_after_ms: None,
-                },
-                None,
-            ),
-        },
-    };
-    let elapsed_ms = clock.elapsed().as_millis() as u64;
-    {
-        let mut b = breaker.lock().unwrap_or_else(|p| p.into_inner());
-        match &outcome {
-            Outcome::Failed {
-                class: ErrorClass::Permanent,
-                ..
-            } => {}
-            Outcome::Failed { .. } => b.failure(now_millis()),
-            _ => b.success(),
-        }
-    }
-    metrics::counter!("yiwang_attempts_total", "destination" => destination.key(), "outcome" => outcome.class_label())
-        .increment(1);
-    // A network's alert is raised after its adapter call (`Engine::after_call`);
-    // a subscriber has no adapter, so its own refused peer raises it here.
-    if let (Destination::Subscriber(_), Outcome::Failed { kind, message, .. }) =
-        (destination, &outcome)
-        && kind == PEER_REJECTED
-    {
-        engine.raise_alert(destination, message);
-    }
-    settle(
-        engine,
-        destination,
-        job_ref,
-        verifying,
-        outcome,
-        adapter_digest,
-        started_at,
-        elapsed_ms,
-    )
-    .await;
-}
-
-/// Call the network's adapter for one job.
-async fn call_network(
-    engine: &Engine,
-    net: &NetworkRuntime,
-    record: &CaseRecord,
-    job: &Job,
-    verifying: bool,
-) -> (Outcome, Option<String>) {
-    let adapter = match engine.adapter_for(net, job.adapter.as_deref()).await {
-        Ok(a) => a,
-        Err(message) => {
-            return (
-                Outcome::Failed {
-                    class: ErrorClass::Permanent,
-                    kind: "adapter_version_missing".into(),
-                    message,
-                    retry_after_ms: None,
-                },
-                job.adapter.clone(),
-            );
-        }
-    };
-    let digest = Some(adapter.digest().to_string());
-    let case = record.case_number.as_str();
-    let network_case_number = record
-        .networks
-        .get(&net.name)
-        .and_then(|n| n.network_case_number.clone());
-    let timer = Instant::now();
-    let (outcome, kind) = match (&job.kind, verifying) {
-        (JobKind::Submit { .. }, true) => {
-            let reference = format!("idem:{}", job.idempotency_key);
-            let report = adapter.query_status(Some(case), &reference).await;
-            engine.after_call(
-                &net.name,
-                "query-status",
-                Some(case),
-                adapter.digest(),
-                &report,
-            );
-            let class = report.error_class();
-            (
-                match report.result {
-                    Ok(events) if events.is_empty() => Outcome::NotFound,
-                    Ok(events) => Outcome::Delivered {
-                        network_case_number: events.first().map(|e| e.network_case_number.clone()),
-                        events,
-                    },
-                    Err(e) => failed(&e, class, true, report.trace.peer_rejected.as_deref()),
-                },
-                "query_status",
-            )
-        }
-        (JobKind::Submit { .. }, false) => {
-            let submission = Submission {
-                case_json: record.case_json.clone(),
-                idempotency_key: job.idempotency_key.clone(),
-                inputs: record.inputs_for(job),
-            };
-            let report = adapter.submit(case, submission).await;
-            engine.after_call(&net.name, "submit", Some(case), adapter.digest(), &report);
-            let class = report.error_class();
-            (
-                match report.result {
-                    Ok(receipt) => Outcome::Delivered {
-                        network_case_number: Some(receipt.network_case_number),
-                        events: receipt.events,
-                    },
-                    Err(e) => failed(&e, class, false, report.trace.peer_rejected.as_deref()),
-                },
-                "submit",
-            )
-        }
-        (JobKind::Change { change_json }, _) => match network_case_number {
-            None => (
-                Outcome::Failed {
-                    class: ErrorClass::Permanent,
-                    kind: "no_network_case_number".into(),
-                    message: format!(
-                        "network `{}` never returned a case number for {case}; the change cannot be addressed",
-                        net.name
-                    ),
-                    retry_after_ms: None,
-                },
-                "update",
-            ),
-            Some(n) => {
-                let change = crate::runtime::CaseChange {
-                    network_case_number: n.clone(),
-                    change_json: change_json.clone(),
-                    idempotency_key: job.idempotency_key.clone(),
-                };
-                let report = adapter.update(case, change).await;
-                engine.after_call(&net.name, "update", Some(case), adapter.digest(), &report);
-                let class = report.error_class();
-                (
-                    match report.result {
-                        Ok(events) => Outcome::Delivered {
-                            network_case_number: Some(n),
-                            events,
-                        },
-                        // A change carries its idempotency key: resending
-                        // after a lost reply is safe, so ambiguous = retry.
-                        Err(e) => {
-                            match failed(&e, class, false, report.trace.peer_rejected.as_deref()) {
-                                Outcome::Failed {
-                                    class: ErrorClass::Ambiguous,
-                                    kind,
-                                    message,
-                                    retry_after_ms,
-                                } => Outcome::Failed {
-                                    class: ErrorClass::Retryable,
-                                    kind,
-                                    message,
-                                    retry_after_ms,
-                                },
-                                other => other,
-                            }
-                        }
-                    },
-                    "update",
-                )
-            }
-        },
-        (JobKind::Notify { .. }, _) => (
-            Outcome::Failed {
-                class: ErrorClass::Permanent,
-                kind: "misrouted".into(),
-                message: "a notice was queued for a network".into(),
-                retry_after_ms: None,
-            },
-            "none",
-        ),
-    };
-    metrics::histogram!("yiwang_adapter_call_seconds", "network" => net.name.clone(), "call" => kind)
-        .record(timer.elapsed().as_secs_f64());
-    if let Outcome::Failed { kind: k, .. } = &outcome
-        && !k.starts_with("adapter_")
-    {
-        metrics::counter!("yiwang_adapter_failures_total", "network" => net.name.clone(), "kind" => k.clone())
-            .increment(1);
-    }
-    (outcome, digest)
-}
-
-/// A failed call as an outcome. A TLS peer refusal (the ministry's
-/// certificate failed verification or its pin, or it refused ours) is its
-/// own kind: it raises the network's alert and holds its queue.
-fn failed(
-    e: &CallError,
-    class: Option<ErrorClass>,
-    verifying: bool,
-    peer_rejected: Option<&str>,
-) -> Outcome {
-    if let Some(reason) = peer_rejected {
-        return Outcome::Failed {
-            class: ErrorClass::Retryable,
-            kind: PEER_REJECTED.into(),
-            message: format!("TLS peer refused: {reason}"),
-            retry_after_ms: None,
-        };
-    }
-    let retry_after_ms = match e {
-        CallError::Adapter(crate::runtime::AdapterError::Retryable(r)) => r.retry_after_ms,
-        _ => None,
-    };
-    let mut class = class.unwrap_or(ErrorClass::Retryable);
-    // A failed verify query sent nothing that could create a case: it is
-    // asked again later, whatever the class says about its own request.
-    if verifying && class == ErrorClass::Ambiguous {
-        class = ErrorClass::Retryable;
-    }
-    Outcome::Failed {
-        class,
-        kind: e.kind().to_string(),
-        message: e.to_string(),
-        retry_after_ms,
     }
 }
 
-/// Record an attempt and move the job on; apply any events it brought.
-#[allow(clippy::too_many_arguments)]
-async fn settle(
+/// Run one attempt of one job and settle it.
+async fn attempt(
     engine: &Engine,
     destination: &Destination,
     job_ref: &JobRef,
-    verifying: bool,
-    outcome: Outcome,
-    adapter: Option<String>,
-    started_at: Millis,
-    elapsed_ms: u64,
+    breaker: &Mutex<Breaker>,
+) {
+    let started_at = now_millis();
+    let Some((record, job, verifying)) = begin(engine, job_ref, started_at).await else {
+        return;
+    };
+    let clock = Instant::now();
+    let (outcome, adapter) = match destination {
+        Destination::Network(name) => match engine.networks.get(name) {
+            Some(net) => call::network(engine, net, &record, &job, verifying).await,
+            None => {
+                let message = format!("network `{name}` is no longer configured");
+                (
+                    Outcome::permanent(FailureKind::UnknownNetwork, message),
+                    None,
+                )
+            }
+        },
+        Destination::Subscriber(name) => match engine.subscribers.get(name) {
+            Some(sub) => (webhook::send(engine, sub, &job).await, None),
+            None => {
+                let message = format!("subscriber `{name}` is no longer configured");
+                (
+                    Outcome::permanent(FailureKind::UnknownSubscriber, message),
+                    None,
+                )
+            }
+        },
+    };
+    let attempted = Attempted {
+        job: job_ref.job,
+        verifying,
+        started_at,
+        elapsed_ms: clock.elapsed().as_millis() as u64,
+        adapter,
+    };
+    {
+        let mut b = breaker.lock().unwrap_or_else(|p| p.into_inner());
+        match &outcome {
+            Outcome::Failed(f) if f.class == ErrorClass::Permanent => {}
+            Outcome::Failed(_) => b.failure(now_millis()),
+            _ => b.success(),
+        }
+    }
+    let label = outcome.attempt_outcome(false).name();
+    metrics::counter!("yiwang_attempts_total", "destination" => destination.key(), "outcome" => label)
+        .increment(1);
+    // A network's alert is raised after its adapter call (`Engine::after_call`);
+    // a subscriber has no adapter, so its own refused peer raises it here.
+    if let (Destination::Subscriber(_), Outcome::Failed(f)) = (destination, &outcome)
+        && f.kind == FailureKind::PeerRejected
+    {
+        engine.alerts.raise(destination, &f.message);
+    }
+    persist(engine, destination, job_ref, &attempted, &outcome).await;
+}
+
+/// Settle an attempt in one durable write with everything it implies
+/// (events, notices, released chained steps, the deadline light).
+async fn persist(
+    engine: &Engine,
+    destination: &Destination,
+    job_ref: &JobRef,
+    attempted: &Attempted,
+    outcome: &Outcome,
 ) {
     let policy = match destination {
         Destination::Network(n) => engine.networks.get(n).map(|n| n.retry.clone()),
         Destination::Subscriber(s) => engine.subscribers.get(s).map(|s| s.retry.clone()),
     }
     .unwrap_or_default();
-    let network = match destination {
-        Destination::Network(n) => Some(n.clone()),
-        Destination::Subscriber(_) => None,
-    };
     let now = now_millis();
-    let (kind, message) = match &outcome {
-        Outcome::Delivered { .. } => (None, String::new()),
-        Outcome::NotFound => (
-            None,
-            "the ministry has no case under this idempotency key; resending".to_string(),
-        ),
-        Outcome::Failed { kind, message, .. } => (Some(kind.clone()), message.clone()),
-    };
-    let label = match &outcome {
-        Outcome::Delivered { .. } if verifying => "found",
-        other => other.class_label(),
-    };
-    let attempt = Attempt {
-        at: started_at,
-        elapsed_ms,
-        outcome: label.to_string(),
-        kind,
-        message: message.clone(),
-        adapter,
-        verify: verifying,
-    };
     let mut fresh_events = Vec::new();
-    let mut apply = |rec: Option<CaseRecord>| {
+    let mut apply = |rec: Option<crate::store::CaseRecord>| {
         let mut rec = rec?;
-        let j = rec.job_mut(job_ref.job)?;
-        if !matches!(j.state, JobState::InFlight { .. }) {
-            return None;
-        }
-        j.attempts.push(attempt.clone());
-        let sends = j.sends();
-        let tries = j.tries();
-        let created_at = j.age_origin();
-        let mut delivered_events = Vec::new();
-        j.state = match &outcome {
-            Outcome::Delivered {
-                network_case_number,
-                events,
-            } => {
-                delivered_events = events.clone();
-                JobState::Delivered {
-                    at: now,
-                    network_case_number: network_case_number.clone(),
-                }
-            }
-            Outcome::NotFound => JobState::Pending { due: now },
-            Outcome::Failed {
-                class: ErrorClass::Permanent,
-                message,
-                ..
-            } => JobState::Dead {
-                at: now,
-                reason: message.clone(),
-            },
-            Outcome::Failed {
-                class,
-                message,
-                retry_after_ms,
-                ..
-            } => match give_up(&policy, sends, created_at, now) {
-                Some(why) => JobState::Dead {
-                    at: now,
-                    reason: format!("{why}; last error: {message}"),
-                },
-                None => {
-                    let delay = backoff_ms(&policy, tries.max(1), *retry_after_ms) as i64;
-                    if *class == ErrorClass::Ambiguous || verifying {
-                        JobState::Verify { due: now + delay }
-                    } else {
-                        JobState::Pending { due: now + delay }
-                    }
-                }
-            },
-        };
-        let state = j.state.clone();
-        let kind = j.kind.clone();
-        // What the network now knows about the case.
-        if let (
-            Some(net),
-            JobState::Delivered {
-                network_case_number: Some(n),
-                ..
-            },
-        ) = (&network, &state)
-        {
-            rec.networks
-                .entry(net.clone())
-                .or_default()
-                .network_case_number = Some(n.clone());
-        }
-        let mut fresh = Vec::new();
-        if let Some(net) = &network {
-            fresh = backflow::apply_events(&mut rec, net, delivered_events);
-        }
-        fresh_events = fresh.clone();
-        // A finished submit is a delivery outcome subscribers hear about.
-        let mut notices = Vec::new();
-        if let Some(net) = &network
-            && matches!(kind, JobKind::Submit { .. })
-            && state.is_finished()
-        {
-            notices.push(("delivery".into(), notice::delivery_body(&rec, net, &state)));
-        }
-        backflow::conclude(engine, &mut rec, &fresh, notices, now);
+        let settled = settle(&mut rec, attempted, outcome, &policy, now, &mut rand::rng())?;
+        fresh_events = settled.fresh.clone();
+        backflow::conclude(engine, &mut rec, &settled.fresh, settled.notices, now);
         Some(rec)
     };
     // A settle that cannot be written leaves the job in flight; try again a
@@ -612,38 +304,44 @@ async fn settle(
         tokio::time::sleep(Duration::from_millis(200)).await;
         result = engine.store.update(&job_ref.case_number, &mut apply).await;
     }
-    match result {
-        Ok(Some(rec)) => {
-            if let Some(net) = &network {
-                backflow::audit_events(engine, net, &rec.case_number, &fresh_events);
-            }
-            if let Some(j) = rec.job(job_ref.job) {
-                match &j.state {
-                    JobState::Dead { reason, .. } => {
-                        metrics::counter!("yiwang_dead_letters_total", "destination" => destination.key())
-                            .increment(1);
-                        tracing::warn!(case = %rec.case_number, destination = %destination, job = j.id, reason = %reason, "dead letter");
-                    }
-                    JobState::Delivered {
-                        network_case_number,
-                        ..
-                    } => {
-                        metrics::counter!("yiwang_deliveries_total", "destination" => destination.key(), "outcome" => "delivered")
-                            .increment(1);
-                        tracing::info!(case = %rec.case_number, destination = %destination, job = j.id, network_case_number = ?network_case_number, events = fresh_events.len(), "delivered");
-                    }
-                    other => {
-                        tracing::info!(case = %rec.case_number, destination = %destination, job = j.id, state = other.name(), error = %message, "attempt failed; will retry");
-                    }
-                }
-            }
-            engine.wake_record(&rec);
-        }
-        Ok(None) => {}
+    let record = match result {
+        Ok(Some(rec)) => rec,
+        Ok(None) => return,
         Err(e) => {
             // The attempt stays in flight in the store: the next start
             // verifies it before any resend.
             tracing::error!(case = %job_ref.case_number, error = %e, "cannot settle attempt");
+            return;
+        }
+    };
+    if let Destination::Network(net) = destination {
+        backflow::audit_events(engine, net, &record.case_number, &fresh_events);
+    }
+    if let Some(j) = record.job(job_ref.job) {
+        report(destination, &record.case_number, j, fresh_events.len());
+    }
+    engine.wake_record(&record);
+}
+
+/// The log line and counters of a settled attempt.
+fn report(destination: &Destination, case: &str, j: &Job, events: usize) {
+    match &j.state {
+        JobState::Dead { reason, .. } => {
+            metrics::counter!("yiwang_dead_letters_total", "destination" => destination.key())
+                .increment(1);
+            tracing::warn!(case = %case, destination = %destination, job = j.id, reason = %reason, "dead letter");
+        }
+        JobState::Delivered {
+            network_case_number,
+            ..
+        } => {
+            metrics::counter!("yiwang_deliveries_total", "destination" => destination.key(), "outcome" => "delivered")
+                .increment(1);
+            tracing::info!(case = %case, destination = %destination, job = j.id, network_case_number = ?network_case_number, events, "delivered");
+        }
+        other => {
+            let error = j.attempts.last().map(|a| a.message.as_str()).unwrap_or("");
+            tracing::info!(case = %case, destination = %destination, job = j.id, state = other.name(), error = %error, "attempt failed; will retry");
         }
     }
 }

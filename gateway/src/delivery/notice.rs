@@ -1,15 +1,13 @@
 //! Notices to subscribers (the unified platform's webhook, a supervising
-//! regulator): built from case changes, queued as jobs in the same record
-//! and the same durable queue as deliveries, sent as JSON with an
-//! `Idempotency-Key` header so receivers can drop a resend after a crash.
+//! regulator): their bodies, built from case changes, and queued as jobs in
+//! the same record and the same durable queue as deliveries
+//! ([`super::webhook`] sends them).
 
-use super::dispatch::Outcome;
-use super::{Engine, Subscriber};
-use crate::runtime::ErrorClass;
-use crate::store::{CaseRecord, Destination, Job, JobKind, JobState, Light, Millis};
-use crate::transport::{OutboundRequest, TransportError};
+use super::Subscriber;
+use crate::store::{CaseRecord, Destination, JobKind, JobState, Light, Millis};
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use yiwang_schema::Event;
 
 /// A network moved the case to a stage.
@@ -59,8 +57,13 @@ pub fn deadline_body(record: &CaseRecord, light: Light) -> Value {
 }
 
 /// Queue each notice for every subscriber that wants its kind and item.
-pub fn enqueue(engine: &Engine, record: &mut CaseRecord, notices: &[(String, Value)], now: Millis) {
-    for sub in engine.subscribers.values() {
+pub fn enqueue(
+    subscribers: &BTreeMap<String, Arc<Subscriber>>,
+    record: &mut CaseRecord,
+    notices: &[(String, Value)],
+    now: Millis,
+) {
+    for sub in subscribers.values() {
         if !sub.items.is_empty() && !sub.items.contains(&record.item) {
             continue;
         }
@@ -73,92 +76,5 @@ pub fn enqueue(engine: &Engine, record: &mut CaseRecord, notices: &[(String, Val
                 );
             }
         }
-    }
-}
-
-/// POST one notice.
-pub(crate) async fn send(engine: &Engine, sub: &Subscriber, job: &Job) -> Outcome {
-    let JobKind::Notify { body } = &job.kind else {
-        return Outcome::Failed {
-            class: ErrorClass::Permanent,
-            kind: "misrouted".into(),
-            message: "only notices go to subscribers".into(),
-            retry_after_ms: None,
-        };
-    };
-    let uri = match sub.url.parse::<http::Uri>() {
-        Ok(u) => u,
-        Err(e) => {
-            return Outcome::Failed {
-                class: ErrorClass::Permanent,
-                kind: "bad_url".into(),
-                message: format!("subscriber `{}`: url: {e}", sub.name),
-                retry_after_ms: None,
-            };
-        }
-    };
-    let mut payload = body.clone();
-    payload["notice_id"] = json!(job.idempotency_key);
-    let bytes = serde_json::to_vec(&payload).unwrap_or_default();
-    let request = OutboundRequest {
-        network: format!("subscriber:{}", sub.name),
-        method: http::Method::POST,
-        uri,
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("idempotency-key".into(), job.idempotency_key.clone()),
-            (
-                "user-agent".into(),
-                concat!("yiwang/", env!("CARGO_PKG_VERSION")).into(),
-            ),
-        ],
-        body: bytes.into(),
-        timeout: Duration::from_millis(sub.timeout_ms),
-        max_response_bytes: 64 << 10,
-    };
-    match engine.webhook.send(request).await {
-        Ok(resp) if (200..300).contains(&resp.status) => Outcome::Delivered {
-            network_case_number: None,
-            events: Vec::new(),
-        },
-        Ok(resp) => {
-            let retry_after_ms = resp
-                .headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-                .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-                .map(|s| s * 1000);
-            let permanent =
-                (400..500).contains(&resp.status) && !matches!(resp.status, 408 | 425 | 429);
-            Outcome::Failed {
-                class: if permanent {
-                    ErrorClass::Permanent
-                } else {
-                    ErrorClass::Retryable
-                },
-                kind: format!("http_{}", resp.status),
-                message: format!(
-                    "subscriber `{}` answered {}: {}",
-                    sub.name,
-                    resp.status,
-                    String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)])
-                ),
-                retry_after_ms,
-            }
-        }
-        // A notice carries its idempotency key: a lost reply is resent.
-        Err(e) => Outcome::Failed {
-            class: ErrorClass::Retryable,
-            kind: match e {
-                TransportError::NotSent(_) => "not_sent",
-                TransportError::NoReply(_) => "no_reply",
-                TransportError::ResponseTooLarge(_) => "reply_too_large",
-                // Holds the subscriber's queue (see `Engine::raise_alert`).
-                TransportError::PeerRejected(_) => super::dispatch::PEER_REJECTED,
-            }
-            .into(),
-            message: format!("subscriber `{}`: {e}", sub.name),
-            retry_after_ms: None,
-        },
     }
 }

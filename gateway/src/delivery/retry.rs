@@ -6,16 +6,21 @@ use crate::store::Millis;
 use rand::Rng;
 
 /// The delay before attempt `attempt + 1` (`attempt` ≥ 1 failures so far):
-/// uniform in `[0, min(max, initial · 2^(attempt-1))]`, and never shorter
-/// than a ministry's Retry-After.
-pub fn backoff_ms(policy: &RetryPolicy, attempt: u32, retry_after_ms: Option<u64>) -> u64 {
+/// uniform in `[0, min(max, initial · 2^(attempt-1))]` (drawn from `rng`),
+/// and never shorter than a ministry's Retry-After.
+pub fn backoff_ms(
+    policy: &RetryPolicy,
+    attempt: u32,
+    retry_after_ms: Option<u64>,
+    rng: &mut impl Rng,
+) -> u64 {
     let exp = attempt.saturating_sub(1).min(32);
     let ceiling = policy
         .initial_ms
         .saturating_mul(1u64 << exp)
         .min(policy.max_interval_ms)
         .max(1);
-    let jittered = rand::rng().random_range(0..=ceiling);
+    let jittered = rng.random_range(0..=ceiling);
     jittered.max(retry_after_ms.unwrap_or(0))
 }
 
@@ -34,7 +39,7 @@ pub fn give_up(
         ));
     }
     if let Some(max_age) = policy.max_age_s {
-        let age_s = (now - created_at).max(0) as u64 / 1000;
+        let age_s = now.saturating_sub(created_at).max(0) as u64 / 1000;
         if age_s >= max_age {
             return Some(format!(
                 "gave up after {age_s} s in the queue (retry.max-age-s = {max_age})"
@@ -121,10 +126,11 @@ mod tests {
             max_attempts: None,
             max_age_s: None,
         };
+        let rng = &mut rand::rng();
         for attempt in 1..40 {
-            assert!(backoff_ms(&p, attempt, None) <= 1000);
+            assert!(backoff_ms(&p, attempt, None, rng) <= 1000);
         }
-        assert!(backoff_ms(&p, 1, Some(5000)) >= 5000);
+        assert!(backoff_ms(&p, 1, Some(5000), rng) >= 5000);
     }
 
     #[test]

@@ -23,11 +23,7 @@ fn kind_name(kind: &JobKind) -> &'static str {
 
 /// One job as operators and the bureau see it.
 pub fn job_view(record: &CaseRecord, job: &Job) -> Value {
-    let last = job
-        .attempts
-        .iter()
-        .rev()
-        .find(|a| a.outcome != "delivered" && a.outcome != "found");
+    let last = job.attempts.iter().rev().find(|a| !a.outcome.succeeded());
     let mut v = json!({
         "job": job.id,
         "destination": job.destination.key(),

@@ -167,7 +167,7 @@ async fn swap_adapter(
             "adapter-refused",
             "Adapter refused",
         )
-        .detail(e)
+        .detail(e.to_string())
     })?;
     audit_action(
         &state,

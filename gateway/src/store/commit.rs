@@ -37,6 +37,9 @@ struct Inner {
 /// The group committer of one database.
 pub(crate) struct GroupCommit {
     inner: Arc<Inner>,
+    /// The flusher; joined on drop, so the database it flushes is closed
+    /// when the store is.
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl GroupCommit {
@@ -56,10 +59,13 @@ impl GroupCommit {
             fsyncs: AtomicU64::new(0),
         });
         let worker = inner.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("yiwang-commit".into())
             .spawn(move || flusher(&worker, flush))?;
-        Ok(GroupCommit { inner })
+        Ok(GroupCommit {
+            inner,
+            thread: Some(thread),
+        })
     }
 
     /// Wait until everything written before this call is durable.
@@ -100,6 +106,9 @@ impl Drop for GroupCommit {
             .unwrap_or_else(|p| p.into_inner())
             .stop = true;
         self.inner.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -131,6 +140,10 @@ fn flusher(inner: &Inner, flush: impl Fn() -> std::io::Result<()>) {
                 ))));
                 std::thread::sleep(Duration::from_millis(200));
                 let _ = inner.flushed.send_replace(Ok(done));
+                // Stopping: nobody waits for this flush any more.
+                if inner.state.lock().unwrap_or_else(|p| p.into_inner()).stop {
+                    return;
+                }
             }
         }
     }

@@ -7,13 +7,16 @@
 //! [`record`], shared by every backend).
 
 mod commit;
+#[cfg(test)]
+pub mod conformance;
+pub mod deadline;
 pub mod record;
 mod sled_store;
 
 pub use commit::CommitStats;
 pub use record::{
-    Attempt, CaseClock, CaseRecord, ChangeRecord, Destination, Hold, IndexEntry, Job, JobKind,
-    JobState, Light, Millis, NetworkCase,
+    Attempt, AttemptOutcome, CaseClock, CaseRecord, ChangeRecord, Destination, Hold, IndexEntry,
+    Job, JobKind, JobState, Light, Millis, NetworkCase,
 };
 pub use sled_store::SledStore;
 

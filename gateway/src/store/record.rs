@@ -118,8 +118,7 @@ impl JobState {
 pub struct Attempt {
     pub at: Millis,
     pub elapsed_ms: u64,
-    /// `delivered`, `retryable`, `permanent`, `ambiguous`, `found`, `not_found`.
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
     /// Stable error kind (`adapter_permanent`, `limit_cpu_time`, `http_503`…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -131,6 +130,39 @@ pub struct Attempt {
     /// A status query settling an ambiguous attempt, not a send.
     #[serde(default)]
     pub verify: bool,
+}
+
+/// What one attempt came to, as kept in the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Delivered,
+    Retryable,
+    Permanent,
+    Ambiguous,
+    /// A verify query found the case: delivered without a resend.
+    Found,
+    /// A verify query found nothing: resent.
+    NotFound,
+}
+
+impl AttemptOutcome {
+    /// The name as stored and shown (`delivered`, `not_found`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Retryable => "retryable",
+            AttemptOutcome::Permanent => "permanent",
+            AttemptOutcome::Ambiguous => "ambiguous",
+            AttemptOutcome::Found => "found",
+            AttemptOutcome::NotFound => "not_found",
+        }
+    }
+
+    /// The attempt reached its aim (sent, or found already there).
+    pub fn succeeded(self) -> bool {
+        matches!(self, AttemptOutcome::Delivered | AttemptOutcome::Found)
+    }
 }
 
 /// One queue entry.
@@ -324,7 +356,8 @@ pub enum IndexEntry {
 }
 
 impl CaseRecord {
-    /// A record with no case content and no jobs (tests and fuzz targets).
+    /// A record with no case content and no jobs, for the intake to fill
+    /// (and for tests and fuzz targets).
     pub fn blank(case_number: &str) -> CaseRecord {
         CaseRecord {
             case_number: case_number.to_string(),
@@ -505,7 +538,7 @@ impl CaseRecord {
                 });
             }
         }
-        if let Some(at) = crate::delivery::deadline::next_check(self) {
+        if let Some(at) = super::deadline::next_check(self) {
             out.push(IndexEntry::Deadline { at });
         }
         out.push(IndexEntry::Updated {

@@ -536,3 +536,12 @@ impl KvStore for SledKv {
         let _ = self.tree.remove(key(&["k", network, k]));
     }
 }
+
+#[cfg(test)]
+mod conformance {
+    use super::*;
+
+    crate::store_conformance!(|dir: &Path| {
+        Arc::new(SledStore::open(dir).expect("open the sled store")) as Arc<dyn Store>
+    });
+}

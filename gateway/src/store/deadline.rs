@@ -3,7 +3,7 @@
 //! when every network finished. Supplement requests and special procedures
 //! stop the clock until the network moves the case on.
 
-use crate::store::{CaseClock, CaseRecord, JobState, Light, Millis};
+use super::{CaseClock, CaseRecord, JobState, Light, Millis};
 use chrono::{DateTime, Datelike, Duration, FixedOffset, Months, TimeZone, Weekday};
 use yiwang_schema::{Stage, TimeLimitUnit};
 
@@ -86,8 +86,8 @@ pub fn paused_ms(record: &CaseRecord, now: Millis) -> i64 {
 /// done and every network at a final stage.
 pub fn finished(record: &CaseRecord) -> bool {
     let mut networks = record.jobs.iter().filter_map(|j| match &j.destination {
-        crate::store::Destination::Network(n) => Some((n, j)),
-        crate::store::Destination::Subscriber(_) => None,
+        super::Destination::Network(n) => Some((n, j)),
+        super::Destination::Subscriber(_) => None,
     });
     let mut any = false;
     let all = networks.all(|(n, j)| {

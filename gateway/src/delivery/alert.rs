@@ -1,0 +1,80 @@
+//! TLS alerts: a destination whose TLS peer was refused (bad or expired
+//! certificate, pin mismatch, or it refused our client certificate) holds
+//! its queue until the trust material changes or an operator resumes it.
+//! Nothing is retried silently against a peer that failed verification.
+
+use crate::audit::{AuditLog, Entry, Kind};
+use crate::store::{Destination, Millis, now_millis};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Why and since when a destination is held.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Alert {
+    pub reason: String,
+    pub since: Millis,
+}
+
+/// The destinations in alert, by destination key. Raising and lifting show
+/// in `yiwang_destination_alert`, the log and the audit trail.
+pub struct Alerts {
+    by_key: Mutex<BTreeMap<String, Alert>>,
+    audit: Arc<AuditLog>,
+}
+
+impl Alerts {
+    pub fn new(audit: Arc<AuditLog>) -> Alerts {
+        Alerts {
+            by_key: Mutex::new(BTreeMap::new()),
+            audit,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Alert>> {
+        self.by_key.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The alert a destination is in, if any.
+    pub fn get(&self, destination: &Destination) -> Option<Alert> {
+        self.lock().get(&destination.key()).cloned()
+    }
+
+    /// Put a destination into alert (a second raise keeps the first reason).
+    pub fn raise(&self, destination: &Destination, reason: &str) {
+        let key = destination.key();
+        let fresh = {
+            let mut alerts = self.lock();
+            let fresh = !alerts.contains_key(&key);
+            alerts.entry(key.clone()).or_insert_with(|| Alert {
+                reason: reason.to_string(),
+                since: now_millis(),
+            });
+            fresh
+        };
+        if fresh {
+            tracing::error!(destination = %key, %reason, "TLS alert: the queue holds until the trust material is fixed");
+            metrics::gauge!("yiwang_destination_alert", "destination" => key.clone()).set(1.0);
+            let mut entry = Entry::new(Kind::Alert)
+                .detail(serde_json::json!({ "destination": key, "raised": reason }));
+            if let Destination::Network(n) = destination {
+                entry = entry.network(n.as_str());
+            }
+            self.audit.record(entry);
+        }
+    }
+
+    /// Lift a destination's alert (by destination key); the alert it was in.
+    /// The caller wakes its dispatcher.
+    pub fn lift(&self, key: &str, why: &str) -> Option<Alert> {
+        let lifted = self.lock().remove(key);
+        if let Some(a) = &lifted {
+            tracing::warn!(destination = %key, reason = %a.reason, %why, "TLS alert lifted");
+            metrics::gauge!("yiwang_destination_alert", "destination" => key.to_string()).set(0.0);
+            self.audit
+                .record(Entry::new(Kind::Alert).detail(serde_json::json!({
+                    "destination": key, "lifted": why, "was": a.reason,
+                })));
+        }
+        lifted
+    }
+}

@@ -1,0 +1,193 @@
+//! From the checked configuration to a delivery service ready to start:
+//! the Wasm runtime, the audit trail, the mTLS transport (one client per
+//! network and subscriber), every network's adapter loaded in its sandbox,
+//! the subscribers and the routes. Nothing runs until [`Engine::start`].
+
+use super::intake::sha256_hex;
+use super::{Alerts, Engine, NetworkRuntime, Routes, Subscriber, Versions};
+use crate::audit::AuditLog;
+use crate::config::{LoadedConfig, NetworkConfig};
+use crate::runtime::{NetworkSandbox, Runtime, RuntimeConfig, Services, SystemClock};
+use crate::store::{Destination, Store};
+use crate::transport::{GatewayTransport, Transport};
+use anyhow::Context;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::{Notify, watch};
+
+/// Everything the engine needs besides the config.
+#[derive(Default)]
+pub struct EngineOptions {
+    /// Overrides the configuration's `[runtime]` section when set.
+    pub runtime: Option<RuntimeConfig>,
+    /// Carries adapters' requests to ministries and notices to subscribers;
+    /// none = mTLS per network and subscriber as configured.
+    pub transport: Option<Arc<dyn Transport>>,
+}
+
+impl Engine {
+    /// Load every network's adapter and get ready; nothing runs until [`Engine::start`].
+    pub async fn build(
+        config: &LoadedConfig,
+        store: Arc<dyn Store>,
+        options: EngineOptions,
+    ) -> anyhow::Result<Arc<Engine>> {
+        let cfg = &config.config;
+        // `[runtime]` from the file; a test may still override it.
+        let mut runtime_config = options.runtime.unwrap_or_else(|| cfg.runtime.clone());
+        if runtime_config.cache_dir.is_none() {
+            runtime_config.cache_dir = Some(config.data_dir().join("compiled"));
+        }
+        let runtime = Runtime::new(runtime_config)?;
+        let audit_dir = config.audit_dir();
+        let audit = AuditLog::open(&audit_dir, &config.audit_config())
+            .map_err(|e| anyhow::anyhow!("audit trail {}: {e}", audit_dir.display()))?;
+        let (transport, tls_transport) = match options.transport {
+            Some(t) => (t, None),
+            None => {
+                let t = mtls_transport(config)?;
+                (t.clone() as Arc<dyn Transport>, Some(t))
+            }
+        };
+        let mut networks = BTreeMap::new();
+        let mut wake = HashMap::new();
+        for (name, net) in &cfg.networks {
+            let services = Services {
+                transport: transport.clone(),
+                kv: store.kv(),
+                clock: Arc::new(SystemClock),
+                keep_bodies: cfg.audit.keep_bodies,
+            };
+            let net = load_network(config, &runtime, name, net.get_ref(), services).await?;
+            networks.insert(name.clone(), Arc::new(net));
+            let key = Destination::Network(name.clone()).key();
+            wake.insert(key, Arc::new(Notify::new()));
+        }
+        let subscribers = subscribers(config);
+        for name in subscribers.keys() {
+            let key = Destination::Subscriber(name.clone()).key();
+            wake.insert(key, Arc::new(Notify::new()));
+        }
+        let (shutdown, _) = watch::channel(false);
+        Ok(Arc::new(Engine {
+            store,
+            runtime,
+            networks,
+            subscribers,
+            routes: Routes::from_config(&cfg.items),
+            wake,
+            webhook: transport,
+            tls_transport,
+            alerts: Alerts::new(audit.clone()),
+            audit,
+            yellow_ms: hours_ms(cfg.deadlines.yellow_hours),
+            retention_ms: hours_ms(cfg.storage.retention_days.saturating_mul(24)),
+            shutdown,
+        }))
+    }
+}
+
+/// Hours as milliseconds, saturating.
+fn hours_ms(hours: u64) -> i64 {
+    i64::try_from(hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX)
+}
+
+/// mTLS out: one client per network and subscriber, each with its own
+/// trust roots and client certificate.
+fn mtls_transport(config: &LoadedConfig) -> anyhow::Result<Arc<GatewayTransport>> {
+    let cfg = &config.config;
+    let t = Arc::new(GatewayTransport::new(std::time::Duration::from_secs(3)));
+    for (name, net) in &cfg.networks {
+        if let Some(tls) = &net.get_ref().tls {
+            t.add(name, &config.client_tls(tls.get_ref()))
+                .map_err(|e| anyhow::anyhow!("network `{name}`: tls: {e}"))?;
+        }
+    }
+    for (name, sub) in &cfg.subscribers {
+        if let Some(tls) = &sub.get_ref().tls {
+            let key = Destination::Subscriber(name.clone()).key();
+            t.add(&key, &config.client_tls(tls.get_ref()))
+                .map_err(|e| anyhow::anyhow!("subscriber `{name}`: tls: {e}"))?;
+        }
+    }
+    Ok(t)
+}
+
+/// One network: its adapter read (and checked against its pin), loaded in
+/// its sandbox with its endpoints, config, secrets and limits.
+async fn load_network(
+    config: &LoadedConfig,
+    runtime: &Runtime,
+    name: &str,
+    net: &NetworkConfig,
+    services: Services,
+) -> anyhow::Result<NetworkRuntime> {
+    let path = config.adapter_path(net);
+    let wasm = std::fs::read(&path)
+        .with_context(|| format!("network `{name}`: cannot read adapter {}", path.display()))?;
+    if let Some(pin) = &net.adapter_sha256 {
+        let actual = sha256_hex(&wasm);
+        if &actual != pin.get_ref() {
+            anyhow::bail!(
+                "network `{name}`: adapter {} has sha256 {actual}, but adapter-sha256 pins {}",
+                path.display(),
+                pin.get_ref()
+            );
+        }
+    }
+    let secrets = config
+        .resolve_secrets(name, net)
+        .map_err(anyhow::Error::msg)?;
+    let endpoints = net
+        .endpoints
+        .iter()
+        .map(|e| e.get_ref().parse::<http::Uri>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let sandbox = NetworkSandbox {
+        network: name.to_string(),
+        endpoints,
+        config: net.adapter_config.clone(),
+        secrets,
+        limits: net.limits.get_ref().clone(),
+    };
+    let adapter = runtime
+        .load(&wasm, sandbox.clone(), services.clone())
+        .await?;
+    tracing::info!(
+        network = %name,
+        adapter = %adapter.descriptor().name,
+        version = %adapter.descriptor().version,
+        sha256 = &adapter.digest()[..12],
+        "adapter loaded"
+    );
+    let kept = config.data_dir().join("adapters");
+    Ok(NetworkRuntime {
+        name: name.to_string(),
+        versions: Versions::new(adapter, &wasm, sandbox, services, kept),
+        retry: net.retry.get_ref().clone(),
+        concurrency: *net.concurrency.get_ref() as usize,
+        breaker: net.breaker.clone(),
+        poll_interval_ms: net.poll_interval_ms,
+    })
+}
+
+/// The subscribers as the engine runs them.
+fn subscribers(config: &LoadedConfig) -> BTreeMap<String, Arc<Subscriber>> {
+    let cfg = &config.config;
+    cfg.subscribers
+        .iter()
+        .map(|(name, sub)| {
+            let sub = sub.get_ref();
+            let running = Subscriber {
+                name: name.clone(),
+                url: sub.url.get_ref().clone(),
+                notices: sub.events.iter().map(|e| e.get_ref().clone()).collect(),
+                items: sub.items.clone(),
+                retry: sub.retry.get_ref().clone(),
+                concurrency: sub.concurrency as usize,
+                timeout_ms: sub.timeout_ms,
+            };
+            (name.clone(), Arc::new(running))
+        })
+        .collect()
+}

@@ -1,0 +1,99 @@
+//! The service's clocks: the deadline monitor turns lights yellow and red
+//! on time (and tells subscribers); housekeeping refreshes the queue gauges
+//! every second and applies retention hourly.
+
+use super::{Engine, backflow};
+use crate::store::{Millis, now_millis};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Turn lights yellow and red on time, and tell subscribers.
+pub(crate) async fn deadlines(engine: Arc<Engine>) {
+    let mut stop = engine.stopping();
+    loop {
+        let now = now_millis();
+        match engine.store.deadlines_due(now, 500).await {
+            Ok(cases) => {
+                for case in cases {
+                    relight(&engine, &case, now).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "deadline index unreadable"),
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Re-evaluate one case's light; a change is stored with its notices.
+async fn relight(engine: &Engine, case: &str, now: Millis) {
+    let result = engine
+        .store
+        .update(case, &mut |rec| {
+            let mut rec = rec?;
+            let before = (rec.deadline, rec.light);
+            backflow::conclude(engine, &mut rec, &[], Vec::new(), now);
+            if before == (rec.deadline, rec.light) {
+                return None;
+            }
+            Some(rec)
+        })
+        .await;
+    match result {
+        Ok(Some(rec)) => {
+            let light = format!("{:?}", rec.light).to_lowercase();
+            metrics::counter!("yiwang_deadline_changes_total", "light" => light).increment(1);
+            engine.wake_record(&rec);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(case = %case, error = %e, "deadline update failed"),
+    }
+}
+
+/// Periodic chores: retention and queue gauges.
+pub(crate) async fn housekeeping(engine: Arc<Engine>) {
+    let mut stop = engine.stopping();
+    let mut last_compact: Millis = 0;
+    loop {
+        let now = now_millis();
+        gauges(&engine, now).await;
+        if now.saturating_sub(last_compact) > 3_600_000 {
+            last_compact = now;
+            match engine
+                .store
+                .compact(now.saturating_sub(engine.retention_ms))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "retention: settled cases compacted"),
+                Err(e) => tracing::warn!(error = %e, "retention failed"),
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Queue depth and oldest pending age per destination; durable writes and
+/// the fsyncs that covered them.
+async fn gauges(engine: &Engine, now: Millis) {
+    if let Ok(depths) = engine.store.depth().await {
+        for d in depths {
+            metrics::gauge!("yiwang_queue_depth", "destination" => d.destination.clone())
+                .set(d.pending as f64);
+            let age = d
+                .oldest_created_at
+                .map(|t| (now - t).max(0) as f64 / 1000.0)
+                .unwrap_or(0.0);
+            metrics::gauge!("yiwang_queue_oldest_pending_seconds", "destination" => d.destination)
+                .set(age);
+        }
+    }
+    let stats = engine.store.commit_stats();
+    metrics::counter!("yiwang_store_durable_writes_total").absolute(stats.writes);
+    metrics::counter!("yiwang_store_fsyncs_total").absolute(stats.fsyncs);
+}

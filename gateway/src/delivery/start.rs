@@ -1,0 +1,59 @@
+//! Starting the delivery service: recover what a crash interrupted, then
+//! spawn one dispatcher per destination, one poller per polled network, the
+//! deadline monitor, housekeeping, and the watch that lifts a destination's
+//! TLS alert when its trust material changes.
+
+use super::{Engine, backflow, destination_key, dispatch, monitor};
+use crate::audit::{Entry, Kind};
+use crate::store::Destination;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+impl Engine {
+    /// Recover attempts a crash interrupted, then run every dispatcher,
+    /// poller and monitor until [`Engine::stop`].
+    pub async fn start(self: &Arc<Self>) -> anyhow::Result<Vec<JoinHandle<()>>> {
+        let recovered = dispatch::recover(self).await?;
+        if recovered > 0 {
+            tracing::warn!(
+                recovered,
+                "attempts interrupted by a stop were found; each is verified with the ministry before any resend"
+            );
+        }
+        let mut tasks = Vec::new();
+        for key in self.wake.keys() {
+            if let Some(dest) = Destination::parse_key(key) {
+                tasks.push(tokio::spawn(dispatch::run(self.clone(), dest)));
+            }
+        }
+        for net in self.networks.values() {
+            if let Some(ms) = net.poll_interval_ms {
+                let poller = backflow::poller(self.clone(), net.clone(), ms);
+                tasks.push(tokio::spawn(poller));
+            }
+        }
+        tasks.push(tokio::spawn(monitor::deadlines(self.clone())));
+        tasks.push(tokio::spawn(monitor::housekeeping(self.clone())));
+        if let Some(t) = &self.tls_transport {
+            // New trust material for a destination lifts its alert.
+            let engine = Arc::downgrade(self);
+            let lift = move |key: &str| {
+                if let Some(engine) = engine.upgrade() {
+                    let key = destination_key(key);
+                    engine.alerts.lift(&key, "its TLS files changed");
+                    if let Some(n) = engine.wake.get(&key) {
+                        n.notify_one();
+                    }
+                }
+            };
+            let every = std::time::Duration::from_secs(5);
+            tasks.push(t.watch(every, self.stopping(), lift));
+        }
+        self.audit
+            .record(Entry::new(Kind::Start).detail(serde_json::json!({
+                "networks": self.networks.keys().collect::<Vec<_>>(),
+                "version": env!("CARGO_PKG_VERSION"),
+            })));
+        Ok(tasks)
+    }
+}
