@@ -4,26 +4,16 @@
 //! the subscribers and the routes. Nothing runs until [`Engine::start`].
 
 use super::intake::sha256_hex;
-use super::{Alerts, Engine, NetworkRuntime, Routes, Subscriber, Versions};
+use super::{Alerts, Engine, EngineOptions, NetworkRuntime, Routes, Subscriber, Versions};
 use crate::audit::AuditLog;
 use crate::config::{LoadedConfig, NetworkConfig};
-use crate::runtime::{NetworkSandbox, Runtime, RuntimeConfig, Services, SystemClock};
+use crate::runtime::{NetworkSandbox, Runtime, Services, SystemClock};
 use crate::store::{Destination, Store};
 use crate::transport::{GatewayTransport, Transport};
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
-
-/// Everything the engine needs besides the config.
-#[derive(Default)]
-pub struct EngineOptions {
-    /// Overrides the configuration's `[runtime]` section when set.
-    pub runtime: Option<RuntimeConfig>,
-    /// Carries adapters' requests to ministries and notices to subscribers;
-    /// none = mTLS per network and subscriber as configured.
-    pub transport: Option<Arc<dyn Transport>>,
-}
 
 impl Engine {
     /// Load every network's adapter and get ready; nothing runs until [`Engine::start`].

@@ -32,19 +32,27 @@ pub mod view;
 pub mod webhook;
 
 pub use alert::{Alert, Alerts};
-pub use build::EngineOptions;
-pub use intake::{Accepted, IntakeError};
 pub use route::{RouteStep, Routes};
 pub use versions::{VersionError, Versions};
 
 use crate::audit::AuditLog;
 use crate::config::{BreakerConfig, RetryPolicy};
-use crate::runtime::{LoadedAdapter, Runtime};
+use crate::runtime::{LoadedAdapter, Runtime, RuntimeConfig};
 use crate::store::{CaseRecord, Destination, Store};
 use crate::transport::{GatewayTransport, Transport};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
+
+/// Everything the engine needs besides the config.
+#[derive(Default)]
+pub struct EngineOptions {
+    /// Overrides the configuration's `[runtime]` section when set.
+    pub runtime: Option<RuntimeConfig>,
+    /// Carries adapters' requests to ministries and notices to subscribers;
+    /// none = mTLS per network and subscriber as configured.
+    pub transport: Option<Arc<dyn Transport>>,
+}
 
 /// A network as the engine runs it.
 pub struct NetworkRuntime {

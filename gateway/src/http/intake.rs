@@ -4,7 +4,8 @@
 use super::AppState;
 use super::problem::Problem;
 use crate::audit::{Entry, Kind};
-use crate::delivery::{Accepted, IntakeError, view};
+use crate::delivery::intake::{Accepted, IntakeError};
+use crate::delivery::view;
 use crate::policy::{Action, Caller, Policy, Scope};
 use crate::store::CaseQuery;
 use axum::extract::rejection::BytesRejection;

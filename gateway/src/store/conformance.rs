@@ -286,7 +286,11 @@ pub async fn dead_letters_and_pending_are_indexed(open: &impl Open) {
             .is_empty()
     );
     let pending = store.pending(None, 10).await.expect("pending");
-    assert_eq!(cases(&pending), [("C2", 2)], "a dead letter is finished work");
+    assert_eq!(
+        cases(&pending),
+        [("C2", 2)],
+        "a dead letter is finished work"
+    );
     let b = store.pending(Some("network:b"), 10).await.expect("pending");
     assert_eq!(cases(&b), [("C2", 2)]);
     set_state(
