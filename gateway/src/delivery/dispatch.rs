@@ -8,7 +8,7 @@
 //! not found → resend with the same key.
 
 use super::outcome::{FailureKind, Outcome};
-use super::retry::{Admit, Breaker};
+use super::retry::{Admit, Breaker, BreakerState};
 use super::settle::{Attempted, settle};
 use super::{Engine, backflow, call, webhook};
 use crate::config::BreakerConfig;
@@ -117,7 +117,7 @@ impl Dispatcher {
         let free = self.permits.available_permits();
         let (admit, open) = {
             let mut b = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
-            (b.admit(now, free), b.state(now) == "open")
+            (b.admit(now, free), b.state(now) == BreakerState::Open)
         };
         metrics::gauge!("yiwang_breaker_open", "destination" => self.key.clone()).set(if open {
             1.0

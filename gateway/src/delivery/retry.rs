@@ -58,6 +58,18 @@ pub struct Breaker {
     probing: bool,
 }
 
+/// Where a breaker stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls flow.
+    Closed,
+    /// Failures in a row: nothing until the cooldown ends.
+    Open,
+    /// The cooldown ended: one probe decides.
+    HalfOpen,
+}
+
 /// What the breaker allows now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
@@ -104,12 +116,11 @@ impl Breaker {
         }
     }
 
-    /// `closed`, `open` or `half_open`.
-    pub fn state(&self, now: Millis) -> &'static str {
+    pub fn state(&self, now: Millis) -> BreakerState {
         match self.open_until {
-            None => "closed",
-            Some(until) if now < until => "open",
-            Some(_) => "half_open",
+            None => BreakerState::Closed,
+            Some(until) if now < until => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
         }
     }
 }
@@ -159,7 +170,8 @@ mod tests {
         assert_eq!(b.admit(1000, 8), Admit::Calls(1));
         assert!(matches!(b.admit(1001, 8), Admit::WaitUntil(_)));
         b.failure(1002);
-        assert_eq!(b.state(1003), "open");
+        assert_eq!(b.state(1003), BreakerState::Open);
+        assert_eq!(b.state(2002), BreakerState::HalfOpen);
         assert_eq!(b.admit(2002, 8), Admit::Calls(1));
         b.success();
         assert_eq!(b.admit(2003, 8), Admit::Calls(8));
