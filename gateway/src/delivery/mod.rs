@@ -17,7 +17,6 @@ pub mod notice;
 pub mod retry;
 pub mod view;
 
-use crate::audit::{AuditLog, Entry, Kind};
 use crate::config::{LoadedConfig, RetryPolicy, SubscriberConfig};
 use crate::runtime::{
     AdapterSlot, LoadError, LoadedAdapter, NetworkSandbox, Runtime, RuntimeConfig, Services,
@@ -33,6 +32,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, watch};
+use yiwang_audit::{AuditLog, Entry, Kind};
 use yiwang_schema::ValidationErrors;
 
 /// A network as the engine runs it.

@@ -3,7 +3,6 @@
 
 use super::AppState;
 use super::problem::Problem;
-use crate::audit::{Entry, Kind};
 use crate::delivery::{Accepted, IntakeError, view};
 use crate::policy::{Action, Caller, Policy, Scope};
 use crate::store::CaseQuery;
@@ -17,6 +16,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
+use yiwang_audit::{Entry, Kind};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
