@@ -65,7 +65,6 @@ struct Shared {
     fsyncs: AtomicU64,
     failures: AtomicU64,
     /// Messages sent to the writer (for tests).
-    #[cfg_attr(not(test), allow(dead_code))]
     queued: AtomicU64,
     #[cfg(test)]
     gate: (Mutex<bool>, std::sync::Condvar),
