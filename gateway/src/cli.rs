@@ -44,7 +44,7 @@ enum Top {
     /// Verify, query and export the tamper-evident audit trail (offline,
     /// read-only: point --dir at the gateway's <data-dir>/audit or a copy).
     #[command(subcommand)]
-    Audit(crate::audit::cli::AuditCommand),
+    Audit(yiwang_audit::cli::AuditCommand),
     /// Print the JSON Schema of the unified case (or event, case-change).
     Schema {
         #[arg(value_parser = ["case", "event", "case-change"], default_value = "case")]
@@ -196,7 +196,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Top::Serve { config } => serve(&config),
         Top::Queue(cmd) => queue(cmd),
         Top::Audit(cmd) => Ok(ExitCode::from(
-            u8::try_from(crate::audit::cli::run(cmd)?).unwrap_or(2),
+            u8::try_from(yiwang_audit::cli::run(cmd)?).unwrap_or(2),
         )),
         Top::Schema { which } => {
             let schema = match which.as_str() {

@@ -5,7 +5,6 @@
 //! the host interface; [`transport`] carries their requests to their own
 //! network; [`fixture`] replays recorded exchanges to test an adapter offline.
 
-pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod delivery;

@@ -4,7 +4,6 @@
 //! Unknown keys are errors, and every error names `file:line:col`. The
 //! annotated reference is `config/yiwang.example.toml`.
 
-use crate::audit::AuditConfig;
 use crate::policy::{Policy, PrincipalConfig};
 use crate::runtime::{Limits, RuntimeConfig};
 use crate::tls::{ClientTlsConfig, ServerTlsConfig};
@@ -13,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
+use yiwang_audit::AuditConfig;
 
 /// A whole configuration file.
 #[derive(Debug, Deserialize)]

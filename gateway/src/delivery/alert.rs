@@ -3,10 +3,10 @@
 //! its queue until the trust material changes or an operator resumes it.
 //! Nothing is retried silently against a peer that failed verification.
 
-use crate::audit::{AuditLog, Entry, Kind};
 use crate::store::{Destination, Millis, now_millis};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use yiwang_audit::{AuditLog, Entry, Kind};
 
 /// Why and since when a destination is held.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -5,12 +5,12 @@
 //! subscribers through the same durable queue.
 
 use super::{Engine, NetworkRuntime, notice};
-use crate::audit::{Entry, Kind};
 use crate::runtime::{HttpRequest, HttpResponse};
 use crate::store::{CaseRecord, Destination, Millis, deadline, now_millis};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use yiwang_audit::{Entry, Kind};
 use yiwang_schema::Event;
 
 /// Merge events into a network's view of the case. Duplicates (same stage

@@ -5,7 +5,6 @@
 
 use super::intake::sha256_hex;
 use super::{Alerts, Engine, EngineOptions, NetworkRuntime, Routes, Subscriber, Versions};
-use crate::audit::AuditLog;
 use crate::config::{LoadedConfig, NetworkConfig};
 use crate::runtime::{NetworkSandbox, Runtime, Services, SystemClock};
 use crate::store::{Destination, Store};
@@ -14,6 +13,7 @@ use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
+use yiwang_audit::AuditLog;
 
 impl Engine {
     /// Load every network's adapter and get ready; nothing runs until [`Engine::start`].

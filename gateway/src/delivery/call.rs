@@ -6,10 +6,10 @@
 
 use super::outcome::{Failure, FailureKind, Outcome};
 use super::{Engine, NetworkRuntime};
-use crate::audit::{Entry, Kind};
 use crate::runtime::{CallError, CallReport, ErrorClass, LoadedAdapter, Submission};
 use crate::store::{CaseRecord, Destination, Job, JobKind};
 use std::time::Instant;
+use yiwang_audit::{Entry, Kind};
 
 /// Call the network's adapter for one job; the outcome and the adapter
 /// version (sha256) that ran.

@@ -35,7 +35,6 @@ pub use alert::{Alert, Alerts};
 pub use route::{RouteStep, Routes};
 pub use versions::{VersionError, Versions};
 
-use crate::audit::AuditLog;
 use crate::config::{BreakerConfig, RetryPolicy};
 use crate::runtime::{LoadedAdapter, Runtime, RuntimeConfig};
 use crate::store::{CaseRecord, Destination, Store};
@@ -43,6 +42,7 @@ use crate::transport::{GatewayTransport, Transport};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
+use yiwang_audit::AuditLog;
 
 /// Everything the engine needs besides the config.
 #[derive(Default)]

@@ -4,10 +4,10 @@
 //! TLS alert when its trust material changes.
 
 use super::{Engine, backflow, destination_key, dispatch, monitor};
-use crate::audit::{Entry, Kind};
 use crate::store::Destination;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
+use yiwang_audit::{Entry, Kind};
 
 impl Engine {
     /// Recover attempts a crash interrupted, then run every dispatcher,

@@ -5,7 +5,6 @@
 
 use super::AppState;
 use super::problem::Problem;
-use crate::audit::{Entry, Kind};
 use crate::delivery::admin::{self, JobFilter, ReplayRequest};
 use crate::policy::{Action, AdminOp, Caller};
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
@@ -17,6 +16,7 @@ use bytes::Bytes;
 use http::{StatusCode, header};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use yiwang_audit::{Entry, Kind};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -256,12 +256,12 @@ async fn audit_records(
         .kind
         .as_deref()
         .map(|k| {
-            k.parse::<crate::audit::Kind>().map_err(|e| {
+            k.parse::<yiwang_audit::Kind>().map_err(|e| {
                 Problem::bad_request("bad-parameter", format!("query parameter `kind`: {e}"))
             })
         })
         .transpose()?;
-    let query = crate::audit::Query {
+    let query = yiwang_audit::Query {
         case: p.case.clone(),
         principal: p.principal.clone(),
         network: p.network.clone(),
@@ -273,7 +273,7 @@ async fn audit_records(
     let dir = state.audit().dir().to_path_buf();
     let lines = tokio::task::spawn_blocking(move || {
         let mut out = String::new();
-        for r in crate::audit::query(&dir, &query).take(limit) {
+        for r in yiwang_audit::query(&dir, &query).take(limit) {
             match r {
                 Ok(rec) => {
                     out.push_str(&serde_json::to_string(&rec).unwrap_or_default());
@@ -309,7 +309,7 @@ async fn audit_verify(
         .authorize(&caller, Action::ReadAudit, None, None)
         .await?;
     let dir = state.audit().dir().to_path_buf();
-    let report = tokio::task::spawn_blocking(move || crate::audit::verify(&dir, None))
+    let report = tokio::task::spawn_blocking(move || yiwang_audit::verify(&dir, None))
         .await
         .map_err(|e| Problem::unavailable(e.to_string()))?
         .map_err(|e| Problem::unavailable(e.to_string()))?;

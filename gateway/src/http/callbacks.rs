@@ -4,7 +4,6 @@
 
 use super::AppState;
 use super::problem::Problem;
-use crate::audit::{Entry, Kind};
 use crate::delivery::backflow::{self, CallbackError};
 use crate::policy::{Action, Caller};
 use crate::runtime::{Header, HttpRequest};
@@ -16,6 +15,7 @@ use axum::routing::post;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use std::sync::Arc;
+use yiwang_audit::{Entry, Kind};
 
 pub fn router(state: AppState) -> Router {
     Router::new()

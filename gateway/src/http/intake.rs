@@ -3,7 +3,6 @@
 
 use super::AppState;
 use super::problem::Problem;
-use crate::audit::{Entry, Kind};
 use crate::delivery::intake::{Accepted, IntakeError};
 use crate::delivery::view;
 use crate::policy::{Action, Caller, Policy, Scope};
@@ -18,6 +17,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
+use yiwang_audit::{Entry, Kind};
 
 pub fn router(state: AppState) -> Router {
     Router::new()

@@ -8,7 +8,6 @@ mod callbacks;
 mod intake;
 pub mod problem;
 
-use crate::audit::{AuditLog, Entry, Kind};
 use crate::config::ListenerConfig;
 use crate::delivery::Engine;
 use crate::policy::{Action, Caller, Policy};
@@ -25,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, ServiceExt};
+use yiwang_audit::{AuditLog, Entry, Kind};
 
 pub use admin::router as admin_router;
 pub use callbacks::router as callback_router;
@@ -87,7 +87,7 @@ impl AppState {
         entry: Entry,
         body: Option<Bytes>,
         status: http::StatusCode,
-    ) -> Result<(), crate::audit::AuditError> {
+    ) -> Result<(), yiwang_audit::AuditError> {
         let mut entry = entry.detail(serde_json::json!({ "status": status.as_u16() }));
         if let Some(b) = body {
             entry = entry.body("request", b.to_vec());

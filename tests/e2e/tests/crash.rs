@@ -200,16 +200,16 @@ async fn kill_9_during_a_burst_loses_nothing_and_duplicates_nothing() -> Result<
     // verifies end to end, and every acknowledged case has an intake record.
     gw.terminate()?;
     let audit = dir.path().join("data/audit");
-    let report = yiwang_gateway::audit::verify(&audit, None)?;
+    let report = yiwang_audit::verify(&audit, None)?;
     assert!(
         report.broken.is_none(),
         "audit trail broken: {:?}",
         report.broken
     );
-    let audited: BTreeSet<String> = yiwang_gateway::audit::query(
+    let audited: BTreeSet<String> = yiwang_audit::query(
         &audit,
-        &yiwang_gateway::audit::Query {
-            kind: Some(yiwang_gateway::audit::Kind::Intake),
+        &yiwang_audit::Query {
+            kind: Some(yiwang_audit::Kind::Intake),
             ..Default::default()
         },
     )

@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use yiwang_audit::{Kind, Query};
 use yiwang_e2e::{Client, NetworkSpec, World, delivery_state, permit_case};
-use yiwang_gateway::audit::{self, Kind, Query};
 
 const MR: &str = "market-regulation";
 const GA: &str = "public-security";
@@ -309,9 +309,9 @@ async fn the_hostile_corpus_gets_specific_answers_and_harms_nobody() -> Result<(
 
     // The trail holds every refusal and still verifies.
     let dir = w.audit_dir();
-    let report = audit::verify(&dir, None)?;
+    let report = yiwang_audit::verify(&dir, None)?;
     assert!(report.broken.is_none(), "{:?}", report.broken);
-    let intake: Vec<audit::Record> = audit::query(
+    let intake: Vec<yiwang_audit::Record> = yiwang_audit::query(
         &dir,
         &Query {
             kind: Some(Kind::Intake),
@@ -327,7 +327,7 @@ async fn the_hostile_corpus_gets_specific_answers_and_harms_nobody() -> Result<(
         refused > bad.len(),
         "every refused body is audited ({refused})"
     );
-    let unmatched = audit::query(
+    let unmatched = yiwang_audit::query(
         &dir,
         &Query {
             kind: Some(Kind::Backflow),
@@ -341,7 +341,7 @@ async fn the_hostile_corpus_gets_specific_answers_and_harms_nobody() -> Result<(
         unmatched,
         "the unknown-case push is in the trail as unmatched"
     );
-    let slow = audit::query(
+    let slow = yiwang_audit::query(
         &dir,
         &Query {
             kind: Some(Kind::TlsRefused),

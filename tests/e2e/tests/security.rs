@@ -13,11 +13,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use yiwang_audit::{Kind, Query};
 use yiwang_e2e::{
     LISTENERS, NetworkSpec, World, case_json, default_principals, delivery_state, permit_case,
     until,
 };
-use yiwang_gateway::audit::{self, Kind, Query};
 
 const MR: &str = "market-regulation";
 const WAIT: Duration = Duration::from_secs(30);
@@ -77,8 +77,8 @@ async fn raw_request(
         .to_string())
 }
 
-fn records(w: &World, query: Query) -> Result<Vec<audit::Record>> {
-    audit::query(&w.audit_dir(), &query)
+fn records(w: &World, query: Query) -> Result<Vec<yiwang_audit::Record>> {
+    yiwang_audit::query(&w.audit_dir(), &query)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -340,7 +340,7 @@ async fn every_crossing_is_in_a_trail_that_names_the_first_changed_record() -> R
         .collect();
     let applicant = case["applicant"]["name"].as_str().context("applicant")?;
     assert!(!raw.contains(applicant), "a body was stored in clear");
-    let opened = audit::decrypt_bodies(intake, Default::default(), &body_key)
+    let opened = yiwang_audit::decrypt_bodies(intake, Default::default(), &body_key)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     assert!(
         opened

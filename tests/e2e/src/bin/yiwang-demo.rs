@@ -189,7 +189,7 @@ async fn main() -> Result<()> {
     }
     println!("\nstopping…");
     gateway.shutdown().await;
-    match yiwang_gateway::audit::verify(&demo.join("data/audit"), None) {
+    match yiwang_audit::verify(&demo.join("data/audit"), None) {
         Ok(r) => match &r.broken {
             None => println!(
                 "audit trail: {} records, {} signed checkpoints, chain intact (yiwang audit verify {})",

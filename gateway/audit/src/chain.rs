@@ -1,11 +1,12 @@
 //! The byte-exact line format, the hash chain, checkpoint messages and keys.
 
-use super::{AuditError, HashAlg, Record};
+use crate::{AuditError, HashAlg, Record};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::io::Write;
 use std::path::Path;
+use strum::IntoEnumIterator;
 
 /// `,"prev":"` 64 hex `","hash":"` 64 hex `"}`
 pub(crate) const SUFFIX_LEN: usize = 9 + 64 + 10 + 64 + 2;
@@ -80,9 +81,7 @@ impl Split<'_> {
 
     /// The algorithm under which the stored hash is right, if any.
     pub fn detect(&self) -> Option<HashAlg> {
-        [HashAlg::Sha256, HashAlg::Sm3]
-            .into_iter()
-            .find(|a| self.hash_ok(*a))
+        HashAlg::iter().find(|a| self.hash_ok(*a))
     }
 }
 
@@ -268,15 +267,30 @@ pub(crate) fn load_signing_key(path: &Path, create: bool) -> Result<SigningKey, 
     }
 }
 
-/// Write `contents` to `path` atomically (temp file, fsync, rename, fsync dir).
+/// Write `contents` to `path` atomically: a temporary file beside it,
+/// synced, renamed over `path`, then the directory synced so the rename
+/// itself survives a crash.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), AuditError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| AuditError::io(&tmp, e))?;
-    f.write_all(contents)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| AuditError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| AuditError::io(path, e))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".").suffix(".tmp");
+    // As `File::create` would: 0666 less the umask (tempfile's own is 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| AuditError::io(dir, e))?;
+    tmp.write_all(contents)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| AuditError::io(tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| AuditError::io(path, e.error))?;
     sync_dir(dir)
 }
 

@@ -1,7 +1,7 @@
 //! Bodies: always digested; with `keep-bodies`, sealed with an AEAD bound to
 //! their record (AAD `yiwang-audit-body\0<seq>\0<label>`).
 
-use super::{AuditError, Body, BodyCipher, BodyRecord, Record};
+use crate::{AuditError, Body, BodyCipher, BodyRecord, Record};
 use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, AesGcm, Nonce};

@@ -1,7 +1,7 @@
 //! Reading records back (read-only, streaming segment by segment).
 
-use super::verify::segments;
-use super::{AuditError, Kind, Record};
+use crate::layout::segments;
+use crate::{AuditError, Kind, Record};
 use chrono::{DateTime, FixedOffset};
 use std::collections::VecDeque;
 use std::fs::File;
@@ -36,7 +36,7 @@ impl Query {
 }
 
 /// The records of a directory matching a [`Query`], in seq order, read one
-/// segment at a time. Does not verify the chain (run [`verify`](super::verify()));
+/// segment at a time. Does not verify the chain (run [`verify`](crate::verify()));
 /// an unterminated fragment at the end of a segment (a write in flight) is
 /// skipped; an unparsable line is an `Err` item and reading goes on.
 pub struct Records {

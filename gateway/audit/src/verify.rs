@@ -1,17 +1,14 @@
 //! Offline verification: the anchor, every segment, every link, every hash,
 //! every checkpoint signature. Read-only; does not need the writer.
 
-use super::chain::{self, CheckpointDetail, GENESIS, Split};
-use super::{AuditError, HashAlg, Kind, Record, key_id, read_public_keys};
+use crate::chain::{self, CheckpointDetail, GENESIS, Split};
+use crate::layout::{ANCHOR, ANCHOR_FORMAT, Anchor, PUBLIC_KEYS, segments};
+use crate::{AuditError, HashAlg, Kind, Record, key_id, read_public_keys};
 use ed25519_dalek::VerifyingKey;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-
-pub(crate) const ANCHOR: &str = "anchor.json";
-pub(crate) const PUBLIC_KEYS: &str = "signing.pub";
-pub(crate) const ANCHOR_FORMAT: &str = "yiwang-audit-anchor/1";
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -71,20 +68,6 @@ impl fmt::Display for Broken {
     }
 }
 
-/// `anchor.json`: the signed checkpoint closing the last pruned segment.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) struct Anchor {
-    pub format: String,
-    /// The checkpoint's seq and hash (informational: `checkpoint` rules).
-    pub seq: u64,
-    pub hash: String,
-    pub pruned_at: String,
-    pub pruned_segments: Vec<String>,
-    /// The checkpoint's line, byte for byte, without its newline.
-    pub checkpoint: String,
-}
-
 /// Verify `dir` with `public_key`, or else every key in `<dir>/signing.pub`.
 ///
 /// Errors are for what stops the walk (an unreadable directory, no key);
@@ -120,70 +103,6 @@ pub fn verify_with_keys(dir: &Path, keys: &[VerifyingKey]) -> Result<VerifyRepor
         }
     }
     Ok(w.finish(None))
-}
-
-/// The segments of `dir` (`<digits>.jsonl`), by first seq.
-pub(crate) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, AuditError> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| AuditError::io(dir, e))? {
-        let entry = entry.map_err(|e| AuditError::io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(stem) = name.strip_suffix(".jsonl") else {
-            continue;
-        };
-        if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        if let Ok(seq) = stem.parse::<u64>() {
-            out.push((seq, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-pub(crate) fn segment_name(first_seq: u64) -> String {
-    format!("{first_seq:012}.jsonl")
-}
-
-/// The last line of a file: its offset, its bytes (without `\n`), and
-/// whether it ends with `\n`. `None` for an empty file.
-pub(crate) fn last_line(path: &Path) -> std::io::Result<Option<(u64, Vec<u8>, bool)>> {
-    let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    if len == 0 {
-        return Ok(None);
-    }
-    let mut buf: Vec<u8> = Vec::new();
-    let mut pos = len;
-    let mut chunk = 16 * 1024u64;
-    loop {
-        let start = pos.saturating_sub(chunk);
-        let mut piece = vec![0u8; (pos - start) as usize];
-        f.seek(SeekFrom::Start(start))?;
-        f.read_exact(&mut piece)?;
-        piece.extend_from_slice(&buf);
-        buf = piece;
-        pos = start;
-        let terminated = buf.last() == Some(&b'\n');
-        let body = if terminated {
-            &buf[..buf.len() - 1]
-        } else {
-            &buf[..]
-        };
-        if let Some(i) = body.iter().rposition(|b| *b == b'\n') {
-            return Ok(Some((
-                pos + i as u64 + 1,
-                body[i + 1..].to_vec(),
-                terminated,
-            )));
-        }
-        if pos == 0 {
-            return Ok(Some((0, body.to_vec(), terminated)));
-        }
-        chunk = chunk.saturating_mul(2);
-    }
 }
 
 /// Walks records in order, checking each against the one before.
@@ -256,8 +175,8 @@ impl<'k> Walker<'k> {
         let Some(alg) = split.detect() else {
             return Ok(broken(seq, "anchor hash mismatch (anchor changed)"));
         };
-        if let Err(reason) = self.check_checkpoint("anchor", alg, &rec, &split) {
-            return Ok(broken(seq, &reason));
+        if let Err(fault) = self.check_checkpoint("anchor", alg, &rec, &split) {
+            return Ok(broken(seq, &fault.to_string()));
         }
         if anchor.seq != rec.seq || anchor.hash != hex::encode(split.hash) {
             return Ok(broken(
@@ -371,8 +290,9 @@ impl<'k> Walker<'k> {
             ));
         }
         if rec.kind == Kind::Checkpoint {
-            self.check_checkpoint("checkpoint", alg, &rec, &split)
-                .or_else(fail)?;
+            if let Err(fault) = self.check_checkpoint("checkpoint", alg, &rec, &split) {
+                return fail(fault.to_string());
+            }
             self.report.checkpoints += 1;
             self.report.last_checkpoint_seq = Some(seq);
             self.report.records_after_last_checkpoint = 0;
@@ -392,37 +312,60 @@ impl<'k> Walker<'k> {
     /// chain has them (not as its detail claims).
     fn check_checkpoint(
         &self,
-        what: &str,
+        what: &'static str,
         alg: HashAlg,
         rec: &Record,
         split: &Split<'_>,
-    ) -> Result<(), String> {
+    ) -> Result<(), CheckpointFault> {
         let Ok(d) = serde_json::from_value::<CheckpointDetail>(rec.detail.clone()) else {
-            return Err(format!("{what} detail unreadable"));
+            return Err(CheckpointFault::Unreadable { what });
         };
         if d.alg != alg {
-            return Err(format!(
-                "{what} names hash {} but the chain uses {alg}",
-                d.alg
-            ));
+            return Err(CheckpointFault::OtherHash {
+                what,
+                named: d.alg,
+                chain: alg,
+            });
         }
         let Some(key) = self.keys.iter().find(|k| key_id(k) == d.key_id) else {
             let ids: Vec<String> = self.keys.iter().map(key_id).collect();
-            return Err(format!(
-                "{what} signed by key {}, not by the verifying key ({})",
-                d.key_id,
-                ids.join(", ")
-            ));
+            return Err(CheckpointFault::OtherKey {
+                what,
+                key_id: d.key_id,
+                verifying: ids.join(", "),
+            });
         };
         let covers = rec.seq.saturating_sub(1);
         if rec.seq == 0 || !chain::signature_ok(key, alg, covers, &split.prev, &d.signature) {
-            return Err(format!("{what} signature invalid"));
+            return Err(CheckpointFault::BadSignature { what });
         }
         if d.covers_seq != covers || d.covers_hash != hex::encode(split.prev) {
-            return Err(format!(
-                "{what} detail does not match the record it follows"
-            ));
+            return Err(CheckpointFault::DetailMismatch { what });
         }
         Ok(())
     }
+}
+
+/// Why a checkpoint (or the anchor's, `what` says which) does not verify;
+/// its text is the [`Broken::reason`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum CheckpointFault {
+    #[error("{what} detail unreadable")]
+    Unreadable { what: &'static str },
+    #[error("{what} names hash {named} but the chain uses {chain}")]
+    OtherHash {
+        what: &'static str,
+        named: HashAlg,
+        chain: HashAlg,
+    },
+    #[error("{what} signed by key {key_id}, not by the verifying key ({verifying})")]
+    OtherKey {
+        what: &'static str,
+        key_id: String,
+        verifying: String,
+    },
+    #[error("{what} signature invalid")]
+    BadSignature { what: &'static str },
+    #[error("{what} detail does not match the record it follows")]
+    DetailMismatch { what: &'static str },
 }

@@ -1,7 +1,7 @@
 //! `yiwang audit verify|export`: the security team's offline tools. They
 //! read a directory (or a copy of it) and never need the running gateway.
 
-use super::{BodyCipher, Kind, Query, VerifyReport, decrypt_bodies, query, verify};
+use crate::{BodyCipher, Kind, Query, VerifyReport, decrypt_bodies, query, verify};
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use chrono::{DateTime, FixedOffset};
@@ -48,7 +48,7 @@ pub enum AuditCommand {
         /// adapter-call, outbound, backflow, admin, denial, tls-refused,
         /// alert, checkpoint, recovered, chain-break-found, key-change,
         /// prune, start, stop).
-        #[arg(long, value_parser = parse_kind)]
+        #[arg(long)]
         kind: Option<Kind>,
         /// Only records at or after this time (RFC 3339, e.g.
         /// 2026-11-21T00:00:00+08:00).
@@ -62,21 +62,18 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         body_key: Option<PathBuf>,
         /// The body cipher the log was written with.
-        #[arg(long, default_value = "aes-256-gcm", value_parser = parse_cipher)]
+        #[arg(long, default_value = "aes-256-gcm")]
         cipher: BodyCipher,
     },
 }
 
-fn parse_kind(s: &str) -> std::result::Result<Kind, String> {
-    s.parse()
-}
+/// A `--since`/`--until` that is not an RFC 3339 time.
+#[derive(Debug, thiserror::Error)]
+#[error("not an RFC 3339 time ({0})")]
+pub struct NotATime(#[from] chrono::ParseError);
 
-fn parse_cipher(s: &str) -> std::result::Result<BodyCipher, String> {
-    s.parse()
-}
-
-fn parse_time(s: &str) -> std::result::Result<DateTime<FixedOffset>, String> {
-    DateTime::parse_from_rfc3339(s).map_err(|e| format!("not an RFC 3339 time ({e})"))
+fn parse_time(s: &str) -> std::result::Result<DateTime<FixedOffset>, NotATime> {
+    Ok(DateTime::parse_from_rfc3339(s)?)
 }
 
 /// Run a command, printing to stdout; the exit code is 0 when the trail is
@@ -123,7 +120,7 @@ pub fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<i32> {
         } => {
             let key = body_key
                 .as_deref()
-                .map(super::chain::read_hex32)
+                .map(crate::chain::read_hex32)
                 .transpose()?;
             let q = Query {
                 case,
@@ -163,7 +160,7 @@ pub fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<i32> {
 }
 
 fn read_key(path: &Path) -> Result<VerifyingKey> {
-    let keys = super::read_public_keys(path)?;
+    let keys = crate::read_public_keys(path)?;
     match keys.as_slice() {
         [key] => Ok(*key),
         _ => anyhow::bail!(

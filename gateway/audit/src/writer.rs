@@ -1,23 +1,21 @@
-//! The writer: one thread appends, syncs once per batch, then wakes every
-//! waiter of the batch (group commit).
+//! The writer: the running gateway's [`AuditLog`]. One thread appends,
+//! syncs once per batch, then wakes every waiter of the batch (group
+//! commit); a checkpoint is signed every `checkpoint-every` records, at
+//! least every `checkpoint-interval-ms`, and before a segment is rolled.
+//! Open finds where the chain ends in [`tail`](crate::tail); retention is
+//! [`prune`](crate::prune)'s.
 
-use super::bodies::{BodyKey, record_bodies};
-use super::chain::{
-    GENESIS, encode_line, load_signing_key, parse_line, read_hex32, sign_checkpoint, sync_dir,
-    write_atomic,
-};
-use super::verify::{
-    ANCHOR, ANCHOR_FORMAT, Anchor, PUBLIC_KEYS, Walker, last_line, segment_name, segments,
-};
-use super::{AuditConfig, AuditError, Entry, HashAlg, Kind, Record, key_id, read_public_keys};
-use base64::Engine as _;
+use crate::bodies::{BodyKey, record_bodies};
+use crate::chain::{encode_line, load_signing_key, read_hex32, sign_checkpoint, write_atomic};
+use crate::layout::{PUBLIC_KEYS, new_segment};
+use crate::prune::{PruneReport, Retention, prune_entry};
+use crate::tail::{Tail, find_tail};
+use crate::{AuditConfig, AuditError, Entry, HashAlg, Kind, Record, key_id, read_public_keys};
 use chrono::{DateTime, FixedOffset, Timelike, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use serde::Serialize;
 use serde_json::json;
-use sha2::Digest;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -27,11 +25,6 @@ use tokio::sync::oneshot;
 
 /// The most messages one batch takes before it syncs.
 const MAX_BATCH: usize = 4096;
-/// Cut bytes up to this size are kept (base64) in the `recovered` record.
-const KEEP_CUT: usize = 64 * 1024;
-/// The pruner's first run after open, then its period.
-const PRUNE_FIRST: Duration = Duration::from_secs(60);
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 type Reply = oneshot::Sender<Result<Receipt, AuditError>>;
 pub(crate) type Clock = Arc<dyn Fn() -> DateTime<FixedOffset> + Send + Sync>;
@@ -60,18 +53,6 @@ pub struct AuditStats {
     pub write_failures: u64,
 }
 
-/// What [`AuditLog::prune`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PruneReport {
-    /// Segments deleted, oldest first.
-    pub removed: Vec<PathBuf>,
-    pub records_removed: u64,
-    /// The seq of the checkpoint now in `anchor.json`.
-    pub anchor_seq: Option<u64>,
-    /// Why old segments were kept back, if some were.
-    pub kept_back: Option<String>,
-}
-
 enum Msg {
     Append { entry: Entry, reply: Option<Reply> },
     Checkpoint { reply: Reply },
@@ -84,9 +65,7 @@ struct Shared {
     fsyncs: AtomicU64,
     failures: AtomicU64,
     /// Messages sent to the writer (for tests).
-    #[cfg_attr(not(test), allow(dead_code))]
     queued: AtomicU64,
-    prune_lock: Mutex<()>,
     #[cfg(test)]
     gate: (Mutex<bool>, std::sync::Condvar),
 }
@@ -114,9 +93,8 @@ pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
     shared: Arc<Shared>,
     public_key: VerifyingKey,
-    keys: Vec<VerifyingKey>,
     alg: HashAlg,
-    retention_days: Option<u64>,
+    retention: Retention,
     writer: Mutex<Option<JoinHandle<()>>>,
     pruner_stop: Mutex<Option<mpsc::Sender<()>>>,
 }
@@ -148,56 +126,11 @@ impl AuditLog {
         if !problems.is_empty() {
             return Err(AuditError::Config(problems.join("; ")));
         }
-        std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| AuditError::io(dir, e))?;
-        }
-
-        let key_path = cfg
-            .signing_key_file
-            .clone()
-            .unwrap_or_else(|| dir.join("signing.key"));
-        let key = load_signing_key(&key_path, cfg.signing_key_file.is_none())?;
-        let public_key = key.verifying_key();
-        let pub_path = dir.join(PUBLIC_KEYS);
-        let mut keys = if pub_path.exists() {
-            read_public_keys(&pub_path)?
-        } else {
-            Vec::new()
-        };
+        make_dir(dir)?;
         let mut notes = Vec::new();
-        if !keys.contains(&public_key) {
-            if !keys.is_empty() {
-                let before: Vec<String> = keys.iter().map(key_id).collect();
-                tracing::warn!(key_id = %key_id(&public_key), "the audit signing key changed");
-                notes.push(Entry::new(Kind::KeyChange).detail(json!({
-                    "key-id": key_id(&public_key),
-                    "public-key": hex::encode(public_key.as_bytes()),
-                    "previous-key-ids": before,
-                })));
-            }
-            keys.push(public_key);
-            let text: String = keys
-                .iter()
-                .map(|k| format!("{}\n", hex::encode(k.as_bytes())))
-                .collect();
-            write_atomic(&pub_path, text.as_bytes())?;
-        }
-        let body_key = if cfg.keep_bodies {
-            let path = cfg
-                .body_key_file
-                .as_ref()
-                .ok_or_else(|| AuditError::Config("keep-bodies needs body-key-file".into()))?;
-            Some(BodyKey {
-                cipher: cfg.body_cipher,
-                key: read_hex32(path)?,
-            })
-        } else {
-            None
-        };
+        let (key, keys) = load_keys(dir, cfg, &mut notes)?;
+        let public_key = key.verifying_key();
+        let body_key = body_key(cfg)?;
 
         let tail = find_tail(dir, &keys, &mut notes)?;
         let alg = match tail.alg {
@@ -210,61 +143,8 @@ impl AuditLog {
             }
             _ => cfg.hash,
         };
-
-        let next = tail.seq + 1;
-        let (seg_path, file) = match tail.segment {
-            Some((first, path)) if first == next || path_len(&path)? > 0 => {
-                let file = OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(|e| AuditError::io(&path, e))?;
-                (path, file)
-            }
-            stale => {
-                if let Some((_, path)) = stale {
-                    // An empty last segment named for another seq: nothing
-                    // in it to keep.
-                    std::fs::remove_file(&path).map_err(|e| AuditError::io(&path, e))?;
-                }
-                new_segment(dir, next)?
-            }
-        };
-        let seg_len = file
-            .metadata()
-            .map_err(|e| AuditError::io(&seg_path, e))?
-            .len();
-
-        let shared = Arc::new(Shared::default());
-        let committed = Committed {
-            seq: tail.seq,
-            prev: tail.hash,
-            since_cp: 0,
-            seg_len,
-            last_kind: None,
-        };
-        let mut w = Writer {
-            dir: dir.to_path_buf(),
-            alg,
-            key,
-            body_key,
-            every: cfg.checkpoint_every,
-            interval: Duration::from_millis(cfg.checkpoint_interval_ms),
-            seg_max: cfg.segment_max_bytes,
-            clock,
-            file,
-            seg_path,
-            seg_len,
-            seq: tail.seq,
-            prev: tail.hash,
-            since_cp: 0,
-            last_cp: Instant::now(),
-            last_kind: None,
-            committed,
-            buf: Vec::new(),
-            waiting: Vec::new(),
-            poisoned: false,
-            shared: shared.clone(),
-        };
+        let mut w = Writer::start(dir, cfg, alg, key, body_key, clock, &tail)?;
+        let shared = w.shared.clone();
         for note in notes {
             w.append(note, None);
         }
@@ -286,32 +166,18 @@ impl AuditLog {
             .spawn(move || w.run(rx))
             .map_err(|e| AuditError::io(dir, e))?;
 
+        let retention = Retention {
+            dir: dir.to_path_buf(),
+            keys,
+            days: cfg.retention_days,
+            lock: Arc::default(),
+        };
         let pruner_stop = match cfg.retention_days {
-            Some(days) => {
-                let (stop_tx, stop_rx) = mpsc::channel::<()>();
-                let at = dir.to_path_buf();
-                let keys = keys.clone();
-                let shared = shared.clone();
+            Some(_) => {
                 let tx = tx.clone();
-                std::thread::Builder::new()
-                    .name("yiwang-audit-prune".into())
-                    .spawn(move || {
-                        let mut wait = PRUNE_FIRST;
-                        while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(wait)
-                        {
-                            wait = PRUNE_EVERY;
-                            match prune_dir(&at, &keys, Some(days), Utc::now(), &shared) {
-                                Ok(report) => {
-                                    if let Some(entry) = prune_entry(&report) {
-                                        let _ = tx.send(Msg::Append { entry, reply: None });
-                                    }
-                                }
-                                Err(e) => tracing::error!(error = %e, "audit retention failed"),
-                            }
-                        }
-                    })
-                    .map_err(|e| AuditError::io(dir, e))?;
-                Some(stop_tx)
+                Some(retention.clone().spawn(move |entry| {
+                    let _ = tx.send(Msg::Append { entry, reply: None });
+                })?)
             }
             None => None,
         };
@@ -321,9 +187,8 @@ impl AuditLog {
             tx,
             shared,
             public_key,
-            keys,
             alg,
-            retention_days: cfg.retention_days,
+            retention,
             writer: Mutex::new(Some(writer)),
             pruner_stop: Mutex::new(pruner_stop),
         }))
@@ -373,13 +238,7 @@ impl AuditLog {
     /// `prune` entry when something was deleted. Without `retention-days`,
     /// does nothing.
     pub fn prune(&self, now: DateTime<Utc>) -> Result<PruneReport, AuditError> {
-        let report = prune_dir(
-            &self.dir,
-            &self.keys,
-            self.retention_days,
-            now,
-            &self.shared,
-        )?;
+        let report = self.retention.prune(now)?;
         if let Some(entry) = prune_entry(&report) {
             self.record(entry);
         }
@@ -453,139 +312,71 @@ impl Drop for AuditLog {
     }
 }
 
-fn path_len(path: &Path) -> Result<u64, AuditError> {
-    Ok(std::fs::metadata(path)
-        .map_err(|e| AuditError::io(path, e))?
-        .len())
+/// Create the directory, owner-only.
+fn make_dir(dir: &Path) -> Result<(), AuditError> {
+    std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| AuditError::io(dir, e))?;
+    }
+    Ok(())
 }
 
-fn new_segment(dir: &Path, first_seq: u64) -> Result<(PathBuf, File), AuditError> {
-    let path = dir.join(segment_name(first_seq));
-    let file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| AuditError::io(&path, e))?;
-    sync_dir(dir)?;
-    Ok((path, file))
-}
-
-/// Where the chain ends.
-struct Tail {
-    seq: u64,
-    hash: [u8; 32],
-    /// The algorithm of the existing chain, when it could be told.
-    alg: Option<HashAlg>,
-    /// The last segment (first seq, path), if any.
-    segment: Option<(u64, PathBuf)>,
-}
-
-/// Find the tail; cut a torn final line (noting a `recovered` record) and
-/// note, without repairing, any other break in the last segment.
-fn find_tail(
+/// The signing key, and every public key that has signed here; a new key
+/// is added to `signing.pub` and, if another signed before, noted as a
+/// `key-change`.
+fn load_keys(
     dir: &Path,
-    keys: &[VerifyingKey],
+    cfg: &AuditConfig,
     notes: &mut Vec<Entry>,
-) -> Result<Tail, AuditError> {
-    let segs = segments(dir)?;
-    let mut walker_alg = None;
-    if let Some((first, path)) = segs.last() {
-        recover_torn(path, notes)?;
-        let mut w = Walker::from_anywhere(keys);
-        if let Some(b) = w.segment(path, Some(*first), false)? {
-            tracing::error!(broken = %b, "the audit chain is broken; not repairing it (run `yiwang audit verify`)");
-            notes.push(Entry::new(Kind::ChainBreakFound).detail(json!({
-                "file": file_name(&b.file),
-                "line": b.line,
-                "seq": b.seq,
-                "reason": b.reason,
+) -> Result<(SigningKey, Vec<VerifyingKey>), AuditError> {
+    let key_path = cfg
+        .signing_key_file
+        .clone()
+        .unwrap_or_else(|| dir.join("signing.key"));
+    let key = load_signing_key(&key_path, cfg.signing_key_file.is_none())?;
+    let public_key = key.verifying_key();
+    let pub_path = dir.join(PUBLIC_KEYS);
+    let mut keys = if pub_path.exists() {
+        read_public_keys(&pub_path)?
+    } else {
+        Vec::new()
+    };
+    if !keys.contains(&public_key) {
+        if !keys.is_empty() {
+            let before: Vec<String> = keys.iter().map(key_id).collect();
+            tracing::warn!(key_id = %key_id(&public_key), "the audit signing key changed");
+            notes.push(Entry::new(Kind::KeyChange).detail(json!({
+                "key-id": key_id(&public_key),
+                "public-key": hex::encode(public_key.as_bytes()),
+                "previous-key-ids": before,
             })));
         }
-        walker_alg = w.alg();
+        keys.push(public_key);
+        let text: String = keys
+            .iter()
+            .map(|k| format!("{}\n", hex::encode(k.as_bytes())))
+            .collect();
+        write_atomic(&pub_path, text.as_bytes())?;
     }
-    for (_, path) in segs.iter().rev() {
-        if let Some((_, line, _)) = last_line(path).map_err(|e| AuditError::io(path, e))? {
-            let (split, rec) = parse_line(&line).ok_or_else(|| AuditError::Corrupt {
-                path: path.clone(),
-                reason: "its last record is unparsable; cannot tell where the chain ends".into(),
-            })?;
-            return Ok(Tail {
-                seq: rec.seq,
-                hash: split.hash,
-                alg: split.detect().or(walker_alg),
-                segment: segs.last().cloned(),
-            });
-        }
-    }
-    let anchor_path = dir.join(ANCHOR);
-    if anchor_path.exists() {
-        let corrupt = |reason: &str| AuditError::Corrupt {
-            path: anchor_path.clone(),
-            reason: reason.to_string(),
-        };
-        let text = std::fs::read(&anchor_path).map_err(|e| AuditError::io(&anchor_path, e))?;
-        let anchor: Anchor =
-            serde_json::from_slice(&text).map_err(|e| corrupt(&format!("unparsable: {e}")))?;
-        let (split, rec) = parse_line(anchor.checkpoint.as_bytes())
-            .ok_or_else(|| corrupt("its checkpoint line is unparsable"))?;
-        return Ok(Tail {
-            seq: rec.seq,
-            hash: split.hash,
-            alg: split.detect(),
-            segment: segs.last().cloned(),
-        });
-    }
-    Ok(Tail {
-        seq: 0,
-        hash: GENESIS,
-        alg: None,
-        segment: segs.last().cloned(),
-    })
+    Ok((key, keys))
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
-}
-
-/// Cut an unterminated or unparsable final line off `path`.
-fn recover_torn(path: &Path, notes: &mut Vec<Entry>) -> Result<(), AuditError> {
-    let io = |e| AuditError::io(path, e);
-    let Some((offset, line, terminated)) = last_line(path).map_err(io)? else {
-        return Ok(());
-    };
-    let reason = if !terminated {
-        "torn final line (no newline at the end)"
-    } else if parse_line(&line).is_none() {
-        "unparsable final line"
-    } else {
-        return Ok(());
-    };
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io)?;
-    let mut cut = Vec::new();
-    f.seek(SeekFrom::Start(offset)).map_err(io)?;
-    f.read_to_end(&mut cut).map_err(io)?;
-    f.set_len(offset).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    tracing::warn!(path = %path.display(), bytes = cut.len(), reason,
-        "cut a torn record off the audit log (recorded as `recovered`)");
-    let mut detail = json!({
-        "file": file_name(path),
-        "offset": offset,
-        "cut-bytes": cut.len(),
-        "cut-sha256": hex::encode(sha2::Sha256::digest(&cut)),
-        "reason": reason,
-    });
-    if cut.len() <= KEEP_CUT {
-        detail["cut-base64"] = json!(base64::engine::general_purpose::STANDARD.encode(&cut));
+/// The body key, with `keep-bodies`.
+fn body_key(cfg: &AuditConfig) -> Result<Option<BodyKey>, AuditError> {
+    if !cfg.keep_bodies {
+        return Ok(None);
     }
-    notes.push(Entry::new(Kind::Recovered).detail(detail));
-    Ok(())
+    let path = cfg
+        .body_key_file
+        .as_ref()
+        .ok_or_else(|| AuditError::Config("keep-bodies needs body-key-file".into()))?;
+    Ok(Some(BodyKey {
+        cipher: cfg.body_cipher,
+        key: read_hex32(path)?,
+    }))
 }
 
 /// The state on disk after the last successful commit.
@@ -627,6 +418,53 @@ struct Writer {
 }
 
 impl Writer {
+    /// A writer continuing the chain from `tail`, in its last segment.
+    fn start(
+        dir: &Path,
+        cfg: &AuditConfig,
+        alg: HashAlg,
+        key: SigningKey,
+        body_key: Option<BodyKey>,
+        clock: Clock,
+        tail: &Tail,
+    ) -> Result<Writer, AuditError> {
+        let (seg_path, file) = tail.open_segment(dir)?;
+        let seg_len = file
+            .metadata()
+            .map_err(|e| AuditError::io(&seg_path, e))?
+            .len();
+        let committed = Committed {
+            seq: tail.seq,
+            prev: tail.hash,
+            since_cp: 0,
+            seg_len,
+            last_kind: None,
+        };
+        Ok(Writer {
+            dir: dir.to_path_buf(),
+            alg,
+            key,
+            body_key,
+            every: cfg.checkpoint_every,
+            interval: Duration::from_millis(cfg.checkpoint_interval_ms),
+            seg_max: cfg.segment_max_bytes,
+            clock,
+            file,
+            seg_path,
+            seg_len,
+            seq: tail.seq,
+            prev: tail.hash,
+            since_cp: 0,
+            last_cp: Instant::now(),
+            last_kind: None,
+            committed,
+            buf: Vec::new(),
+            waiting: Vec::new(),
+            poisoned: false,
+            shared: Arc::new(Shared::default()),
+        })
+    }
+
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
         loop {
             let first = if self.since_cp > 0 {
@@ -836,120 +674,4 @@ impl Writer {
             }
         }
     }
-}
-
-fn prune_entry(report: &PruneReport) -> Option<Entry> {
-    if report.removed.is_empty() {
-        return None;
-    }
-    let names: Vec<String> = report.removed.iter().map(|p| file_name(p)).collect();
-    Some(Entry::new(Kind::Prune).detail(json!({
-        "removed": names,
-        "records-removed": report.records_removed,
-        "anchor-seq": report.anchor_seq,
-    })))
-}
-
-fn prune_dir(
-    dir: &Path,
-    keys: &[VerifyingKey],
-    retention_days: Option<u64>,
-    now: DateTime<Utc>,
-    shared: &Shared,
-) -> Result<PruneReport, AuditError> {
-    let mut report = PruneReport::default();
-    let Some(days) = retention_days else {
-        return Ok(report);
-    };
-    let Some(cutoff) = i64::try_from(days)
-        .ok()
-        .and_then(chrono::Duration::try_days)
-        .and_then(|span| now.checked_sub_signed(span))
-    else {
-        return Ok(report);
-    };
-    let _guard = shared.prune_lock.lock().unwrap_or_else(|p| p.into_inner());
-    let segs = segments(dir)?;
-    // Never the last segment: it is being written.
-    let closed = &segs[..segs.len().saturating_sub(1)];
-    let mut chosen = 0;
-    let mut anchor = None;
-    for (i, (_, path)) in closed.iter().enumerate() {
-        let last = last_line(path).map_err(|e| AuditError::io(path, e))?;
-        let Some((_, line, true)) = last else {
-            report.kept_back = Some(format!("{} does not end with a full line", file_name(path)));
-            break;
-        };
-        let Some((split, rec)) = parse_line(&line) else {
-            report.kept_back = Some(format!("{} ends with an unparsable line", file_name(path)));
-            break;
-        };
-        if rec.kind != Kind::Checkpoint {
-            report.kept_back = Some(format!(
-                "{} does not end with a checkpoint",
-                file_name(path)
-            ));
-            break;
-        }
-        if rec.at.with_timezone(&Utc) >= cutoff {
-            break;
-        }
-        let (seq, hash) = (rec.seq, split.hash);
-        chosen = i + 1;
-        anchor = Some((line, seq, hash));
-    }
-    let Some((line, seq, hash)) = anchor else {
-        return Ok(report);
-    };
-    // Verify what is about to go: evidence of tampering is never pruned.
-    let mut w = Walker::new(keys);
-    let anchor_path = dir.join(ANCHOR);
-    let mut broken = if anchor_path.exists() {
-        w.anchor(&anchor_path)?
-    } else {
-        None
-    };
-    for (first, path) in &closed[..chosen] {
-        if broken.is_some() {
-            break;
-        }
-        broken = w.segment(path, Some(*first), false)?;
-    }
-    if let Some(b) = broken {
-        tracing::error!(broken = %b, "audit retention: not pruning a broken chain");
-        report.kept_back = Some(format!("not pruned, the chain is broken at {b}"));
-        return Ok(report);
-    }
-    let records = w.finish(None).records;
-    let checkpoint = String::from_utf8(line).map_err(|_| AuditError::Corrupt {
-        path: closed[chosen - 1].1.clone(),
-        reason: "the closing checkpoint is not UTF-8".into(),
-    })?;
-    let names: Vec<String> = closed[..chosen].iter().map(|(_, p)| file_name(p)).collect();
-    let doc = Anchor {
-        format: ANCHOR_FORMAT.to_string(),
-        seq,
-        hash: hex::encode(hash),
-        pruned_at: now.to_rfc3339(),
-        pruned_segments: names,
-        checkpoint,
-    };
-    let mut text =
-        serde_json::to_vec_pretty(&doc).map_err(|e| AuditError::Encode(e.to_string()))?;
-    text.push(b'\n');
-    write_atomic(&anchor_path, &text)?;
-    for (_, path) in &closed[..chosen] {
-        std::fs::remove_file(path).map_err(|e| AuditError::io(path, e))?;
-        report.removed.push(path.clone());
-    }
-    sync_dir(dir)?;
-    report.records_removed = records;
-    report.anchor_seq = Some(seq);
-    tracing::info!(
-        segments = chosen,
-        records,
-        anchor_seq = seq,
-        "audit retention pruned old segments"
-    );
-    Ok(report)
 }

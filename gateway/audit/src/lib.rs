@@ -1,0 +1,188 @@
+//! The tamper-evident audit trail: every crossing of the gateway, provable
+//! afterwards (issue 4 §4).
+//!
+//! The running gateway appends [`Entry`]s through one [`AuditLog`]; security
+//! teams check a copy of the directory offline with [`verify`] (`yiwang audit
+//! verify DIR`) and pull records out with [`query`] (`yiwang audit export`).
+//!
+//! # The directory
+//!
+//! ```text
+//! <dir>/                      0700
+//!   000000000001.jsonl        segments, named by the seq of their first record
+//!   000000001843.jsonl        (the last one is being written)
+//!   anchor.json               after retention pruned older segments
+//!   signing.key               Ed25519 seed, 64 hex chars, 0600 (unless
+//!                             `signing-key-file` points elsewhere)
+//!   signing.pub               the public key(s), 64 hex chars a line
+//! ```
+//!
+//! # Records
+//!
+//! One record is one line of JSON, fields in this order:
+//!
+//! ```text
+//! {"seq":42,"at":"2026-11-21T10:00:00.123+08:00","kind":"intake",
+//!  "principal":"window-3","case":"c-17","network":"market",
+//!  "detail":{…},"bodies":[{"label":"intake","sha256":"…","size":812}],
+//!  "prev":"<64 hex>","hash":"<64 hex>"}
+//! ```
+//!
+//! (on one line, without the breaks). `seq` starts at 1 and has no gaps;
+//! `at` is the writer's local time with milliseconds and offset; `kind` is
+//! one of [`Kind`] in kebab-case; `principal`, `case` and `network` are left
+//! out when not known; `detail` is free JSON (an empty object by default);
+//! `bodies` always lists the SHA-256 and size of every body, and, when
+//! `keep-bodies` is on, also `cipher`, `nonce` and `data` (base64 of the AEAD
+//! ciphertext, see [`decrypt_bodies`]). The body cipher's AAD is
+//! `yiwang-audit-body\0<seq>\0<label>`, binding the ciphertext to its record
+//! and label; the random 96-bit nonce is stored beside it. SM4 takes a 128-bit
+//! key: `sm4-gcm` uses the first 16 bytes of
+//! `SM3("yiwang-audit-sm4-key\0" ‖ key)` of the 32-byte body key.
+//!
+//! # The hash chain, byte-exact
+//!
+//! Let `L` be a line as it is on disk, without its `\n`. It always ends with
+//! the fixed 149-byte suffix `,"prev":"<64 hex>","hash":"<64 hex>"}`
+//! (lowercase hex). Its *body* `B` is `L` without that suffix, followed by
+//! `}`: the record's own JSON without `prev` and `hash`. Then
+//!
+//! ```text
+//! hash = H(prev_bytes ‖ B)
+//! ```
+//!
+//! where `prev_bytes` are the 32 raw bytes of `prev` (32 zero bytes for seq 1)
+//! and `H` is SHA-256 or SM3 (`hash = "sha256" | "sm3"`, fixed for the life
+//! of a directory: open refuses to continue a chain in the other algorithm).
+//! Verification hashes the bytes it read; it never re-serialises JSON, so
+//! any change to any byte of a record changes its hash.
+//!
+//! # Checkpoints
+//!
+//! Every `checkpoint-every` records, at least every `checkpoint-interval-ms`
+//! while records arrive, before a segment is rolled, and on a clean shutdown
+//! ([`AuditLog::close`] or drop), the writer appends a `checkpoint` record
+//! whose `detail` is
+//!
+//! ```text
+//! {"covers-seq":N,"covers-hash":"<hash of record N>","alg":"sha256",
+//!  "key-id":"<first 16 hex of SHA-256(public key)>","signature":"<128 hex>"}
+//! ```
+//!
+//! where N is the record just before it and the signature is Ed25519 over
+//! the domain-separated message
+//!
+//! ```text
+//! yiwang-audit-checkpoint\0<alg>\0<N in decimal>\0<hash of N in lowercase hex>
+//! ```
+//!
+//! Verification rebuilds that message from the chain itself (the seq and
+//! `prev` of the checkpoint record), not from `detail`, so a checkpoint only
+//! verifies where it really stands. Checkpoints are records like any other:
+//! they are hashed into the chain.
+//!
+//! # Segments and retention
+//!
+//! A segment is closed only right after a checkpoint, once it has grown
+//! past `segment-max-bytes` (a checkpoint is written for the purpose), so
+//! every segment but the last ends with a signed checkpoint. With
+//! `retention-days` set, [`AuditLog::prune`] (run about hourly by the log
+//! itself) deletes whole closed segments, oldest first, whose newest record
+//! is older than the retention — after first verifying them and writing
+//! `anchor.json`: the raw line of the signed checkpoint that closes the last
+//! pruned segment. The next segment's first record must link to it, so the
+//! chain stays verifiable from the anchor. Each pruning is itself recorded
+//! (kind `prune`).
+//!
+//! # Opening after a crash
+//!
+//! [`AuditLog::open`] looks at the last segment only. A torn final line (no
+//! newline at the end of the file) or an unparsable final line is cut off,
+//! and a `recovered` record says how many bytes were cut, their SHA-256 and
+//! (up to 64 KiB) the bytes themselves in base64: nothing acknowledged is
+//! ever lost, since a record is acknowledged only after its fdatasync. Any
+//! other problem found in the last segment (a hash mismatch, a gap) is
+//! **not** repaired: history is never rewritten. Open succeeds, logs an
+//! error and appends a `chain-break-found` record naming the file, line,
+//! seq and reason (again at every open while the break is in the last
+//! segment); the chain continues from the last record as written, and
+//! `verify` keeps reporting the break. (Open reads only the last segment;
+//! the whole chain is `verify`'s job.) Open also appends a `start` record;
+//! close appends `stop` and a final checkpoint.
+//!
+//! # What verify detects
+//!
+//! [`verify`] walks `anchor.json` and the segments in order and names the
+//! *first* broken record (seq, file, line) with a specific reason: a changed
+//! record (`hash mismatch (record changed)`), a deleted or reordered record
+//! (`seq 41 follows 39 …`), a relinked record (`prev does not match the hash
+//! of seq 40`), a rewritten stretch whose hashes were all recomputed (the
+//! next checkpoint's `checkpoint signature invalid`), a checkpoint of another
+//! key (`checkpoint signed by key …`), deleted older segments (`first record
+//! is seq N, not 1, and there is no anchor.json`), a forged or swapped
+//! anchor (`anchor signature invalid`, `first record after the anchor does
+//! not link to it`) and garbage (`unparsable line`). An unterminated
+//! fragment at the very end of the last segment is not a break (it is what
+//! a reader racing the writer, or a crash before open recovers, looks like);
+//! the report counts its bytes.
+//!
+//! # Known limits
+//!
+//! * Records after the last checkpoint can be cut off the end (and whole
+//!   trailing segments deleted) without the chain showing it: a truncated
+//!   chain is still a valid chain. The report states how many records are
+//!   not yet covered by a signature.
+//! * Whoever holds the signing key can rewrite the log and re-sign it. The
+//!   key lives on the gateway host, so this protects against edits by
+//!   anyone without it (other operators, a copied directory, a backup
+//!   restore), not against root on the gateway.
+//!
+//! Mitigations: frequent checkpoints (small `checkpoint-every` and
+//! `checkpoint-interval-ms`), and shipping checkpoint records and the public
+//! key off the box (to the SIEM, another ministry, paper): a verifier given
+//! `--public-key` from elsewhere and a recent checkpoint from elsewhere can
+//! detect both truncation and re-signing before that checkpoint.
+//!
+//! # Keys
+//!
+//! `signing.pub` lists every public key that has signed in this directory,
+//! one a line; when the signing key changes, open adds the new key and
+//! appends a `key-change` record. `verify` with an explicit key accepts only
+//! that key.
+//!
+//! # Rooms
+//!
+//! `record` (what is recorded, the kinds), `config` (`[audit]`, the hash and
+//! cipher), `chain` (the line format, hashes, checkpoint signatures, keys),
+//! `layout` (segment files, `anchor.json`), `bodies` (digests and sealed
+//! bodies), `writer` ([`AuditLog`]: the group-commit thread), `tail` (where
+//! the chain ends at open, crash recovery), `prune` (retention and anchors),
+//! `verify` and `query` (offline, read-only), `cli` (`yiwang audit`). The
+//! crate depends on nothing of the gateway's, so the offline tools work on
+//! a copied directory with no gateway around.
+
+mod bodies;
+mod chain;
+pub mod cli;
+mod config;
+mod error;
+mod layout;
+mod prune;
+mod query;
+mod record;
+mod tail;
+mod verify;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use bodies::decrypt_bodies;
+pub use chain::{key_id, read_public_keys};
+pub use config::{AuditConfig, BodyCipher, HashAlg, UnknownCipher};
+pub use error::AuditError;
+pub use prune::PruneReport;
+pub use query::{Query, Records, query};
+pub use record::{Body, BodyRecord, Entry, Kind, Record, UnknownKind};
+pub use verify::{Broken, VerifyReport, verify, verify_with_keys};
+pub use writer::{AuditLog, AuditStats, Receipt};

@@ -1,0 +1,117 @@
+//! The `[audit]` section and its enum names.
+
+use super::*;
+
+#[test]
+fn config_parses_kebab_case_and_reports_problems() {
+    #[derive(serde::Deserialize)]
+    struct Wrapper {
+        audit: AuditConfig,
+    }
+    let w: Wrapper = toml::from_str(
+        r#"
+        [audit]
+        dir = "/var/lib/yiwang/audit"
+        hash = "sm3"
+        checkpoint-every = 100
+        checkpoint-interval-ms = 5000
+        keep-bodies = true
+        body-cipher = "sm4-gcm"
+        retention-days = 365
+        segment-max-bytes = 1048576
+        "#,
+    )
+    .expect("parse");
+    let c = w.audit;
+    assert_eq!(c.hash, HashAlg::Sm3);
+    assert_eq!(c.body_cipher, BodyCipher::Sm4Gcm);
+    assert_eq!((c.checkpoint_every, c.retention_days), (100, Some(365)));
+    let problems = c.check();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("body-key-file"));
+    assert!(AuditConfig::default().check().is_empty());
+    assert!(toml::from_str::<Wrapper>("[audit]\nhash = \"md5\"\n").is_err());
+    assert!(toml::from_str::<Wrapper>("[audit]\nkeep-body = true\n").is_err());
+    let bad = AuditConfig {
+        checkpoint_every: 0,
+        retention_days: Some(0),
+        ..AuditConfig::default()
+    };
+    assert_eq!(bad.check().len(), 2);
+}
+
+/// Each enum's one table serves serde (config, records) and strum (`as_str`,
+/// `Display`, `FromStr`): the two must name every variant alike.
+fn names_agree<E>(all: impl Iterator<Item = E>, as_str: fn(E) -> &'static str)
+where
+    E: Copy + std::fmt::Debug + PartialEq + std::fmt::Display + serde::Serialize,
+    E: serde::de::DeserializeOwned,
+{
+    for e in all {
+        let name = as_str(e);
+        assert_eq!(serde_json::to_value(e).expect("ser"), json!(name), "{e:?}");
+        assert_eq!(serde_json::from_value::<E>(json!(name)).expect("de"), e);
+        assert_eq!(e.to_string(), name);
+    }
+}
+
+#[test]
+fn the_names_on_disk_and_in_config_are_unchanged() {
+    use strum::IntoEnumIterator;
+    names_agree(Kind::iter(), Kind::as_str);
+    names_agree(HashAlg::iter(), HashAlg::as_str);
+    names_agree(BodyCipher::iter(), BodyCipher::as_str);
+    let kinds: Vec<&str> = Kind::iter().map(Kind::as_str).collect();
+    assert_eq!(
+        kinds.join(" "),
+        "intake change read callback adapter-call outbound backflow admin denial \
+         tls-refused alert checkpoint recovered chain-break-found key-change prune start stop"
+    );
+    let algs: Vec<&str> = HashAlg::iter().map(HashAlg::as_str).collect();
+    assert_eq!(algs, ["sha256", "sm3"]);
+    let ciphers: Vec<&str> = BodyCipher::iter().map(BodyCipher::as_str).collect();
+    assert_eq!(ciphers, ["aes-256-gcm", "sm4-gcm"]);
+    for k in Kind::iter() {
+        assert_eq!(k.as_str().parse::<Kind>(), Ok(k));
+    }
+    for c in BodyCipher::iter() {
+        assert_eq!(c.as_str().parse::<BodyCipher>(), Ok(c));
+    }
+}
+
+#[test]
+fn unknown_names_are_refused_with_the_list() {
+    assert_eq!(
+        "Intake"
+            .parse::<Kind>()
+            .expect_err("case matters")
+            .to_string(),
+        "unknown kind \"Intake\" (one of intake, change, read, callback, adapter-call, \
+         outbound, backflow, admin, denial, tls-refused, alert, checkpoint, recovered, \
+         chain-break-found, key-change, prune, start, stop)"
+    );
+    assert_eq!(
+        "aes256-gcm"
+            .parse::<BodyCipher>()
+            .expect_err("unknown")
+            .to_string(),
+        "unknown body cipher \"aes256-gcm\" (aes-256-gcm or sm4-gcm)"
+    );
+    #[derive(Debug, serde::Deserialize)]
+    #[expect(dead_code, reason = "only the error is looked at")]
+    struct Wrapper {
+        audit: AuditConfig,
+    }
+    let err = toml::from_str::<Wrapper>("[audit]\nhash = \"md5\"\n").expect_err("md5");
+    assert!(
+        err.to_string()
+            .contains("unknown variant `md5`, expected `sha256` or `sm3`"),
+        "{err}"
+    );
+    let err = toml::from_str::<Wrapper>("[audit]\nbody-cipher = \"sm4\"\n").expect_err("sm4");
+    assert!(
+        err.to_string()
+            .contains("unknown variant `sm4`, expected `aes-256-gcm` or `sm4-gcm`"),
+        "{err}"
+    );
+}
