@@ -1,7 +1,9 @@
 //! The unified case schema v1 (Case, Event, CaseChange), its validation rules and the published JSON Schema.
 //!
 //! One home, read by the gateway and by adapters compiled to `wasm32-wasip2`: pure code, no
-//! I/O, no clock, no threads. Start at [`parse_case`]; rule names are in [`rule`].
+//! I/O, no clock, no threads. Start at [`parse_case`]; rule names are in [`rule`]. What an HTTP
+//! status and a `Retry-After` header mean for a retry is in [`http_status`], shared by the
+//! gateway and the SDK.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -9,6 +11,7 @@ mod case;
 mod change;
 mod error;
 mod event;
+pub mod http_status;
 pub mod ids;
 mod json_schema;
 mod parse;

@@ -2,6 +2,8 @@
 
 use crate::bindings::yiwang::adapter::http::SendError;
 use crate::{AdapterError, Rejection, RetryableError};
+use std::time::{Duration, SystemTime};
+pub use yiwang_schema::http_status::{RetryAfter, StatusClass, status_class};
 
 /// Nothing reached the ministry, or it asked to try later.
 pub fn retryable(message: impl Into<String>) -> AdapterError {
@@ -81,20 +83,43 @@ pub fn send_error(e: SendError, effect: Effect) -> AdapterError {
     }
 }
 
-/// Classify a transport-level HTTP status: `None` for 2xx (read the body),
-/// retryable for 408/429/5xx (honouring Retry-After seconds), ambiguous never
-/// (a status line means the ministry answered), permanent for other codes.
+/// Classify a transport-level HTTP status ([`status_class`], shared with the
+/// gateway): `None` for 2xx (read the body), retryable for 408/425/429/5xx
+/// (honouring Retry-After, in seconds or as an HTTP-date counted from the
+/// host's clock), ambiguous never (a status line means the ministry
+/// answered), permanent for other codes.
 pub fn classify_status(status: u16, retry_after: Option<&str>) -> Option<AdapterError> {
-    match status {
-        200..=299 => None,
-        408 | 429 | 500..=599 => Some(AdapterError::Retryable(RetryableError {
+    classify_status_at(status, retry_after, host_time)
+}
+
+/// [`classify_status`] with the clock given. `now` is called only for a
+/// Retry-After in the HTTP-date form, so code that never meets one (and
+/// native unit tests, which have no host) never reads the clock.
+pub fn classify_status_at(
+    status: u16,
+    retry_after: Option<&str>,
+    now: impl FnOnce() -> SystemTime,
+) -> Option<AdapterError> {
+    match status_class(status) {
+        StatusClass::Success => None,
+        StatusClass::Retryable => Some(AdapterError::Retryable(RetryableError {
             message: format!("ministry answered HTTP {status}"),
-            retry_after_ms: retry_after
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|s| s.saturating_mul(1000)),
+            retry_after_ms: retry_after.and_then(RetryAfter::parse).map(|r| {
+                let delay = match r {
+                    RetryAfter::Delay(delay) => delay,
+                    at @ RetryAfter::At(_) => at.delay_from(now()),
+                };
+                u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)
+            }),
         })),
-        _ => Some(permanent(format!("ministry answered HTTP {status}"))),
+        StatusClass::Permanent => Some(permanent(format!("ministry answered HTTP {status}"))),
     }
+}
+
+/// The host's clock as a `SystemTime`.
+fn host_time() -> SystemTime {
+    let ms = u64::try_from(crate::host::now_millis()).unwrap_or(0);
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
 }
 
 #[cfg(test)]
@@ -112,6 +137,22 @@ mod tests {
             classify_status(400, None),
             Some(AdapterError::Permanent(_))
         ));
+        // RFC 8470: a 425 Too Early may be repeated.
+        assert!(matches!(
+            classify_status(425, None),
+            Some(AdapterError::Retryable(_))
+        ));
+        // Seconds never read the clock (there is no host in a native test).
+        let no_clock = || -> SystemTime { panic!("the clock was read") };
+        match classify_status_at(429, Some("u"), no_clock) {
+            Some(AdapterError::Retryable(r)) => assert_eq!(r.retry_after_ms, None),
+            other => panic!("429 must be retryable, got {other:?}"),
+        }
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        match classify_status_at(503, Some("Wed, 21 Oct 2015 07:28:30 GMT"), || now) {
+            Some(AdapterError::Retryable(r)) => assert_eq!(r.retry_after_ms, Some(30_000)),
+            other => panic!("503 must be retryable, got {other:?}"),
+        }
         assert!(matches!(
             AdapterError::from(SendError::NoReply("reset".into())),
             AdapterError::Ambiguous(_)

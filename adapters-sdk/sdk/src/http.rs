@@ -2,6 +2,23 @@
 
 use crate::bindings::yiwang::adapter::http::{self as wit, SendError};
 use crate::{AdapterError, Header, HttpRequest, HttpResponse, error};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Everything but RFC 3986's unreserved characters (`A–Z a–z 0–9 - . _ ~`).
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes `text` for a URL path segment or a query value: every
+/// byte of its UTF-8 except RFC 3986's unreserved characters becomes `%XX`
+/// (upper-case hex), so `/`, `?`, `&`, `=`, `+` and spaces cannot change the
+/// URL's structure. This is also the encoding signature schemes that
+/// canonicalise a query expect.
+pub fn percent_encode(text: &str) -> String {
+    utf8_percent_encode(text, NOT_UNRESERVED).to_string()
+}
 
 /// A request under construction.
 #[derive(Debug, Clone)]
@@ -89,5 +106,22 @@ impl ResponseExt for HttpResponse {
             let head = String::from_utf8_lossy(&self.body[..self.body.len().min(80)]).into_owned();
             error::ambiguous(format!("reply is not JSON ({e}); it starts with {head:?}"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encode_keeps_only_rfc3986_unreserved_characters() {
+        assert_eq!(percent_encode("AZaz09-._~"), "AZaz09-._~");
+        assert_eq!(
+            percent_encode("a b/c?d&e=f+g%h#i"),
+            "a%20b%2Fc%3Fd%26e%3Df%2Bg%25h%23i"
+        );
+        // UTF-8 bytes, upper-case hex.
+        assert_eq!(percent_encode("闽A·1"), "%E9%97%BDA%C2%B71");
+        assert_eq!(percent_encode(""), "");
     }
 }

@@ -237,8 +237,7 @@ impl ServerCertVerifier for PinnedVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::testpki::{Ca, write};
-    use rcgen::PublicKeyData as _;
+    use yiwang_pki::{Ca, CertSpec};
 
     #[test]
     fn config_deserializes_kebab_case_and_refuses_unknown_fields() {
@@ -263,10 +262,9 @@ mod tests {
     #[test]
     fn spki_pin_is_sha256_of_the_subject_public_key_info() {
         let ca = Ca::new("Ministry CA");
-        let leaf = ca.server("mr", &["mr.zwfw.internal"], &[]);
-        let key = rcgen::KeyPair::from_pem(&leaf.key_pem).unwrap();
-        let expected = B64.encode(Sha256::digest(key.subject_public_key_info()));
-        assert_eq!(spki_sha256_b64(leaf.der.as_ref()), expected);
+        let leaf = ca.issue(&CertSpec::server("mr", &["mr.zwfw.internal"], &[]));
+        let expected = B64.encode(Sha256::digest(leaf.spki_der()));
+        assert_eq!(spki_sha256_b64(leaf.cert_der.as_ref()), expected);
         assert_eq!(spki_sha256_b64(b"not a certificate"), "");
     }
 
@@ -274,11 +272,12 @@ mod tests {
     fn bad_settings_are_refused_with_their_value() {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::new("Ministry CA");
-        let gw = ca.client("gateway");
+        let gw = ca.issue(&CertSpec::client("gateway"));
+        let (cert, key) = gw.write(dir.path(), "gw").unwrap();
         let mut cfg = ClientTlsConfig {
-            ca: vec![write(dir.path(), "ca.pem", &ca.cert_pem)],
-            cert: write(dir.path(), "gw.pem", &gw.cert_pem),
-            key: write(dir.path(), "gw.key", &gw.key_pem),
+            ca: vec![ca.write(dir.path(), "ca").unwrap().0],
+            cert,
+            key,
             pin_sha256: vec![],
             server_name: None,
         };
@@ -297,7 +296,9 @@ mod tests {
         assert!(err.starts_with("server-name \"not a name!\""), "{err}");
 
         cfg.server_name = None;
-        cfg.ca = vec![write(dir.path(), "key-as-ca.pem", &gw.key_pem)];
+        let key_as_ca = dir.path().join("key-as-ca.pem");
+        std::fs::write(&key_as_ca, &gw.key_pem).unwrap();
+        cfg.ca = vec![key_as_ca];
         let err = client_config(&cfg).unwrap_err().to_string();
         assert!(err.ends_with("key-as-ca.pem holds no certificate"), "{err}");
     }

@@ -37,15 +37,16 @@
 //! certificate) keeps the previous config, logs once per distinct broken
 //! state, counts `yiwang_tls_reloads_total{result="error"}` and returns the
 //! error. [`ServerTls::watch`] polls the files every `reload-interval-ms`.
+//! The state machine is the one the network clients use too
+//! (`super::reload::Reloadable`).
 
-use super::{Snapshot, TlsError, crypto_provider, now_unix, root_store};
+use super::reload::{self, Reload, Reloadable, TlsFiles};
+use super::{Snapshot, TlsError, crypto_provider, now_unix, peer_identity, root_store};
+use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, PeerIncompatible, ServerConfig};
-use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -72,19 +73,28 @@ fn default_reload_interval_ms() -> u64 {
     5000
 }
 
-impl ServerTlsConfig {
+/// A listener's files and how they build its config.
+struct ListenerFiles(ServerTlsConfig);
+
+impl TlsFiles for ListenerFiles {
+    type Built = Loaded;
+
     fn paths(&self) -> impl Iterator<Item = &Path> {
-        [self.cert.as_path(), self.key.as_path()]
+        let cfg = &self.0;
+        [cfg.cert.as_path(), cfg.key.as_path()]
             .into_iter()
-            .chain(self.client_ca.iter().map(PathBuf::as_path))
-            .chain(self.crl.iter().map(PathBuf::as_path))
+            .chain(cfg.client_ca.iter().map(PathBuf::as_path))
+            .chain(cfg.crl.iter().map(PathBuf::as_path))
+    }
+
+    fn build(&self, files: &Snapshot) -> Result<Loaded, TlsError> {
+        build(&self.0, files)
     }
 }
 
 /// One loaded generation of a listener's TLS config.
 struct Loaded {
     config: Arc<ServerConfig>,
-    digest: [u8; 32],
     /// The server certificate's notAfter (unix seconds).
     not_after: i64,
 }
@@ -92,18 +102,14 @@ struct Loaded {
 /// A listener's TLS configuration, reloadable in place.
 pub struct ServerTls {
     name: String,
-    cfg: ServerTlsConfig,
-    current: RwLock<Arc<Loaded>>,
-    /// The last failed reload: files digest and error, so a broken state
-    /// that persists across polls is logged and counted once.
-    last_failure: Mutex<Option<([u8; 32], TlsError)>>,
+    files: Reloadable<ListenerFiles>,
 }
 
 impl std::fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerTls")
             .field("listener", &self.name)
-            .field("cfg", &self.cfg)
+            .field("cfg", &self.files.files().0)
             .finish_non_exhaustive()
     }
 }
@@ -111,13 +117,9 @@ impl std::fmt::Debug for ServerTls {
 impl ServerTls {
     /// Loads the listener's certificate, key, client CAs and CRLs.
     pub fn load(name: &str, cfg: &ServerTlsConfig) -> Result<Arc<ServerTls>, TlsError> {
-        let snapshot = Snapshot::read(cfg.paths());
-        let loaded = build(cfg, &snapshot)?;
         let tls = Arc::new(ServerTls {
             name: name.to_string(),
-            cfg: cfg.clone(),
-            current: RwLock::new(Arc::new(loaded)),
-            last_failure: Mutex::new(None),
+            files: Reloadable::load(ListenerFiles(cfg.clone()))?,
         });
         tls.report_expiry();
         Ok(tls)
@@ -136,56 +138,34 @@ impl ServerTls {
 
     /// The current rustls config.
     pub fn config(&self) -> Arc<ServerConfig> {
-        self.loaded().config.clone()
+        self.files.current().config.clone()
     }
 
     /// When the current server certificate expires (unix seconds).
     pub fn cert_not_after(&self) -> i64 {
-        self.loaded().not_after
-    }
-
-    fn loaded(&self) -> Arc<Loaded> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.files.current().not_after
     }
 
     /// Re-reads every file. `Ok(false)`: nothing changed; `Ok(true)`: a new
     /// config is in force for new connections; `Err`: the files changed but
     /// do not load, and the previous config stays in force.
     pub fn reload(&self) -> Result<bool, TlsError> {
-        let snapshot = Snapshot::read(self.cfg.paths());
-        let mut last_failure = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
-        if snapshot.digest == self.loaded().digest {
-            // Back to the files in force (a broken edit undone).
-            *last_failure = None;
-            return Ok(false);
-        }
-        if let Some((digest, err)) = last_failure.as_ref()
-            && *digest == snapshot.digest
-        {
-            return Err(err.clone());
-        }
-        match build(&self.cfg, &snapshot) {
-            Ok(loaded) => {
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
-                *last_failure = None;
-                drop(last_failure);
+        let outcome = self.files.reload();
+        match &outcome {
+            Reload::Swapped => {
                 metrics::counter!("yiwang_tls_reloads_total", "listener" => self.name.clone(), "result" => "ok")
                     .increment(1);
                 tracing::info!(listener = %self.name, "TLS certificates reloaded");
                 self.report_expiry();
-                Ok(true)
             }
-            Err(e) => {
+            Reload::Failed { error, first: true } => {
                 metrics::counter!("yiwang_tls_reloads_total", "listener" => self.name.clone(), "result" => "error")
                     .increment(1);
-                tracing::warn!(listener = %self.name, error = %e, "TLS reload failed; the previous certificates stay in force");
-                *last_failure = Some((snapshot.digest, e.clone()));
-                Err(e)
+                tracing::warn!(listener = %self.name, error = %error, "TLS reload failed; the previous certificates stay in force");
             }
+            Reload::Unchanged | Reload::Failed { first: false, .. } => {}
         }
+        outcome.into_result()
     }
 
     /// Sets `yiwang_tls_cert_expiry_seconds{listener}`.
@@ -197,17 +177,19 @@ impl ServerTls {
 
     /// Polls the files every `reload-interval-ms` and reloads on change,
     /// until `stop` turns true (or its sender goes away).
-    pub fn watch(self: &Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) -> JoinHandle<()> {
-        let this = self.clone();
-        let interval = Duration::from_millis(self.cfg.reload_interval_ms.max(10));
-        tokio::spawn(async move {
-            while crate::tls::tick(interval, &mut stop).await {
-                let tls = this.clone();
-                // File reads are blocking; errors are logged by `reload`.
-                let _ = tokio::task::spawn_blocking(move || tls.reload()).await;
-                this.report_expiry();
-            }
-        })
+    pub fn watch(self: &Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) -> JoinHandle<()> {
+        let interval = Duration::from_millis(self.files.files().0.reload_interval_ms.max(10));
+        let tls = self.clone();
+        reload::poll(
+            interval,
+            stop,
+            move || {
+                // Errors are logged by `reload`; the gauge counts down either way.
+                let _ = tls.reload();
+                tls.report_expiry();
+            },
+            |()| {},
+        )
     }
 }
 
@@ -252,154 +234,29 @@ fn build(cfg: &ServerTlsConfig, snapshot: &Snapshot) -> Result<Loaded, TlsError>
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Loaded {
         config: Arc::new(config),
-        digest: snapshot.digest,
         not_after,
     })
-}
-
-/// Who is at the other end of a connection, from their certificate.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PeerIdentity {
-    /// Subject distinguished name (RFC 4514 style).
-    pub subject: String,
-    pub subject_cn: Option<String>,
-    pub issuer: String,
-    pub san_dns: Vec<String>,
-    pub san_uri: Vec<String>,
-    pub san_email: Vec<String>,
-    /// Serial number, lowercase hex without separators.
-    pub serial_hex: String,
-    /// SHA-256 of the whole certificate DER, lowercase hex.
-    pub fingerprint_sha256: String,
-    /// notAfter, unix seconds.
-    pub not_after: i64,
-}
-
-/// Reads a certificate's identity.
-pub fn peer_identity(cert: &CertificateDer<'_>) -> Result<PeerIdentity, TlsError> {
-    let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref())
-        .map_err(|e| TlsError::Certificate(e.to_string()))?;
-    let subject_cn = x509
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_string);
-    let mut san_dns = Vec::new();
-    let mut san_uri = Vec::new();
-    let mut san_email = Vec::new();
-    let san = x509
-        .subject_alternative_name()
-        .map_err(|e| TlsError::Certificate(format!("subjectAltName: {e}")))?;
-    if let Some(san) = san {
-        for name in &san.value.general_names {
-            match name {
-                x509_parser::extensions::GeneralName::DNSName(s) => san_dns.push(s.to_string()),
-                x509_parser::extensions::GeneralName::URI(s) => san_uri.push(s.to_string()),
-                x509_parser::extensions::GeneralName::RFC822Name(s) => {
-                    san_email.push(s.to_string())
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(PeerIdentity {
-        subject: x509.subject().to_string(),
-        subject_cn,
-        issuer: x509.issuer().to_string(),
-        san_dns,
-        san_uri,
-        san_email,
-        serial_hex: hex::encode(x509.raw_serial()),
-        fingerprint_sha256: hex::encode(Sha256::digest(cert.as_ref())),
-        not_after: x509.validity().not_after.timestamp(),
-    })
-}
-
-/// A short, specific reason why a server-side handshake failed, for logs and
-/// the audit trail.
-pub fn handshake_refusal(err: &std::io::Error) -> String {
-    if let Some(e) = super::find_rustls_error(err) {
-        return describe_refusal(e);
-    }
-    use std::io::ErrorKind as K;
-    match err.kind() {
-        K::UnexpectedEof => "client closed the connection during the handshake".into(),
-        K::ConnectionReset => "connection reset during the handshake".into(),
-        K::TimedOut => "handshake timed out".into(),
-        _ => format!("handshake failed: {err}"),
-    }
-}
-
-fn describe_refusal(e: &rustls::Error) -> String {
-    use rustls::Error as E;
-    match e {
-        E::NoCertificatesPresented => "no client certificate".into(),
-        E::InvalidCertificate(c) => match c {
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                "client certificate expired".into()
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "client certificate not yet valid".into()
-            }
-            CertificateError::UnknownIssuer => "client certificate issued by an unknown CA".into(),
-            CertificateError::Revoked => "client certificate revoked".into(),
-            CertificateError::UnknownRevocationStatus => {
-                "client certificate revocation status unknown".into()
-            }
-            CertificateError::ExpiredRevocationList
-            | CertificateError::ExpiredRevocationListContext { .. } => {
-                "CRL for the client certificate expired".into()
-            }
-            CertificateError::BadSignature => "client certificate has a bad signature".into(),
-            CertificateError::BadEncoding => "client certificate malformed".into(),
-            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
-                "client certificate not valid for client authentication".into()
-            }
-            other => format!("client certificate rejected: {other}"),
-        },
-        E::PeerIncompatible(p) => match p {
-            PeerIncompatible::Tls12NotOffered
-            | PeerIncompatible::Tls12NotOfferedOrEnabled
-            | PeerIncompatible::SupportedVersionsExtensionRequired => {
-                "protocol version too old".into()
-            }
-            PeerIncompatible::NoCipherSuitesInCommon => "no shared cipher suite".into(),
-            PeerIncompatible::NoKxGroupsInCommon => "no shared key exchange group".into(),
-            PeerIncompatible::NoSignatureSchemesInCommon => "no shared signature scheme".into(),
-            other => format!("client incompatible: {other:?}"),
-        },
-        E::NoApplicationProtocol => "no shared application protocol (ALPN)".into(),
-        E::AlertReceived(
-            alert @ (rustls::AlertDescription::BadCertificate
-            | rustls::AlertDescription::UnsupportedCertificate
-            | rustls::AlertDescription::CertificateRevoked
-            | rustls::AlertDescription::CertificateExpired
-            | rustls::AlertDescription::CertificateUnknown
-            | rustls::AlertDescription::UnknownCA),
-        ) => format!("client refused our server certificate (alert {alert:?})"),
-        E::AlertReceived(alert) => format!("client aborted the handshake (alert {alert:?})"),
-        E::InvalidMessage(_) => format!("not a TLS client ({e})"),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::testpki::{Ca, Leaf, LeafSpec, write};
+    use crate::tls::peer::{handshake_refusal, peer_identity};
     use rustls::AlertDescription;
-    use rustls::pki_types::{PrivateKeyDer, ServerName};
-    use rustls_pki_types::pem::PemObject;
+    use rustls::pki_types::ServerName;
+    use sha2::{Digest, Sha256};
     use std::net::SocketAddr;
+    use std::net::{IpAddr, Ipv4Addr};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::mpsc;
+    use yiwang_pki::time::{Duration as Span, OffsetDateTime};
+    use yiwang_pki::{Ca, CertSpec, Issued};
 
     /// What the echo server saw of one connection.
     #[derive(Debug)]
     enum Seen {
-        Accepted(Box<PeerIdentity>),
+        Accepted(Box<crate::tls::PeerIdentity>),
         Refused(String),
     }
 
@@ -447,21 +304,18 @@ mod tests {
 
     fn client_config(
         roots_from: &Ca,
-        client: Option<&Leaf>,
+        client: Option<&Issued>,
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(roots_from.der.clone()).unwrap();
+        roots.add(roots_from.cert_der().clone()).unwrap();
         let builder = rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
             .with_protocol_versions(versions)
             .unwrap()
             .with_root_certificates(roots);
         let mut cfg = match client {
             Some(leaf) => builder
-                .with_client_auth_cert(
-                    vec![leaf.der.clone()],
-                    PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap(),
-                )
+                .with_client_auth_cert(vec![leaf.cert_der.clone()], leaf.key_der())
                 .unwrap(),
             None => builder.with_no_client_auth(),
         };
@@ -518,14 +372,23 @@ mod tests {
         cfg: ServerTlsConfig,
     }
 
+    /// Writes `contents` to `dir/name` and returns the path.
+    fn write(dir: &std::path::Path, name: &str, contents: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
     fn setup() -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::new("Bureau client CA");
-        let server = ca.server("gateway", &["localhost"], &["127.0.0.1"]);
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let server = ca.issue(&CertSpec::server("gateway", &["localhost"], &[localhost]));
+        let (cert, key) = server.write(dir.path(), "server").unwrap();
         let cfg = ServerTlsConfig {
-            cert: write(dir.path(), "server.pem", &server.cert_pem),
-            key: write(dir.path(), "server.key", &server.key_pem),
-            client_ca: vec![write(dir.path(), "ca.pem", &ca.cert_pem)],
+            cert,
+            key,
+            client_ca: vec![ca.write(dir.path(), "ca").unwrap().0],
             crl: vec![],
             reload_interval_ms: 5000,
         };
@@ -560,14 +423,14 @@ mod tests {
         let s = setup();
         let tls = ServerTls::load("intake", &s.cfg).unwrap();
         let (addr, mut seen) = spawn_echo(tls).await;
-        let client = s.ca.issue(LeafSpec {
-            cn: "market-regulation",
-            dns: &["mr.zwfw.internal"],
-            uris: &["spiffe://zwfw.gov.cn/market-regulation"],
-            emails: &["ops@mr.zwfw.internal"],
-            client: true,
-            ..Default::default()
-        });
+        let not_after = OffsetDateTime::from_unix_timestamp(4_070_908_800).unwrap(); // 2099-01-01
+        let client = s.ca.issue(
+            &CertSpec::client("market-regulation")
+                .dns("mr.zwfw.internal")
+                .uri("spiffe://zwfw.gov.cn/market-regulation")
+                .email("ops@mr.zwfw.internal")
+                .validity(OffsetDateTime::now_utc() - Span::hours(1), not_after),
+        );
         let mut stream = connect(client_config(&s.ca, Some(&client), PROTOCOLS), addr)
             .await
             .unwrap();
@@ -577,17 +440,17 @@ mod tests {
             panic!("refused")
         };
         assert_eq!(id.subject_cn.as_deref(), Some("market-regulation"));
-        assert_eq!(id.subject, "CN=market-regulation");
+        assert_eq!(id.subject, "CN=market-regulation, O=Yiwang test PKI");
         assert!(id.issuer.contains("CN=Bureau client CA"), "{}", id.issuer);
         assert_eq!(id.san_dns, vec!["mr.zwfw.internal"]);
         assert_eq!(id.san_uri, vec!["spiffe://zwfw.gov.cn/market-regulation"]);
         assert_eq!(id.san_email, vec!["ops@mr.zwfw.internal"]);
-        assert_eq!(id.serial_hex, hex::encode(&client.serial));
+        assert_eq!(id.serial_hex, hex::encode(client.serial()));
         assert_eq!(
             id.fingerprint_sha256,
-            hex::encode(Sha256::digest(client.der.as_ref()))
+            hex::encode(Sha256::digest(client.cert_der.as_ref()))
         );
-        assert_eq!(id.not_after, 4_070_908_800); // 2099-01-01
+        assert_eq!(id.not_after, 4_070_908_800);
     }
 
     const PROTOCOLS: &[&rustls::SupportedProtocolVersion] = crate::tls::PROTOCOL_VERSIONS;
@@ -614,12 +477,7 @@ mod tests {
     async fn refuses_expired_client_certificate() {
         let s = setup();
         let (addr, mut seen) = spawn_echo(ServerTls::load("intake", &s.cfg).unwrap()).await;
-        let expired = s.ca.issue(LeafSpec {
-            cn: "old",
-            client: true,
-            expired: true,
-            ..Default::default()
-        });
+        let expired = s.ca.issue(&CertSpec::client("old").expired());
         let err = try_exchange(client_config(&s.ca, Some(&expired), PROTOCOLS), addr)
             .await
             .unwrap_err();
@@ -638,7 +496,7 @@ mod tests {
     async fn refuses_client_from_another_ca() {
         let s = setup();
         let (addr, mut seen) = spawn_echo(ServerTls::load("intake", &s.cfg).unwrap()).await;
-        let stranger = Ca::new("Somebody else").client("intruder");
+        let stranger = Ca::new("Somebody else").issue(&CertSpec::client("intruder"));
         let err = try_exchange(client_config(&s.ca, Some(&stranger), PROTOCOLS), addr)
             .await
             .unwrap_err();
@@ -652,14 +510,14 @@ mod tests {
     #[tokio::test]
     async fn refuses_revoked_client_and_accepts_clients_of_a_ca_without_crl() {
         let mut s = setup();
-        let revoked = s.ca.client("revoked");
-        let good = s.ca.client("good");
+        let revoked = s.ca.issue(&CertSpec::client("revoked"));
+        let good = s.ca.issue(&CertSpec::client("good"));
         let other_ca = Ca::new("CA without CRL");
-        let other = other_ca.client("other");
+        let other = other_ca.issue(&CertSpec::client("other"));
         s.cfg.crl = vec![write(s.dir.path(), "ca.crl", &s.ca.crl(&[&revoked]))];
         s.cfg
             .client_ca
-            .push(write(s.dir.path(), "other-ca.pem", &other_ca.cert_pem));
+            .push(other_ca.write(s.dir.path(), "other-ca").unwrap().0);
         let (addr, mut seen) = spawn_echo(ServerTls::load("intake", &s.cfg).unwrap()).await;
 
         let err = try_exchange(client_config(&s.ca, Some(&revoked), PROTOCOLS), addr)
@@ -693,7 +551,7 @@ mod tests {
     async fn tls12_only_client_connects_with_an_aead_suite() {
         let s = setup();
         let (addr, _seen) = spawn_echo(ServerTls::load("intake", &s.cfg).unwrap()).await;
-        let client = s.ca.client("legacy-ministry");
+        let client = s.ca.issue(&CertSpec::client("legacy-ministry"));
         let mut stream = connect(
             client_config(&s.ca, Some(&client), &[&rustls::version::TLS12]),
             addr,
@@ -819,7 +677,7 @@ mod tests {
         let s = setup();
         let tls = ServerTls::load("intake", &s.cfg).unwrap();
         let (addr, _seen) = spawn_echo(tls.clone()).await;
-        let client = s.ca.client("bureau-app");
+        let client = s.ca.issue(&CertSpec::client("bureau-app"));
         let cfg = client_config(&s.ca, Some(&client), PROTOCOLS);
         let first_cert = tls.config();
 
@@ -828,9 +686,9 @@ mod tests {
         let old_leaf = before.get_ref().1.peer_certificates().unwrap()[0].clone();
 
         assert!(!tls.reload().unwrap(), "nothing changed yet");
-        let renewed = s.ca.server("gateway-renewed", &["localhost"], &[]);
-        write(s.dir.path(), "server.pem", &renewed.cert_pem);
-        write(s.dir.path(), "server.key", &renewed.key_pem);
+        let renewed =
+            s.ca.issue(&CertSpec::server("gateway-renewed", &["localhost"], &[]));
+        renewed.write(s.dir.path(), "server").unwrap();
         assert!(tls.reload().unwrap());
         assert!(!Arc::ptr_eq(&first_cert, &tls.config()));
 
@@ -840,7 +698,7 @@ mod tests {
         let after = connect(cfg.clone(), addr).await.unwrap();
         let new_leaf = after.get_ref().1.peer_certificates().unwrap()[0].clone();
         assert_ne!(old_leaf, new_leaf);
-        assert_eq!(new_leaf, renewed.der);
+        assert_eq!(new_leaf, renewed.cert_der);
 
         // A broken key keeps the renewed config and reports the problem.
         // (a half-written file, as during a non-atomic copy).
@@ -860,7 +718,7 @@ mod tests {
         ping(&mut still, b"still").await.unwrap();
         assert_eq!(
             still.get_ref().1.peer_certificates().unwrap()[0],
-            renewed.der
+            renewed.cert_der
         );
         ping(&mut before, b"old connection still up").await.unwrap();
     }
@@ -868,7 +726,7 @@ mod tests {
     #[tokio::test]
     async fn replacing_the_crl_refuses_new_connections_of_a_revoked_client() {
         let mut s = setup();
-        let client = s.ca.client("soon-revoked");
+        let client = s.ca.issue(&CertSpec::client("soon-revoked"));
         let crl_path = write(s.dir.path(), "ca.crl", &s.ca.crl(&[]));
         s.cfg.crl = vec![crl_path.clone()];
         s.cfg.reload_interval_ms = 20;
@@ -942,11 +800,11 @@ mod tests {
         );
 
         let mut cfg = s.cfg.clone();
-        let other = s.ca.server("other", &["localhost"], &[]);
-        cfg.key = write(s.dir.path(), "other.key", &other.key_pem);
+        let other = s.ca.issue(&CertSpec::server("other", &["localhost"], &[]));
+        cfg.key = other.write(s.dir.path(), "other").unwrap().1;
         let err = ServerTls::load("intake", &cfg).unwrap_err().to_string();
         assert!(
-            err.contains("server.pem") && err.contains("other.key"),
+            err.contains("server.crt") && err.contains("other.key"),
             "{err}"
         );
 

@@ -276,7 +276,7 @@ pub struct Reply {
     pub data: Value,
 }
 
-/// Reads an HTTP reply: transport status first (5xx/429 retryable with Retry-After), then the
+/// Reads an HTTP reply: transport status first (408/425/429/5xx retryable with Retry-After), then the
 /// JSON envelope. A 2xx body that is not the envelope (an HTML page) is ambiguous when the
 /// request may have acted, retryable otherwise.
 pub fn read_reply(

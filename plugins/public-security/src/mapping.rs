@@ -5,6 +5,10 @@
 use serde_json::{Map, Value, json};
 use yiwang_adapter_sdk::codes::{CodeTable, StatusRow, StatusTable, Unknown, UnknownStatus};
 use yiwang_adapter_sdk::dates::{self, MinistryDateFormat};
+use yiwang_adapter_sdk::error::{StatusClass, status_class};
+// RFC 3986 unreserved characters pass, every other UTF-8 byte becomes `%XX`: the wire form
+// (which signatures cover) is unambiguous, and `+` is sent as `%2B`.
+use yiwang_adapter_sdk::http::percent_encode;
 use yiwang_adapter_sdk::schema::{
     Case, CaseChange, ChangeKind, Decision, Material, PartyKind, Stage,
 };
@@ -289,20 +293,6 @@ pub fn body_bytes(body: &Value) -> Vec<u8> {
     body.to_string().replace('$', "\\u0024").into_bytes()
 }
 
-/// Percent-encodes one path segment or query value: everything but `A-Z a-z 0-9 - . _ ~`,
-/// as UTF-8 bytes (so `+` is sent as `%2B`, which the ministry reads as a plus sign).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The query URL for a case named by number or by idempotency key.
 pub fn query_path(case: CaseRef<'_>) -> String {
     match case {
@@ -344,7 +334,7 @@ impl Reply {
     }
 }
 
-/// Reads an HTTP reply. 5xx, 408 and 429 are retryable (honouring Retry-After). Business
+/// Reads an HTTP reply. 5xx, 408, 425 and 429 are retryable (honouring Retry-After). Business
 /// errors come with 400/401/404/409 *and* the envelope, so the envelope is read whatever the
 /// status; a status without it is classified by the status alone. A 2xx body that is not the
 /// envelope (an HTML page) is ambiguous when the request may have acted, retryable otherwise.
@@ -354,7 +344,7 @@ pub fn read_reply(
     body: &[u8],
     effect: Effect,
 ) -> Result<Reply, AdapterError> {
-    if matches!(status, 408 | 429 | 500..=599) {
+    if status_class(status) == StatusClass::Retryable {
         return Err(error::classify_status(status, retry_after)
             .unwrap_or_else(|| retryable(format!("ministry answered HTTP {status}"))));
     }

@@ -5,6 +5,9 @@
 use serde_json::{Map, Value, json};
 use yiwang_adapter_sdk::codes::{CodeTable, StatusRow, StatusTable, Unknown, UnknownStatus};
 use yiwang_adapter_sdk::dates::{self, MinistryDateFormat};
+// RFC 3986 unreserved characters pass, every other UTF-8 byte becomes `%XX`: the wire form
+// (which signatures cover) is unambiguous, and `+` is sent as `%2B`.
+use yiwang_adapter_sdk::http::percent_encode;
 use yiwang_adapter_sdk::schema::{Case, Decision, Material, Stage};
 use yiwang_adapter_sdk::{
     AdapterError, Event, FieldMapping, Rejection, RetryableError, ambiguous, error, event,
@@ -281,20 +284,6 @@ pub fn case_body_bytes(body: &Value) -> Vec<u8> {
     body.to_string().replace('$', "\\u0024").into_bytes()
 }
 
-/// Percent-encodes a query value: everything but RFC 3986's unreserved characters, so the
-/// wire form (which the signature covers) is unambiguous.
-pub fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 pub use yiwang_adapter_sdk::{CaseRef, Effect, send_error};
 
 /// The status request for a case: by its number (`slbh`) or by the submit's idempotency key
@@ -404,7 +393,7 @@ fn envelope(body: &[u8]) -> Option<Reply> {
 
 /// Reads an HTTP reply. A 401 carrying the envelope is the gateway refusing the signature
 /// and is classified by its code, not as a plain 4xx; otherwise the transport status first
-/// (5xx/429 retryable with Retry-After), then the envelope. A 2xx body that is not the
+/// (408/425/429/5xx retryable with Retry-After), then the envelope. A 2xx body that is not the
 /// envelope (an HTML page) is ambiguous when the request may have acted, retryable otherwise.
 pub fn read_reply(
     status: u16,

@@ -164,6 +164,13 @@ impl Ca {
                 .with_context(|| format!("URI {uri:?}"))?;
             sans.push(SanType::URI(ia5));
         }
+        for email in &spec.emails {
+            let ia5 = email
+                .as_str()
+                .try_into()
+                .with_context(|| format!("e-mail {email:?}"))?;
+            sans.push(SanType::Rfc822Name(ia5));
+        }
         sans.extend(spec.ips.iter().copied().map(SanType::IpAddress));
         params.subject_alt_names = sans;
         params.not_before = spec.not_before;
@@ -246,6 +253,8 @@ pub struct CertSpec {
     pub dns: Vec<String>,
     /// URI subject alternative names, e.g. `yiwang://bureau/fuzhou`.
     pub uris: Vec<String>,
+    /// E-mail (RFC 822) subject alternative names.
+    pub emails: Vec<String>,
     /// IP address subject alternative names.
     pub ips: Vec<IpAddr>,
     /// Extended key usage `serverAuth`.
@@ -264,6 +273,7 @@ impl CertSpec {
             common_name: common_name.to_owned(),
             dns: Vec::new(),
             uris: Vec::new(),
+            emails: Vec::new(),
             ips: Vec::new(),
             server: false,
             client: false,
@@ -299,6 +309,12 @@ impl CertSpec {
     /// Add a URI name, e.g. `yiwang://bureau/fuzhou`.
     pub fn uri(mut self, uri: &str) -> CertSpec {
         self.uris.push(uri.to_owned());
+        self
+    }
+
+    /// Add an e-mail address.
+    pub fn email(mut self, email: &str) -> CertSpec {
+        self.emails.push(email.to_owned());
         self
     }
 
