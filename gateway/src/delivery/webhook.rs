@@ -9,6 +9,7 @@ use crate::runtime::ErrorClass;
 use crate::store::{Job, JobKind};
 use crate::transport::{OutboundRequest, OutboundResponse, TransportError};
 use std::time::Duration;
+use yiwang_schema::http_status::StatusClass;
 
 /// POST one notice.
 pub(crate) async fn send(engine: &Engine, sub: &Subscriber, job: &Job) -> Outcome {
@@ -63,16 +64,14 @@ pub(crate) async fn send(engine: &Engine, sub: &Subscriber, job: &Job) -> Outcom
     }
 }
 
-/// A subscriber's non-2xx answer: a client error other than 408, 425 and
-/// 429 is permanent, the rest is retried (after its Retry-After, if any).
+/// A subscriber's non-2xx answer: permanent or retried by the status class
+/// the gateway and the SDK share (408, 425, 429 and 5xx are retried), after
+/// the subscriber's Retry-After if it gave one.
 fn refused(sub: &Subscriber, resp: &OutboundResponse) -> Outcome {
     let retry_after_ms = resp
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-        .map(|s| s.saturating_mul(1000));
-    let permanent = (400..500).contains(&resp.status) && !matches!(resp.status, 408 | 425 | 429);
+        .retry_after(std::time::SystemTime::now())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let permanent = resp.status_class() == StatusClass::Permanent;
     Outcome::Failed(Failure {
         class: if permanent {
             ErrorClass::Permanent
@@ -88,4 +87,55 @@ fn refused(sub: &Subscriber, resp: &OutboundResponse) -> Outcome {
         ),
         retry_after_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RetryPolicy;
+
+    fn answer(status: u16, retry_after: Option<&str>) -> Outcome {
+        let sub = Subscriber {
+            name: "platform".into(),
+            url: "https://platform.example/notices".into(),
+            notices: vec![],
+            items: vec![],
+            retry: RetryPolicy::default(),
+            concurrency: 1,
+            timeout_ms: 1000,
+        };
+        let headers = retry_after
+            .map(|v| vec![("Retry-After".to_string(), v.to_string())])
+            .unwrap_or_default();
+        let resp = OutboundResponse {
+            status,
+            headers,
+            body: bytes::Bytes::from_static(b"busy"),
+        };
+        refused(&sub, &resp)
+    }
+
+    fn failure(o: Outcome) -> Failure {
+        match o {
+            Outcome::Failed(f) => f,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_subscriber_status_is_classed_like_a_ministry_status() {
+        let f = failure(answer(503, Some("120")));
+        assert_eq!(f.class, ErrorClass::Retryable);
+        assert_eq!(f.retry_after_ms, Some(120_000));
+        assert_eq!(f.kind, FailureKind::Http(503));
+        assert!(f.message.contains("answered 503: busy"), "{}", f.message);
+        for retried in [408, 425, 429, 500] {
+            assert_eq!(failure(answer(retried, None)).class, ErrorClass::Retryable, "{retried}");
+        }
+        for dead in [302, 400, 404, 422] {
+            assert_eq!(failure(answer(dead, None)).class, ErrorClass::Permanent, "{dead}");
+        }
+        let past = failure(answer(429, Some("Wed, 21 Oct 2015 07:28:00 GMT")));
+        assert_eq!(past.retry_after_ms, Some(0), "a date already past asks for no wait");
+    }
 }
