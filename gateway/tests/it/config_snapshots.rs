@@ -20,7 +20,10 @@ fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("adapters")).expect("mkdir");
     for (from, to) in [
-        (yiwang_artifacts::MARKET_REGULATION, "market_regulation.wasm"),
+        (
+            yiwang_artifacts::MARKET_REGULATION,
+            "market_regulation.wasm",
+        ),
         (
             yiwang_artifacts::HOUSING_CONSTRUCTION,
             "housing_construction.wasm",
@@ -87,7 +90,10 @@ fn config_check_output_matches_the_snapshots() {
         }
     }
     // A snapshot whose case was removed would otherwise linger unchecked.
-    for entry in std::fs::read_dir(cases_dir()).expect("tests/config").flatten() {
+    for entry in std::fs::read_dir(cases_dir())
+        .expect("tests/config")
+        .flatten()
+    {
         let path = entry.path();
         if path.extension().is_some_and(|x| x == "err") && !path.with_extension("toml").is_file() {
             differ.push(format!("{} has no .toml beside it", path.display()));
