@@ -322,3 +322,42 @@ fn replay(at: &AdminAddr, mut body: serde_json::Value, adapter: Option<PathBuf>)
     println!("{n} job(s) replayed");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_left_out_are_not_sent_and_values_are_form_encoded() -> Result<()> {
+        let list = QueueQuery {
+            network: Some("subscriber:platform".into()),
+            state: None,
+            limit: 5,
+        };
+        assert_eq!(
+            with_query("/admin/queue", &list)?,
+            "/admin/queue?network=subscriber%3Aplatform&limit=5"
+        );
+        let dlq = DlqQuery {
+            network: None,
+            case_number: Some("ZJ 2026/001&limit=1".into()),
+            limit: 100,
+        };
+        let path = with_query("/admin/dlq", &dlq)?;
+        assert_eq!(
+            path,
+            "/admin/dlq?case_number=ZJ+2026%2F001%26limit%3D1&limit=100"
+        );
+        // What the admin API's `Query` extractor reads back.
+        let query = path.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let back: Vec<(String, String)> = serde_urlencoded::from_str(query)?;
+        assert_eq!(
+            back,
+            [
+                ("case_number".into(), "ZJ 2026/001&limit=1".into()),
+                ("limit".into(), "100".into())
+            ]
+        );
+        Ok(())
+    }
+}
