@@ -130,12 +130,24 @@ mod tests {
         assert_eq!(f.kind, FailureKind::Http(503));
         assert!(f.message.contains("answered 503: busy"), "{}", f.message);
         for retried in [408, 425, 429, 500] {
-            assert_eq!(failure(answer(retried, None)).class, ErrorClass::Retryable, "{retried}");
+            assert_eq!(
+                failure(answer(retried, None)).class,
+                ErrorClass::Retryable,
+                "{retried}"
+            );
         }
         for dead in [302, 400, 404, 422] {
-            assert_eq!(failure(answer(dead, None)).class, ErrorClass::Permanent, "{dead}");
+            assert_eq!(
+                failure(answer(dead, None)).class,
+                ErrorClass::Permanent,
+                "{dead}"
+            );
         }
         let past = failure(answer(429, Some("Wed, 21 Oct 2015 07:28:00 GMT")));
-        assert_eq!(past.retry_after_ms, Some(0), "a date already past asks for no wait");
+        assert_eq!(
+            past.retry_after_ms,
+            Some(0),
+            "a date already past asks for no wait"
+        );
     }
 }

@@ -24,7 +24,7 @@ async fn every_plugin_passes_its_fixtures() {
     let mut checked = 0;
     for (name, path) in yiwang_artifacts::ALL {
         if *name == "hostile_adapter" {
-            continue; // a test double, exercised by tests/sandbox.rs
+            continue; // a test double, exercised by tests/it/sandbox.rs
         }
         let dir = plugin_dir(name).join("fixtures");
         assert!(

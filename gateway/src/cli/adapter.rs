@@ -1,0 +1,166 @@
+//! `yiwang adapter …`: build a plugin, run it against its recorded fixtures
+//! (no network), and print what a component says about itself.
+
+use super::tokio_rt;
+use crate::fixture;
+use crate::runtime::{NetworkSandbox, Runtime, RuntimeConfig, Services};
+use crate::transport::HttpTransport;
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+#[derive(Subcommand)]
+pub(super) enum AdapterCmd {
+    /// Run an adapter against its recorded fixtures (no network) and diff
+    /// the requests and results against the expected ones.
+    Test {
+        /// The plugin folder (with Cargo.toml and fixtures/).
+        plugin_dir: PathBuf,
+        /// Use this component instead of building the plugin.
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// Run only fixtures whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+    },
+    /// Load a component and print what it says about itself (items, field mapping).
+    Describe { component: PathBuf },
+}
+
+/// Run one `yiwang adapter` command.
+pub(super) fn run(cmd: AdapterCmd) -> Result<ExitCode> {
+    match cmd {
+        AdapterCmd::Test {
+            plugin_dir,
+            component,
+            only,
+        } => adapter_test(&plugin_dir, component, only),
+        AdapterCmd::Describe { component } => adapter_describe(&component),
+    }
+}
+
+fn adapter_test(
+    plugin_dir: &Path,
+    component: Option<PathBuf>,
+    only: Option<String>,
+) -> Result<ExitCode> {
+    let fixtures = plugin_dir.join("fixtures");
+    if !fixtures.is_dir() {
+        bail!("{} has no fixtures/ folder", plugin_dir.display());
+    }
+    let component = match component {
+        Some(c) => c,
+        None => build_plugin(plugin_dir)?,
+    };
+    let wasm =
+        std::fs::read(&component).with_context(|| format!("read {}", component.display()))?;
+    let rt = tokio_rt()?;
+    let results = rt.block_on(async {
+        let runtime = Runtime::new(RuntimeConfig {
+            max_instances: 4,
+            ..RuntimeConfig::default()
+        })?;
+        anyhow::Ok(fixture::run_dir(&runtime, &wasm, &fixtures).await?)
+    })?;
+    let mut failed = 0;
+    let mut ran = 0;
+    for r in results
+        .iter()
+        .filter(|r| only.as_ref().is_none_or(|o| r.name.contains(o.as_str())))
+    {
+        ran += 1;
+        if r.passed() {
+            println!("ok      {}  {}", r.name, r.description);
+        } else {
+            failed += 1;
+            println!("FAILED  {}  {}", r.name, r.description);
+            for f in &r.failures {
+                for line in f.lines() {
+                    println!("        {line}");
+                }
+            }
+        }
+    }
+    println!("\n{} passed, {} failed", ran - failed, failed);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Build one plugin for wasm32-wasip2 and return the component's path.
+fn build_plugin(plugin_dir: &Path) -> Result<PathBuf> {
+    eprintln!("building {} for wasm32-wasip2 ...", plugin_dir.display());
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(plugin_dir)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("run cargo (is the Rust toolchain installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "building {} failed; if the target is missing: rustup target add wasm32-wasip2",
+            plugin_dir.display()
+        );
+    }
+    let name = package_name(plugin_dir)?.replace('-', "_");
+    let mut found = None;
+    for message in cargo_metadata::Message::parse_stream(&out.stdout[..]) {
+        let message = message.context("read cargo's build messages")?;
+        if let cargo_metadata::Message::CompilerArtifact(artifact) = message
+            && artifact.target.name == name
+        {
+            found = artifact
+                .filenames
+                .into_iter()
+                .rfind(|f| f.extension() == Some("wasm"))
+                .map(PathBuf::from)
+                .or(found);
+        }
+    }
+    found.with_context(|| format!("cargo built no .wasm for {name} (is it a cdylib?)"))
+}
+
+/// `package.name` of the plugin's Cargo.toml.
+fn package_name(plugin_dir: &Path) -> Result<String> {
+    let manifest = std::fs::read_to_string(plugin_dir.join("Cargo.toml"))
+        .context("read the plugin's Cargo.toml")?;
+    let package: toml::Table =
+        toml::from_str(&manifest).context("parse the plugin's Cargo.toml")?;
+    package
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+        .map(str::to_string)
+        .context("the plugin's Cargo.toml has no package.name")
+}
+
+fn adapter_describe(component: &Path) -> Result<ExitCode> {
+    let wasm = std::fs::read(component).with_context(|| format!("read {}", component.display()))?;
+    let rt = tokio_rt()?;
+    let descriptor = rt.block_on(async {
+        let runtime = Runtime::new(RuntimeConfig {
+            max_instances: 2,
+            ..RuntimeConfig::default()
+        })?;
+        let sandbox = NetworkSandbox::new("describe", Vec::new());
+        let adapter = runtime
+            .load(
+                &wasm,
+                sandbox,
+                Services::new(std::sync::Arc::new(HttpTransport::default())),
+            )
+            .await?;
+        anyhow::Ok(adapter.descriptor().clone())
+    })?;
+    println!("{}", serde_json::to_string_pretty(&descriptor)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,211 @@
+//! `yiwang`: the gateway's command line (the binary is a thin `main` over
+//! [`main`], so end-to-end tests can run the same code as a process).
+//!
+//! Here: the top-level commands, dispatch, and the commands that are one
+//! call each (`serve`, `config check`, `case validate`, `schema`). The
+//! adapter tools are in `adapter`, the admin API's client in `queue`.
+
+mod adapter;
+mod queue;
+
+use adapter::AdapterCmd;
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use queue::QueueCmd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "yiwang",
+    version,
+    about = "Yiwang (一网): enter a case once, reach every ministry network"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Work with adapter components.
+    #[command(subcommand)]
+    Adapter(AdapterCmd),
+    /// Work with unified cases.
+    #[command(subcommand)]
+    Case(CaseCmd),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Run the gateway: intake, delivery queue, back-flow, admin API.
+    Serve {
+        /// The configuration file (see config/yiwang.example.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Inspect and repair the delivery queue of a running gateway (through
+    /// its admin API).
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// Verify, query and export the tamper-evident audit trail (offline,
+    /// read-only: point --dir at the gateway's <data-dir>/audit or a copy).
+    #[command(subcommand)]
+    Audit(yiwang_audit::cli::AuditCommand),
+    /// Print the JSON Schema of the unified case (or event, case-change).
+    Schema {
+        #[arg(value_parser = ["case", "event", "case-change"], default_value = "case")]
+        which: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Check a configuration file; every problem is reported as file:line:col.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum CaseCmd {
+    /// Validate a case file against the unified schema; lists every problem.
+    Validate { file: PathBuf },
+}
+
+/// Parse the command line and run it.
+pub fn main() -> ExitCode {
+    main_from(std::env::args_os())
+}
+
+/// [`main`] with these arguments (the first is the program name): lets
+/// another binary, such as the benchmark harness, run the gateway's command
+/// line as a child process of itself.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse_from(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Top::Adapter(cmd) => adapter::run(cmd),
+        Top::Case(CaseCmd::Validate { file }) => case_validate(&file),
+        Top::Config(ConfigCmd::Check { file }) => config_check(&file),
+        Top::Serve { config } => serve(&config),
+        Top::Queue(cmd) => queue::run(cmd),
+        Top::Audit(cmd) => Ok(ExitCode::from(
+            u8::try_from(yiwang_audit::cli::run(cmd)?).unwrap_or(2),
+        )),
+        Top::Schema { which } => {
+            let schema = match which.as_str() {
+                "event" => yiwang_schema::event_json_schema(),
+                "case-change" => yiwang_schema::case_change_json_schema(),
+                _ => yiwang_schema::case_json_schema(),
+            };
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A runtime for the commands that do async work.
+fn tokio_rt() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start tokio")
+}
+
+fn config_check(file: &Path) -> Result<ExitCode> {
+    match crate::config::Config::load(file) {
+        Ok(loaded) => {
+            let c = &loaded.config;
+            println!(
+                "{}: ok ({} networks, {} items)",
+                file.display(),
+                c.networks.len(),
+                c.items.len()
+            );
+            for (name, net) in &c.networks {
+                if let Err(e) = loaded.resolve_secrets(name, net.get_ref()) {
+                    println!("  note: {e} (needed when the gateway starts)");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            println!("{errors}");
+            println!("{} problem(s)", errors.errors.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn case_validate(file: &Path) -> Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
+    match yiwang_schema::parse_case(&bytes) {
+        Ok(valid) => {
+            println!("{}: valid case {}", file.display(), valid.case.case_number);
+            for o in &valid.overrides_applied {
+                println!(
+                    "  checksum override applied at {} ({}; approved by {})",
+                    o.pointer, o.reason, o.approved_by
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            println!("{}: {} problem(s)", file.display(), errors.0.len());
+            for e in &errors.0 {
+                println!("  {e}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn serve(config: &Path) -> Result<ExitCode> {
+    let loaded = match crate::config::Config::load(config) {
+        Ok(l) => l,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    tokio_rt()?.block_on(async {
+        let gateway =
+            crate::serve::Gateway::start(&loaded, crate::delivery::EngineOptions::default())
+                .await?;
+        // Scripts and tests read these lines to find the listeners.
+        println!("yiwang: intake listening on {}", gateway.intake_addr);
+        if let Some(a) = gateway.callback_addr {
+            println!("yiwang: callbacks listening on {a}");
+        }
+        if let Some(a) = gateway.admin_addr {
+            println!("yiwang: admin listening on {a}");
+        }
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        eprintln!("yiwang: stopping");
+        gateway.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,94 @@
+//! The rules serde cannot express: files that must exist, names that must be
+//! configured, values that must agree with each other. One file per section;
+//! each reports into [`Problems`] and never stops at the first problem.
+//!
+//! Positions: a problem points at the value at fault, or at its table when
+//! the value was defaulted (see [`place`]); `[audit]` problems point at the
+//! file's start, as before.
+
+mod audit;
+mod items;
+mod networks;
+mod principals;
+mod subscribers;
+mod tls;
+
+use super::error::Problems;
+use super::types::{Config, RetryPolicy};
+use std::ops::Range;
+use std::path::Path;
+use toml::Spanned;
+
+/// Every rule of every section, in the order the sections were always checked
+/// (problems at the same place keep this order after sorting).
+pub(super) fn check(config: &Config, p: &mut Problems<'_>, base: &Path) {
+    tls::check_server(config, p, base);
+    principals::check(config, p);
+    audit::check(config, p);
+    for (name, net) in &config.networks {
+        networks::check(name, net, &config.runtime, p, base);
+    }
+    for (name, sub) in &config.subscribers {
+        subscribers::check(name, sub, p, base);
+    }
+    for (code, item) in &config.items {
+        items::check(code, item, &config.networks, p);
+    }
+}
+
+/// The value's place, or `outer`'s when the value was defaulted.
+fn place<T>(value: &Spanned<T>, outer: &Range<usize>) -> Range<usize> {
+    let span = value.span();
+    if span.is_empty() { outer.clone() } else { span }
+}
+
+/// Network and subscriber names: lowercase letters, digits and '-'.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+}
+
+/// An absolute `http://` or `https://` URL with a host.
+fn is_http_url(text: &str) -> bool {
+    text.parse::<http::Uri>().is_ok_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
+    })
+}
+
+/// `{what}: {key} file … does not exist`, unless `base/file` is a file.
+fn must_exist(
+    p: &mut Problems<'_>,
+    base: &Path,
+    span: &Range<usize>,
+    what: &str,
+    key: &str,
+    file: &Path,
+) {
+    let path = base.join(file);
+    if !path.is_file() {
+        p.at(
+            span.clone(),
+            format!("{what}: {key} file {} does not exist", path.display()),
+        );
+    }
+}
+
+/// Backoff needs a first interval, and a ceiling not below it.
+fn check_retry(
+    p: &mut Problems<'_>,
+    what: &str,
+    retry: &Spanned<RetryPolicy>,
+    outer: &Range<usize>,
+) {
+    let r = retry.get_ref();
+    if r.initial_ms == 0 || r.max_interval_ms < r.initial_ms {
+        p.at(
+            place(retry, outer),
+            format!("{what}: need 0 < retry.initial-ms <= retry.max-interval-ms"),
+        );
+    }
+}

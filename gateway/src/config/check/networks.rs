@@ -1,0 +1,114 @@
+//! `[networks.<name>]`: the adapter (present, pin well-formed), endpoints
+//! (absolute http(s), secured), concurrency, limits within the runtime's,
+//! and the retry policy.
+
+use super::{Problems, check_retry, is_http_url, place, tls, valid_name};
+use crate::config::types::NetworkConfig;
+use crate::runtime::RuntimeConfig;
+use std::ops::Range;
+use std::path::Path;
+use toml::Spanned;
+
+pub(super) fn check(
+    name: &str,
+    net: &Spanned<NetworkConfig>,
+    runtime: &RuntimeConfig,
+    p: &mut Problems<'_>,
+    base: &Path,
+) {
+    let span = net.span();
+    let net = net.get_ref();
+    if !valid_name(name) {
+        p.at(
+            span.clone(),
+            format!("network name {name:?}: use lowercase letters, digits and '-'"),
+        );
+    }
+    let what = format!("network `{name}`");
+    check_adapter(p, base, &what, net);
+    check_endpoints(p, &what, &span, net);
+    tls::check_origins(
+        p,
+        base,
+        &what,
+        &span,
+        net.endpoints.iter(),
+        net.tls.as_ref(),
+        net.plaintext,
+    );
+    if *net.concurrency.get_ref() == 0 {
+        p.at(
+            place(&net.concurrency, &span),
+            format!("{what}: concurrency must be at least 1"),
+        );
+    }
+    check_limits(p, &what, &span, net, runtime);
+    check_retry(p, &what, &net.retry, &span);
+}
+
+/// The component exists; a pin is a sha256 in lowercase hex.
+fn check_adapter(p: &mut Problems<'_>, base: &Path, what: &str, net: &NetworkConfig) {
+    let adapter = base.join(net.adapter.get_ref());
+    if !adapter.is_file() {
+        p.at(
+            net.adapter.span(),
+            format!("{what}: adapter {} does not exist", adapter.display()),
+        );
+    }
+    if let Some(pin) = &net.adapter_sha256 {
+        let hex = pin.get_ref();
+        let lower_hex = hex
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+        if hex.len() != 64 || !lower_hex {
+            p.at(
+                pin.span(),
+                format!("{what}: adapter-sha256 must be 64 lowercase hex digits"),
+            );
+        }
+    }
+}
+
+fn check_endpoints(p: &mut Problems<'_>, what: &str, span: &Range<usize>, net: &NetworkConfig) {
+    if net.endpoints.is_empty() {
+        p.at(
+            span.clone(),
+            format!("{what}: endpoints is empty; an adapter must be able to reach its network"),
+        );
+    }
+    for e in &net.endpoints {
+        if !is_http_url(e.get_ref()) {
+            p.at(
+                e.span(),
+                format!(
+                    "{what}: endpoint {:?} is not an absolute http(s) URL",
+                    e.get_ref()
+                ),
+            );
+        }
+    }
+}
+
+/// Memory under the runtime's ceiling; 0 < cpu time <= wall time.
+fn check_limits(
+    p: &mut Problems<'_>,
+    what: &str,
+    span: &Range<usize>,
+    net: &NetworkConfig,
+    runtime: &RuntimeConfig,
+) {
+    let limits = net.limits.get_ref();
+    let at = place(&net.limits, span);
+    if limits.memory_bytes > runtime.max_memory_bytes {
+        p.at(
+            at.clone(),
+            format!(
+                "{what}: limits.memory-bytes {} is over runtime.max-memory-bytes {}",
+                limits.memory_bytes, runtime.max_memory_bytes
+            ),
+        );
+    }
+    if limits.cpu_time.is_zero() || limits.wall_time < limits.cpu_time {
+        p.at(at, format!("{what}: need 0 < cpu-time-ms <= wall-time-ms"));
+    }
+}

@@ -1,0 +1,389 @@
+//! The deserialized configuration: one struct per table, each field's doc
+//! comment showing its TOML syntax. Values that errors must point at are
+//! `toml::Spanned`; a defaulted value has an empty span (see [`unspanned`]),
+//! and errors about it point at the enclosing table.
+//!
+//! Unknown keys are refused by serde (`deny_unknown_fields`); the rules that
+//! span several values live in `check/`.
+
+use crate::policy::PrincipalConfig;
+use crate::runtime::{Limits, RuntimeConfig};
+use crate::tls::{ClientTlsConfig, ServerTlsConfig};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use toml::Spanned;
+use yiwang_audit::AuditConfig;
+
+/// A whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// `[gateway]`: where state lives.
+    #[serde(default)]
+    pub gateway: GatewaySection,
+    /// `[listeners]`: the intake, callback and admin HTTP listeners.
+    #[serde(default)]
+    pub listeners: Listeners,
+    /// `[tls]`: the gateway's server certificate and the CAs whose client
+    /// certificates every listener requires (mTLS only; no plaintext listener).
+    pub tls: Option<Spanned<ServerTlsConfig>>,
+    /// `[principals.<name>]`: client certificates → roles and grants.
+    #[serde(default)]
+    pub principals: BTreeMap<String, Spanned<PrincipalConfig>>,
+    /// `[audit]`: the tamper-evident audit trail.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// `[storage]`: the durable queue.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// `[deadlines]`: the deadline light (电子监察).
+    #[serde(default)]
+    pub deadlines: DeadlineConfig,
+    /// `[runtime]`: the Wasm engine (pool size, memory ceiling, compile cache).
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// `[networks.<name>]`: one ministry network each.
+    #[serde(default)]
+    pub networks: BTreeMap<String, Spanned<NetworkConfig>>,
+    /// `[items."<item code>"]`: which networks an item's cases go to.
+    #[serde(default)]
+    pub items: BTreeMap<String, Spanned<ItemConfig>>,
+    /// `[subscribers.<name>]`: webhooks that receive case events
+    /// (the unified platform; a supervising regulator for 审管分离).
+    #[serde(default)]
+    pub subscribers: BTreeMap<String, Spanned<SubscriberConfig>>,
+}
+
+/// `[listeners]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Listeners {
+    /// The bureau platform's API (`/v1/cases`).
+    pub intake: ListenerConfig,
+    /// Ministry pushes (`/v1/callbacks/<network>`); none disables callbacks.
+    pub callbacks: Option<ListenerConfig>,
+    /// Operators: queue, dead letters, replay, adapter reload, `/metrics`.
+    pub admin: Option<ListenerConfig>,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Listeners {
+            intake: ListenerConfig::new("127.0.0.1:8440"),
+            callbacks: None,
+            admin: None,
+        }
+    }
+}
+
+/// One HTTP listener and the limits every request on it is held to
+/// (`intake = { addr = "0.0.0.0:8440", max-body-bytes = 4194304 }`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ListenerConfig {
+    pub addr: std::net::SocketAddr,
+    /// Larger request bodies get 413.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Requests taking longer get 503 (`request-timeout-ms = 30000`).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+    /// Requests served at once; more are refused at once with 503 (load shedding).
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+    /// Time a client has to send its request headers (slow clients are cut off).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_ms: u64,
+    /// CAs whose client certificates this listener accepts, instead of
+    /// `[tls] client-ca` (e.g. the ministries' CA on the callback listener).
+    #[serde(default)]
+    pub client_ca: Option<Vec<PathBuf>>,
+    /// CRLs for this listener, instead of `[tls] crl`.
+    #[serde(default)]
+    pub crl: Option<Vec<PathBuf>>,
+}
+
+fn default_max_body() -> usize {
+    4 << 20
+}
+fn default_request_timeout() -> u64 {
+    30_000
+}
+fn default_max_concurrent() -> usize {
+    256
+}
+fn default_header_timeout() -> u64 {
+    10_000
+}
+
+impl ListenerConfig {
+    pub fn new(addr: &str) -> Self {
+        ListenerConfig {
+            addr: addr
+                .parse()
+                .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            max_body_bytes: default_max_body(),
+            request_timeout_ms: default_request_timeout(),
+            max_concurrent: default_max_concurrent(),
+            header_timeout_ms: default_header_timeout(),
+            client_ca: None,
+            crl: None,
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct StorageConfig {
+    /// `sled` (embedded, the default). PostgreSQL is planned.
+    pub backend: StorageBackend,
+    /// Settled cases (every delivery done, every network final) are dropped
+    /// this long after their last change (`retention-days = 90`).
+    pub retention_days: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: StorageBackend::Sled,
+            retention_days: 90,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageBackend {
+    Sled,
+}
+
+/// `[deadlines]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct DeadlineConfig {
+    /// The light turns yellow this long before the deadline (`yellow-hours = 24`).
+    pub yellow_hours: u64,
+}
+
+impl Default for DeadlineConfig {
+    fn default() -> Self {
+        DeadlineConfig { yellow_hours: 24 }
+    }
+}
+
+/// `[subscribers.<name>]`: a webhook receiving case events as JSON
+/// through the same durable queue as deliveries to networks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SubscriberConfig {
+    /// `url = "https://platform.example/yiwang/events"`
+    pub url: Spanned<String>,
+    /// Which notices: `stage` (a network moved the case), `delivery`
+    /// (delivered to or dead-lettered for a network), `deadline` (the light
+    /// changed). Default: all.
+    #[serde(default = "all_notices")]
+    pub events: Vec<Spanned<String>>,
+    /// Only cases of these items; empty = all.
+    #[serde(default)]
+    pub items: Vec<String>,
+    #[serde(default = "default_subscriber_concurrency")]
+    pub concurrency: u32,
+    #[serde(default = "unspanned")]
+    pub retry: Spanned<RetryPolicy>,
+    /// Request timeout (`timeout-ms = 10000`).
+    #[serde(default = "default_subscriber_timeout")]
+    pub timeout_ms: u64,
+    /// mTLS to the receiver (`[subscribers.X.tls]`); required for https.
+    #[serde(default)]
+    pub tls: Option<Spanned<ClientTlsConfig>>,
+    /// Allow an `http://` url (a lab set-up only; never across a network).
+    #[serde(default)]
+    pub plaintext: bool,
+}
+
+/// The notice kinds a subscriber can ask for.
+pub const NOTICE_KINDS: &[&str] = &["stage", "delivery", "deadline"];
+
+fn all_notices() -> Vec<Spanned<String>> {
+    NOTICE_KINDS
+        .iter()
+        .map(|k| Spanned::new(0..0, k.to_string()))
+        .collect()
+}
+fn default_subscriber_concurrency() -> u32 {
+    4
+}
+fn default_subscriber_timeout() -> u64 {
+    10_000
+}
+
+/// `[gateway]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GatewaySection {
+    /// Where the queue, key-value store and compile cache live
+    /// (`data-dir = "/var/lib/yiwang"`), relative to the config file.
+    pub data_dir: PathBuf,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        GatewaySection {
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+/// `[networks.<name>]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetworkConfig {
+    /// The adapter component (`adapter = "adapters/market_regulation.wasm"`),
+    /// relative to the config file.
+    pub adapter: Spanned<PathBuf>,
+    /// Optional pin: the adapter file must have this sha256 (hex).
+    #[serde(default)]
+    pub adapter_sha256: Option<Spanned<String>>,
+    /// Origins the adapter may reach; the first is the primary one
+    /// (`endpoints = ["https://10.1.2.3:8443"]`).
+    pub endpoints: Vec<Spanned<String>>,
+    /// Deliveries in flight at once to this network (`concurrency = 8`).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: Spanned<u32>,
+    /// Values the adapter may read (`[networks.X.adapter-config]`).
+    #[serde(default)]
+    pub adapter_config: BTreeMap<String, String>,
+    /// Values the adapter may use but never read (`username = { env = "MR_USER" }`).
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Spanned<SecretSource>>,
+    /// Resource limits per adapter call (`[networks.X.limits]`).
+    #[serde(default = "unspanned")]
+    pub limits: Spanned<Limits>,
+    /// Retry policy (`[networks.X.retry]`).
+    #[serde(default = "unspanned")]
+    pub retry: Spanned<RetryPolicy>,
+    /// How often to poll the network's change feed; none disables polling
+    /// (`poll-interval-ms = 30000`).
+    #[serde(default)]
+    pub poll_interval_ms: Option<u64>,
+    /// Circuit breaker (`[networks.X.breaker]`).
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    /// mTLS to the ministry (`[networks.X.tls]`): its CA, the gateway's
+    /// client certificate for it, an optional key pin and server name.
+    /// Required for `https://` endpoints.
+    #[serde(default)]
+    pub tls: Option<Spanned<ClientTlsConfig>>,
+    /// Allow `http://` endpoints (a lab set-up only; never across a network).
+    #[serde(default)]
+    pub plaintext: bool,
+}
+
+/// `[networks.X.breaker]`: after `failures` failed attempts in a row the
+/// network's queue pauses for `cooldown-ms`, then one probe decides.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct BreakerConfig {
+    pub failures: u32,
+    pub cooldown_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failures: 5,
+            cooldown_ms: 10_000,
+        }
+    }
+}
+
+fn default_concurrency() -> Spanned<u32> {
+    Spanned::new(0..0, 8)
+}
+
+/// A default value: it has no place in the file (errors about it point at
+/// the enclosing table instead).
+fn unspanned<T: Default>() -> Spanned<T> {
+    Spanned::new(0..0, T::default())
+}
+
+/// Where a secret comes from. Plain `value` is for demos and tests only.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum SecretSource {
+    /// An environment variable of the gateway process.
+    Env(String),
+    /// A file readable by the gateway only (trailing newline trimmed).
+    File(PathBuf),
+    /// Written in the config itself.
+    Value(String),
+}
+
+/// `[networks.X.retry]`: exponential backoff with full jitter.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct RetryPolicy {
+    /// First backoff (`initial-ms = 1000`).
+    pub initial_ms: u64,
+    /// Backoff ceiling (`max-interval-ms = 300000`).
+    pub max_interval_ms: u64,
+    /// Give up after this many attempts (`max-attempts = 50`); none = no cap.
+    pub max_attempts: Option<u32>,
+    /// Give up after this long since acceptance (`max-age-s = 604800`).
+    pub max_age_s: Option<u64>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial_ms: 1000,
+            max_interval_ms: 300_000,
+            max_attempts: None,
+            max_age_s: Some(7 * 24 * 3600),
+        }
+    }
+}
+
+/// `[items."<code>"]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ItemConfig {
+    /// A human name (`name = "企业开办"`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The networks a case of this item goes to, in order of dependency.
+    pub route: Vec<Spanned<RouteStep>>,
+}
+
+/// One network of a route (`{ network = "tax", after = ["market-regulation"],
+/// inputs = { licence-number = "market-regulation.certificate_number" } }`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RouteStep {
+    pub network: Spanned<String>,
+    /// Networks whose delivery must finish first (earlier steps of this route).
+    #[serde(default)]
+    pub after: Vec<Spanned<String>>,
+    /// Result fields of earlier networks passed to this one:
+    /// input name → `<network>.<field>`, field one of [`RESULT_FIELDS`].
+    #[serde(default)]
+    pub inputs: BTreeMap<String, Spanned<String>>,
+}
+
+/// What an upstream network's result can feed into a chained route.
+pub const RESULT_FIELDS: &[&str] = &["network_case_number", "certificate_number", "decision"];
+
+/// A listener's server TLS: `[tls]` with the listener's own client CAs and
+/// CRLs when it names them.
+pub(crate) fn listener_tls(tls: &ServerTlsConfig, listener: &ListenerConfig) -> ServerTlsConfig {
+    let mut out = tls.clone();
+    if let Some(ca) = &listener.client_ca {
+        out.client_ca = ca.clone();
+    }
+    if let Some(crl) = &listener.crl {
+        out.crl = crl.clone();
+    }
+    out
+}
