@@ -394,7 +394,7 @@ impl Policy {
         match action {
             Action::Health => Ok(()),
             Action::Submit { item, bureau } => {
-                submitter(p).map_err(deny)?;
+                submitter(p).map_err(|e| deny(e.to_string()))?;
                 if !p.items.allows(item) {
                     return Err(deny(format!(
                         "item {item} is not among its items ({})",
@@ -410,7 +410,7 @@ impl Policy {
                 Ok(())
             }
             Action::Case { bureau, .. } => {
-                submitter(p).map_err(deny)?;
+                submitter(p).map_err(|e| deny(e.to_string()))?;
                 if p.bureaus.allows(bureau) {
                     Ok(())
                 } else {
@@ -420,7 +420,7 @@ impl Policy {
                     )))
                 }
             }
-            Action::Search => submitter(p).map_err(deny),
+            Action::Search => submitter(p).map_err(|e| deny(e.to_string())),
             Action::Callback { network } => match (p.role, &p.network) {
                 (Role::Ministry, Some(own)) if own == network => Ok(()),
                 (Role::Ministry, Some(own)) => Err(deny(format!(
@@ -463,14 +463,16 @@ impl Policy {
     }
 }
 
+/// A principal whose role may not touch cases.
+#[derive(Debug, thiserror::Error)]
+#[error("cases are for bureau and platform principals; its role is {}", .0.as_str())]
+struct NotASubmitter(Role);
+
 /// Cases are for bureau and platform principals.
-fn submitter(p: &Principal) -> Result<(), String> {
+fn submitter(p: &Principal) -> Result<(), NotASubmitter> {
     match p.role {
         Role::Bureau | Role::Platform => Ok(()),
-        role => Err(format!(
-            "cases are for bureau and platform principals; its role is {}",
-            role.as_str()
-        )),
+        role => Err(NotASubmitter(role)),
     }
 }
 

@@ -7,12 +7,10 @@ use chrono::{DateTime, FixedOffset};
 use crate::error::rule;
 use crate::ids::{self, IdError, IdType};
 use crate::{
-    Case, CaseChange, ChangeKind, ChecksumOverride, Contact, Event, Material, Party, PartyKind,
-    ValidationErrors,
+    BEIJING, Case, CaseChange, ChangeKind, ChecksumOverride, Contact, Event, Material, Party,
+    PartyKind, ValidationErrors,
 };
 
-/// Beijing time, the only offset the unified schema accepts on case timestamps.
-const BEIJING_OFFSET_SECONDS: i32 = 8 * 3600;
 /// Longest case number, in characters.
 const CASE_NUMBER_MAX: usize = 64;
 /// Longest network case number, in characters.
@@ -245,10 +243,8 @@ impl Validator {
     }
 
     fn beijing_time(&mut self, pointer: &str, t: &DateTime<FixedOffset>) {
-        if t.offset().local_minus_utc() != BEIJING_OFFSET_SECONDS {
-            let beijing = t.with_timezone(
-                &FixedOffset::east_opt(BEIJING_OFFSET_SECONDS).unwrap_or(*t.offset()),
-            );
+        if *t.offset() != BEIJING {
+            let beijing = t.with_timezone(&BEIJING);
             self.errors.push(
                 pointer,
                 rule::TIMEZONE,

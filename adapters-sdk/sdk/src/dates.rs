@@ -7,14 +7,10 @@ use std::fmt;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use thiserror::Error;
 
-/// Beijing's offset from UTC in seconds. China has observed no daylight saving since 1991.
-pub const BEIJING_OFFSET_SECS: i32 = 8 * 3600;
+pub use yiwang_schema::BEIJING;
 
-const BEIJING: FixedOffset = match FixedOffset::east_opt(BEIJING_OFFSET_SECS) {
-    Some(offset) => offset,
-    // Unreachable: 8 h is within ±24 h. Evaluated at compile time, so it can never panic at run time.
-    None => panic!("UTC+08:00 is a valid offset"),
-};
+/// Beijing's offset from UTC in seconds ([`BEIJING`]'s, whose one home is `yiwang-schema`).
+pub const BEIJING_OFFSET_SECS: i32 = BEIJING.local_minus_utc();
 
 /// The UTC+08:00 offset (China Standard Time) every ministry timestamp is written in.
 ///

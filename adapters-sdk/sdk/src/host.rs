@@ -4,6 +4,7 @@
 use crate::bindings::yiwang::adapter as wit;
 use crate::{AdapterError, error::permanent};
 use chrono::{DateTime, FixedOffset, TimeZone};
+use yiwang_schema::BEIJING;
 
 pub use wit::log::Level;
 
@@ -29,13 +30,11 @@ pub fn now_millis() -> i64 {
 
 /// The host's clock in Beijing time (+08:00), the zone ministries assume.
 pub fn now() -> DateTime<FixedOffset> {
-    let beijing = FixedOffset::east_opt(8 * 3600)
-        .unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()));
-    beijing
+    BEIJING
         .timestamp_millis_opt(now_millis())
         .single()
         .unwrap_or_else(|| {
-            beijing
+            BEIJING
                 .timestamp_millis_opt(0)
                 .single()
                 .unwrap_or_else(|| unreachable!())

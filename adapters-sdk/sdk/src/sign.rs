@@ -1,7 +1,8 @@
 //! Request signing: HMAC-SHA256, SHA-256, and the canonical string of the signed open-API gateway archetype (archetype 3).
 
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+pub use yiwang_schema::Sha256Digest;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -57,7 +58,7 @@ pub fn verify_hmac_sha256_hex(key: &[u8], msg: &[u8], tag_hex: &str) -> bool {
     mac.verify_slice(&tag).is_ok()
 }
 
-/// SHA-256 of `bytes` as lowercase hex (64 characters).
+/// SHA-256 of `bytes` as lowercase hex (64 characters): [`Sha256Digest`]'s text form.
 ///
 /// ```
 /// assert_eq!(
@@ -66,7 +67,7 @@ pub fn verify_hmac_sha256_hex(key: &[u8], msg: &[u8], tag_hex: &str) -> bool {
 /// );
 /// ```
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    Sha256Digest::of(bytes).to_string()
 }
 
 /// Splits a raw query string (`a=1&b=x%20y`, without the leading `?`) into pairs exactly as

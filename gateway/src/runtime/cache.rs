@@ -2,7 +2,7 @@
 //! and the engine's compatibility hash, so a restart does not recompile and
 //! a wasmtime upgrade never loads stale machine code.
 
-use sha2::{Digest, Sha256};
+use crate::fsutil::atomic_write;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
@@ -52,12 +52,10 @@ impl ComponentCache {
         }
         let component = Component::new(engine, wasm)?;
         let bytes = component.serialize()?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if let Err(e) = std::fs::write(&tmp, &bytes).and_then(|_| std::fs::rename(&tmp, &path)) {
+        if let Err(e) = atomic_write(&path, &bytes) {
             // A cache that cannot be written costs a recompile next time; it
             // must not stop the adapter from loading.
             tracing::warn!(path = %path.display(), error = %e, "could not write component cache");
-            let _ = std::fs::remove_file(&tmp);
         }
         Ok((component, false))
     }
@@ -71,9 +69,4 @@ fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // configuration and version embedded in the file. Write access to this
     // directory is equivalent to code execution, as the security model says.
     unsafe { Component::deserialize_file(engine, path) }
-}
-
-/// The content hash adapters are identified by (`sha256:<hex>` elsewhere).
-pub fn digest(wasm: &[u8]) -> String {
-    hex::encode(Sha256::digest(wasm))
 }

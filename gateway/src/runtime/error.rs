@@ -43,7 +43,7 @@ pub enum CallError {
     Trap(String),
     /// The adapter returned something the contract does not allow.
     #[error("malformed adapter output: {0}")]
-    Malformed(String),
+    Malformed(#[from] OutputError),
     /// The call could not start (instance pool exhausted, instantiation failed).
     #[error("could not start the adapter: {0}")]
     Instantiate(String),
@@ -113,4 +113,73 @@ fn describe_adapter_error(e: &AdapterError) -> String {
         }
         AdapterError::Ambiguous(m) => format!("ambiguous: {m}"),
     }
+}
+
+/// Why an adapter's output breaks the contract (the payload of [`CallError::Malformed`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    /// A text field of `describe` is empty, too long or has control characters.
+    #[error(transparent)]
+    Text(#[from] TextError),
+    /// `describe` names a contract major version this gateway does not serve.
+    #[error("describe: contract-version {version:?} is not served by this gateway (1.x)")]
+    ContractVersion { version: String },
+    /// A field mapping's unified side is not a JSON pointer.
+    #[error("describe: field-mappings[{index}].unified {pointer:?} is not a JSON pointer")]
+    MappingPointer { index: usize, pointer: String },
+    /// A receipt without a usable ministry case number.
+    #[error("{0} (the ministry's case number is required)")]
+    ReceiptCaseNumber(TextError),
+    /// A receipt's event is about another ministry case.
+    #[error("receipt: event for {event:?} does not match the receipt's case number {receipt:?}")]
+    ReceiptMismatch { event: String, receipt: String },
+    /// A poll's cursor over the cap.
+    #[error("poll: next-cursor is {len} bytes, over {max}")]
+    CursorTooLong { len: usize, max: usize },
+    /// A callback answer whose status is not an HTTP status.
+    #[error("callback: response status {status} is not an HTTP status")]
+    CallbackStatus { status: u16 },
+    /// One event of a list is wrong.
+    #[error("events[{index}]: {error}")]
+    Event { index: usize, error: EventError },
+}
+
+/// Why one event an adapter returned is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// A text field is empty, too long or has control characters.
+    #[error(transparent)]
+    Text(#[from] TextError),
+    /// `at` is not an RFC 3339 time with an offset.
+    #[error("at {at:?} is not RFC 3339 with an offset: {error}")]
+    Time {
+        at: String,
+        error: chrono::ParseError,
+    },
+    /// The event names another case than the call was for.
+    #[error("event names case {said:?} but the call was for {known:?}")]
+    OtherCase { said: String, known: String },
+    /// The event breaks the unified schema's rules.
+    #[error(transparent)]
+    Schema(#[from] yiwang_schema::ValidationErrors),
+}
+
+/// A text field of adapter output that is unusable, and which one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {problem}")]
+pub struct TextError {
+    /// The field, as the contract names it (`describe: name`, `raw-status`).
+    pub what: &'static str,
+    pub problem: TextProblem,
+}
+
+/// What is wrong with a text field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TextProblem {
+    #[error("is empty")]
+    Empty,
+    #[error("is {len} bytes, over {max}")]
+    TooLong { len: usize, max: usize },
+    #[error("contains control characters")]
+    ControlCharacters,
 }

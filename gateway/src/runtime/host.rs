@@ -9,12 +9,13 @@ use crate::transport::{OutboundRequest, Transport, TransportError};
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use yiwang_schema::Sha256Digest;
 
 /// Everything that scopes an adapter to its own network.
 #[derive(Clone)]
@@ -127,7 +128,7 @@ impl Clock for FixedClock {
 /// service supplies a durable one; [`MemoryKv`] serves tests and fixtures.
 pub trait KvStore: Send + Sync + 'static {
     fn get(&self, network: &str, key: &str) -> Option<Vec<u8>>;
-    fn set(&self, network: &str, key: &str, value: &[u8]) -> Result<(), String>;
+    fn set(&self, network: &str, key: &str, value: &[u8]) -> Result<(), KvError>;
     fn delete(&self, network: &str, key: &str);
 }
 
@@ -136,6 +137,20 @@ pub trait KvStore: Send + Sync + 'static {
 pub const KV_MAX_KEY: usize = 256;
 pub const KV_MAX_VALUE: usize = 64 << 10;
 pub const KV_MAX_TOTAL: usize = 1 << 20;
+
+/// Why a [`KvStore`] refused a write. The adapter sees this message as the `kv.set` error.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("key must be 1..={KV_MAX_KEY} bytes")]
+    KeySize,
+    #[error("value of {len} bytes over the {KV_MAX_VALUE}-byte cap")]
+    ValueSize { len: usize },
+    #[error("network quota of {KV_MAX_TOTAL} bytes is full")]
+    QuotaFull,
+    /// The backend failed (its own message, unchanged).
+    #[error("{0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
 
 /// An in-memory [`KvStore`].
 #[derive(Debug, Default)]
@@ -148,7 +163,7 @@ impl KvStore for MemoryKv {
         let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
         data.get(network).and_then(|m| m.get(key)).cloned()
     }
-    fn set(&self, network: &str, key: &str, value: &[u8]) -> Result<(), String> {
+    fn set(&self, network: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
         check_kv_sizes(key, value)?;
         let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
         let map = data.entry(network.to_string()).or_default();
@@ -158,7 +173,7 @@ impl KvStore for MemoryKv {
             .map(|(k, v)| k.len() + v.len())
             .sum();
         if total + key.len() + value.len() > KV_MAX_TOTAL {
-            return Err(format!("network quota of {KV_MAX_TOTAL} bytes is full"));
+            return Err(KvError::QuotaFull);
         }
         map.insert(key.to_string(), value.to_vec());
         Ok(())
@@ -172,15 +187,12 @@ impl KvStore for MemoryKv {
 }
 
 /// The size rules every [`KvStore`] enforces.
-pub fn check_kv_sizes(key: &str, value: &[u8]) -> Result<(), String> {
+pub fn check_kv_sizes(key: &str, value: &[u8]) -> Result<(), KvError> {
     if key.is_empty() || key.len() > KV_MAX_KEY {
-        return Err(format!("key must be 1..={KV_MAX_KEY} bytes"));
+        return Err(KvError::KeySize);
     }
     if value.len() > KV_MAX_VALUE {
-        return Err(format!(
-            "value of {} bytes over the {KV_MAX_VALUE}-byte cap",
-            value.len()
-        ));
+        return Err(KvError::ValueSize { len: value.len() });
     }
     Ok(())
 }
@@ -300,30 +312,36 @@ impl WasiView for HostState {
     }
 }
 
+/// Why a secret could not be used. The adapter sees this message (in
+/// `send-error::invalid-request`, or as the `hmac-sha256` error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("unterminated ${{secret:...}} placeholder")]
+    Unterminated,
+    #[error("no secret named `{name}` for this network")]
+    Unknown { name: String },
+    #[error("{0}")]
+    Key(#[from] hmac::digest::InvalidLength),
+}
+
 /// Replace `${secret:NAME}` with the secret's value. Unknown names fail the
 /// request rather than sending the placeholder to the ministry.
-fn fill_secrets(input: &str, secrets: &BTreeMap<String, String>) -> Result<String, String> {
+fn fill_secrets(input: &str, secrets: &BTreeMap<String, String>) -> Result<String, SecretError> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(start) = rest.find("${secret:") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 9..];
-        let end = after
-            .find('}')
-            .ok_or("unterminated ${secret:...} placeholder")?;
+        let end = after.find('}').ok_or(SecretError::Unterminated)?;
         let name = &after[..end];
-        let value = secrets
-            .get(name)
-            .ok_or_else(|| format!("no secret named `{name}` for this network"))?;
+        let value = secrets.get(name).ok_or_else(|| SecretError::Unknown {
+            name: name.to_string(),
+        })?;
         out.push_str(value);
         rest = &after[end + 1..];
     }
     out.push_str(rest);
     Ok(out)
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
 }
 
 impl types::Host for HostState {}
@@ -357,7 +375,7 @@ impl HostState {
             method: request.method.clone(),
             url: request.url.clone(),
             request_bytes: request.body.len(),
-            request_sha256: sha256_hex(&request.body),
+            request_sha256: Sha256Digest::of(&request.body).to_string(),
             status: None,
             response_bytes: 0,
             response_sha256: None,
@@ -375,7 +393,7 @@ impl HostState {
             Ok(resp) => {
                 exchange.status = Some(resp.status);
                 exchange.response_bytes = resp.body.len();
-                exchange.response_sha256 = Some(sha256_hex(&resp.body));
+                exchange.response_sha256 = Some(Sha256Digest::of(&resp.body).to_string());
                 if let Some(req) = kept_request {
                     exchange.bodies = Some((req, Bytes::from(resp.body.clone())));
                 }
@@ -431,7 +449,7 @@ impl HostState {
                 continue; // the transport owns these
             }
             let value = if fill {
-                fill_secrets(&h.value, secrets).map_err(E::InvalidRequest)?
+                fill_secrets(&h.value, secrets).map_err(|e| E::InvalidRequest(e.to_string()))?
             } else {
                 h.value.clone()
             };
@@ -442,9 +460,9 @@ impl HostState {
             headers.push((h.name.clone(), value));
         }
         let body = match std::str::from_utf8(&request.body) {
-            Ok(text) if fill && text.contains("${secret:") => {
-                Bytes::from(fill_secrets(text, secrets).map_err(E::InvalidRequest)?)
-            }
+            Ok(text) if fill && text.contains("${secret:") => Bytes::from(
+                fill_secrets(text, secrets).map_err(|e| E::InvalidRequest(e.to_string()))?,
+            ),
             _ => Bytes::from(request.body),
         };
         let outbound = OutboundRequest {
@@ -527,7 +545,11 @@ impl kv::Host for HostState {
         Ok(self.services.kv.get(&self.sandbox.network, &key))
     }
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
-        Ok(self.services.kv.set(&self.sandbox.network, &key, &value))
+        Ok(self
+            .services
+            .kv
+            .set(&self.sandbox.network, &key, &value)
+            .map_err(|e| e.to_string()))
     }
     fn delete(&mut self, key: String) -> wasmtime::Result<()> {
         self.services.kv.delete(&self.sandbox.network, &key);
@@ -547,15 +569,21 @@ impl secrets::Host for HostState {
         secret: String,
         message: Vec<u8>,
     ) -> wasmtime::Result<Result<Vec<u8>, String>> {
-        let Some(key) = self.sandbox.secrets.get(&secret) else {
-            return Ok(Err(format!("no secret named `{secret}` for this network")));
-        };
-        let mut mac = match Hmac::<Sha256>::new_from_slice(key.as_bytes()) {
-            Ok(m) => m,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
-        mac.update(&message);
-        Ok(Ok(mac.finalize().into_bytes().to_vec()))
+        Ok(self.hmac(secret, &message).map_err(|e| e.to_string()))
+    }
+}
+
+impl HostState {
+    /// HMAC-SHA256 of `message` under the network's secret `name`, which the adapter never sees.
+    fn hmac(&self, name: String, message: &[u8]) -> Result<Vec<u8>, SecretError> {
+        let key = self
+            .sandbox
+            .secrets
+            .get(&name)
+            .ok_or(SecretError::Unknown { name })?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes())?;
+        mac.update(message);
+        Ok(mac.finalize().into_bytes().to_vec())
     }
 }
 
@@ -576,12 +604,18 @@ mod tests {
             fill_secrets(r#"{"p":"${secret:password}"}"#, &s).as_deref(),
             Ok(r#"{"p":"p@ss"}"#)
         );
-        assert!(
-            fill_secrets("${secret:nope}", &s)
-                .unwrap_err()
-                .contains("nope")
+        assert_eq!(
+            fill_secrets("${secret:nope}", &s).map_err(|e| e.to_string()),
+            Err("no secret named `nope` for this network".to_string())
         );
-        assert!(fill_secrets("${secret:password", &s).is_err());
+        assert_eq!(
+            fill_secrets("${secret:password", &s),
+            Err(SecretError::Unterminated)
+        );
+        assert_eq!(
+            SecretError::Unterminated.to_string(),
+            "unterminated ${secret:...} placeholder"
+        );
     }
 
     #[test]
@@ -610,6 +644,25 @@ mod tests {
         assert!(matches!(sb.resolve("api/x"), Err(ResolveError::Invalid(_))));
     }
 
+    /// Adapters see these words as the `kv.set` error (adapters-sdk/wit/adapter.wit).
+    #[test]
+    fn kv_refusals_keep_their_wording() {
+        let kv = MemoryKv::default();
+        let said = |r: Result<(), KvError>| r.map_err(|e| e.to_string());
+        assert_eq!(
+            said(kv.set("n", "", b"v")),
+            Err("key must be 1..=256 bytes".into())
+        );
+        assert_eq!(
+            said(kv.set("n", "k", &vec![0; KV_MAX_VALUE + 1])),
+            Err("value of 65537 bytes over the 65536-byte cap".into())
+        );
+        assert_eq!(
+            KvError::QuotaFull.to_string(),
+            "network quota of 1048576 bytes is full"
+        );
+    }
+
     #[test]
     fn kv_quota_is_enforced() {
         let kv = MemoryKv::default();
@@ -621,6 +674,7 @@ mod tests {
         assert!(
             kv.set("n", "overflow", &[0; 1024])
                 .unwrap_err()
+                .to_string()
                 .contains("quota")
         );
         assert!(kv.set("other", "k", b"v").is_ok(), "quota is per network");

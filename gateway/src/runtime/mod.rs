@@ -14,21 +14,24 @@ pub use bindings::{
     HttpRequest, HttpResponse, ItemRef, PollResult, Receipt, Rejection, RetryableError, Stage,
     Submission,
 };
-pub use cache::{ComponentCache, digest};
-pub use error::{CallError, ErrorClass, Violation};
+pub use cache::ComponentCache;
+pub use error::{
+    CallError, ErrorClass, EventError, OutputError, TextError, TextProblem, Violation,
+};
 pub use host::{
-    CallTrace, Clock, Exchange, FixedClock, KV_MAX_TOTAL, KvStore, MemoryKv, NetworkSandbox,
-    Services, SystemClock, check_kv_sizes,
+    CallTrace, Clock, Exchange, FixedClock, KV_MAX_TOTAL, KvError, KvStore, MemoryKv,
+    NetworkSandbox, SecretError, Services, SystemClock, check_kv_sizes,
 };
 pub use limits::{LimitHit, Limits};
 pub use normalize::{NormalizedCallback, NormalizedPoll, NormalizedReceipt};
 
 /// The gateway's check and normalization of what an adapter made of a
 /// ministry push (exposed for the fuzz targets).
+#[cfg(any(test, feature = "fuzz"))]
 pub fn normalize_callback(
     network: &str,
     outcome: CallbackOutcome,
-) -> Result<NormalizedCallback, String> {
+) -> Result<NormalizedCallback, OutputError> {
     normalize::callback(network, outcome)
 }
 
@@ -260,7 +263,8 @@ impl Runtime {
                 max: self.config.max_memory_bytes,
             });
         }
-        let digest = digest(wasm);
+        // The content hash adapters are identified by (`sha256:<hex>` elsewhere).
+        let digest = yiwang_schema::Sha256Digest::of(wasm).to_string();
         let component = self.component(&network, &digest, wasm)?;
         let instance_pre =
             self.linker

@@ -3,13 +3,14 @@
 
 use super::CallReport;
 use super::bindings::{self, CallbackOutcome, Descriptor, PollResult, Receipt};
-use super::error::CallError;
+use super::error::{CallError, EventError, OutputError, TextError, TextProblem};
 use super::limits::LimitHit;
 use serde::Serialize;
-use yiwang_schema::{Decision, Event, EventDetails, Stage};
+use yiwang_schema::{BEIJING, Decision, Event, EventDetails, Stage};
 
 const MAX_CASE_NUMBER: usize = 128;
 const MAX_FIELD: usize = 64 << 10;
+const MAX_CURSOR: usize = 4096;
 
 /// A receipt with its events in unified form.
 #[derive(Debug, Clone, Serialize)]
@@ -37,7 +38,7 @@ pub struct NormalizedCallback {
 pub(crate) fn check<T: Serialize, U>(
     report: CallReport<T>,
     max_output: usize,
-    normalize: impl FnOnce(T) -> Result<U, String>,
+    normalize: impl FnOnce(T) -> Result<U, OutputError>,
 ) -> CallReport<U> {
     let CallReport {
         result,
@@ -78,56 +79,62 @@ impl std::io::Write for ByteCount {
     }
 }
 
-fn text(what: &str, value: &str, max: usize) -> Result<(), String> {
-    if value.trim().is_empty() {
-        return Err(format!("{what} is empty"));
-    }
-    if value.len() > max {
-        return Err(format!("{what} is {} bytes, over {max}", value.len()));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(format!("{what} contains control characters"));
-    }
-    Ok(())
+fn text(what: &'static str, value: &str, max: usize) -> Result<(), TextError> {
+    let problem = if value.trim().is_empty() {
+        TextProblem::Empty
+    } else if value.len() > max {
+        TextProblem::TooLong {
+            len: value.len(),
+            max,
+        }
+    } else if value.chars().any(char::is_control) {
+        TextProblem::ControlCharacters
+    } else {
+        return Ok(());
+    };
+    Err(TextError { what, problem })
 }
 
-pub(crate) fn descriptor(d: Descriptor) -> Result<Descriptor, String> {
+pub(crate) fn descriptor(d: Descriptor) -> Result<Descriptor, OutputError> {
     text("describe: name", &d.name, 128)?;
     text("describe: version", &d.version, 64)?;
     let major = d.contract_version.split('.').next().unwrap_or_default();
     if major != "1" {
-        return Err(format!(
-            "describe: contract-version {:?} is not served by this gateway (1.x)",
-            d.contract_version
-        ));
+        return Err(OutputError::ContractVersion {
+            version: d.contract_version,
+        });
     }
     for (i, m) in d.field_mappings.iter().enumerate() {
         if !m.unified.starts_with('/') {
-            return Err(format!(
-                "describe: field-mappings[{i}].unified {:?} is not a JSON pointer",
-                m.unified
-            ));
+            return Err(OutputError::MappingPointer {
+                index: i,
+                pointer: m.unified.clone(),
+            });
         }
     }
     Ok(d)
 }
 
-pub(crate) fn receipt(network: &str, case: &str, r: Receipt) -> Result<NormalizedReceipt, String> {
+pub(crate) fn receipt(
+    network: &str,
+    case: &str,
+    r: Receipt,
+) -> Result<NormalizedReceipt, OutputError> {
     text(
         "receipt: network-case-number",
         &r.network_case_number,
         MAX_CASE_NUMBER,
     )
-    .map_err(|e| format!("{e} (the ministry's case number is required)"))?;
+    .map_err(OutputError::ReceiptCaseNumber)?;
     let events = events(network, Some(case), r.events)?;
     if let Some(other) = events
         .iter()
         .find(|e| e.network_case_number != r.network_case_number)
     {
-        return Err(format!(
-            "receipt: event for {:?} does not match the receipt's case number {:?}",
-            other.network_case_number, r.network_case_number
-        ));
+        return Err(OutputError::ReceiptMismatch {
+            event: other.network_case_number.clone(),
+            receipt: r.network_case_number,
+        });
     }
     Ok(NormalizedReceipt {
         network_case_number: r.network_case_number,
@@ -136,11 +143,14 @@ pub(crate) fn receipt(network: &str, case: &str, r: Receipt) -> Result<Normalize
     })
 }
 
-pub(crate) fn poll(network: &str, p: PollResult) -> Result<NormalizedPoll, String> {
+pub(crate) fn poll(network: &str, p: PollResult) -> Result<NormalizedPoll, OutputError> {
     if let Some(c) = &p.next_cursor
-        && c.len() > 4096
+        && c.len() > MAX_CURSOR
     {
-        return Err(format!("poll: next-cursor is {} bytes, over 4096", c.len()));
+        return Err(OutputError::CursorTooLong {
+            len: c.len(),
+            max: MAX_CURSOR,
+        });
     }
     Ok(NormalizedPoll {
         events: events(network, None, p.events)?,
@@ -148,12 +158,14 @@ pub(crate) fn poll(network: &str, p: PollResult) -> Result<NormalizedPoll, Strin
     })
 }
 
-pub(crate) fn callback(network: &str, c: CallbackOutcome) -> Result<NormalizedCallback, String> {
+pub(crate) fn callback(
+    network: &str,
+    c: CallbackOutcome,
+) -> Result<NormalizedCallback, OutputError> {
     if !(100..=599).contains(&c.response.status) {
-        return Err(format!(
-            "callback: response status {} is not an HTTP status",
-            c.response.status
-        ));
+        return Err(OutputError::CallbackStatus {
+            status: c.response.status,
+        });
     }
     Ok(NormalizedCallback {
         events: events(network, None, c.events)?,
@@ -165,22 +177,26 @@ pub(crate) fn events(
     network: &str,
     case: Option<&str>,
     events: Vec<bindings::Event>,
-) -> Result<Vec<Event>, String> {
+) -> Result<Vec<Event>, OutputError> {
     events
         .into_iter()
         .enumerate()
-        .map(|(i, e)| event(network, case, e).map_err(|m| format!("events[{i}]: {m}")))
+        .map(|(index, e)| {
+            event(network, case, e).map_err(|error| OutputError::Event { index, error })
+        })
         .collect()
 }
 
-fn event(network: &str, case: Option<&str>, e: bindings::Event) -> Result<Event, String> {
+fn event(network: &str, case: Option<&str>, e: bindings::Event) -> Result<Event, EventError> {
     text(
         "network-case-number",
         &e.network_case_number,
         MAX_CASE_NUMBER,
     )?;
-    let at = chrono::DateTime::parse_from_rfc3339(&e.at)
-        .map_err(|err| format!("at {:?} is not RFC 3339 with an offset: {err}", e.at))?;
+    let at = chrono::DateTime::parse_from_rfc3339(&e.at).map_err(|error| EventError::Time {
+        at: e.at.clone(),
+        error,
+    })?;
     for (what, v) in [
         ("reason", &e.reason),
         ("certificate-number", &e.certificate_number),
@@ -189,14 +205,19 @@ fn event(network: &str, case: Option<&str>, e: bindings::Event) -> Result<Event,
         if let Some(v) = v
             && v.len() > MAX_FIELD
         {
-            return Err(format!("{what} is {} bytes, over {MAX_FIELD}", v.len()));
+            let problem = TextProblem::TooLong {
+                len: v.len(),
+                max: MAX_FIELD,
+            };
+            return Err(TextError { what, problem }.into());
         }
     }
     let case_number = match (case, e.case_number) {
         (Some(known), Some(said)) if known != said => {
-            return Err(format!(
-                "event names case {said:?} but the call was for {known:?}"
-            ));
+            return Err(EventError::OtherCase {
+                said,
+                known: known.to_string(),
+            });
         }
         (Some(known), _) => Some(known.to_string()),
         (None, said) => said,
@@ -206,7 +227,7 @@ fn event(network: &str, case: Option<&str>, e: bindings::Event) -> Result<Event,
         network: network.to_string(),
         network_case_number: e.network_case_number,
         stage: stage(e.stage),
-        at: at.with_timezone(&beijing()),
+        at: at.with_timezone(&BEIJING),
         details: EventDetails {
             reason: e.reason,
             supplement: e.supplement,
@@ -219,13 +240,8 @@ fn event(network: &str, case: Option<&str>, e: bindings::Event) -> Result<Event,
         },
         raw_ref: None,
     };
-    ev.validate().map_err(|errs| errs.to_string())?;
+    ev.validate()?;
     Ok(ev)
-}
-
-fn beijing() -> chrono::FixedOffset {
-    chrono::FixedOffset::east_opt(8 * 3600)
-        .unwrap_or_else(|| unreachable!("+08:00 is a valid offset"))
 }
 
 fn stage(s: bindings::Stage) -> Stage {
@@ -243,5 +259,83 @@ fn stage(s: bindings::Stage) -> Stage {
         W::Withdrawn => Stage::Withdrawn,
         W::SpecialProcedureStarted => Stage::SpecialProcedureStarted,
         W::SpecialProcedureEnded => Stage::SpecialProcedureEnded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(at: &str) -> bindings::Event {
+        bindings::Event {
+            network_case_number: "N-1".into(),
+            case_number: None,
+            stage: bindings::Stage::Accepted,
+            at: at.into(),
+            reason: None,
+            supplement: Vec::new(),
+            decision: None,
+            certificate_number: None,
+            raw_status: None,
+        }
+    }
+
+    fn receipt(number: &str, events: Vec<bindings::Event>) -> Receipt {
+        Receipt {
+            network_case_number: number.into(),
+            raw_receipt: String::new(),
+            events,
+        }
+    }
+
+    /// Operators and dead-letter reasons read these words; they stay as they were.
+    #[test]
+    fn refusals_keep_their_wording() {
+        let said = |r: Result<NormalizedReceipt, OutputError>| r.err().map(|e| e.to_string());
+        assert_eq!(
+            said(super::receipt("net", "C-1", receipt(" ", vec![]))).as_deref(),
+            Some("receipt: network-case-number is empty (the ministry's case number is required)")
+        );
+        assert_eq!(
+            said(super::receipt(
+                "net",
+                "C-1",
+                receipt("N-1", vec![event("yesterday")])
+            ))
+            .as_deref(),
+            Some(
+                "events[0]: at \"yesterday\" is not RFC 3339 with an offset: premature end of input"
+            )
+        );
+        let mut other = event("2026-11-20T09:30:00+08:00");
+        other.network_case_number = "N-2".into();
+        assert_eq!(
+            said(super::receipt("net", "C-1", receipt("N-1", vec![other]))).as_deref(),
+            Some("receipt: event for \"N-2\" does not match the receipt's case number \"N-1\"")
+        );
+        let mut long = event("2026-11-20T09:30:00+08:00");
+        long.raw_status = Some("x".repeat(MAX_FIELD + 1));
+        assert_eq!(
+            events("net", None, vec![event("2026-11-20T09:30:00+08:00"), long])
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("events[1]: raw-status is 65537 bytes, over 65536")
+        );
+        let cursor = PollResult {
+            events: vec![],
+            next_cursor: Some("c".repeat(MAX_CURSOR + 1)),
+        };
+        assert_eq!(
+            poll("net", cursor).err().map(|e| e.to_string()).as_deref(),
+            Some("poll: next-cursor is 4097 bytes, over 4096")
+        );
+    }
+
+    #[test]
+    fn events_are_normalized_to_beijing_time() {
+        let got = events("net", Some("C-1"), vec![event("2026-11-20T01:30:00Z")]).unwrap();
+        assert_eq!(got[0].at.to_rfc3339(), "2026-11-20T09:30:00+08:00");
+        assert_eq!(got[0].case_number.as_deref(), Some("C-1"));
     }
 }

@@ -13,7 +13,7 @@ use super::record::{CaseRecord, IndexEntry, Millis};
 use super::{
     CaseQuery, CaseUpdate, CommitStats, Due, JobRef, QueueDepth, Result, Store, StoreError,
 };
-use crate::runtime::{KV_MAX_TOTAL, KvStore, check_kv_sizes};
+use crate::runtime::{KV_MAX_TOTAL, KvError, KvStore, check_kv_sizes};
 use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -512,24 +512,24 @@ impl KvStore for SledKv {
             .map(|v| v.to_vec())
     }
 
-    fn set(&self, network: &str, k: &str, value: &[u8]) -> std::result::Result<(), String> {
+    fn set(&self, network: &str, k: &str, value: &[u8]) -> std::result::Result<(), KvError> {
         check_kv_sizes(k, value)?;
         let mut total = 0usize;
         for r in self.tree.scan_prefix(key(&["k", network, ""])) {
-            let (key_bytes, v) = r.map_err(|e| e.to_string())?;
+            let (key_bytes, v) = r.map_err(|e| KvError::Backend(e.into()))?;
             if last_part(&key_bytes).as_deref() != Some(k) {
                 total += key_bytes.len() + v.len();
             }
         }
         if total + k.len() + value.len() > KV_MAX_TOTAL {
-            return Err(format!("network quota of {KV_MAX_TOTAL} bytes is full"));
+            return Err(KvError::QuotaFull);
         }
         // Adapter state (tokens, counters) is a cache: losing the last write
         // in a crash costs a re-login, so it does not wait for an fsync.
         self.tree
             .insert(key(&["k", network, k]), value)
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| KvError::Backend(e.into()))
     }
 
     fn delete(&self, network: &str, k: &str) {

@@ -176,7 +176,7 @@ async fn sending_outside_the_network_is_a_violation() {
 async fn malformed_output_is_refused() {
     let (err, _) = hostile_then_healthy("malformed").await;
     assert!(
-        matches!(&err, CallError::Malformed(m) if m.contains("yesterday")),
+        matches!(&err, CallError::Malformed(m) if m.to_string().contains("yesterday")),
         "{err}"
     );
 }

@@ -3,10 +3,7 @@
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 
 /// Every simulated network runs on Beijing time and writes no zone on the wire.
-pub(crate) const BEIJING: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
-    Some(offset) => offset,
-    None => panic!("UTC+08:00 is a valid offset"),
-};
+pub(crate) use yiwang_schema::BEIJING;
 
 pub(crate) fn now() -> DateTime<FixedOffset> {
     Utc::now().with_timezone(&BEIJING)

@@ -79,7 +79,7 @@ fn change(number: &str, case_number: &str, kind: Value) -> CaseChange {
 
 fn assert_beijing(events: &[Event]) {
     for e in events {
-        assert_eq!(e.at.offset().local_minus_utc(), 8 * 3600, "{e:?}");
+        assert_eq!(*e.at.offset(), yiwang_schema::BEIJING, "{e:?}");
     }
 }
 
@@ -227,13 +227,11 @@ async fn market_regulation_failures_are_classified() -> Result<()> {
     let submit = |key: &'static str| adapter.submit("FZGL-2026-001234", submission(&case, key));
 
     // A revoked token (cached, not expired by the clock): one re-login, then success.
-    svc.kv
-        .set(
-            MARKET,
-            "login-token",
-            br#"{"token":"00000000000000000000000000000000","expires_at_ms":99999999999999}"#,
-        )
-        .map_err(anyhow::Error::msg)?;
+    svc.kv.set(
+        MARKET,
+        "login-token",
+        br#"{"token":"00000000000000000000000000000000","expires_at_ms":99999999999999}"#,
+    )?;
     let first = ok(submit("K-OK").await, "submit after re-login")?;
     assert_eq!(sim.cases().len(), 1);
 

@@ -332,7 +332,7 @@ async fn submits_idempotently_and_turns_real_pushes_into_events() -> Result<()> 
         assert_eq!(e.network, NETWORK);
         assert_eq!(e.network_case_number, number);
         assert_eq!(e.case_number.as_deref(), Some(CASE_NUMBER));
-        assert_eq!(e.at.offset().local_minus_utc(), 8 * 3600);
+        assert_eq!(*e.at.offset(), yiwang_schema::BEIJING);
     }
     let done = pushed.last().context("events")?;
     assert_eq!(

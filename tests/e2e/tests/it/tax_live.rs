@@ -170,7 +170,7 @@ async fn tax_delivers_tracks_and_polls_a_signed_case() -> Result<()> {
         ]
     );
     for e in &events {
-        assert_eq!(e.at.offset().local_minus_utc(), 8 * 3600, "{e:?}");
+        assert_eq!(*e.at.offset(), yiwang_schema::BEIJING, "{e:?}");
     }
     let done = events.last().context("events")?;
     assert_eq!(done.details.decision, Some(Decision::Approved));

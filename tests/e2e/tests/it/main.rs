@@ -1,0 +1,15 @@
+//! End-to-end tests in one binary (each test binary links wasmtime, so one link instead of
+//! seven): adapters against live simulated ministry networks, and the whole gateway — in
+//! process or, for kill -9 and the CLI, as `yiwang-under-test` processes.
+//!
+//! Nothing here is process-wide: every test builds its own runtime, store, PKI and
+//! simulators in temporary directories and binds `127.0.0.1:0`, so the modules run side by
+//! side in one process as they did in seven.
+
+mod adapters_live;
+mod crash;
+mod delivery;
+mod hostile;
+mod public_security_live;
+mod security;
+mod tax_live;
