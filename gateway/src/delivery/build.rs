@@ -3,7 +3,6 @@
 //! network and subscriber), every network's adapter loaded in its sandbox,
 //! the subscribers and the routes. Nothing runs until [`Engine::start`].
 
-use super::intake::sha256_hex;
 use super::{Alerts, Engine, EngineOptions, NetworkRuntime, Routes, Subscriber, Versions};
 use crate::config::{LoadedConfig, NetworkConfig};
 use crate::runtime::{NetworkSandbox, Runtime, Services, SystemClock};
@@ -14,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 use yiwang_audit::AuditLog;
+use yiwang_schema::Sha256Digest;
 
 impl Engine {
     /// Load every network's adapter and get ready; nothing runs until [`Engine::start`].
@@ -116,7 +116,7 @@ async fn load_network(
     let wasm = std::fs::read(&path)
         .with_context(|| format!("network `{name}`: cannot read adapter {}", path.display()))?;
     if let Some(pin) = &net.adapter_sha256 {
-        let actual = sha256_hex(&wasm);
+        let actual = Sha256Digest::of(&wasm).to_string();
         if &actual != pin.get_ref() {
             anyhow::bail!(
                 "network `{name}`: adapter {} has sha256 {actual}, but adapter-sha256 pins {}",

@@ -10,7 +10,7 @@ use crate::store::deadline;
 use crate::store::{
     CaseClock, CaseRecord, ChangeRecord, Destination, JobKind, Millis, StoreError, now_millis,
 };
-use sha2::{Digest, Sha256};
+use yiwang_schema::Sha256Digest;
 use yiwang_schema::ValidationErrors;
 
 /// Why the intake refused a request.
@@ -50,11 +50,6 @@ pub struct Accepted {
 enum Repeat {
     Seen(Box<CaseRecord>, Vec<u32>),
     New(Vec<u32>),
-}
-
-/// sha256 hex of bytes: how a case's and a change's content is recognised.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// A case as first stored: its canonical JSON and digest, the clock of its
@@ -119,7 +114,7 @@ impl Engine {
         let canonical = serde_json::to_string(&case)
             .map_err(|e| StoreError::Backend(format!("serialize case: {e}")))?;
         let new = NewCase {
-            digest: sha256_hex(canonical.as_bytes()),
+            digest: Sha256Digest::of(&canonical).to_string(),
             canonical,
             case: &case,
             principal,
@@ -171,7 +166,7 @@ impl Engine {
         }
         let change_json =
             serde_json::to_string(&change).map_err(|e| StoreError::Backend(e.to_string()))?;
-        let digest = sha256_hex(change_json.as_bytes());
+        let digest = Sha256Digest::of(&change_json).to_string();
         let now = now_millis();
         let mut outcome: Option<Result<Repeat, IntakeError>> = None;
         let stored = self

@@ -2,6 +2,7 @@
 //! operator), the others that replays pin, and their bytes kept on disk by
 //! sha256 so a pinned replay still loads after a restart.
 
+use crate::fsutil::atomic_write;
 use crate::runtime::{AdapterSlot, LoadError, LoadedAdapter, NetworkSandbox, Runtime, Services};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -141,11 +142,7 @@ fn keep(dir: &Path, digest: &str, wasm: &[u8]) {
     if path.exists() {
         return;
     }
-    let write = std::fs::create_dir_all(dir).and_then(|()| {
-        let tmp = dir.join(format!("{digest}.tmp"));
-        std::fs::write(&tmp, wasm)?;
-        std::fs::rename(&tmp, &path)
-    });
+    let write = std::fs::create_dir_all(dir).and_then(|()| atomic_write(&path, wasm));
     if let Err(e) = write {
         tracing::warn!(path = %path.display(), error = %e, "could not keep adapter version");
     }

@@ -5,17 +5,13 @@
 
 use super::{CaseClock, CaseRecord, JobState, Light, Millis};
 use chrono::{DateTime, Datelike, Duration, FixedOffset, Months, TimeZone, Weekday};
-use yiwang_schema::{Stage, TimeLimitUnit};
-
-fn beijing() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| unreachable!("+08:00 is a valid offset"))
-}
+use yiwang_schema::{BEIJING, Stage, TimeLimitUnit};
 
 /// The deadline before pauses: `start` plus the time limit. Working days
 /// skip Saturdays and Sundays (public holidays are not modelled: the light
 /// is then early, never late).
 pub fn nominal_deadline(clock: &CaseClock) -> Millis {
-    let Some(start) = beijing().timestamp_millis_opt(clock.start).single() else {
+    let Some(start) = BEIJING.timestamp_millis_opt(clock.start).single() else {
         return clock.start;
     };
     let n = clock.value;
