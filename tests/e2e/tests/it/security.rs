@@ -297,21 +297,37 @@ async fn every_crossing_is_in_a_trail_that_names_the_first_changed_record() -> R
     })
     .await?;
     // The auditor reads the case's trail over the admin API (JSON lines).
+    // A back-flow event is stored before its record reaches the trail's
+    // writer, so the trail may lag the case view by a moment: read again
+    // until every kind of crossing is there.
     let auditor = w.admin_as(&w.pki.auditor)?;
-    let (s, text) = auditor.get("/admin/audit?case=AUD-0001").await?;
-    assert_eq!(s, 200);
-    let lines: Vec<Value> = text
-        .as_str()
-        .unwrap_or("")
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["kind"].as_str()).collect();
-    for kind in ["intake", "adapter-call", "outbound", "backflow", "read"] {
-        assert!(
-            kinds.contains(&kind),
-            "no {kind} record for the case: {kinds:?}"
-        );
+    let kinds = || async {
+        let (s, text) = auditor.get("/admin/audit?case=AUD-0001").await?;
+        assert_eq!(s, 200);
+        let kinds: Vec<String> = text
+            .as_str()
+            .unwrap_or("")
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|l| l["kind"].as_str().map(str::to_string))
+            .collect();
+        anyhow::Ok(kinds)
+    };
+    let wanted = ["intake", "adapter-call", "outbound", "backflow", "read"];
+    let complete = until(
+        WAIT,
+        "every kind of crossing in the case's trail",
+        || async {
+            let k = kinds().await.ok()?;
+            wanted
+                .iter()
+                .all(|w| k.iter().any(|x| x == w))
+                .then_some(())
+        },
+    )
+    .await;
+    if complete.is_err() {
+        panic!("the case's trail lacks a crossing: {:?}", kinds().await?);
     }
     w.stop_gateway().await;
 
