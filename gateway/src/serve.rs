@@ -8,7 +8,6 @@ use crate::store::{SledStore, Store};
 use crate::tls::ServerTls;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use tokio::task::JoinHandle;
 
 /// The process-wide Prometheus recorder (installed once).
 pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
@@ -35,7 +34,6 @@ pub struct Gateway {
     pub intake_addr: SocketAddr,
     pub callback_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
-    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -83,7 +81,8 @@ impl Gateway {
             policy: Arc::new(config.policy()),
             metrics,
         };
-        let mut tasks = engine.start().await?;
+        engine.start().await?;
+        let tasks = engine.tasks();
         let intake_addr = intake.local_addr()?;
         let mut callback_addr = None;
         let mut admin_addr = None;
@@ -101,8 +100,8 @@ impl Gateway {
             };
             let router = http::with_limits(router, &listener.config);
             // Certificates, keys and CRLs reload without a restart.
-            tasks.push(listener.tls.watch(engine.stopping()));
-            tasks.push(tokio::spawn(http::serve(listener, router, state.clone())));
+            tasks.spawn(listener.tls.watch(engine.stopping()));
+            tasks.spawn(http::serve(listener, router, state.clone()));
         }
         tracing::info!(%intake_addr, callbacks = ?callback_addr, admin = ?admin_addr, networks = engine.networks.len(), "gateway serving");
         Ok(Gateway {
@@ -110,16 +109,13 @@ impl Gateway {
             intake_addr,
             callback_addr,
             admin_addr,
-            tasks,
         })
     }
 
     /// Stop serving and wait for the background tasks.
     pub async fn shutdown(self) {
         self.engine.stop();
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        self.engine.stopped().await;
         if let Err(e) = self.engine.audit.close().await {
             tracing::error!(error = %e, "the audit trail did not close cleanly");
         }

@@ -1,5 +1,5 @@
 //! Fixture tests: the testdata cases, parse errors with pointers, overrides, events and changes.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
 
 use std::path::PathBuf;
 

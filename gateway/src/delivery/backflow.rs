@@ -177,7 +177,7 @@ pub(crate) fn audit_events(engine: &Engine, network: &str, case: &str, events: &
 /// Poll one network's change feed on a schedule; the cursor is stored
 /// durably after the events it covers.
 pub(crate) async fn poller(engine: Arc<Engine>, net: Arc<NetworkRuntime>, interval_ms: u64) {
-    let mut stop = engine.stopping();
+    let stop = engine.stopping();
     loop {
         let cursor = match engine.store.cursor(&net.name).await {
             Ok(c) => c,
@@ -216,7 +216,7 @@ pub(crate) async fn poller(engine: Arc<Engine>, net: Arc<NetworkRuntime>, interv
             }
         }
         tokio::select! {
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_millis(interval_ms.max(100))) => {}
         }
     }

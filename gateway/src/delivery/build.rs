@@ -11,7 +11,9 @@ use crate::transport::{GatewayTransport, Transport};
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use yiwang_audit::AuditLog;
 use yiwang_schema::Sha256Digest;
 
@@ -58,7 +60,6 @@ impl Engine {
             let key = Destination::Subscriber(name.clone()).key();
             wake.insert(key, Arc::new(Notify::new()));
         }
-        let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(Engine {
             store,
             runtime,
@@ -72,7 +73,8 @@ impl Engine {
             audit,
             yellow_ms: hours_ms(cfg.deadlines.yellow_hours),
             retention_ms: hours_ms(cfg.storage.retention_days.saturating_mul(24)),
-            shutdown,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
         }))
     }
 }

@@ -81,9 +81,9 @@ pub(crate) async fn run(engine: Arc<Engine>, destination: Destination) {
         destination,
         wake,
     };
-    let mut stop = d.engine.stopping();
+    let stop = d.engine.stopping();
     loop {
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             return;
         }
         let notified = d.wake.notified();
@@ -98,7 +98,7 @@ pub(crate) async fn run(engine: Arc<Engine>, destination: Destination) {
         };
         // Sleep until the next due job, a wake-up, or a periodic re-check.
         tokio::select! {
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
             () = notified => {}
             () = tokio::time::sleep(Duration::from_millis(wait.max(1))) => {}
         }

@@ -41,7 +41,9 @@ use crate::store::{CaseRecord, Destination, Store};
 use crate::transport::{GatewayTransport, Transport};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use yiwang_audit::AuditLog;
 
 /// Everything the engine needs besides the config.
@@ -93,20 +95,33 @@ pub struct Engine {
     pub audit: Arc<AuditLog>,
     yellow_ms: i64,
     retention_ms: i64,
-    shutdown: watch::Sender<bool>,
+    /// Cancelled when the service stops; every loop watches it.
+    shutdown: CancellationToken,
+    /// Every background task, so a stop can wait for them all.
+    tasks: TaskTracker,
 }
 
 impl Engine {
     /// Ask every background task to stop.
     pub fn stop(&self) {
-        self.shutdown.send_replace(true);
-        for n in self.wake.values() {
-            n.notify_one();
-        }
+        self.shutdown.cancel();
+        self.tasks.close();
     }
 
-    pub fn stopping(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
+    /// Cancelled once the service stops.
+    pub fn stopping(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The tracker every background task runs on (the listeners too).
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// After [`Engine::stop`]: wait until every tracked task has ended.
+    pub async fn stopped(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// Wake a destination's dispatcher (new or newly runnable work).

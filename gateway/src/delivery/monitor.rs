@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Turn lights yellow and red on time, and tell subscribers.
 pub(crate) async fn deadlines(engine: Arc<Engine>) {
-    let mut stop = engine.stopping();
+    let stop = engine.stopping();
     loop {
         let now = now_millis();
         match engine.store.deadlines_due(now, 500).await {
@@ -21,7 +21,7 @@ pub(crate) async fn deadlines(engine: Arc<Engine>) {
             Err(e) => tracing::warn!(error = %e, "deadline index unreadable"),
         }
         tokio::select! {
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
@@ -54,7 +54,7 @@ async fn relight(engine: &Engine, case: &str, now: Millis) {
 
 /// Periodic chores: retention and queue gauges.
 pub(crate) async fn housekeeping(engine: Arc<Engine>) {
-    let mut stop = engine.stopping();
+    let stop = engine.stopping();
     let mut last_compact: Millis = 0;
     loop {
         let now = now_millis();
@@ -72,7 +72,7 @@ pub(crate) async fn housekeeping(engine: Arc<Engine>) {
             }
         }
         tokio::select! {
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }

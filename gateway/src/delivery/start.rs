@@ -6,13 +6,12 @@
 use super::{Engine, backflow, destination_key, dispatch, monitor};
 use crate::store::Destination;
 use std::sync::Arc;
-use tokio::task::JoinHandle;
 use yiwang_audit::{Entry, Kind};
 
 impl Engine {
     /// Recover attempts a crash interrupted, then run every dispatcher,
-    /// poller and monitor until [`Engine::stop`].
-    pub async fn start(self: &Arc<Self>) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    /// poller and monitor (on [`Engine::tasks`]) until [`Engine::stop`].
+    pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
         let recovered = dispatch::recover(self).await?;
         if recovered > 0 {
             tracing::warn!(
@@ -20,20 +19,20 @@ impl Engine {
                 "attempts interrupted by a stop were found; each is verified with the ministry before any resend"
             );
         }
-        let mut tasks = Vec::new();
+        let tasks = &self.tasks;
         for key in self.wake.keys() {
             if let Some(dest) = Destination::parse_key(key) {
-                tasks.push(tokio::spawn(dispatch::run(self.clone(), dest)));
+                tasks.spawn(dispatch::run(self.clone(), dest));
             }
         }
         for net in self.networks.values() {
             if let Some(ms) = net.poll_interval_ms {
                 let poller = backflow::poller(self.clone(), net.clone(), ms);
-                tasks.push(tokio::spawn(poller));
+                tasks.spawn(poller);
             }
         }
-        tasks.push(tokio::spawn(monitor::deadlines(self.clone())));
-        tasks.push(tokio::spawn(monitor::housekeeping(self.clone())));
+        tasks.spawn(monitor::deadlines(self.clone()));
+        tasks.spawn(monitor::housekeeping(self.clone()));
         if let Some(t) = &self.tls_transport {
             // New trust material for a destination lifts its alert.
             let engine = Arc::downgrade(self);
@@ -47,13 +46,13 @@ impl Engine {
                 }
             };
             let every = std::time::Duration::from_secs(5);
-            tasks.push(t.watch(every, self.stopping(), lift));
+            tasks.spawn(t.watch(every, self.stopping(), lift));
         }
         self.audit
             .record(Entry::new(Kind::Start).detail(serde_json::json!({
                 "networks": self.networks.keys().collect::<Vec<_>>(),
                 "version": env!("CARGO_PKG_VERSION"),
             })));
-        Ok(tasks)
+        Ok(())
     }
 }

@@ -187,11 +187,11 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
         config,
         tls,
     } = listener;
-    let mut stop = state.engine.stopping();
+    let stop = state.engine.stopping();
     let header_timeout = Duration::from_millis(config.header_timeout_ms.max(1));
     loop {
         let (stream, peer) = tokio::select! {
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -207,7 +207,7 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
         let acceptor = tls.acceptor();
         let router = router.clone();
         let state = state.clone();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => s,
@@ -247,7 +247,7 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
                         tracing::debug!(listener = name, %peer, error = %e, "connection ended with an error");
                     }
                 }
-                _ = stop.changed() => {
+                () = stop.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }

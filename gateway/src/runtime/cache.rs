@@ -61,7 +61,10 @@ impl ComponentCache {
     }
 }
 
-#[allow(unsafe_code)]
+#[expect(
+    unsafe_code,
+    reason = "loading a compiled component is unsafe in wasmtime's API; see SAFETY below"
+)]
 fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // SAFETY: the cache directory is created private (0700) to the gateway's
     // user and only ever receives bytes this process produced with

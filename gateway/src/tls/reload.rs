@@ -24,7 +24,7 @@ use super::{Snapshot, TlsError};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// A set of TLS files and what to build from them.
 pub(crate) trait TlsFiles: Send + Sync {
@@ -138,39 +138,25 @@ impl<F: TlsFiles> Reloadable<F> {
 }
 
 /// Every `interval`, runs `work` on the blocking pool (file reads block)
-/// and hands its result to `then`, until `stop` turns true (or its sender
-/// goes away).
+/// and hands its result to `then`, until `stop` is cancelled. The caller
+/// spawns it (on the gateway's task tracker).
 pub(crate) fn poll<T: Send + 'static>(
     interval: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: CancellationToken,
     work: impl Fn() -> T + Send + Sync + 'static,
     mut then: impl FnMut(T) + Send + 'static,
-) -> JoinHandle<()> {
+) -> impl Future<Output = ()> + Send + 'static {
     let work = Arc::new(work);
-    tokio::spawn(async move {
-        while tick(interval, &mut stop).await {
+    async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
             let work = work.clone();
             if let Ok(result) = tokio::task::spawn_blocking(move || work()).await {
                 then(result);
             }
-        }
-    })
-}
-
-/// Waits one `interval`; false once `stop` turns true (or its sender goes
-/// away).
-async fn tick(interval: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
-    loop {
-        if *stop.borrow() {
-            return false;
-        }
-        tokio::select! {
-            changed = stop.changed() => {
-                if changed.is_err() {
-                    return false;
-                }
-            }
-            _ = tokio::time::sleep(interval) => return true,
         }
     }
 }
@@ -278,18 +264,18 @@ mod tests {
 
     #[tokio::test]
     async fn poll_runs_until_stopped() {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop = CancellationToken::new();
         let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
-        let task = poll(
+        let task = tokio::spawn(poll(
             Duration::from_millis(1),
-            stop_rx,
+            stop.clone(),
             || 7,
             move |n| {
                 let _ = seen_tx.send(n);
             },
-        );
+        ));
         assert_eq!(seen_rx.recv().await, Some(7));
-        stop_tx.send(true).unwrap();
+        stop.cancel();
         task.await.unwrap();
         // `then` (and its sender) went with the task.
         while seen_rx.recv().await.is_some() {}

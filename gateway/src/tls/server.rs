@@ -48,7 +48,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// TLS settings of one listener (`[listeners.X.tls]`); paths are resolved by
 /// the config loader.
@@ -176,8 +176,11 @@ impl ServerTls {
     }
 
     /// Polls the files every `reload-interval-ms` and reloads on change,
-    /// until `stop` turns true (or its sender goes away).
-    pub fn watch(self: &Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) -> JoinHandle<()> {
+    /// until `stop` is cancelled; the caller spawns it.
+    pub fn watch(
+        self: &Arc<Self>,
+        stop: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let interval = Duration::from_millis(self.files.files().0.reload_interval_ms.max(10));
         let tls = self.clone();
         reload::poll(
@@ -738,8 +741,8 @@ mod tests {
         ping(&mut established, b"ok").await.unwrap();
         assert!(matches!(next(&mut seen).await, Seen::Accepted(_)));
 
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let watcher = tls.watch(stop_rx);
+        let stop = CancellationToken::new();
+        let watcher = tokio::spawn(tls.watch(stop.clone()));
         let old = tls.config();
         write(s.dir.path(), "ca.crl", &s.ca.crl(&[&client]));
         for _ in 0..250 {
@@ -766,7 +769,7 @@ mod tests {
         // Revocation applies to new handshakes; the open connection stays.
         ping(&mut established, b"still open").await.unwrap();
 
-        stop_tx.send(true).unwrap();
+        stop.cancel();
         tokio::time::timeout(Duration::from_secs(5), watcher)
             .await
             .unwrap()

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// A destination's TLS files and how they build its client.
 struct ClientFiles {
@@ -138,14 +138,14 @@ impl GatewayTransport {
         results
     }
 
-    /// Reloads every `interval` until `stop` turns true (or its sender goes
-    /// away), calling `on_change(network)` after each network rebuilt.
+    /// Reloads every `interval` until `stop` is cancelled, calling
+    /// `on_change(network)` after each network rebuilt; the caller spawns it.
     pub fn watch(
         self: &Arc<Self>,
         interval: Duration,
-        stop: tokio::sync::watch::Receiver<bool>,
+        stop: CancellationToken,
         on_change: impl Fn(&str) + Send + Sync + 'static,
-    ) -> JoinHandle<()> {
+    ) -> impl Future<Output = ()> + Send + 'static {
         let this = self.clone();
         reload::poll(
             interval,
@@ -543,10 +543,12 @@ mod tests {
         peer_rejected(t.send(request("mr", &url)).await);
 
         let (changed_tx, mut changed_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let watcher = t.watch(Duration::from_millis(20), stop_rx, move |name| {
-            let _ = changed_tx.send(name.to_string());
-        });
+        let stop = CancellationToken::new();
+        let watcher = tokio::spawn(
+            t.watch(Duration::from_millis(20), stop.clone(), move |name| {
+                let _ = changed_tx.send(name.to_string());
+            }),
+        );
         let renewed = new_ca.issue(&CertSpec::client("yiwang-gateway-2026"));
         std::fs::write(&cfg.cert, &renewed.cert_pem).unwrap();
         std::fs::write(&cfg.key, &renewed.key_pem).unwrap();
@@ -558,7 +560,7 @@ mod tests {
 
         let resp = t.send(request("mr", &url)).await.unwrap();
         assert_eq!(resp.body, "yiwang-gateway-2026");
-        stop_tx.send(true).unwrap();
+        stop.cancel();
         tokio::time::timeout(Duration::from_secs(5), watcher)
             .await
             .unwrap()
