@@ -2,6 +2,7 @@
 //! regulator): built from case changes, queued as jobs in the same record
 //! and the same durable queue as deliveries, sent as JSON with an
 //! `Idempotency-Key` header so receivers can drop a resend after a crash.
+//! The bodies' shapes are `yiwang_schema::Notice` (docs/schema/notice.schema.json).
 
 use super::dispatch::Outcome;
 use super::{Engine, Subscriber};
@@ -10,52 +11,61 @@ use crate::store::{CaseRecord, Destination, Job, JobKind, JobState, Light, Milli
 use crate::transport::{OutboundRequest, TransportError};
 use serde_json::{Value, json};
 use std::time::Duration;
-use yiwang_schema::Event;
+use yiwang_schema::{DeadlineNotice, DeliveryNotice, Event, NoticeBody, StageNotice};
 
 /// A network moved the case to a stage.
-pub fn stage_body(record: &CaseRecord, e: &Event) -> Value {
-    json!({
-        "type": "stage",
-        "case_number": record.case_number,
-        "item": record.item,
-        "network": e.network,
-        "network_case_number": e.network_case_number,
-        "stage": e.stage,
-        "stage_zh": e.stage.label_zh(),
-        "at": e.at.to_rfc3339(),
-        "details": e.details,
-    })
+pub fn stage_notice(record: &CaseRecord, e: &Event) -> NoticeBody {
+    NoticeBody::Stage(StageNotice::new(&record.case_number, &record.item, e))
 }
 
 /// A delivery to a network finished (delivered or dead-lettered).
-pub fn delivery_body(record: &CaseRecord, network: &str, state: &JobState) -> Value {
-    let mut body = json!({
-        "type": "delivery",
-        "case_number": record.case_number,
-        "item": record.item,
-        "network": network,
-        "state": state.name(),
-    });
-    match state {
+pub fn delivery_notice(record: &CaseRecord, network: &str, state: &JobState) -> NoticeBody {
+    let (network_case_number, reason) = match state {
         JobState::Delivered {
             network_case_number,
             ..
-        } => body["network_case_number"] = json!(network_case_number),
-        JobState::Dead { reason, .. } => body["reason"] = json!(reason),
-        _ => {}
-    }
-    body
+        } => (network_case_number.clone(), None),
+        JobState::Dead { reason, .. } => (None, Some(reason.clone())),
+        _ => (None, None),
+    };
+    NoticeBody::Delivery(DeliveryNotice {
+        case_number: record.case_number.clone(),
+        item: record.item.clone(),
+        network: network.to_string(),
+        state: state.status(),
+        network_case_number,
+        reason,
+    })
 }
 
 /// The deadline light changed.
-pub fn deadline_body(record: &CaseRecord, light: Light) -> Value {
-    json!({
-        "type": "deadline",
-        "case_number": record.case_number,
-        "item": record.item,
-        "light": light,
-        "deadline": record.deadline.and_then(super::view::rfc3339),
+pub fn deadline_notice(record: &CaseRecord, light: Light) -> NoticeBody {
+    NoticeBody::Deadline(DeadlineNotice {
+        case_number: record.case_number.clone(),
+        item: record.item.clone(),
+        light,
+        deadline: record.deadline.and_then(super::view::rfc3339),
     })
+}
+
+/// A notice as the queue stores it (the job's JSON body).
+pub fn body(notice: &NoticeBody) -> Value {
+    serde_json::to_value(notice).unwrap_or(Value::Null)
+}
+
+/// [`stage_notice`] as a queued body.
+pub fn stage_body(record: &CaseRecord, e: &Event) -> Value {
+    body(&stage_notice(record, e))
+}
+
+/// [`delivery_notice`] as a queued body.
+pub fn delivery_body(record: &CaseRecord, network: &str, state: &JobState) -> Value {
+    body(&delivery_notice(record, network, state))
+}
+
+/// [`deadline_notice`] as a queued body.
+pub fn deadline_body(record: &CaseRecord, light: Light) -> Value {
+    body(&deadline_notice(record, light))
 }
 
 /// Queue each notice for every subscriber that wants its kind and item.

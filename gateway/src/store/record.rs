@@ -103,12 +103,18 @@ impl JobState {
     }
 
     pub fn name(&self) -> &'static str {
+        self.status().as_str()
+    }
+
+    /// The state without its data, as notices and search name it.
+    pub fn status(&self) -> yiwang_schema::DeliveryState {
+        use yiwang_schema::DeliveryState as S;
         match self {
-            JobState::Pending { .. } => "pending",
-            JobState::Verify { .. } => "verify",
-            JobState::InFlight { .. } => "in_flight",
-            JobState::Delivered { .. } => "delivered",
-            JobState::Dead { .. } => "dead",
+            JobState::Pending { .. } => S::Pending,
+            JobState::Verify { .. } => S::Verify,
+            JobState::InFlight { .. } => S::InFlight,
+            JobState::Delivered { .. } => S::Delivered,
+            JobState::Dead { .. } => S::Dead,
         }
     }
 }
@@ -213,16 +219,8 @@ impl NetworkCase {
     }
 }
 
-/// Deadline light (电子监察).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Light {
-    Green,
-    Yellow,
-    Red,
-    /// Every network finished: the clock stopped.
-    Done,
-}
+/// Deadline light (电子监察): one home in the schema crate, since notices publish it.
+pub use yiwang_schema::Light;
 
 /// A bureau-side change as received, for idempotent re-posts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
