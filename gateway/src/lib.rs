@@ -18,3 +18,4 @@ pub mod serve;
 pub mod store;
 pub mod tls;
 pub mod transport;
+pub mod wire;

@@ -4,6 +4,7 @@
 //! concurrency limit, timeout), served by hyper with a header-read timeout.
 
 mod admin;
+mod audit;
 mod callbacks;
 mod intake;
 pub mod problem;
@@ -16,7 +17,6 @@ use crate::tls::ServerTls;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use bytes::Bytes;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use problem::Problem;
@@ -77,31 +77,14 @@ impl AppState {
     }
 }
 
-impl AppState {
-    /// Write a request's record to the audit trail before its answer goes
-    /// out: `entry` plus the answer's status and the request body (its sha256
-    /// and size always; the bytes only when the trail keeps bodies, then
-    /// encrypted). An error means the request was not audited.
-    pub(crate) async fn record_answer(
-        &self,
-        entry: Entry,
-        body: Option<Bytes>,
-        status: http::StatusCode,
-    ) -> Result<(), crate::audit::AuditError> {
-        let mut entry = entry.detail(serde_json::json!({ "status": status.as_u16() }));
-        if let Some(b) = body {
-            entry = entry.body("request", b.to_vec());
-        }
-        self.audit().append(entry).await.map(|_| ())
-    }
-}
-
-/// The status an answer carries.
-pub(crate) fn status_of(result: &Result<axum::response::Response, Problem>) -> http::StatusCode {
-    match result {
-        Ok(r) => r.status(),
-        Err(p) => p.status,
-    }
+/// Every route of an edge behind the audit layer (see [`audit`]).
+fn audited(router: Router<AppState>, state: AppState) -> Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.engine.audit),
+            audit::layer,
+        ))
+        .with_state(state)
 }
 
 /// An RFC 3339 query parameter, or the problem naming it.
