@@ -46,6 +46,34 @@ pub enum JobProgress {
     Dead,
 }
 
+impl JobProgress {
+    /// Every value, for parsing and listing.
+    pub const ALL: [JobProgress; 8] = [
+        JobProgress::Pending,
+        JobProgress::Blocked,
+        JobProgress::Waiting,
+        JobProgress::Retrying,
+        JobProgress::Verifying,
+        JobProgress::InFlight,
+        JobProgress::Delivered,
+        JobProgress::Dead,
+    ];
+
+    /// The name as it appears in JSON (and in `?state=` filters).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobProgress::Pending => "pending",
+            JobProgress::Blocked => "blocked",
+            JobProgress::Waiting => "waiting",
+            JobProgress::Retrying => "retrying",
+            JobProgress::Verifying => "verifying",
+            JobProgress::InFlight => "in_flight",
+            JobProgress::Delivered => "delivered",
+            JobProgress::Dead => "dead",
+        }
+    }
+}
+
 /// One job (`GET /v1/cases/{id}`, `/admin/queue`, accepted deliveries).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JobView {
@@ -335,4 +363,35 @@ pub struct ProblemBody {
     pub detail: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_progress_names_are_its_json() {
+        for p in JobProgress::ALL {
+            assert_eq!(
+                serde_json::to_value(p).unwrap_or_default(),
+                Value::String(p.as_str().into())
+            );
+        }
+    }
+
+    #[test]
+    fn renamed_fields_keep_their_wire_names() {
+        let links = serde_json::to_value(Links {
+            self_: "/v1/cases/C".into(),
+        })
+        .unwrap_or_default();
+        assert_eq!(links, serde_json::json!({"self": "/v1/cases/C"}));
+        let schema = serde_json::to_value(schemars::schema_for!(ProblemBody)).unwrap_or_default();
+        assert!(
+            schema["required"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|f| f == "type")),
+            "{schema}"
+        );
+    }
 }

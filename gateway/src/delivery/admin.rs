@@ -4,10 +4,12 @@
 
 use super::{Engine, view};
 use crate::runtime::LoadError;
-use crate::store::{Destination, JobRef, JobState, StoreError, now_millis};
+use crate::store::{
+    CaseRecord, Destination, Job, JobKind, JobRef, JobState, Millis, StoreError, now_millis,
+};
 use crate::wire::{
-    AdapterView, AlertView, DeadLetter, DestinationView, DestinationsAnswer, QueueEntry,
-    ReplayAnswer, ReplayedJob,
+    AdapterView, AlertView, DeadLetter, DestinationView, DestinationsAnswer, JobProgress,
+    QueueEntry, ReplayAnswer, ReplayedJob,
 };
 use serde::Deserialize;
 
@@ -107,8 +109,8 @@ async fn select<T>(
     engine: &Engine,
     refs: Vec<JobRef>,
     filter: &JobFilter,
-    view: impl Fn(&crate::store::CaseRecord, &crate::store::Job) -> T,
-    state_of: impl Fn(&T) -> crate::wire::JobProgress,
+    view: impl Fn(&CaseRecord, &Job) -> T,
+    state_of: impl Fn(&T) -> JobProgress,
 ) -> Result<Vec<T>, AdminError> {
     let mut out = Vec::new();
     for r in refs {
@@ -124,8 +126,8 @@ async fn select<T>(
         let v = view(&record, job);
         if filter
             .state
-            .as_ref()
-            .is_some_and(|s| serde_json::to_value(state_of(&v)).ok() != Some(s.as_str().into()))
+            .as_deref()
+            .is_some_and(|s| state_of(&v).as_str() != s)
         {
             continue;
         }
@@ -143,7 +145,7 @@ pub async fn queue(engine: &Engine, filter: &JobFilter) -> Result<Vec<QueueEntry
         .store
         .pending(filter.destination().as_deref(), 100_000)
         .await?;
-    let view = |record: &crate::store::CaseRecord, job: &crate::store::Job| QueueEntry {
+    let view = |record: &CaseRecord, job: &Job| QueueEntry {
         case_number: record.case_number.clone(),
         job: view::job_view(record, job),
     };
@@ -250,8 +252,8 @@ async fn replay_pin(engine: &Engine, req: &ReplayRequest) -> Result<Option<Strin
 async fn requeue(
     engine: &Engine,
     r: &JobRef,
-    due: crate::store::Millis,
-    now: crate::store::Millis,
+    due: Millis,
+    now: Millis,
     pin: Option<&str>,
 ) -> Result<bool, AdminError> {
     let updated = engine
@@ -264,7 +266,7 @@ async fn requeue(
             };
             // A submit that may have reached the ministry is asked about
             // before anything is sent again.
-            let maybe_sent = matches!(job.kind, crate::store::JobKind::Submit { .. })
+            let maybe_sent = matches!(job.kind, JobKind::Submit { .. })
                 && job.attempts.iter().any(|a| a.outcome == "ambiguous");
             job.state = if maybe_sent {
                 JobState::Verify { due }

@@ -1,7 +1,9 @@
 //! The HTTP edges: the intake API for the bureau platform, the callback
 //! endpoint for ministries, and the admin API for operators. Each listener
 //! is a router behind the same tower stack (body limit, load shedding,
-//! concurrency limit, timeout), served by hyper with a header-read timeout.
+//! concurrency limit, timeout) and the audit layer (`audit.rs`: a request is
+//! audited before it is answered), served by hyper with a header-read
+//! timeout. Answers are `crate::wire` types; refusals are `Problem`s.
 
 mod admin;
 mod audit;
