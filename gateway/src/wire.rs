@@ -74,6 +74,39 @@ impl JobProgress {
     }
 }
 
+/// A job's stored state, as the search filter `GET /v1/cases?state=` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueState {
+    Pending,
+    Verify,
+    InFlight,
+    Delivered,
+    Dead,
+}
+
+impl QueueState {
+    /// Every value, in life order.
+    pub const ALL: [QueueState; 5] = [
+        QueueState::Pending,
+        QueueState::Verify,
+        QueueState::InFlight,
+        QueueState::Delivered,
+        QueueState::Dead,
+    ];
+
+    /// The name as it appears in JSON and in the store's search.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueState::Pending => "pending",
+            QueueState::Verify => "verify",
+            QueueState::InFlight => "in_flight",
+            QueueState::Delivered => "delivered",
+            QueueState::Dead => "dead",
+        }
+    }
+}
+
 /// One job (`GET /v1/cases/{id}`, `/admin/queue`, accepted deliveries).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JobView {
@@ -370,11 +403,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn job_progress_names_are_its_json() {
+    fn state_names_are_their_json() {
         for p in JobProgress::ALL {
             assert_eq!(
                 serde_json::to_value(p).unwrap_or_default(),
                 Value::String(p.as_str().into())
+            );
+        }
+        for q in QueueState::ALL {
+            assert_eq!(
+                serde_json::to_value(q).unwrap_or_default(),
+                Value::String(q.as_str().into())
             );
         }
     }

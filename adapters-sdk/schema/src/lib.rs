@@ -27,7 +27,7 @@ pub use json_schema::{
     case_change_json_schema, case_json_schema, event_json_schema, notice_json_schema,
 };
 pub use notice::{
-    DeadlineNotice, DeliveryNotice, DeliveryState, Light, Notice, NoticeBody, StageNotice,
+    DeadlineNotice, DeliveryNotice, DeliveryOutcome, Light, Notice, NoticeBody, StageNotice,
 };
 pub use parse::{ValidatedCase, parse_case, parse_case_change, parse_event};
 

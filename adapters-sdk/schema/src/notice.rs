@@ -93,53 +93,25 @@ pub struct DeliveryNotice {
     pub item: String,
     /// The network the case was delivered to.
     pub network: String,
-    /// Where the delivery ended: `delivered` or `dead`.
-    pub state: DeliveryState,
-    /// The network's case number, when it gave one (`delivered` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_case_number: Option<String>,
-    /// Why the delivery was given up (`dead` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    /// How the delivery ended (the `state` field names which).
+    #[serde(flatten)]
+    pub outcome: DeliveryOutcome,
 }
 
-/// The state of a delivery job, in the queue's vocabulary. Notices are sent only for
-/// finished jobs, so a notice says `delivered` or `dead`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryState {
-    /// Waiting for its turn, a dependency or a retry.
-    Pending,
-    /// The last attempt may have reached the ministry: it is asked before a resend.
-    Verify,
-    /// An attempt is running.
-    InFlight,
-    /// The ministry took it.
-    Delivered,
-    /// Given up (a dead letter an operator may replay).
-    Dead,
-}
-
-impl DeliveryState {
-    /// The name as it appears in JSON and in query parameters.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Verify => "verify",
-            DeliveryState::InFlight => "in_flight",
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Dead => "dead",
-        }
-    }
-
-    /// Every state, in life order.
-    pub const ALL: [DeliveryState; 5] = [
-        DeliveryState::Pending,
-        DeliveryState::Verify,
-        DeliveryState::InFlight,
-        DeliveryState::Delivered,
-        DeliveryState::Dead,
-    ];
+/// How a delivery ended, told apart by its `state` field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DeliveryOutcome {
+    /// The ministry took the case.
+    Delivered {
+        /// The network's case number (`null` when the network gave none).
+        network_case_number: Option<String>,
+    },
+    /// Given up: a dead letter an operator may replay.
+    Dead {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// `type: deadline`: the case's deadline light changed.
@@ -216,14 +188,30 @@ mod tests {
             case_number: "C1".into(),
             item: "i".into(),
             network: "tax".into(),
-            state: DeliveryState::Dead,
-            network_case_number: None,
-            reason: Some("gave up".into()),
+            outcome: DeliveryOutcome::Dead {
+                reason: "gave up".into(),
+            },
         });
         assert_eq!(
             serde_json::to_value(&delivery).unwrap_or_default(),
             json!({"type": "delivery", "case_number": "C1", "item": "i", "network": "tax",
                    "state": "dead", "reason": "gave up"})
+        );
+        let notice = Notice {
+            notice_id: Some("n-2".into()),
+            body: delivery.clone(),
+        };
+        let back: Notice =
+            serde_json::from_value(serde_json::to_value(&notice).unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, notice, "both tags read back");
+        let delivered = DeliveryOutcome::Delivered {
+            network_case_number: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&delivered).unwrap_or_default(),
+            json!({"state": "delivered", "network_case_number": null}),
+            "a delivery without a network case number says so"
         );
         let deadline = NoticeBody::Deadline(DeadlineNotice {
             case_number: "C1".into(),
@@ -238,15 +226,5 @@ mod tests {
         );
         assert_eq!(delivery.kind(), "delivery");
         assert_eq!(deadline.kind(), "deadline");
-    }
-
-    #[test]
-    fn delivery_state_names_match_their_json() {
-        for s in DeliveryState::ALL {
-            assert_eq!(
-                serde_json::to_value(s).unwrap_or_default(),
-                json!(s.as_str())
-            );
-        }
     }
 }

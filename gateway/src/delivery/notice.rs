@@ -11,31 +11,36 @@ use crate::store::{CaseRecord, Destination, Job, JobKind, JobState, Light, Milli
 use crate::transport::{OutboundRequest, TransportError};
 use serde_json::{Value, json};
 use std::time::Duration;
-use yiwang_schema::{DeadlineNotice, DeliveryNotice, Event, NoticeBody, StageNotice};
+use yiwang_schema::{
+    DeadlineNotice, DeliveryNotice, DeliveryOutcome, Event, NoticeBody, StageNotice,
+};
 
 /// A network moved the case to a stage.
 pub fn stage_notice(record: &CaseRecord, e: &Event) -> NoticeBody {
     NoticeBody::Stage(StageNotice::new(&record.case_number, &record.item, e))
 }
 
-/// A delivery to a network finished (delivered or dead-lettered).
-pub fn delivery_notice(record: &CaseRecord, network: &str, state: &JobState) -> NoticeBody {
-    let (network_case_number, reason) = match state {
+/// A delivery to a network finished (delivered or dead-lettered); None
+/// for a job still under way, which has nothing to announce.
+pub fn delivery_notice(record: &CaseRecord, network: &str, state: &JobState) -> Option<NoticeBody> {
+    let outcome = match state {
         JobState::Delivered {
             network_case_number,
             ..
-        } => (network_case_number.clone(), None),
-        JobState::Dead { reason, .. } => (None, Some(reason.clone())),
-        _ => (None, None),
+        } => DeliveryOutcome::Delivered {
+            network_case_number: network_case_number.clone(),
+        },
+        JobState::Dead { reason, .. } => DeliveryOutcome::Dead {
+            reason: reason.clone(),
+        },
+        _ => return None,
     };
-    NoticeBody::Delivery(DeliveryNotice {
+    Some(NoticeBody::Delivery(DeliveryNotice {
         case_number: record.case_number.clone(),
         item: record.item.clone(),
         network: network.to_string(),
-        state: state.status(),
-        network_case_number,
-        reason,
-    })
+        outcome,
+    }))
 }
 
 /// The deadline light changed.
@@ -58,9 +63,10 @@ pub fn stage_body(record: &CaseRecord, e: &Event) -> Value {
     body(&stage_notice(record, e))
 }
 
-/// [`delivery_notice`] as a queued body.
+/// [`delivery_notice`] as a queued body (`null`, which [`enqueue`] skips,
+/// for a job still under way).
 pub fn delivery_body(record: &CaseRecord, network: &str, state: &JobState) -> Value {
-    body(&delivery_notice(record, network, state))
+    delivery_notice(record, network, state).map_or(Value::Null, |n| body(&n))
 }
 
 /// [`deadline_notice`] as a queued body.
@@ -75,7 +81,7 @@ pub fn enqueue(engine: &Engine, record: &mut CaseRecord, notices: &[(String, Val
             continue;
         }
         for (kind, body) in notices {
-            if sub.notices.iter().any(|k| k == kind) {
+            if !body.is_null() && sub.notices.iter().any(|k| k == kind) {
                 record.push_job(
                     Destination::Subscriber(sub.name.clone()),
                     JobKind::Notify { body: body.clone() },
@@ -170,5 +176,32 @@ pub(crate) async fn send(engine: &Engine, sub: &Subscriber, job: &Job) -> Outcom
             message: format!("subscriber `{}`: {e}", sub.name),
             retry_after_ms: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_bodies_say_how_the_delivery_ended() {
+        let mut rec = CaseRecord::blank("C-1");
+        rec.item = "item-1".into();
+        let delivered = JobState::Delivered {
+            at: 0,
+            network_case_number: None,
+        };
+        assert_eq!(
+            delivery_body(&rec, "tax", &delivered),
+            serde_json::json!({"type": "delivery", "case_number": "C-1", "item": "item-1",
+                               "network": "tax", "state": "delivered",
+                               "network_case_number": null})
+        );
+        let dead = JobState::Dead {
+            at: 0,
+            reason: "gave up".into(),
+        };
+        assert_eq!(delivery_body(&rec, "tax", &dead)["reason"], "gave up");
+        assert!(delivery_body(&rec, "tax", &JobState::Pending { due: 0 }).is_null());
     }
 }

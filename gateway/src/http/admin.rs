@@ -257,13 +257,12 @@ async fn audit_records(
                     out.push_str(&serde_json::to_string(&rec).unwrap_or_default());
                     out.push('\n');
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
     })
-    .await?
-    .map_err(Problem::unavailable)?;
+    .await??;
     let note = AuditNote::read(
         None,
         Some(json!({ "audit_query": {
@@ -286,9 +285,7 @@ async fn audit_verify(
         .authorize(&caller, Action::ReadAudit, None, None)
         .await?;
     let dir = state.audit().dir().to_path_buf();
-    let report = tokio::task::spawn_blocking(move || crate::audit::verify(&dir, None))
-        .await?
-        .map_err(|e| Problem::unavailable(e.to_string()))?;
+    let report = tokio::task::spawn_blocking(move || crate::audit::verify(&dir, None)).await??;
     let intact = report.broken.is_none();
     let report = match serde_json::to_value(&report) {
         Ok(Value::Object(fields)) => fields,

@@ -8,7 +8,7 @@ use crate::audit::Kind;
 use crate::delivery::{Accepted, IntakeError, view};
 use crate::policy::{Action, Caller, Policy, Scope};
 use crate::store::CaseQuery;
-use crate::wire::{AcceptedAnswer, AcceptedDelivery, CaseView, Links, SearchAnswer};
+use crate::wire::{AcceptedAnswer, AcceptedDelivery, CaseView, Links, QueueState, SearchAnswer};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-use yiwang_schema::{Case, DeliveryState};
+use yiwang_schema::Case;
 
 pub fn router(state: AppState) -> Router {
     super::audited(
@@ -224,12 +224,12 @@ fn search_detail(q: &CaseQuery) -> serde_json::Value {
 }
 
 /// A `state` query parameter: one of the queue's state names.
-fn state_param(s: &str) -> Result<DeliveryState, Problem> {
-    DeliveryState::ALL
+fn state_param(s: &str) -> Result<QueueState, Problem> {
+    QueueState::ALL
         .into_iter()
         .find(|d| d.as_str() == s)
         .ok_or_else(|| {
-            let names: Vec<_> = DeliveryState::ALL.iter().map(|d| d.as_str()).collect();
+            let names: Vec<_> = QueueState::ALL.iter().map(|d| d.as_str()).collect();
             Problem::bad_request(
                 "bad-parameter",
                 format!(

@@ -1,6 +1,7 @@
 //! Every refusal is an `application/problem+json` body (RFC 9457) saying
 //! what was wrong and why; this is the one place HTTP errors are shaped.
 
+use crate::audit::AuditError;
 use crate::delivery::IntakeError;
 use crate::delivery::admin::AdminError;
 use crate::delivery::backflow::CallbackError;
@@ -187,6 +188,13 @@ impl From<StoreError> for Problem {
 impl From<QueryRejection> for Problem {
     fn from(e: QueryRejection) -> Self {
         Problem::bad_request("bad-parameter", e.body_text())
+    }
+}
+
+/// The audit trail could not be read.
+impl From<AuditError> for Problem {
+    fn from(e: AuditError) -> Self {
+        Problem::unavailable(e.to_string())
     }
 }
 

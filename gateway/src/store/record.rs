@@ -103,18 +103,12 @@ impl JobState {
     }
 
     pub fn name(&self) -> &'static str {
-        self.status().as_str()
-    }
-
-    /// The state without its data, as notices and search name it.
-    pub fn status(&self) -> yiwang_schema::DeliveryState {
-        use yiwang_schema::DeliveryState as S;
         match self {
-            JobState::Pending { .. } => S::Pending,
-            JobState::Verify { .. } => S::Verify,
-            JobState::InFlight { .. } => S::InFlight,
-            JobState::Delivered { .. } => S::Delivered,
-            JobState::Dead { .. } => S::Dead,
+            JobState::Pending { .. } => "pending",
+            JobState::Verify { .. } => "verify",
+            JobState::InFlight { .. } => "in_flight",
+            JobState::Delivered { .. } => "delivered",
+            JobState::Dead { .. } => "dead",
         }
     }
 }
