@@ -30,14 +30,23 @@ pub(crate) struct AuditNote {
     kind: Kind,
     case: Option<String>,
     network: Option<String>,
-    detail: Option<Value>,
+    detail: Detail,
     /// The request body: its sha256 and size are recorded (the bytes too,
     /// encrypted, when the trail keeps bodies).
     request: Option<Bytes>,
     /// Durable before the answer (else recorded in the background).
     durable: bool,
-    /// Record the answer's status in the detail.
-    with_status: bool,
+}
+
+/// A record's `detail`.
+#[derive(Debug, Clone)]
+enum Detail {
+    /// The status the request was answered: `{"status": 202}`.
+    AnswerStatus,
+    /// What the handler said.
+    Given(Value),
+    /// Nothing to add (`{}`).
+    Empty,
 }
 
 impl AuditNote {
@@ -48,10 +57,9 @@ impl AuditNote {
             kind,
             case: None,
             network: None,
-            detail: None,
+            detail: Detail::AnswerStatus,
             request: body,
             durable: true,
-            with_status: true,
         }
     }
 
@@ -61,10 +69,9 @@ impl AuditNote {
             kind: Kind::Admin,
             case: None,
             network: network.map(str::to_string),
-            detail: Some(json!({ "operation": op.as_str(), "detail": detail })),
+            detail: Detail::Given(json!({ "operation": op.as_str(), "detail": detail })),
             request: None,
             durable: true,
-            with_status: false,
         }
     }
 
@@ -74,10 +81,9 @@ impl AuditNote {
             kind: Kind::Read,
             case: case.map(str::to_string),
             network: None,
-            detail,
+            detail: detail.map_or(Detail::Empty, Detail::Given),
             request: None,
             durable: false,
-            with_status: false,
         }
     }
 
@@ -97,10 +103,10 @@ impl AuditNote {
         if let Some(p) = principal {
             entry = entry.principal(p);
         }
-        if self.with_status {
-            entry = entry.detail(json!({ "status": status.as_u16() }));
-        } else if let Some(detail) = self.detail {
-            entry = entry.detail(detail);
+        match self.detail {
+            Detail::AnswerStatus => entry = entry.detail(json!({ "status": status.as_u16() })),
+            Detail::Given(detail) => entry = entry.detail(detail),
+            Detail::Empty => {}
         }
         if let Some(body) = self.request {
             entry = entry.body("request", body.to_vec());
