@@ -21,3 +21,4 @@ pub mod serve;
 pub mod store;
 pub mod tls;
 pub mod transport;
+pub mod wire;

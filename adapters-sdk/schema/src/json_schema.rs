@@ -3,7 +3,7 @@
 use schemars::{JsonSchema, generate::SchemaSettings};
 use serde_json::Value;
 
-use crate::{Case, CaseChange, Event};
+use crate::{Case, CaseChange, Event, Notice};
 
 /// Base of the `$id` of every published schema.
 const ID_BASE: &str = "https://example.invalid/yiwang/schema/";
@@ -34,6 +34,12 @@ pub fn case_change_json_schema() -> Value {
     schema_for::<CaseChange>("case-change.schema.json")
 }
 
+/// JSON Schema of [`Notice`] (a subscriber webhook body), published as
+/// `docs/schema/notice.schema.json`.
+pub fn notice_json_schema() -> Value {
+    schema_for::<Notice>("notice.schema.json")
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -50,6 +56,7 @@ mod tests {
             ("case.schema.json", case_json_schema()),
             ("event.schema.json", event_json_schema()),
             ("case-change.schema.json", case_change_json_schema()),
+            ("notice.schema.json", notice_json_schema()),
         ] {
             let path = dir.join(file);
             let text = serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n";

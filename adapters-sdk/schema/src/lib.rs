@@ -1,4 +1,4 @@
-//! The unified case schema v1 (Case, Event, CaseChange), its validation rules and the published JSON Schema.
+//! The unified case schema v1 (Case, Event, CaseChange), the subscriber notices, their validation rules and the published JSON Schema.
 //!
 //! One home, read by the gateway and by adapters compiled to `wasm32-wasip2`: pure code, no
 //! I/O, no clock, no threads. Start at [`parse_case`]; rule names are in [`rule`]. What an HTTP
@@ -16,6 +16,7 @@ mod event;
 pub mod http_status;
 pub mod ids;
 mod json_schema;
+mod notice;
 mod parse;
 mod validate;
 
@@ -28,7 +29,12 @@ pub use digest::{ParseDigestError, Sha256Digest};
 pub use error::{ParseCodeError, ValidationError, ValidationErrors, rule};
 pub use event::{Decision, Event, EventDetails, Stage};
 pub use ids::{IdError, IdType};
-pub use json_schema::{case_change_json_schema, case_json_schema, event_json_schema};
+pub use json_schema::{
+    case_change_json_schema, case_json_schema, event_json_schema, notice_json_schema,
+};
+pub use notice::{
+    DeadlineNotice, DeliveryNotice, DeliveryOutcome, Light, Notice, NoticeBody, StageNotice,
+};
 pub use parse::{ValidatedCase, parse_case, parse_case_change, parse_event};
 
 /// The version of the unified case schema this crate writes; it reads any `1.x`.

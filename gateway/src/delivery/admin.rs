@@ -2,10 +2,39 @@
 //! them (one, or by filter, rate-limited, optionally with another adapter
 //! version), and the state of each destination.
 
-use super::{Engine, view};
-use crate::store::{Destination, JobRef, JobState, now_millis};
+use super::{Engine, VersionError, view};
+use crate::store::{
+    AttemptOutcome, CaseRecord, Destination, Job, JobKind, JobRef, JobState, Millis, StoreError,
+    now_millis,
+};
+use crate::wire::{
+    AdapterView, AlertView, DeadLetter, DestinationView, DestinationsAnswer, JobProgress,
+    QueueEntry, ReplayAnswer, ReplayedJob,
+};
 use serde::Deserialize;
-use serde_json::{Value, json};
+
+/// Why an operator action could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The store failed: nothing was changed, the action may be retried.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("name a network or a case_number to replay (replaying everything at once is refused)")]
+    Unbounded,
+    #[error("adapter_wasm_base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("a new adapter version needs the network it is for")]
+    AdapterWithoutNetwork,
+    #[error("network `{0}` is not configured")]
+    UnknownNetwork(String),
+    /// The adapter version is malformed, missing or does not load.
+    #[error("{0}")]
+    Version(#[from] VersionError),
+    #[error("adapter_sha256 {pinned} does not match the uploaded component ({uploaded})")]
+    DigestMismatch { pinned: String, uploaded: String },
+    #[error("rate_per_second must be a positive number")]
+    BadRate,
+}
 
 /// Which jobs a listing or replay covers.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -39,6 +68,14 @@ impl JobFilter {
     fn limit(&self) -> usize {
         self.limit.unwrap_or(100).clamp(1, 10_000)
     }
+
+    /// Whether a job matches the filter's case number and job number.
+    fn selects(&self, r: &JobRef) -> bool {
+        self.case_number
+            .as_ref()
+            .is_none_or(|c| *c == r.case_number)
+            && self.job.is_none_or(|j| j == r.job)
+    }
 }
 
 /// A replay request.
@@ -65,48 +102,33 @@ pub struct ReplayRequest {
     pub adapter_wasm_base64: Option<String>,
 }
 
-async fn refs_to_views(
+/// The jobs of `refs` the filter selects, each viewed by `view`.
+async fn select<T>(
     engine: &Engine,
     refs: Vec<JobRef>,
     filter: &JobFilter,
-    dead: bool,
-) -> Result<Vec<Value>, String> {
+    view: impl Fn(&CaseRecord, &Job) -> T,
+    state_of: impl Fn(&T) -> JobProgress,
+) -> Result<Vec<T>, AdminError> {
     let mut out = Vec::new();
     for r in refs {
-        if filter
-            .case_number
-            .as_ref()
-            .is_some_and(|c| *c != r.case_number)
-            || filter.job.is_some_and(|j| j != r.job)
-        {
+        if !filter.selects(&r) {
             continue;
         }
-        let Some(record) = engine
-            .store
-            .case(&r.case_number)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(record) = engine.store.case(&r.case_number).await? else {
             continue;
         };
         let Some(job) = record.job(r.job) else {
             continue;
         };
-        let mut v = if dead {
-            view::dead_letter(&record, job)
-        } else {
-            let mut v = view::job_view(&record, job);
-            v["case_number"] = json!(record.case_number);
-            v
-        };
+        let v = view(&record, job);
         if filter
             .state
-            .as_ref()
-            .is_some_and(|s| v["state"] != json!(s))
+            .as_deref()
+            .is_some_and(|s| state_of(&v).as_str() != s)
         {
             continue;
         }
-        v["case_number"] = json!(record.case_number);
         out.push(v);
         if out.len() >= filter.limit() {
             break;
@@ -116,27 +138,32 @@ async fn refs_to_views(
 }
 
 /// Unfinished jobs, oldest first.
-pub async fn queue(engine: &Engine, filter: &JobFilter) -> Result<Vec<Value>, String> {
+pub async fn queue(engine: &Engine, filter: &JobFilter) -> Result<Vec<QueueEntry>, AdminError> {
     let refs = engine
         .store
         .pending(filter.destination().as_deref(), 100_000)
-        .await
-        .map_err(|e| e.to_string())?;
-    refs_to_views(engine, refs, filter, false).await
+        .await?;
+    let view = |record: &CaseRecord, job: &Job| QueueEntry {
+        case_number: record.case_number.clone(),
+        job: view::job_view(record, job),
+    };
+    select(engine, refs, filter, view, |v| v.job.state).await
 }
 
 /// Dead letters, with the case, the adapter version and every attempt.
-pub async fn dead_letters(engine: &Engine, filter: &JobFilter) -> Result<Vec<Value>, String> {
+pub async fn dead_letters(
+    engine: &Engine,
+    filter: &JobFilter,
+) -> Result<Vec<DeadLetter>, AdminError> {
     let refs = engine
         .store
         .dead_letters(filter.destination().as_deref(), 100_000)
-        .await
-        .map_err(|e| e.to_string())?;
-    refs_to_views(engine, refs, filter, true).await
+        .await?;
+    select(engine, refs, filter, view::dead_letter, |v| v.job.state).await
 }
 
 /// Put dead letters back in the queue, spaced to the rate.
-pub async fn replay(engine: &Engine, req: &ReplayRequest) -> Result<Value, String> {
+pub async fn replay(engine: &Engine, req: &ReplayRequest) -> Result<ReplayAnswer, AdminError> {
     let filter = &JobFilter {
         network: req.network.clone(),
         case_number: req.case_number.clone(),
@@ -145,151 +172,158 @@ pub async fn replay(engine: &Engine, req: &ReplayRequest) -> Result<Value, Strin
         limit: req.limit,
     };
     if filter.network.is_none() && filter.case_number.is_none() {
-        return Err(
-            "name a network or a case_number to replay (replaying everything at once is refused)"
-                .into(),
-        );
+        return Err(AdminError::Unbounded);
     }
-    let mut pin = req.adapter_sha256.clone();
-    if let Some(b64) = &req.adapter_wasm_base64 {
-        use base64::Engine as _;
-        let wasm = base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .map_err(|e| format!("adapter_wasm_base64: {e}"))?;
-        let network = filter
-            .network
-            .as_ref()
-            .ok_or("a new adapter version needs the network it is for")?;
-        let net = engine
-            .networks
-            .get(network)
-            .ok_or_else(|| format!("network `{network}` is not configured"))?;
-        let adapter = engine
-            .load_version(net, &wasm)
-            .await
-            .map_err(|e| e.to_string())?;
-        if pin.as_ref().is_some_and(|p| p != adapter.digest()) {
-            return Err(format!(
-                "adapter_sha256 {} does not match the uploaded component ({})",
-                pin.unwrap_or_default(),
-                adapter.digest()
-            ));
-        }
-        pin = Some(adapter.digest().to_string());
-    } else if let (Some(digest), Some(network)) = (&pin, &filter.network) {
-        let net = engine
-            .networks
-            .get(network)
-            .ok_or_else(|| format!("network `{network}` is not configured"))?;
-        engine
-            .adapter_for(net, Some(digest))
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    let pin = replay_pin(engine, req).await?;
     let rate = req.rate_per_second.unwrap_or(10.0);
     if !(rate > 0.0 && rate.is_finite()) {
-        return Err("rate_per_second must be a positive number".into());
+        return Err(AdminError::BadRate);
     }
     let refs = engine
         .store
         .dead_letters(filter.destination().as_deref(), 100_000)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let now = now_millis();
     let mut replayed = Vec::new();
     for r in refs {
-        if filter
-            .case_number
-            .as_ref()
-            .is_some_and(|c| *c != r.case_number)
-            || filter.job.is_some_and(|j| j != r.job)
-        {
+        if !filter.selects(&r) {
             continue;
         }
         if replayed.len() >= filter.limit() {
             break;
         }
         let due = now + (replayed.len() as f64 * 1000.0 / rate) as i64;
-        let pin = pin.clone();
-        let updated = engine
-            .store
-            .update(&r.case_number, &mut |rec| {
-                let mut rec = rec?;
-                let job = rec.job_mut(r.job)?;
-                let JobState::Dead { .. } = job.state else {
-                    return None;
-                };
-                // A submit that may have reached the ministry is asked about
-                // before anything is sent again.
-                let maybe_sent = matches!(job.kind, crate::store::JobKind::Submit { .. })
-                    && job
-                        .attempts
-                        .iter()
-                        .any(|a| a.outcome == crate::store::AttemptOutcome::Ambiguous);
-                job.state = if maybe_sent {
-                    JobState::Verify { due }
-                } else {
-                    JobState::Pending { due }
-                };
-                job.replayed_at = Some(now);
-                if pin.is_some() {
-                    job.adapter = pin.clone();
-                }
-                rec.updated_at = now;
-                Some(rec)
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(rec) = updated {
-            engine.wake_record(&rec);
-            replayed.push(
-                json!({"case_number": r.case_number, "job": r.job, "due": view::rfc3339(due)}),
-            );
+        if requeue(engine, &r, due, now, pin.as_deref()).await? {
+            replayed.push(ReplayedJob {
+                case_number: r.case_number.clone(),
+                job: r.job,
+                due: view::rfc3339(due),
+            });
         }
     }
     tracing::info!(count = replayed.len(), adapter = ?pin, "dead letters replayed");
-    Ok(json!({ "replayed": replayed, "adapter": pin }))
+    Ok(ReplayAnswer {
+        replayed,
+        adapter: pin,
+    })
+}
+
+/// The adapter version a replay pins its jobs to: a new one uploaded with
+/// the request (loaded now), or one the gateway has run before.
+async fn replay_pin(engine: &Engine, req: &ReplayRequest) -> Result<Option<String>, AdminError> {
+    let pin = req.adapter_sha256.clone();
+    if let Some(b64) = &req.adapter_wasm_base64 {
+        use base64::Engine as _;
+        let wasm = base64::engine::general_purpose::STANDARD.decode(b64.trim())?;
+        let network = req
+            .network
+            .as_ref()
+            .ok_or(AdminError::AdapterWithoutNetwork)?;
+        let net = engine
+            .networks
+            .get(network)
+            .ok_or_else(|| AdminError::UnknownNetwork(network.clone()))?;
+        let adapter = engine.load_version(net, &wasm).await?;
+        if let Some(p) = pin.filter(|p| p != adapter.digest()) {
+            return Err(AdminError::DigestMismatch {
+                pinned: p,
+                uploaded: adapter.digest().to_string(),
+            });
+        }
+        return Ok(Some(adapter.digest().to_string()));
+    }
+    if let (Some(digest), Some(network)) = (&pin, &req.network) {
+        let net = engine
+            .networks
+            .get(network)
+            .ok_or_else(|| AdminError::UnknownNetwork(network.clone()))?;
+        engine.adapter_for(net, Some(digest)).await?;
+    }
+    Ok(pin)
+}
+
+/// Put one dead letter back in the queue, due at `due`; false if it is no
+/// longer dead.
+async fn requeue(
+    engine: &Engine,
+    r: &JobRef,
+    due: Millis,
+    now: Millis,
+    pin: Option<&str>,
+) -> Result<bool, AdminError> {
+    let updated = engine
+        .store
+        .update(&r.case_number, &mut |rec| {
+            let mut rec = rec?;
+            let job = rec.job_mut(r.job)?;
+            let JobState::Dead { .. } = job.state else {
+                return None;
+            };
+            // A submit that may have reached the ministry is asked about
+            // before anything is sent again.
+            let maybe_sent = matches!(job.kind, JobKind::Submit { .. })
+                && job
+                    .attempts
+                    .iter()
+                    .any(|a| a.outcome == AttemptOutcome::Ambiguous);
+            job.state = if maybe_sent {
+                JobState::Verify { due }
+            } else {
+                JobState::Pending { due }
+            };
+            job.replayed_at = Some(now);
+            if let Some(pin) = pin {
+                job.adapter = Some(pin.to_string());
+            }
+            rec.updated_at = now;
+            Some(rec)
+        })
+        .await?;
+    let Some(rec) = updated else {
+        return Ok(false);
+    };
+    engine.wake_record(&rec);
+    Ok(true)
 }
 
 /// Each destination: queue depth, oldest pending age, adapter version.
-pub async fn destinations(engine: &Engine) -> Result<Value, String> {
-    let depth = engine.store.depth().await.map_err(|e| e.to_string())?;
+pub async fn destinations(engine: &Engine) -> Result<DestinationsAnswer, AdminError> {
+    let depth = engine.store.depth().await?;
     let now = now_millis();
-    let mut out = serde_json::Map::new();
-    for (name, net) in &engine.networks {
-        let key = Destination::Network(name.clone()).key();
+    let view = |destination: &Destination| {
+        let key = destination.key();
         let d = depth.iter().find(|d| d.destination == key);
-        let adapter = net.versions.current();
-        out.insert(
-            key,
-            json!({
-                "pending": d.map(|d| d.pending).unwrap_or(0),
-                "oldest_pending_s": d.and_then(|d| d.oldest_created_at).map(|t| (now - t) / 1000),
-                "adapter": {
-                    "name": adapter.descriptor().name,
-                    "version": adapter.descriptor().version,
-                    "sha256": adapter.digest(),
-                },
-                "concurrency": net.concurrency,
-                "alert": engine.alert(&Destination::Network(name.clone())).map(|a| json!({
-                    "reason": a.reason, "since": view::rfc3339(a.since),
-                })),
+        DestinationView {
+            pending: d.map(|d| d.pending).unwrap_or(0),
+            oldest_pending_s: d
+                .and_then(|d| d.oldest_created_at)
+                .map(|t| (now - t) / 1000),
+            adapter: None,
+            concurrency: None,
+            alert: engine.alert(destination).map(|a| AlertView {
+                reason: a.reason,
+                since: view::rfc3339(a.since),
             }),
-        );
+        }
+    };
+    let mut out = DestinationsAnswer::new();
+    for (name, net) in &engine.networks {
+        let destination = Destination::Network(name.clone());
+        let adapter = net.versions.current();
+        let v = DestinationView {
+            adapter: Some(AdapterView {
+                name: adapter.descriptor().name.clone(),
+                version: adapter.descriptor().version.clone(),
+                sha256: adapter.digest().to_string(),
+            }),
+            concurrency: Some(net.concurrency),
+            ..view(&destination)
+        };
+        out.insert(destination.key(), v);
     }
     for name in engine.subscribers.keys() {
-        let key = Destination::Subscriber(name.clone()).key();
-        let d = depth.iter().find(|d| d.destination == key);
-        out.insert(
-            key,
-            json!({
-                "pending": d.map(|d| d.pending).unwrap_or(0),
-                "oldest_pending_s": d.and_then(|d| d.oldest_created_at).map(|t| (now - t) / 1000),
-                "alert": engine.alert(&Destination::Subscriber(name.clone())).map(|a| json!({
-                    "reason": a.reason, "since": view::rfc3339(a.since),
-                })),
-            }),
-        );
+        let destination = Destination::Subscriber(name.clone());
+        out.insert(destination.key(), view(&destination));
     }
-    Ok(Value::Object(out))
+    Ok(out)
 }

@@ -1,59 +1,75 @@
 //! Notices to subscribers (the unified platform's webhook, a supervising
 //! regulator): their bodies, built from case changes, and queued as jobs in
 //! the same record and the same durable queue as deliveries
-//! ([`super::webhook`] sends them).
+//! ([`super::webhook`] sends them). The bodies' shapes are
+//! `yiwang_schema::Notice` (docs/schema/notice.schema.json).
 
 use super::Subscriber;
 use crate::store::{CaseRecord, Destination, JobKind, JobState, Light, Millis};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use yiwang_schema::Event;
+use yiwang_schema::{
+    DeadlineNotice, DeliveryNotice, DeliveryOutcome, Event, NoticeBody, StageNotice,
+};
 
 /// A network moved the case to a stage.
-pub fn stage_body(record: &CaseRecord, e: &Event) -> Value {
-    json!({
-        "type": "stage",
-        "case_number": record.case_number,
-        "item": record.item,
-        "network": e.network,
-        "network_case_number": e.network_case_number,
-        "stage": e.stage,
-        "stage_zh": e.stage.label_zh(),
-        "at": e.at.to_rfc3339(),
-        "details": e.details,
-    })
+pub fn stage_notice(record: &CaseRecord, e: &Event) -> NoticeBody {
+    NoticeBody::Stage(StageNotice::new(&record.case_number, &record.item, e))
 }
 
-/// A delivery to a network finished (delivered or dead-lettered).
-pub fn delivery_body(record: &CaseRecord, network: &str, state: &JobState) -> Value {
-    let mut body = json!({
-        "type": "delivery",
-        "case_number": record.case_number,
-        "item": record.item,
-        "network": network,
-        "state": state.name(),
-    });
-    match state {
+/// A delivery to a network finished (delivered or dead-lettered); None
+/// for a job still under way, which has nothing to announce.
+pub fn delivery_notice(record: &CaseRecord, network: &str, state: &JobState) -> Option<NoticeBody> {
+    let outcome = match state {
         JobState::Delivered {
             network_case_number,
             ..
-        } => body["network_case_number"] = json!(network_case_number),
-        JobState::Dead { reason, .. } => body["reason"] = json!(reason),
-        _ => {}
-    }
-    body
+        } => DeliveryOutcome::Delivered {
+            network_case_number: network_case_number.clone(),
+        },
+        JobState::Dead { reason, .. } => DeliveryOutcome::Dead {
+            reason: reason.clone(),
+        },
+        _ => return None,
+    };
+    Some(NoticeBody::Delivery(DeliveryNotice {
+        case_number: record.case_number.clone(),
+        item: record.item.clone(),
+        network: network.to_string(),
+        outcome,
+    }))
 }
 
 /// The deadline light changed.
-pub fn deadline_body(record: &CaseRecord, light: Light) -> Value {
-    json!({
-        "type": "deadline",
-        "case_number": record.case_number,
-        "item": record.item,
-        "light": light,
-        "deadline": record.deadline.and_then(super::view::rfc3339),
+pub fn deadline_notice(record: &CaseRecord, light: Light) -> NoticeBody {
+    NoticeBody::Deadline(DeadlineNotice {
+        case_number: record.case_number.clone(),
+        item: record.item.clone(),
+        light,
+        deadline: record.deadline.and_then(super::view::rfc3339),
     })
+}
+
+/// A notice as the queue stores it (the job's JSON body).
+pub fn body(notice: &NoticeBody) -> Value {
+    serde_json::to_value(notice).unwrap_or(Value::Null)
+}
+
+/// [`stage_notice`] as a queued body.
+pub fn stage_body(record: &CaseRecord, e: &Event) -> Value {
+    body(&stage_notice(record, e))
+}
+
+/// [`delivery_notice`] as a queued body (`null`, which [`enqueue`] skips,
+/// for a job still under way).
+pub fn delivery_body(record: &CaseRecord, network: &str, state: &JobState) -> Value {
+    delivery_notice(record, network, state).map_or(Value::Null, |n| body(&n))
+}
+
+/// [`deadline_notice`] as a queued body.
+pub fn deadline_body(record: &CaseRecord, light: Light) -> Value {
+    body(&deadline_notice(record, light))
 }
 
 /// Queue each notice for every subscriber that wants its kind and item.
@@ -68,7 +84,7 @@ pub fn enqueue(
             continue;
         }
         for (kind, body) in notices {
-            if sub.notices.iter().any(|k| k == kind) {
+            if !body.is_null() && sub.notices.iter().any(|k| k == kind) {
                 record.push_job(
                     Destination::Subscriber(sub.name.clone()),
                     JobKind::Notify { body: body.clone() },
@@ -76,5 +92,32 @@ pub fn enqueue(
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_bodies_say_how_the_delivery_ended() {
+        let mut rec = CaseRecord::blank("C-1");
+        rec.item = "item-1".into();
+        let delivered = JobState::Delivered {
+            at: 0,
+            network_case_number: None,
+        };
+        assert_eq!(
+            delivery_body(&rec, "tax", &delivered),
+            serde_json::json!({"type": "delivery", "case_number": "C-1", "item": "item-1",
+                               "network": "tax", "state": "delivered",
+                               "network_case_number": null})
+        );
+        let dead = JobState::Dead {
+            at: 0,
+            reason: "gave up".into(),
+        };
+        assert_eq!(delivery_body(&rec, "tax", &dead)["reason"], "gave up");
+        assert!(delivery_body(&rec, "tax", &JobState::Pending { due: 0 }).is_null());
     }
 }

@@ -4,9 +4,14 @@
 //! caller's grants, and every action that changes something is audited.
 
 use super::AppState;
+use super::audit::AuditNote;
 use super::problem::Problem;
 use crate::delivery::admin::{self, JobFilter, ReplayRequest};
 use crate::policy::{Action, AdminOp, Caller};
+use crate::wire::{
+    AdapterSwapped, AuditVerified, DeadLettersAnswer, DestinationsAnswer, LiftedAlert, QueueAnswer,
+    ReplayAnswer, Resumed,
+};
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -16,45 +21,25 @@ use bytes::Bytes;
 use http::{StatusCode, header};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use yiwang_audit::{Entry, Kind};
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/admin/queue", get(queue))
-        .route("/admin/dlq", get(dlq))
-        .route("/admin/replay", post(replay))
-        .route("/admin/destinations", get(destinations))
-        .route("/admin/networks/{network}/adapter", put(swap_adapter))
-        .route("/admin/networks/{network}/resume", post(resume))
-        .route("/admin/audit", get(audit_records))
-        .route("/admin/audit/verify", get(audit_verify))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(health))
-        .with_state(state)
+    super::audited(
+        Router::new()
+            .route("/admin/queue", get(queue))
+            .route("/admin/dlq", get(dlq))
+            .route("/admin/replay", post(replay))
+            .route("/admin/destinations", get(destinations))
+            .route("/admin/networks/{network}/adapter", put(swap_adapter))
+            .route("/admin/networks/{network}/resume", post(resume))
+            .route("/admin/audit", get(audit_records))
+            .route("/admin/audit/verify", get(audit_verify))
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(health)),
+        state,
+    )
 }
 
 type Who = Extension<Arc<Caller>>;
-
-/// An admin action that changed something, for the audit trail (durable
-/// before the answer goes out).
-async fn audit_action(
-    state: &AppState,
-    caller: &Caller,
-    op: AdminOp,
-    network: Option<&str>,
-    detail: Value,
-) -> Result<(), Problem> {
-    let entry = Entry::new(Kind::Admin)
-        .principal(caller.name())
-        .about(None, network)
-        .detail(json!({ "operation": op.as_str(), "detail": detail }));
-    state
-        .audit()
-        .append(entry)
-        .await
-        .map(|_| ())
-        .map_err(|e| Problem::unavailable(format!("the action could not be audited: {e}")))
-}
 
 async fn health(
     State(state): State<AppState>,
@@ -64,46 +49,37 @@ async fn health(
     Ok("ok")
 }
 
-fn filter(q: Result<Query<JobFilter>, QueryRejection>) -> Result<JobFilter, Problem> {
-    q.map(|Query(f)| f)
-        .map_err(|e| Problem::bad_request("bad-parameter", e.body_text()))
-}
-
 async fn queue(
     State(state): State<AppState>,
     Extension(caller): Who,
     q: Result<Query<JobFilter>, QueryRejection>,
-) -> Result<Response, Problem> {
+) -> Result<Json<QueueAnswer>, Problem> {
     state
         .authorize(&caller, Action::Admin(AdminOp::Read), None, None)
         .await?;
-    let f = filter(q)?;
-    let jobs = admin::queue(&state.engine, &f)
-        .await
-        .map_err(Problem::unavailable)?;
-    Ok(Json(json!({ "jobs": jobs })).into_response())
+    let Query(f) = q?;
+    let jobs = admin::queue(&state.engine, &f).await?;
+    Ok(Json(QueueAnswer { jobs }))
 }
 
 async fn dlq(
     State(state): State<AppState>,
     Extension(caller): Who,
     q: Result<Query<JobFilter>, QueryRejection>,
-) -> Result<Response, Problem> {
+) -> Result<Json<DeadLettersAnswer>, Problem> {
     state
         .authorize(&caller, Action::Admin(AdminOp::Read), None, None)
         .await?;
-    let f = filter(q)?;
-    let jobs = admin::dead_letters(&state.engine, &f)
-        .await
-        .map_err(Problem::unavailable)?;
-    Ok(Json(json!({ "dead_letters": jobs })).into_response())
+    let Query(f) = q?;
+    let dead_letters = admin::dead_letters(&state.engine, &f).await?;
+    Ok(Json(DeadLettersAnswer { dead_letters }))
 }
 
 async fn replay(
     State(state): State<AppState>,
     Extension(caller): Who,
     body: Result<Json<ReplayRequest>, JsonRejection>,
-) -> Result<Response, Problem> {
+) -> Result<(AuditNote, Json<ReplayAnswer>), Problem> {
     let Json(req) = body.map_err(|e| Problem::bad_request("bad-replay-request", e.body_text()))?;
     state
         .authorize(
@@ -113,12 +89,8 @@ async fn replay(
             req.network.as_deref(),
         )
         .await?;
-    let out = admin::replay(&state.engine, &req)
-        .await
-        .map_err(|e| Problem::bad_request("replay-refused", e))?;
-    audit_action(
-        &state,
-        &caller,
+    let out = admin::replay(&state.engine, &req).await?;
+    let note = AuditNote::action(
         AdminOp::Replay,
         req.network.as_deref(),
         json!({
@@ -128,22 +100,18 @@ async fn replay(
             "adapter": req.adapter_sha256,
             "result": out,
         }),
-    )
-    .await?;
-    Ok(Json(out).into_response())
+    );
+    Ok((note, Json(out)))
 }
 
 async fn destinations(
     State(state): State<AppState>,
     Extension(caller): Who,
-) -> Result<Response, Problem> {
+) -> Result<Json<DestinationsAnswer>, Problem> {
     state
         .authorize(&caller, Action::Admin(AdminOp::Read), None, None)
         .await?;
-    let out = admin::destinations(&state.engine)
-        .await
-        .map_err(Problem::unavailable)?;
-    Ok(Json(out).into_response())
+    Ok(Json(admin::destinations(&state.engine).await?))
 }
 
 async fn swap_adapter(
@@ -151,7 +119,7 @@ async fn swap_adapter(
     Extension(caller): Who,
     Path(network): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Problem> {
+) -> Result<(AuditNote, Json<AdapterSwapped>), Problem> {
     state
         .authorize(
             &caller,
@@ -169,15 +137,18 @@ async fn swap_adapter(
         )
         .detail(e.to_string())
     })?;
-    audit_action(
-        &state,
-        &caller,
+    let note = AuditNote::action(
         AdminOp::AdapterReload,
         Some(&network),
         json!({ "adapter": digest, "bytes": wasm.len() }),
-    )
-    .await?;
-    Ok(Json(json!({ "network": network, "adapter": digest })).into_response())
+    );
+    Ok((
+        note,
+        Json(AdapterSwapped {
+            network,
+            adapter: digest,
+        }),
+    ))
 }
 
 /// Lift a network's TLS alert (after the operator fixed trust roots, pins
@@ -186,7 +157,7 @@ async fn resume(
     State(state): State<AppState>,
     Extension(caller): Who,
     Path(network): Path<String>,
-) -> Result<Response, Problem> {
+) -> Result<(AuditNote, Json<Resumed>), Problem> {
     state
         .authorize(
             &caller,
@@ -200,15 +171,22 @@ async fn resume(
             "network {network} is not configured"
         )));
     };
-    audit_action(
-        &state,
-        &caller,
+    let lifted_alert = lifted.map(|a| LiftedAlert {
+        reason: a.reason,
+        since: a.since,
+    });
+    let note = AuditNote::action(
         AdminOp::Resume,
         Some(&network),
-        json!({ "lifted_alert": lifted }),
-    )
-    .await?;
-    Ok(Json(json!({ "network": network, "lifted_alert": lifted })).into_response())
+        json!({ "lifted_alert": lifted_alert }),
+    );
+    Ok((
+        note,
+        Json(Resumed {
+            network,
+            lifted_alert,
+        }),
+    ))
 }
 
 async fn metrics(State(state): State<AppState>, Extension(caller): Who) -> Response {
@@ -247,11 +225,11 @@ async fn audit_records(
     State(state): State<AppState>,
     Extension(caller): Who,
     q: Result<Query<AuditParams>, QueryRejection>,
-) -> Result<Response, Problem> {
+) -> Result<(AuditNote, Response), Problem> {
     state
         .authorize(&caller, Action::ReadAudit, None, None)
         .await?;
-    let Query(p) = q.map_err(|e| Problem::bad_request("bad-parameter", e.body_text()))?;
+    let Query(p) = q?;
     let kind = p
         .kind
         .as_deref()
@@ -279,41 +257,39 @@ async fn audit_records(
                     out.push_str(&serde_json::to_string(&rec).unwrap_or_default());
                     out.push('\n');
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
     })
-    .await
-    .map_err(|e| Problem::unavailable(e.to_string()))?
-    .map_err(Problem::unavailable)?;
-    state
-        .audit()
-        .record(
-            Entry::new(Kind::Read)
-                .principal(caller.name())
-                .detail(json!({ "audit_query": {
-                    "case": p.case, "principal": p.principal, "network": p.network,
-                    "kind": p.kind, "since": p.since, "until": p.until, "limit": limit,
-                }})),
-        );
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response())
+    .await??;
+    let note = AuditNote::read(
+        None,
+        Some(json!({ "audit_query": {
+            "case": p.case, "principal": p.principal, "network": p.network,
+            "kind": p.kind, "since": p.since, "until": p.until, "limit": limit,
+        }})),
+    );
+    Ok((
+        note,
+        ([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response(),
+    ))
 }
 
 /// Auditors: verify the whole chain now (as `yiwang audit verify` does).
 async fn audit_verify(
     State(state): State<AppState>,
     Extension(caller): Who,
-) -> Result<Response, Problem> {
+) -> Result<Json<AuditVerified>, Problem> {
     state
         .authorize(&caller, Action::ReadAudit, None, None)
         .await?;
     let dir = state.audit().dir().to_path_buf();
-    let report = tokio::task::spawn_blocking(move || yiwang_audit::verify(&dir, None))
-        .await
-        .map_err(|e| Problem::unavailable(e.to_string()))?
-        .map_err(|e| Problem::unavailable(e.to_string()))?;
-    let mut v = serde_json::to_value(&report).unwrap_or_default();
-    v["intact"] = json!(report.broken.is_none());
-    Ok(Json(v).into_response())
+    let report = tokio::task::spawn_blocking(move || yiwang_audit::verify(&dir, None)).await??;
+    let intact = report.broken.is_none();
+    let report = match serde_json::to_value(&report) {
+        Ok(Value::Object(fields)) => fields,
+        _ => Default::default(),
+    };
+    Ok(Json(AuditVerified { report, intact }))
 }

@@ -3,8 +3,9 @@
 //! gets the adapter's answer.
 
 use super::AppState;
+use super::audit::AuditNote;
 use super::problem::Problem;
-use crate::delivery::backflow::{self, CallbackError};
+use crate::delivery::backflow;
 use crate::policy::{Action, Caller};
 use crate::runtime::{Header, HttpRequest};
 use axum::Router;
@@ -15,12 +16,13 @@ use axum::routing::post;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use std::sync::Arc;
-use yiwang_audit::{Entry, Kind};
+use yiwang_audit::Kind;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/callbacks/{network}", post(callback))
-        .with_state(state)
+    super::audited(
+        Router::new().route("/v1/callbacks/{network}", post(callback)),
+        state,
+    )
 }
 
 /// Every push is authorized (a ministry posts for its own network only)
@@ -33,22 +35,10 @@ async fn callback(
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let raw = body.as_ref().ok().cloned();
+) -> (AuditNote, Result<Response, Problem>) {
+    let note = AuditNote::request(Kind::Callback, body.as_ref().ok().cloned()).network(&network);
     let result = take(&state, &caller, &network, method, uri, headers, body).await;
-    let entry = Entry::new(Kind::Callback)
-        .principal(caller.name())
-        .network(network.as_str());
-    if let Err(e) = state
-        .record_answer(entry, raw, super::status_of(&result))
-        .await
-    {
-        tracing::error!(error = %e, "callback could not be audited");
-        return Problem::unavailable(format!("the callback could not be audited: {e}"))
-            .retry_after(60)
-            .into_response();
-    }
-    result.into_response()
+    (note, result)
 }
 
 async fn take(
@@ -84,34 +74,16 @@ async fn take(
             .collect(),
         body: body.to_vec(),
     };
-    match backflow::callback(&state.engine, network, request).await {
-        Ok(resp) => {
-            let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
-            let mut out = (status, resp.body).into_response();
-            for h in resp.headers {
-                if let (Ok(k), Ok(v)) = (
-                    http::HeaderName::from_bytes(h.name.as_bytes()),
-                    http::HeaderValue::from_str(&h.value),
-                ) {
-                    out.headers_mut().insert(k, v);
-                }
-            }
-            Ok(out)
+    let resp = backflow::callback(&state.engine, network, request).await?;
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
+    let mut out = (status, resp.body).into_response();
+    for h in resp.headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(h.name.as_bytes()),
+            http::HeaderValue::from_str(&h.value),
+        ) {
+            out.headers_mut().insert(k, v);
         }
-        Err(e @ CallbackError::UnknownNetwork(_)) => Err(Problem::not_found(e.to_string())),
-        // An authentic push the adapter cannot use yet (unknown status code,
-        // unreadable body) must not be lost: 503 asks the ministry to keep it
-        // and retry, and a fixed adapter (hot swap) takes it then.
-        Err(e @ CallbackError::Refused { .. }) => Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "callback-refused",
-            "The callback could not be taken",
-        )
-        .detail(e.to_string())
-        .retry_after(60)),
-        Err(e @ CallbackError::Adapter { .. }) => Err(Problem::unavailable(e.to_string())),
-        Err(CallbackError::Store(e)) => Err(Problem::unavailable(format!(
-            "the callback's events were not stored: {e}"
-        ))),
     }
+    Ok(out)
 }

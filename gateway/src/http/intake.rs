@@ -2,11 +2,13 @@
 //! search cases.
 
 use super::AppState;
+use super::audit::AuditNote;
 use super::problem::Problem;
 use crate::delivery::intake::{Accepted, IntakeError};
 use crate::delivery::view;
 use crate::policy::{Action, Caller, Policy, Scope};
 use crate::store::CaseQuery;
+use crate::wire::{AcceptedAnswer, AcceptedDelivery, CaseView, Links, QueueState, SearchAnswer};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -17,14 +19,17 @@ use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-use yiwang_audit::{Entry, Kind};
+use yiwang_audit::Kind;
+use yiwang_schema::Case;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/cases", post(submit).get(search))
-        .route("/v1/cases/{case_number}", get(case))
-        .route("/v1/cases/{case_number}/events", post(change))
-        .with_state(state)
+    super::audited(
+        Router::new()
+            .route("/v1/cases", post(submit).get(search))
+            .route("/v1/cases/{case_number}", get(case))
+            .route("/v1/cases/{case_number}/events", post(change)),
+        state,
+    )
 }
 
 /// A body, or the problem with it (too large, unreadable, not JSON).
@@ -67,74 +72,29 @@ pub(crate) fn json_body(
     Ok(body)
 }
 
-pub(crate) fn intake_problem(e: IntakeError) -> Problem {
-    match e {
-        IntakeError::Invalid(errors) => {
-            let n = errors.len();
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-case",
-                "The case does not satisfy the unified case schema",
-            )
-            .detail(format!("{n} problem(s); each names the field (JSON pointer) and the rule"))
-            .errors(
-                errors
-                    .0
-                    .iter()
-                    .map(|e| json!({"pointer": e.pointer, "rule": e.rule, "message": e.message}))
-                    .collect(),
-            )
-        }
-        IntakeError::UnknownItem { code } => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown-item",
-            "The item has no route",
-        )
-        .detail(format!("item `{code}` has no route in this gateway's configuration"))
-        .errors(vec![json!({"pointer": "/item/code", "rule": "routed_item", "message": format!("`{code}` is not a configured item")})]),
-        e @ IntakeError::Conflict { .. } => {
-            Problem::new(StatusCode::CONFLICT, "case-conflict", "Case number already used")
-                .detail(e.to_string())
-        }
-        e @ IntakeError::UnknownCase { .. } => Problem::not_found(e.to_string()),
-        e @ IntakeError::CaseMismatch { .. } => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "case-mismatch",
-            "The change is for another case",
-        )
-        .detail(e.to_string())
-        .errors(vec![json!({"pointer": "/case_number", "rule": "matches_path", "message": e.to_string()})]),
-        IntakeError::Store(e) => {
-            tracing::error!(error = %e, "intake could not store");
-            Problem::unavailable(format!("the case was not stored: {e}"))
-        }
-    }
-}
-
 fn accepted_response(a: &Accepted) -> Response {
     let rec = &a.record;
-    let deliveries: Vec<_> = a
+    let deliveries = a
         .jobs
         .iter()
         .filter_map(|id| rec.job(*id))
-        .map(|j| {
-            let v = view::job_view(rec, j);
-            json!({
-                "network": j.destination.name(),
-                "job": j.id,
-                "idempotency_key": j.idempotency_key,
-                "state": v["state"],
-            })
+        .map(|j| AcceptedDelivery {
+            network: j.destination.name().to_string(),
+            job: j.id,
+            idempotency_key: j.idempotency_key.clone(),
+            state: view::job_view(rec, j).state,
         })
         .collect();
     let location = format!("/v1/cases/{}", rec.case_number);
-    let body = json!({
-        "case_number": rec.case_number,
-        "accepted_at": view::rfc3339(rec.accepted_at),
-        "duplicate": !a.created,
-        "deliveries": deliveries,
-        "links": {"self": location},
-    });
+    let body = AcceptedAnswer {
+        case_number: rec.case_number.clone(),
+        accepted_at: view::rfc3339(rec.accepted_at),
+        duplicate: !a.created,
+        deliveries,
+        links: Links {
+            self_: location.clone(),
+        },
+    };
     let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(v) = http::HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -142,64 +102,33 @@ fn accepted_response(a: &Accepted) -> Response {
     resp
 }
 
-/// Audit an intake-side request (principal, case, body digest, answer)
-/// before answering; a request that cannot be audited is answered 503.
-async fn audited(
-    state: &AppState,
-    kind: Kind,
-    caller: &Caller,
-    case: Option<&str>,
-    body: Option<Bytes>,
-    result: Result<Response, Problem>,
-) -> Response {
-    let entry = Entry::new(kind).principal(caller.name()).about(case, None);
-    match state
-        .record_answer(entry, body, super::status_of(&result))
-        .await
-    {
-        Ok(()) => result.into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "intake request could not be audited");
-            Problem::unavailable(format!("the request could not be audited: {e}")).into_response()
-        }
-    }
-}
-
+/// A case submission: audited with the case number once the body names one.
 async fn submit(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let raw = body.as_ref().ok().cloned();
-    let mut case_number = None;
-    let result = submit_case(&state, &caller, &headers, body, &mut case_number).await;
-    audited(
-        &state,
-        Kind::Intake,
-        &caller,
-        case_number.as_deref(),
-        raw,
-        result,
-    )
-    .await
+) -> (AuditNote, Result<Response, Problem>) {
+    let note = AuditNote::request(Kind::Intake, body.as_ref().ok().cloned());
+    let case = match read_case(&headers, body) {
+        Ok(case) => case,
+        Err(p) => return (note, Err(p)),
+    };
+    let note = note.case(&case.case_number);
+    (note, submit_case(&state, &caller, case).await)
 }
 
-async fn submit_case(
-    state: &AppState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    case_number: &mut Option<String>,
-) -> Result<Response, Problem> {
+/// The case in a submission's body, validated.
+fn read_case(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Case, Problem> {
     let body = json_body(headers, body)?;
-    let validated =
-        yiwang_schema::parse_case(&body).map_err(|e| intake_problem(IntakeError::Invalid(e)))?;
+    let validated = yiwang_schema::parse_case(&body).map_err(IntakeError::Invalid)?;
     if !validated.overrides_applied.is_empty() {
         tracing::warn!(case = %validated.case.case_number, overrides = ?validated.overrides_applied, "case carries checksum overrides");
     }
-    let case = validated.case;
-    *case_number = Some(case.case_number.clone());
+    Ok(validated.case)
+}
+
+async fn submit_case(state: &AppState, caller: &Caller, case: Case) -> Result<Response, Problem> {
     state
         .authorize(
             caller,
@@ -211,11 +140,7 @@ async fn submit_case(
             None,
         )
         .await?;
-    let accepted = state
-        .engine
-        .accept(case, &caller.name())
-        .await
-        .map_err(intake_problem)?;
+    let accepted = state.engine.accept(case, &caller.name()).await?;
     tracing::info!(case = %accepted.record.case_number, item = %accepted.record.item, created = accepted.created, principal = %caller.name(), "case accepted");
     Ok(accepted_response(&accepted))
 }
@@ -227,13 +152,7 @@ async fn owned_case(
     case_number: &str,
     write: bool,
 ) -> Result<crate::store::CaseRecord, Problem> {
-    let rec = state
-        .engine
-        .store
-        .case(case_number)
-        .await
-        .map_err(|e| Problem::unavailable(e.to_string()))?;
-    let Some(rec) = rec else {
+    let Some(rec) = state.engine.store.case(case_number).await? else {
         // Only callers that may use cases at all learn whether it exists.
         state
             .authorize(caller, Action::Search, Some(case_number), None)
@@ -262,42 +181,28 @@ async fn change(
     Path(case_number): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let raw = body.as_ref().ok().cloned();
+) -> (AuditNote, Result<Response, Problem>) {
+    let note = AuditNote::request(Kind::Change, body.as_ref().ok().cloned()).case(&case_number);
     let result = async {
         let body = json_body(&headers, body)?;
         owned_case(&state, &caller, &case_number, true).await?;
-        let accepted = state
-            .engine
-            .change(&case_number, &body)
-            .await
-            .map_err(intake_problem)?;
+        let accepted = state.engine.change(&case_number, &body).await?;
         Ok(accepted_response(&accepted))
     }
     .await;
-    audited(
-        &state,
-        Kind::Change,
-        &caller,
-        Some(&case_number),
-        raw,
-        result,
-    )
-    .await
+    (note, result)
 }
 
 async fn case(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
     Path(case_number): Path<String>,
-) -> Result<Response, Problem> {
+) -> Result<(AuditNote, Json<CaseView>), Problem> {
     let rec = owned_case(&state, &caller, &case_number, false).await?;
-    state.audit().record(
-        Entry::new(Kind::Read)
-            .principal(caller.name())
-            .case(case_number),
-    );
-    Ok(Json(view::case_view(&rec)).into_response())
+    Ok((
+        AuditNote::read(Some(&case_number), None),
+        Json(view::case_view(&rec)),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -319,26 +224,31 @@ fn search_detail(q: &CaseQuery) -> serde_json::Value {
     })
 }
 
-const JOB_STATES: &[&str] = &["pending", "verify", "in_flight", "delivered", "dead"];
+/// A `state` query parameter: one of the queue's state names.
+fn state_param(s: &str) -> Result<QueueState, Problem> {
+    QueueState::ALL
+        .into_iter()
+        .find(|d| d.as_str() == s)
+        .ok_or_else(|| {
+            let names: Vec<_> = QueueState::ALL.iter().map(|d| d.as_str()).collect();
+            Problem::bad_request(
+                "bad-parameter",
+                format!(
+                    "query parameter `state`: {s:?} is not one of {}",
+                    names.join(", ")
+                ),
+            )
+        })
+}
 
 async fn search(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, Problem> {
+) -> Result<(AuditNote, Json<SearchAnswer>), Problem> {
     state.authorize(&caller, Action::Search, None, None).await?;
-    let Query(p) = params.map_err(|e| Problem::bad_request("bad-parameter", e.body_text()))?;
-    if let Some(s) = &p.state
-        && !JOB_STATES.contains(&s.as_str())
-    {
-        return Err(Problem::bad_request(
-            "bad-parameter",
-            format!(
-                "query parameter `state`: {s:?} is not one of {}",
-                JOB_STATES.join(", ")
-            ),
-        ));
-    }
+    let Query(p) = params?;
+    let job_state = p.state.as_deref().map(state_param).transpose()?;
     if let Some(n) = &p.network
         && !state.engine.networks.contains_key(n)
     {
@@ -350,7 +260,7 @@ async fn search(
     let query = CaseQuery {
         item: p.item.clone(),
         network: p.network.clone(),
-        state: p.state.clone(),
+        state: job_state.map(|s| s.as_str().to_string()),
         since: super::time_param("since", p.since.as_ref())?.map(|t| t.timestamp_millis()),
         until: super::time_param("until", p.until.as_ref())?.map(|t| t.timestamp_millis()),
         // A bureau sees its own bureaus' cases only.
@@ -360,17 +270,11 @@ async fn search(
         },
         limit: p.limit.unwrap_or(100).clamp(1, 1000),
     };
-    let found = state
-        .engine
-        .store
-        .search(&query)
-        .await
-        .map_err(|e| Problem::unavailable(e.to_string()))?;
+    let found = state.engine.store.search(&query).await?;
     let cases: Vec<_> = found.iter().map(view::case_summary).collect();
-    state.audit().record(
-        Entry::new(Kind::Read)
-            .principal(caller.name())
-            .detail(json!({ "search": search_detail(&query), "results": cases.len() })),
-    );
-    Ok(Json(json!({ "cases": cases })).into_response())
+    let detail = json!({ "search": search_detail(&query), "results": cases.len() });
+    Ok((
+        AuditNote::read(None, Some(detail)),
+        Json(SearchAnswer { cases }),
+    ))
 }

@@ -1,9 +1,12 @@
 //! The HTTP edges: the intake API for the bureau platform, the callback
 //! endpoint for ministries, and the admin API for operators. Each listener
 //! is a router behind the same tower stack (body limit, load shedding,
-//! concurrency limit, timeout), served by hyper with a header-read timeout.
+//! concurrency limit, timeout) and the audit layer (`audit.rs`: a request is
+//! audited before it is answered), served by hyper with a header-read
+//! timeout. Answers are `crate::wire` types; refusals are `Problem`s.
 
 mod admin;
+mod audit;
 mod callbacks;
 mod intake;
 pub mod problem;
@@ -15,7 +18,6 @@ use crate::tls::ServerTls;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use bytes::Bytes;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use problem::Problem;
@@ -77,31 +79,14 @@ impl AppState {
     }
 }
 
-impl AppState {
-    /// Write a request's record to the audit trail before its answer goes
-    /// out: `entry` plus the answer's status and the request body (its sha256
-    /// and size always; the bytes only when the trail keeps bodies, then
-    /// encrypted). An error means the request was not audited.
-    pub(crate) async fn record_answer(
-        &self,
-        entry: Entry,
-        body: Option<Bytes>,
-        status: http::StatusCode,
-    ) -> Result<(), yiwang_audit::AuditError> {
-        let mut entry = entry.detail(serde_json::json!({ "status": status.as_u16() }));
-        if let Some(b) = body {
-            entry = entry.body("request", b.to_vec());
-        }
-        self.audit().append(entry).await.map(|_| ())
-    }
-}
-
-/// The status an answer carries.
-pub(crate) fn status_of(result: &Result<axum::response::Response, Problem>) -> http::StatusCode {
-    match result {
-        Ok(r) => r.status(),
-        Err(p) => p.status,
-    }
+/// Every route of an edge behind the audit layer (see [`audit`]).
+fn audited(router: Router<AppState>, state: AppState) -> Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.engine.audit),
+            audit::layer,
+        ))
+        .with_state(state)
 }
 
 /// An RFC 3339 query parameter, or the problem naming it.

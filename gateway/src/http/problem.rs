@@ -1,9 +1,15 @@
 //! Every refusal is an `application/problem+json` body (RFC 9457) saying
 //! what was wrong and why; this is the one place HTTP errors are shaped.
 
+use crate::delivery::admin::AdminError;
+use crate::delivery::backflow::CallbackError;
+use crate::delivery::intake::IntakeError;
+use crate::store::StoreError;
+use crate::wire::{FieldError, ProblemBody};
+use axum::extract::rejection::QueryRejection;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use serde_json::{Value, json};
+use yiwang_audit::AuditError;
 
 /// A problem report.
 #[derive(Debug, Clone)]
@@ -14,7 +20,7 @@ pub struct Problem {
     pub title: String,
     pub detail: String,
     /// Field-level errors: `{"pointer": "/applicant/id_number", "rule": …, "message": …}`.
-    pub errors: Vec<Value>,
+    pub errors: Vec<FieldError>,
     pub retry_after_s: Option<u64>,
 }
 
@@ -35,7 +41,7 @@ impl Problem {
         self
     }
 
-    pub fn errors(mut self, errors: Vec<Value>) -> Self {
+    pub fn errors(mut self, errors: Vec<FieldError>) -> Self {
         self.errors = errors;
         self
     }
@@ -63,19 +69,139 @@ impl Problem {
         .retry_after(5)
     }
 
-    pub fn body(&self) -> Value {
-        let mut v = json!({
-            "type": format!("https://yiwang.dev/problems/{}", self.kind),
-            "title": self.title,
-            "status": self.status.as_u16(),
-        });
-        if !self.detail.is_empty() {
-            v["detail"] = json!(self.detail);
+    pub fn body(&self) -> ProblemBody {
+        ProblemBody {
+            type_: format!("https://yiwang.dev/problems/{}", self.kind),
+            title: self.title.clone(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            errors: self.errors.clone(),
         }
-        if !self.errors.is_empty() {
-            v["errors"] = json!(self.errors);
+    }
+}
+
+fn field_error(pointer: &str, rule: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        pointer: pointer.to_string(),
+        rule: rule.to_string(),
+        message: message.into(),
+    }
+}
+
+impl From<IntakeError> for Problem {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::Invalid(errors) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-case",
+                "The case does not satisfy the unified case schema",
+            )
+            .detail(format!(
+                "{} problem(s); each names the field (JSON pointer) and the rule",
+                errors.len()
+            ))
+            .errors(
+                errors
+                    .0
+                    .iter()
+                    .map(|e| field_error(&e.pointer, e.rule, e.message.clone()))
+                    .collect(),
+            ),
+            IntakeError::UnknownItem { code } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-item",
+                "The item has no route",
+            )
+            .detail(format!(
+                "item `{code}` has no route in this gateway's configuration"
+            ))
+            .errors(vec![field_error(
+                "/item/code",
+                "routed_item",
+                format!("`{code}` is not a configured item"),
+            )]),
+            e @ IntakeError::Conflict { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "case-conflict",
+                "Case number already used",
+            )
+            .detail(e.to_string()),
+            e @ IntakeError::UnknownCase { .. } => Problem::not_found(e.to_string()),
+            e @ IntakeError::CaseMismatch { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "case-mismatch",
+                "The change is for another case",
+            )
+            .detail(e.to_string())
+            .errors(vec![field_error(
+                "/case_number",
+                "matches_path",
+                e.to_string(),
+            )]),
+            IntakeError::Store(e) => {
+                tracing::error!(error = %e, "intake could not store");
+                Problem::unavailable(format!("the case was not stored: {e}"))
+            }
         }
-        v
+    }
+}
+
+impl From<CallbackError> for Problem {
+    fn from(e: CallbackError) -> Self {
+        match e {
+            e @ CallbackError::UnknownNetwork(_) => Problem::not_found(e.to_string()),
+            // An authentic push the adapter cannot use yet (unknown status
+            // code, unreadable body) must not be lost: 503 asks the ministry
+            // to keep it and retry, and a fixed adapter (hot swap) takes it then.
+            e @ CallbackError::Refused { .. } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "callback-refused",
+                "The callback could not be taken",
+            )
+            .detail(e.to_string())
+            .retry_after(60),
+            e @ CallbackError::Adapter { .. } => Problem::unavailable(e.to_string()),
+            CallbackError::Store(e) => {
+                Problem::unavailable(format!("the callback's events were not stored: {e}"))
+            }
+        }
+    }
+}
+
+impl From<AdminError> for Problem {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Store(e) => e.into(),
+            e => Problem::bad_request("replay-refused", e.to_string()),
+        }
+    }
+}
+
+/// The store failed: nothing was decided, the client may retry.
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        Problem::unavailable(e.to_string())
+    }
+}
+
+/// A query string that does not fit the endpoint's parameters.
+impl From<QueryRejection> for Problem {
+    fn from(e: QueryRejection) -> Self {
+        Problem::bad_request("bad-parameter", e.body_text())
+    }
+}
+
+/// The audit trail could not be read.
+impl From<AuditError> for Problem {
+    fn from(e: AuditError) -> Self {
+        Problem::unavailable(e.to_string())
+    }
+}
+
+/// A blocking task (audit trail reads) that panicked or was cancelled.
+impl From<tokio::task::JoinError> for Problem {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Problem::unavailable(e.to_string())
     }
 }
 
@@ -122,5 +248,46 @@ pub async fn overload(err: tower::BoxError) -> Problem {
             "Internal error",
         )
         .detail(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_problem_body_is_rfc_9457_with_field_errors() {
+        let p = Problem::from(IntakeError::UnknownItem { code: "x-1".into() });
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            serde_json::to_value(p.body()).unwrap_or_default(),
+            json!({
+                "type": "https://yiwang.dev/problems/unknown-item",
+                "title": "The item has no route",
+                "status": 422,
+                "detail": "item `x-1` has no route in this gateway's configuration",
+                "errors": [{"pointer": "/item/code", "rule": "routed_item",
+                            "message": "`x-1` is not a configured item"}],
+            })
+        );
+        let bare = Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed");
+        assert_eq!(
+            serde_json::to_value(bare.body()).unwrap_or_default(),
+            json!({"type": "https://yiwang.dev/problems/forbidden", "title": "Not allowed",
+                   "status": 403}),
+            "empty detail and errors are left out"
+        );
+    }
+
+    #[test]
+    fn a_store_failure_is_retryable_and_a_refused_replay_is_the_callers() {
+        let store = Problem::from(AdminError::Store(StoreError::Backend("disk".into())));
+        assert_eq!(store.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(store.retry_after_s, Some(5));
+        let refused = Problem::from(AdminError::BadRate);
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert_eq!(refused.kind, "replay-refused");
+        assert_eq!(refused.detail, "rate_per_second must be a positive number");
     }
 }

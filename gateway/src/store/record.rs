@@ -245,16 +245,8 @@ impl NetworkCase {
     }
 }
 
-/// Deadline light (电子监察).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Light {
-    Green,
-    Yellow,
-    Red,
-    /// Every network finished: the clock stopped.
-    Done,
-}
+/// Deadline light (电子监察): one home in the schema crate, since notices publish it.
+pub use yiwang_schema::Light;
 
 /// A bureau-side change as received, for idempotent re-posts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
