@@ -1,8 +1,8 @@
 //! `yiwang serve`: open the store, load the adapters, start the delivery
-//! engine, bind the listeners. Tests start a gateway in-process the same way.
+//! service, bind the listeners. Tests start a gateway in-process the same way.
 
 use crate::config::LoadedConfig;
-use crate::delivery::{Engine, EngineOptions};
+use crate::delivery::{Delivery, DeliveryOptions};
 use crate::http::{self, AppState, Listener};
 use crate::store::{SledStore, Store};
 use crate::tls::ServerTls;
@@ -30,7 +30,7 @@ pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle>
 
 /// A running gateway.
 pub struct Gateway {
-    pub engine: Arc<Engine>,
+    pub delivery: Arc<Delivery>,
     pub intake_addr: SocketAddr,
     pub callback_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
@@ -38,7 +38,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// Start everything the configuration describes.
-    pub async fn start(config: &LoadedConfig, options: EngineOptions) -> anyhow::Result<Gateway> {
+    pub async fn start(config: &LoadedConfig, options: DeliveryOptions) -> anyhow::Result<Gateway> {
         let data_dir = config.data_dir();
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir)?);
         Self::start_with_store(config, store, options).await
@@ -48,10 +48,10 @@ impl Gateway {
     pub async fn start_with_store(
         config: &LoadedConfig,
         store: Arc<dyn Store>,
-        options: EngineOptions,
+        options: DeliveryOptions,
     ) -> anyhow::Result<Gateway> {
         let metrics = metrics_handle();
-        let engine = Engine::build(config, store, options).await?;
+        let delivery = Delivery::build(config, store, options).await?;
         let listeners = &config.config.listeners;
         let tls = |name: &'static str, l: &crate::config::ListenerConfig| {
             let cfg = config.server_tls(l).ok_or_else(|| {
@@ -77,12 +77,12 @@ impl Gateway {
             None => None,
         };
         let state = AppState {
-            engine: engine.clone(),
+            delivery: delivery.clone(),
             policy: Arc::new(config.policy()),
             metrics,
         };
-        engine.start().await?;
-        let tasks = engine.tasks();
+        delivery.start().await?;
+        let tasks = delivery.tasks();
         let intake_addr = intake.local_addr()?;
         let mut callback_addr = None;
         let mut admin_addr = None;
@@ -100,12 +100,12 @@ impl Gateway {
             };
             let router = http::with_limits(router, &listener.config);
             // Certificates, keys and CRLs reload without a restart.
-            tasks.spawn(listener.tls.watch(engine.stopping()));
+            tasks.spawn(listener.tls.watch(delivery.stopping()));
             tasks.spawn(http::serve(listener, router, state.clone()));
         }
-        tracing::info!(%intake_addr, callbacks = ?callback_addr, admin = ?admin_addr, networks = engine.networks.len(), "gateway serving");
+        tracing::info!(%intake_addr, callbacks = ?callback_addr, admin = ?admin_addr, networks = delivery.networks.len(), "gateway serving");
         Ok(Gateway {
-            engine,
+            delivery,
             intake_addr,
             callback_addr,
             admin_addr,
@@ -114,9 +114,9 @@ impl Gateway {
 
     /// Stop serving and wait for the background tasks.
     pub async fn shutdown(self) {
-        self.engine.stop();
-        self.engine.stopped().await;
-        if let Err(e) = self.engine.audit.close().await {
+        self.delivery.stop();
+        self.delivery.stopped().await;
+        if let Err(e) = self.delivery.audit.close().await {
             tracing::error!(error = %e, "the audit trail did not close cleanly");
         }
     }

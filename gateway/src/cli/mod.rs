@@ -186,7 +186,7 @@ fn serve(config: &Path) -> Result<ExitCode> {
     };
     tokio_rt()?.block_on(async {
         let gateway =
-            crate::serve::Gateway::start(&loaded, crate::delivery::EngineOptions::default())
+            crate::serve::Gateway::start(&loaded, crate::delivery::DeliveryOptions::default())
                 .await?;
         // Scripts and tests read these lines to find the listeners.
         println!("yiwang: intake listening on {}", gateway.intake_addr);

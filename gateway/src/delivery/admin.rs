@@ -2,7 +2,7 @@
 //! them (one, or by filter, rate-limited, optionally with another adapter
 //! version), and the state of each destination.
 
-use super::{Engine, VersionError, view};
+use super::{Delivery, VersionError, view};
 use crate::store::{
     AttemptOutcome, CaseRecord, Destination, Job, JobKind, JobRef, JobState, Millis, StoreError,
     now_millis,
@@ -104,7 +104,7 @@ pub struct ReplayRequest {
 
 /// The jobs of `refs` the filter selects, each viewed by `view`.
 async fn select<T>(
-    engine: &Engine,
+    delivery: &Delivery,
     refs: Vec<JobRef>,
     filter: &JobFilter,
     view: impl Fn(&CaseRecord, &Job) -> T,
@@ -115,7 +115,7 @@ async fn select<T>(
         if !filter.selects(&r) {
             continue;
         }
-        let Some(record) = engine.store.case(&r.case_number).await? else {
+        let Some(record) = delivery.store.case(&r.case_number).await? else {
             continue;
         };
         let Some(job) = record.job(r.job) else {
@@ -138,8 +138,8 @@ async fn select<T>(
 }
 
 /// Unfinished jobs, oldest first.
-pub async fn queue(engine: &Engine, filter: &JobFilter) -> Result<Vec<QueueEntry>, AdminError> {
-    let refs = engine
+pub async fn queue(delivery: &Delivery, filter: &JobFilter) -> Result<Vec<QueueEntry>, AdminError> {
+    let refs = delivery
         .store
         .pending(filter.destination().as_deref(), 100_000)
         .await?;
@@ -147,23 +147,23 @@ pub async fn queue(engine: &Engine, filter: &JobFilter) -> Result<Vec<QueueEntry
         case_number: record.case_number.clone(),
         job: view::job_view(record, job),
     };
-    select(engine, refs, filter, view, |v| v.job.state).await
+    select(delivery, refs, filter, view, |v| v.job.state).await
 }
 
 /// Dead letters, with the case, the adapter version and every attempt.
 pub async fn dead_letters(
-    engine: &Engine,
+    delivery: &Delivery,
     filter: &JobFilter,
 ) -> Result<Vec<DeadLetter>, AdminError> {
-    let refs = engine
+    let refs = delivery
         .store
         .dead_letters(filter.destination().as_deref(), 100_000)
         .await?;
-    select(engine, refs, filter, view::dead_letter, |v| v.job.state).await
+    select(delivery, refs, filter, view::dead_letter, |v| v.job.state).await
 }
 
 /// Put dead letters back in the queue, spaced to the rate.
-pub async fn replay(engine: &Engine, req: &ReplayRequest) -> Result<ReplayAnswer, AdminError> {
+pub async fn replay(delivery: &Delivery, req: &ReplayRequest) -> Result<ReplayAnswer, AdminError> {
     let filter = &JobFilter {
         network: req.network.clone(),
         case_number: req.case_number.clone(),
@@ -174,12 +174,12 @@ pub async fn replay(engine: &Engine, req: &ReplayRequest) -> Result<ReplayAnswer
     if filter.network.is_none() && filter.case_number.is_none() {
         return Err(AdminError::Unbounded);
     }
-    let pin = replay_pin(engine, req).await?;
+    let pin = replay_pin(delivery, req).await?;
     let rate = req.rate_per_second.unwrap_or(10.0);
     if !(rate > 0.0 && rate.is_finite()) {
         return Err(AdminError::BadRate);
     }
-    let refs = engine
+    let refs = delivery
         .store
         .dead_letters(filter.destination().as_deref(), 100_000)
         .await?;
@@ -193,7 +193,7 @@ pub async fn replay(engine: &Engine, req: &ReplayRequest) -> Result<ReplayAnswer
             break;
         }
         let due = now + (replayed.len() as f64 * 1000.0 / rate) as i64;
-        if requeue(engine, &r, due, now, pin.as_deref()).await? {
+        if requeue(delivery, &r, due, now, pin.as_deref()).await? {
             replayed.push(ReplayedJob {
                 case_number: r.case_number.clone(),
                 job: r.job,
@@ -210,7 +210,10 @@ pub async fn replay(engine: &Engine, req: &ReplayRequest) -> Result<ReplayAnswer
 
 /// The adapter version a replay pins its jobs to: a new one uploaded with
 /// the request (loaded now), or one the gateway has run before.
-async fn replay_pin(engine: &Engine, req: &ReplayRequest) -> Result<Option<String>, AdminError> {
+async fn replay_pin(
+    delivery: &Delivery,
+    req: &ReplayRequest,
+) -> Result<Option<String>, AdminError> {
     let pin = req.adapter_sha256.clone();
     if let Some(b64) = &req.adapter_wasm_base64 {
         use base64::Engine as _;
@@ -219,11 +222,11 @@ async fn replay_pin(engine: &Engine, req: &ReplayRequest) -> Result<Option<Strin
             .network
             .as_ref()
             .ok_or(AdminError::AdapterWithoutNetwork)?;
-        let net = engine
+        let net = delivery
             .networks
             .get(network)
             .ok_or_else(|| AdminError::UnknownNetwork(network.clone()))?;
-        let adapter = engine.load_version(net, &wasm).await?;
+        let adapter = delivery.load_version(net, &wasm).await?;
         if let Some(p) = pin.filter(|p| p != adapter.digest()) {
             return Err(AdminError::DigestMismatch {
                 pinned: p,
@@ -233,11 +236,11 @@ async fn replay_pin(engine: &Engine, req: &ReplayRequest) -> Result<Option<Strin
         return Ok(Some(adapter.digest().to_string()));
     }
     if let (Some(digest), Some(network)) = (&pin, &req.network) {
-        let net = engine
+        let net = delivery
             .networks
             .get(network)
             .ok_or_else(|| AdminError::UnknownNetwork(network.clone()))?;
-        engine.adapter_for(net, Some(digest)).await?;
+        delivery.adapter_for(net, Some(digest)).await?;
     }
     Ok(pin)
 }
@@ -245,13 +248,13 @@ async fn replay_pin(engine: &Engine, req: &ReplayRequest) -> Result<Option<Strin
 /// Put one dead letter back in the queue, due at `due`; false if it is no
 /// longer dead.
 async fn requeue(
-    engine: &Engine,
+    delivery: &Delivery,
     r: &JobRef,
     due: Millis,
     now: Millis,
     pin: Option<&str>,
 ) -> Result<bool, AdminError> {
-    let updated = engine
+    let updated = delivery
         .store
         .update(&r.case_number, &mut |rec| {
             let mut rec = rec?;
@@ -282,13 +285,13 @@ async fn requeue(
     let Some(rec) = updated else {
         return Ok(false);
     };
-    engine.wake_record(&rec);
+    delivery.wake_record(&rec);
     Ok(true)
 }
 
 /// Each destination: queue depth, oldest pending age, adapter version.
-pub async fn destinations(engine: &Engine) -> Result<DestinationsAnswer, AdminError> {
-    let depth = engine.store.depth().await?;
+pub async fn destinations(delivery: &Delivery) -> Result<DestinationsAnswer, AdminError> {
+    let depth = delivery.store.depth().await?;
     let now = now_millis();
     let view = |destination: &Destination| {
         let key = destination.key();
@@ -300,14 +303,14 @@ pub async fn destinations(engine: &Engine) -> Result<DestinationsAnswer, AdminEr
                 .map(|t| (now - t) / 1000),
             adapter: None,
             concurrency: None,
-            alert: engine.alert(destination).map(|a| AlertView {
+            alert: delivery.alert(destination).map(|a| AlertView {
                 reason: a.reason,
                 since: view::rfc3339(a.since),
             }),
         }
     };
     let mut out = DestinationsAnswer::new();
-    for (name, net) in &engine.networks {
+    for (name, net) in &delivery.networks {
         let destination = Destination::Network(name.clone());
         let adapter = net.versions.current();
         let v = DestinationView {
@@ -321,7 +324,7 @@ pub async fn destinations(engine: &Engine) -> Result<DestinationsAnswer, AdminEr
         };
         out.insert(destination.key(), v);
     }
-    for name in engine.subscribers.keys() {
+    for name in delivery.subscribers.keys() {
         let destination = Destination::Subscriber(name.clone());
         out.insert(destination.key(), view(&destination));
     }

@@ -4,7 +4,7 @@
 //! the cross-reference, releases chained route steps, and goes to
 //! subscribers through the same durable queue.
 
-use super::{Engine, NetworkRuntime, notice};
+use super::{Delivery, NetworkRuntime, notice};
 use crate::runtime::{HttpRequest, HttpResponse};
 use crate::store::{CaseRecord, Destination, Millis, deadline, now_millis};
 use std::collections::BTreeMap;
@@ -60,7 +60,7 @@ pub fn apply_events(record: &mut CaseRecord, network: &str, events: Vec<Event>) 
 /// steps the change starved, the deadline light (and a notice if it moved),
 /// all notices queued to subscribers, and the change time.
 pub fn conclude(
-    engine: &Engine,
+    delivery: &Delivery,
     record: &mut CaseRecord,
     fresh: &[Event],
     notices: Vec<(String, serde_json::Value)>,
@@ -87,7 +87,7 @@ pub fn conclude(
         record.light = light;
         all.push(("deadline".into(), notice::deadline_body(record, light)));
     }
-    notice::enqueue(&engine.subscribers, record, &all, now);
+    notice::enqueue(&delivery.subscribers, record, &all, now);
     record.updated_at = now;
 }
 
@@ -95,13 +95,13 @@ pub fn conclude(
 /// Returns how many were new; events for cases this gateway does not know
 /// are counted and skipped.
 pub async fn record_events(
-    engine: &Engine,
+    delivery: &Delivery,
     network: &str,
     events: Vec<Event>,
 ) -> Result<usize, crate::store::StoreError> {
     let mut by_case: BTreeMap<String, Vec<Event>> = BTreeMap::new();
     for e in events {
-        let case = match engine
+        let case = match delivery
             .store
             .case_for_network_number(network, &e.network_case_number)
             .await?
@@ -110,7 +110,7 @@ pub async fn record_events(
             // An event may name the unified case itself (the ministry
             // echoes it), before the cross-reference exists.
             None => match &e.case_number {
-                Some(c) if engine.store.case(c).await?.is_some() => Some(c.clone()),
+                Some(c) if delivery.store.case(c).await?.is_some() => Some(c.clone()),
                 _ => None,
             },
         };
@@ -119,7 +119,7 @@ pub async fn record_events(
             None => {
                 metrics::counter!("yiwang_backflow_unmatched_total", "network" => network.to_string())
                     .increment(1);
-                engine
+                delivery
                     .audit
                     .record(Entry::new(Kind::Backflow).network(network).detail(
                         serde_json::json!({
@@ -137,7 +137,7 @@ pub async fn record_events(
     for (case, events) in by_case {
         let now = now_millis();
         let mut fresh_events = Vec::new();
-        let stored = engine
+        let stored = delivery
             .store
             .update(&case, &mut |rec| {
                 let mut rec = rec?;
@@ -146,26 +146,26 @@ pub async fn record_events(
                 if fresh.is_empty() {
                     return None;
                 }
-                conclude(engine, &mut rec, &fresh, Vec::new(), now);
+                conclude(delivery, &mut rec, &fresh, Vec::new(), now);
                 Some(rec)
             })
             .await?;
         let fresh_count = fresh_events.len();
         total += fresh_count;
-        audit_events(engine, network, &case, &fresh_events);
+        audit_events(delivery, network, &case, &fresh_events);
         metrics::counter!("yiwang_backflow_events_total", "network" => network.to_string())
             .increment(fresh_count as u64);
         if let Some(rec) = stored {
-            engine.wake_record(&rec);
+            delivery.wake_record(&rec);
         }
     }
     Ok(total)
 }
 
 /// Each new event a network told about a case, for the audit trail.
-pub(crate) fn audit_events(engine: &Engine, network: &str, case: &str, events: &[Event]) {
+pub(crate) fn audit_events(delivery: &Delivery, network: &str, case: &str, events: &[Event]) {
     for e in events {
-        engine.audit.record(
+        delivery.audit.record(
             Entry::new(Kind::Backflow)
                 .network(network)
                 .case(case)
@@ -176,10 +176,10 @@ pub(crate) fn audit_events(engine: &Engine, network: &str, case: &str, events: &
 
 /// Poll one network's change feed on a schedule; the cursor is stored
 /// durably after the events it covers.
-pub(crate) async fn poller(engine: Arc<Engine>, net: Arc<NetworkRuntime>, interval_ms: u64) {
-    let stop = engine.stopping();
+pub(crate) async fn poller(delivery: Arc<Delivery>, net: Arc<NetworkRuntime>, interval_ms: u64) {
+    let stop = delivery.stopping();
     loop {
-        let cursor = match engine.store.cursor(&net.name).await {
+        let cursor = match delivery.store.cursor(&net.name).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(network = %net.name, error = %e, "cannot read poll cursor");
@@ -188,15 +188,15 @@ pub(crate) async fn poller(engine: Arc<Engine>, net: Arc<NetworkRuntime>, interv
         };
         let adapter = net.versions.current();
         let report = adapter.poll(cursor.clone()).await;
-        engine.after_call(&net.name, "poll", None, adapter.digest(), &report);
+        delivery.after_call(&net.name, "poll", None, adapter.digest(), &report);
         match report.result {
             Ok(poll) => {
                 let n = poll.events.len();
-                match record_events(&engine, &net.name, poll.events).await {
+                match record_events(&delivery, &net.name, poll.events).await {
                     Ok(fresh) => {
                         if let Some(next) = poll.next_cursor
                             && Some(&next) != cursor.as_ref()
-                            && let Err(e) = engine.store.set_cursor(&net.name, &next).await
+                            && let Err(e) = delivery.store.set_cursor(&net.name, &next).await
                         {
                             tracing::error!(network = %net.name, error = %e, "cannot store poll cursor");
                         }
@@ -238,23 +238,23 @@ pub enum CallbackError {
 /// A ministry's push: the adapter turns it into events and the answer; the
 /// events are durable before the ministry hears back.
 pub async fn callback(
-    engine: &Engine,
+    delivery: &Delivery,
     network: &str,
     request: HttpRequest,
 ) -> Result<HttpResponse, CallbackError> {
-    let net = engine
+    let net = delivery
         .networks
         .get(network)
         .ok_or_else(|| CallbackError::UnknownNetwork(network.to_string()))?;
     let adapter = net.versions.current();
     let report = adapter.handle_callback(request).await;
-    engine.after_call(network, "handle-callback", None, adapter.digest(), &report);
+    delivery.after_call(network, "handle-callback", None, adapter.digest(), &report);
     let class = report.error_class();
     match report.result {
         Ok(outcome) => {
             metrics::counter!("yiwang_callbacks_total", "network" => network.to_string(), "outcome" => "ok")
                 .increment(1);
-            record_events(engine, network, outcome.events).await?;
+            record_events(delivery, network, outcome.events).await?;
             Ok(outcome.response)
         }
         Err(e) => {

@@ -1,9 +1,9 @@
 //! From the checked configuration to a delivery service ready to start:
 //! the Wasm runtime, the audit trail, the mTLS transport (one client per
 //! network and subscriber), every network's adapter loaded in its sandbox,
-//! the subscribers and the routes. Nothing runs until [`Engine::start`].
+//! the subscribers and the routes. Nothing runs until [`Delivery::start`].
 
-use super::{Alerts, Engine, EngineOptions, NetworkRuntime, Routes, Subscriber, Versions};
+use super::{Alerts, Delivery, DeliveryOptions, NetworkRuntime, Routes, Subscriber, Versions};
 use crate::config::{LoadedConfig, NetworkConfig};
 use crate::runtime::{NetworkSandbox, Runtime, Services, SystemClock};
 use crate::store::{Destination, Store};
@@ -17,13 +17,13 @@ use tokio_util::task::TaskTracker;
 use yiwang_audit::AuditLog;
 use yiwang_schema::Sha256Digest;
 
-impl Engine {
-    /// Load every network's adapter and get ready; nothing runs until [`Engine::start`].
+impl Delivery {
+    /// Load every network's adapter and get ready; nothing runs until [`Delivery::start`].
     pub async fn build(
         config: &LoadedConfig,
         store: Arc<dyn Store>,
-        options: EngineOptions,
-    ) -> anyhow::Result<Arc<Engine>> {
+        options: DeliveryOptions,
+    ) -> anyhow::Result<Arc<Delivery>> {
         let cfg = &config.config;
         // `[runtime]` from the file; a test may still override it.
         let mut runtime_config = options.runtime.unwrap_or_else(|| cfg.runtime.clone());
@@ -60,7 +60,7 @@ impl Engine {
             let key = Destination::Subscriber(name.clone()).key();
             wake.insert(key, Arc::new(Notify::new()));
         }
-        Ok(Arc::new(Engine {
+        Ok(Arc::new(Delivery {
             store,
             runtime,
             networks,
@@ -163,7 +163,7 @@ async fn load_network(
     })
 }
 
-/// The subscribers as the engine runs them.
+/// The subscribers as the delivery service runs them.
 fn subscribers(config: &LoadedConfig) -> BTreeMap<String, Arc<Subscriber>> {
     let cfg = &config.config;
     cfg.subscribers

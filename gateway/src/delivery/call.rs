@@ -1,11 +1,11 @@
 //! One job through a network's adapter: a submit, the verify query that
 //! settles an ambiguous submit (`query-status` with `idem:<key>`), or a
 //! bureau change; the call's failure classified as an [`Outcome`]. Every
-//! adapter call (these, polls and callbacks) ends in [`Engine::after_call`]:
+//! adapter call (these, polls and callbacks) ends in [`Delivery::after_call`]:
 //! the audit trail, and the network's alert on a refused TLS peer.
 
 use super::outcome::{Failure, FailureKind, Outcome};
-use super::{Engine, NetworkRuntime};
+use super::{Delivery, NetworkRuntime};
 use crate::runtime::{CallError, CallReport, ErrorClass, LoadedAdapter, Submission};
 use crate::store::{CaseRecord, Destination, Job, JobKind};
 use std::time::Instant;
@@ -14,13 +14,13 @@ use yiwang_audit::{Entry, Kind};
 /// Call the network's adapter for one job; the outcome and the adapter
 /// version (sha256) that ran.
 pub(crate) async fn network(
-    engine: &Engine,
+    delivery: &Delivery,
     net: &NetworkRuntime,
     record: &CaseRecord,
     job: &Job,
     verifying: bool,
 ) -> (Outcome, Option<String>) {
-    let adapter = match engine.adapter_for(net, job.adapter.as_deref()).await {
+    let adapter = match delivery.adapter_for(net, job.adapter.as_deref()).await {
         Ok(a) => a,
         Err(e) => {
             let outcome = Outcome::permanent(FailureKind::AdapterVersionMissing, e.to_string());
@@ -30,14 +30,14 @@ pub(crate) async fn network(
     let timer = Instant::now();
     let (outcome, call) = match (&job.kind, verifying) {
         (JobKind::Submit { .. }, true) => (
-            verify(engine, net, &adapter, record, job).await,
+            verify(delivery, net, &adapter, record, job).await,
             "query_status",
         ),
         (JobKind::Submit { .. }, false) => {
-            (submit(engine, net, &adapter, record, job).await, "submit")
+            (submit(delivery, net, &adapter, record, job).await, "submit")
         }
         (JobKind::Change { change_json }, _) => (
-            change(engine, net, &adapter, record, job, change_json).await,
+            change(delivery, net, &adapter, record, job, change_json).await,
             "update",
         ),
         (JobKind::Notify { .. }, _) => (
@@ -58,7 +58,7 @@ pub(crate) async fn network(
 
 /// Ask the ministry whether an earlier, ambiguous submit created the case.
 async fn verify(
-    engine: &Engine,
+    delivery: &Delivery,
     net: &NetworkRuntime,
     adapter: &LoadedAdapter,
     record: &CaseRecord,
@@ -67,7 +67,7 @@ async fn verify(
     let case = record.case_number.as_str();
     let reference = format!("idem:{}", job.idempotency_key);
     let report = adapter.query_status(Some(case), &reference).await;
-    engine.after_call(
+    delivery.after_call(
         &net.name,
         "query-status",
         Some(case),
@@ -86,7 +86,7 @@ async fn verify(
 }
 
 async fn submit(
-    engine: &Engine,
+    delivery: &Delivery,
     net: &NetworkRuntime,
     adapter: &LoadedAdapter,
     record: &CaseRecord,
@@ -99,7 +99,7 @@ async fn submit(
         inputs: record.inputs_for(job),
     };
     let report = adapter.submit(case, submission).await;
-    engine.after_call(&net.name, "submit", Some(case), adapter.digest(), &report);
+    delivery.after_call(&net.name, "submit", Some(case), adapter.digest(), &report);
     let class = report.error_class();
     match report.result {
         Ok(receipt) => Outcome::Delivered {
@@ -112,7 +112,7 @@ async fn submit(
 
 /// A bureau change, addressed by the ministry's case number.
 async fn change(
-    engine: &Engine,
+    delivery: &Delivery,
     net: &NetworkRuntime,
     adapter: &LoadedAdapter,
     record: &CaseRecord,
@@ -139,7 +139,7 @@ async fn change(
         idempotency_key: job.idempotency_key.clone(),
     };
     let report = adapter.update(case, change).await;
-    engine.after_call(&net.name, "update", Some(case), adapter.digest(), &report);
+    delivery.after_call(&net.name, "update", Some(case), adapter.digest(), &report);
     let class = report.error_class();
     match report.result {
         Ok(events) => Outcome::Delivered {
@@ -193,7 +193,7 @@ fn failed(
     })
 }
 
-impl Engine {
+impl Delivery {
     /// What follows every adapter call: the call goes to the audit trail,
     /// and each request it sent to its network with the reply (method,
     /// endpoint, status, sizes, sha256 of both bodies; the bodies themselves

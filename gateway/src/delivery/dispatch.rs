@@ -10,7 +10,7 @@
 use super::outcome::{FailureKind, Outcome};
 use super::retry::{Admit, Breaker, BreakerState};
 use super::settle::{Attempted, settle};
-use super::{Engine, backflow, call, webhook};
+use super::{Delivery, backflow, call, webhook};
 use crate::config::BreakerConfig;
 use crate::runtime::ErrorClass;
 use crate::store::{Destination, Job, JobKind, JobRef, JobState, Millis, now_millis};
@@ -22,11 +22,11 @@ use tokio::sync::{Notify, Semaphore};
 /// After a restart: every attempt left in flight may have reached the
 /// ministry. Submits are verified before any resend; changes and notices
 /// carry idempotency keys and are simply sent again.
-pub(crate) async fn recover(engine: &Engine) -> anyhow::Result<usize> {
-    let refs = engine.store.in_flight().await?;
+pub(crate) async fn recover(delivery: &Delivery) -> anyhow::Result<usize> {
+    let refs = delivery.store.in_flight().await?;
     let now = now_millis();
     for r in &refs {
-        engine
+        delivery
             .store
             .update(&r.case_number, &mut |rec| {
                 let mut rec = rec?;
@@ -47,7 +47,7 @@ pub(crate) async fn recover(engine: &Engine) -> anyhow::Result<usize> {
 
 /// One destination's dispatcher: its limits and what it is running.
 struct Dispatcher {
-    engine: Arc<Engine>,
+    delivery: Arc<Delivery>,
     destination: Destination,
     key: String,
     wake: Arc<Notify>,
@@ -58,18 +58,18 @@ struct Dispatcher {
 }
 
 /// The dispatcher loop of one destination.
-pub(crate) async fn run(engine: Arc<Engine>, destination: Destination) {
+pub(crate) async fn run(delivery: Arc<Delivery>, destination: Destination) {
     let (concurrency, breaker) = match &destination {
-        Destination::Network(n) => match engine.networks.get(n) {
+        Destination::Network(n) => match delivery.networks.get(n) {
             Some(net) => (net.concurrency, net.breaker.clone()),
             None => return,
         },
-        Destination::Subscriber(s) => match engine.subscribers.get(s) {
+        Destination::Subscriber(s) => match delivery.subscribers.get(s) {
             Some(sub) => (sub.concurrency, BreakerConfig::default()),
             None => return,
         },
     };
-    let Some(wake) = engine.wake_handle(&destination) else {
+    let Some(wake) = delivery.wake_handle(&destination) else {
         return;
     };
     let d = Dispatcher {
@@ -77,11 +77,11 @@ pub(crate) async fn run(engine: Arc<Engine>, destination: Destination) {
         permits: Arc::new(Semaphore::new(concurrency.max(1))),
         breaker: Arc::new(Mutex::new(Breaker::new(breaker))),
         claimed: Arc::default(),
-        engine,
+        delivery,
         destination,
         wake,
     };
-    let stop = d.engine.stopping();
+    let stop = d.delivery.stopping();
     loop {
         if stop.is_cancelled() {
             return;
@@ -89,7 +89,7 @@ pub(crate) async fn run(engine: Arc<Engine>, destination: Destination) {
         let notified = d.wake.notified();
         // A destination in TLS alert holds its queue until the operator
         // fixes the trust material (a reload lifts it) or resumes it.
-        let wait = if d.engine.alerts.get(&d.destination).is_some() {
+        let wait = if d.delivery.alerts.get(&d.destination).is_some() {
             5_000
         } else {
             let next = d.start_due().await;
@@ -130,7 +130,7 @@ impl Dispatcher {
             Admit::Calls(n) => n,
         };
         let in_claim = self.claimed().len();
-        let due = match self.engine.store.due(&self.key, now, n + in_claim).await {
+        let due = match self.delivery.store.due(&self.key, now, n + in_claim).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::error!(destination = %self.key, error = %e, "cannot read the queue");
@@ -150,13 +150,13 @@ impl Dispatcher {
                 break;
             };
             started += 1;
-            let engine = self.engine.clone();
+            let delivery = self.delivery.clone();
             let claimed = self.claimed.clone();
             let breaker = self.breaker.clone();
             let wake = self.wake.clone();
             let destination = self.destination.clone();
             tokio::spawn(async move {
-                attempt(&engine, &destination, &job, &breaker).await;
+                attempt(&delivery, &destination, &job, &breaker).await;
                 claimed
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -173,12 +173,12 @@ impl Dispatcher {
 /// gateway; the job and whether it is a verify query, or `None` if it is no
 /// longer runnable.
 async fn begin(
-    engine: &Engine,
+    delivery: &Delivery,
     job_ref: &JobRef,
     started_at: Millis,
 ) -> Option<(crate::store::CaseRecord, Job, bool)> {
     let mut claimed: Option<(Job, bool)> = None;
-    let begun = engine
+    let begun = delivery
         .store
         .update(&job_ref.case_number, &mut |rec| {
             let mut rec = rec?;
@@ -211,19 +211,19 @@ async fn begin(
 
 /// Run one attempt of one job and settle it.
 async fn attempt(
-    engine: &Engine,
+    delivery: &Delivery,
     destination: &Destination,
     job_ref: &JobRef,
     breaker: &Mutex<Breaker>,
 ) {
     let started_at = now_millis();
-    let Some((record, job, verifying)) = begin(engine, job_ref, started_at).await else {
+    let Some((record, job, verifying)) = begin(delivery, job_ref, started_at).await else {
         return;
     };
     let clock = Instant::now();
     let (outcome, adapter) = match destination {
-        Destination::Network(name) => match engine.networks.get(name) {
-            Some(net) => call::network(engine, net, &record, &job, verifying).await,
+        Destination::Network(name) => match delivery.networks.get(name) {
+            Some(net) => call::network(delivery, net, &record, &job, verifying).await,
             None => {
                 let message = format!("network `{name}` is no longer configured");
                 (
@@ -232,8 +232,8 @@ async fn attempt(
                 )
             }
         },
-        Destination::Subscriber(name) => match engine.subscribers.get(name) {
-            Some(sub) => (webhook::send(engine, sub, &job).await, None),
+        Destination::Subscriber(name) => match delivery.subscribers.get(name) {
+            Some(sub) => (webhook::send(delivery, sub, &job).await, None),
             None => {
                 let message = format!("subscriber `{name}` is no longer configured");
                 (
@@ -261,28 +261,28 @@ async fn attempt(
     let label = outcome.attempt_outcome(false).name();
     metrics::counter!("yiwang_attempts_total", "destination" => destination.key(), "outcome" => label)
         .increment(1);
-    // A network's alert is raised after its adapter call (`Engine::after_call`);
+    // A network's alert is raised after its adapter call (`Delivery::after_call`);
     // a subscriber has no adapter, so its own refused peer raises it here.
     if let (Destination::Subscriber(_), Outcome::Failed(f)) = (destination, &outcome)
         && f.kind == FailureKind::PeerRejected
     {
-        engine.alerts.raise(destination, &f.message);
+        delivery.alerts.raise(destination, &f.message);
     }
-    persist(engine, destination, job_ref, &attempted, &outcome).await;
+    persist(delivery, destination, job_ref, &attempted, &outcome).await;
 }
 
 /// Settle an attempt in one durable write with everything it implies
 /// (events, notices, released chained steps, the deadline light).
 async fn persist(
-    engine: &Engine,
+    delivery: &Delivery,
     destination: &Destination,
     job_ref: &JobRef,
     attempted: &Attempted,
     outcome: &Outcome,
 ) {
     let policy = match destination {
-        Destination::Network(n) => engine.networks.get(n).map(|n| n.retry.clone()),
-        Destination::Subscriber(s) => engine.subscribers.get(s).map(|s| s.retry.clone()),
+        Destination::Network(n) => delivery.networks.get(n).map(|n| n.retry.clone()),
+        Destination::Subscriber(s) => delivery.subscribers.get(s).map(|s| s.retry.clone()),
     }
     .unwrap_or_default();
     let now = now_millis();
@@ -291,18 +291,24 @@ async fn persist(
         let mut rec = rec?;
         let settled = settle(&mut rec, attempted, outcome, &policy, now, &mut rand::rng())?;
         fresh_events = settled.fresh.clone();
-        backflow::conclude(engine, &mut rec, &settled.fresh, settled.notices, now);
+        backflow::conclude(delivery, &mut rec, &settled.fresh, settled.notices, now);
         Some(rec)
     };
     // A settle that cannot be written leaves the job in flight; try again a
     // few times before leaving it to the restart recovery.
-    let mut result = engine.store.update(&job_ref.case_number, &mut apply).await;
+    let mut result = delivery
+        .store
+        .update(&job_ref.case_number, &mut apply)
+        .await;
     for _ in 0..5 {
         if result.is_ok() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        result = engine.store.update(&job_ref.case_number, &mut apply).await;
+        result = delivery
+            .store
+            .update(&job_ref.case_number, &mut apply)
+            .await;
     }
     let record = match result {
         Ok(Some(rec)) => rec,
@@ -315,12 +321,12 @@ async fn persist(
         }
     };
     if let Destination::Network(net) = destination {
-        backflow::audit_events(engine, net, &record.case_number, &fresh_events);
+        backflow::audit_events(delivery, net, &record.case_number, &fresh_events);
     }
     if let Some(j) = record.job(job_ref.job) {
         report(destination, &record.case_number, j, fresh_events.len());
     }
-    engine.wake_record(&record);
+    delivery.wake_record(&record);
 }
 
 /// The log line and counters of a settled attempt.

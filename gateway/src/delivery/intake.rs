@@ -4,7 +4,7 @@
 //! record (nothing new is queued); different content under a known case
 //! number is a conflict.
 
-use super::Engine;
+use super::Delivery;
 use super::route::RouteStep;
 use crate::store::deadline;
 use crate::store::{
@@ -99,7 +99,7 @@ impl NewCase<'_> {
     }
 }
 
-impl Engine {
+impl Delivery {
     /// Accept a case: route it, and store it with one job per route step in
     /// one durable write.
     pub async fn accept(

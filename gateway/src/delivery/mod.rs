@@ -46,9 +46,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yiwang_audit::AuditLog;
 
-/// Everything the engine needs besides the config.
+/// Everything the delivery service needs besides the config.
 #[derive(Default)]
-pub struct EngineOptions {
+pub struct DeliveryOptions {
     /// Overrides the configuration's `[runtime]` section when set.
     pub runtime: Option<RuntimeConfig>,
     /// Carries adapters' requests to ministries and notices to subscribers;
@@ -56,7 +56,7 @@ pub struct EngineOptions {
     pub transport: Option<Arc<dyn Transport>>,
 }
 
-/// A network as the engine runs it.
+/// A network as the delivery service runs it.
 pub struct NetworkRuntime {
     pub name: String,
     /// Its adapter: the current version and the others replays pin.
@@ -67,7 +67,7 @@ pub struct NetworkRuntime {
     pub poll_interval_ms: Option<u64>,
 }
 
-/// A subscriber as the engine runs it.
+/// A subscriber as the delivery service runs it.
 pub struct Subscriber {
     pub name: String,
     pub url: String,
@@ -79,7 +79,7 @@ pub struct Subscriber {
 }
 
 /// The delivery service: the state every room of it shares.
-pub struct Engine {
+pub struct Delivery {
     pub store: Arc<dyn Store>,
     runtime: Runtime,
     pub networks: BTreeMap<String, Arc<NetworkRuntime>>,
@@ -87,7 +87,7 @@ pub struct Engine {
     routes: Routes,
     wake: HashMap<String, Arc<Notify>>,
     webhook: Arc<dyn Transport>,
-    /// The mTLS transport when the engine built it (reloads lift alerts).
+    /// The mTLS transport when the delivery service built it (reloads lift alerts).
     tls_transport: Option<Arc<GatewayTransport>>,
     /// Destinations in TLS alert.
     pub alerts: Alerts,
@@ -101,7 +101,7 @@ pub struct Engine {
     tasks: TaskTracker,
 }
 
-impl Engine {
+impl Delivery {
     /// Ask every background task to stop.
     pub fn stop(&self) {
         self.shutdown.cancel();
@@ -118,7 +118,7 @@ impl Engine {
         &self.tasks
     }
 
-    /// After [`Engine::stop`]: wait until every tracked task has ended.
+    /// After [`Delivery::stop`]: wait until every tracked task has ended.
     pub async fn stopped(&self) {
         self.tasks.close();
         self.tasks.wait().await;

@@ -2,20 +2,20 @@
 //! on time (and tells subscribers); housekeeping refreshes the queue gauges
 //! every second and applies retention hourly.
 
-use super::{Engine, backflow};
+use super::{Delivery, backflow};
 use crate::store::{Millis, now_millis};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Turn lights yellow and red on time, and tell subscribers.
-pub(crate) async fn deadlines(engine: Arc<Engine>) {
-    let stop = engine.stopping();
+pub(crate) async fn deadlines(delivery: Arc<Delivery>) {
+    let stop = delivery.stopping();
     loop {
         let now = now_millis();
-        match engine.store.deadlines_due(now, 500).await {
+        match delivery.store.deadlines_due(now, 500).await {
             Ok(cases) => {
                 for case in cases {
-                    relight(&engine, &case, now).await;
+                    relight(&delivery, &case, now).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "deadline index unreadable"),
@@ -28,13 +28,13 @@ pub(crate) async fn deadlines(engine: Arc<Engine>) {
 }
 
 /// Re-evaluate one case's light; a change is stored with its notices.
-async fn relight(engine: &Engine, case: &str, now: Millis) {
-    let result = engine
+async fn relight(delivery: &Delivery, case: &str, now: Millis) {
+    let result = delivery
         .store
         .update(case, &mut |rec| {
             let mut rec = rec?;
             let before = (rec.deadline, rec.light);
-            backflow::conclude(engine, &mut rec, &[], Vec::new(), now);
+            backflow::conclude(delivery, &mut rec, &[], Vec::new(), now);
             if before == (rec.deadline, rec.light) {
                 return None;
             }
@@ -45,7 +45,7 @@ async fn relight(engine: &Engine, case: &str, now: Millis) {
         Ok(Some(rec)) => {
             let light = format!("{:?}", rec.light).to_lowercase();
             metrics::counter!("yiwang_deadline_changes_total", "light" => light).increment(1);
-            engine.wake_record(&rec);
+            delivery.wake_record(&rec);
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(case = %case, error = %e, "deadline update failed"),
@@ -53,17 +53,17 @@ async fn relight(engine: &Engine, case: &str, now: Millis) {
 }
 
 /// Periodic chores: retention and queue gauges.
-pub(crate) async fn housekeeping(engine: Arc<Engine>) {
-    let stop = engine.stopping();
+pub(crate) async fn housekeeping(delivery: Arc<Delivery>) {
+    let stop = delivery.stopping();
     let mut last_compact: Millis = 0;
     loop {
         let now = now_millis();
-        gauges(&engine, now).await;
+        gauges(&delivery, now).await;
         if now.saturating_sub(last_compact) > 3_600_000 {
             last_compact = now;
-            match engine
+            match delivery
                 .store
-                .compact(now.saturating_sub(engine.retention_ms))
+                .compact(now.saturating_sub(delivery.retention_ms))
                 .await
             {
                 Ok(0) => {}
@@ -80,8 +80,8 @@ pub(crate) async fn housekeeping(engine: Arc<Engine>) {
 
 /// Queue depth and oldest pending age per destination; durable writes and
 /// the fsyncs that covered them.
-async fn gauges(engine: &Engine, now: Millis) {
-    if let Ok(depths) = engine.store.depth().await {
+async fn gauges(delivery: &Delivery, now: Millis) {
+    if let Ok(depths) = delivery.store.depth().await {
         for d in depths {
             metrics::gauge!("yiwang_queue_depth", "destination" => d.destination.clone())
                 .set(d.pending as f64);
@@ -93,7 +93,7 @@ async fn gauges(engine: &Engine, now: Millis) {
                 .set(age);
         }
     }
-    let stats = engine.store.commit_stats();
+    let stats = delivery.store.commit_stats();
     metrics::counter!("yiwang_store_durable_writes_total").absolute(stats.writes);
     metrics::counter!("yiwang_store_fsyncs_total").absolute(stats.fsyncs);
 }

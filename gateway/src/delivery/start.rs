@@ -3,14 +3,14 @@
 //! deadline monitor, housekeeping, and the watch that lifts a destination's
 //! TLS alert when its trust material changes.
 
-use super::{Engine, backflow, destination_key, dispatch, monitor};
+use super::{Delivery, backflow, destination_key, dispatch, monitor};
 use crate::store::Destination;
 use std::sync::Arc;
 use yiwang_audit::{Entry, Kind};
 
-impl Engine {
+impl Delivery {
     /// Recover attempts a crash interrupted, then run every dispatcher,
-    /// poller and monitor (on [`Engine::tasks`]) until [`Engine::stop`].
+    /// poller and monitor (on [`Delivery::tasks`]) until [`Delivery::stop`].
     pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
         let recovered = dispatch::recover(self).await?;
         if recovered > 0 {
@@ -35,12 +35,12 @@ impl Engine {
         tasks.spawn(monitor::housekeeping(self.clone()));
         if let Some(t) = &self.tls_transport {
             // New trust material for a destination lifts its alert.
-            let engine = Arc::downgrade(self);
+            let delivery = Arc::downgrade(self);
             let lift = move |key: &str| {
-                if let Some(engine) = engine.upgrade() {
+                if let Some(delivery) = delivery.upgrade() {
                     let key = destination_key(key);
-                    engine.alerts.lift(&key, "its TLS files changed");
-                    if let Some(n) = engine.wake.get(&key) {
+                    delivery.alerts.lift(&key, "its TLS files changed");
+                    if let Some(n) = delivery.wake.get(&key) {
                         n.notify_one();
                     }
                 }

@@ -4,7 +4,7 @@
 //! adapter.
 
 use super::outcome::{Failure, FailureKind, Outcome};
-use super::{Engine, Subscriber};
+use super::{Delivery, Subscriber};
 use crate::runtime::ErrorClass;
 use crate::store::{Job, JobKind};
 use crate::transport::{OutboundRequest, OutboundResponse, TransportError};
@@ -12,7 +12,7 @@ use std::time::Duration;
 use yiwang_schema::http_status::StatusClass;
 
 /// POST one notice.
-pub(crate) async fn send(engine: &Engine, sub: &Subscriber, job: &Job) -> Outcome {
+pub(crate) async fn send(delivery: &Delivery, sub: &Subscriber, job: &Job) -> Outcome {
     let JobKind::Notify { body } = &job.kind else {
         return Outcome::permanent(FailureKind::Misrouted, "only notices go to subscribers");
     };
@@ -42,7 +42,7 @@ pub(crate) async fn send(engine: &Engine, sub: &Subscriber, job: &Job) -> Outcom
         timeout: Duration::from_millis(sub.timeout_ms),
         max_response_bytes: 64 << 10,
     };
-    match engine.webhook.send(request).await {
+    match delivery.webhook.send(request).await {
         Ok(resp) if (200..300).contains(&resp.status) => Outcome::Delivered {
             network_case_number: None,
             events: Vec::new(),

@@ -58,7 +58,7 @@ async fn queue(
         .authorize(&caller, Action::Admin(AdminOp::Read), None, None)
         .await?;
     let Query(f) = q?;
-    let jobs = admin::queue(&state.engine, &f).await?;
+    let jobs = admin::queue(&state.delivery, &f).await?;
     Ok(Json(QueueAnswer { jobs }))
 }
 
@@ -71,7 +71,7 @@ async fn dlq(
         .authorize(&caller, Action::Admin(AdminOp::Read), None, None)
         .await?;
     let Query(f) = q?;
-    let dead_letters = admin::dead_letters(&state.engine, &f).await?;
+    let dead_letters = admin::dead_letters(&state.delivery, &f).await?;
     Ok(Json(DeadLettersAnswer { dead_letters }))
 }
 
@@ -89,7 +89,7 @@ async fn replay(
             req.network.as_deref(),
         )
         .await?;
-    let out = admin::replay(&state.engine, &req).await?;
+    let out = admin::replay(&state.delivery, &req).await?;
     let note = AuditNote::action(
         AdminOp::Replay,
         req.network.as_deref(),
@@ -111,7 +111,7 @@ async fn destinations(
     state
         .authorize(&caller, Action::Admin(AdminOp::Read), None, None)
         .await?;
-    Ok(Json(admin::destinations(&state.engine).await?))
+    Ok(Json(admin::destinations(&state.delivery).await?))
 }
 
 async fn swap_adapter(
@@ -129,7 +129,7 @@ async fn swap_adapter(
         )
         .await?;
     let wasm = body.map_err(|e| Problem::bad_request("unreadable-body", e.to_string()))?;
-    let digest = state.engine.install(&network, &wasm).await.map_err(|e| {
+    let digest = state.delivery.install(&network, &wasm).await.map_err(|e| {
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "adapter-refused",
@@ -166,7 +166,7 @@ async fn resume(
             Some(&network),
         )
         .await?;
-    let Some(lifted) = state.engine.resume(&network) else {
+    let Some(lifted) = state.delivery.resume(&network) else {
         return Err(Problem::not_found(format!(
             "network {network} is not configured"
         )));

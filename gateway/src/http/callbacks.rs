@@ -74,7 +74,7 @@ async fn take(
             .collect(),
         body: body.to_vec(),
     };
-    let resp = backflow::callback(&state.engine, network, request).await?;
+    let resp = backflow::callback(&state.delivery, network, request).await?;
     let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
     let mut out = (status, resp.body).into_response();
     for h in resp.headers {

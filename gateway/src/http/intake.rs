@@ -140,7 +140,7 @@ async fn submit_case(state: &AppState, caller: &Caller, case: Case) -> Result<Re
             None,
         )
         .await?;
-    let accepted = state.engine.accept(case, &caller.name()).await?;
+    let accepted = state.delivery.accept(case, &caller.name()).await?;
     tracing::info!(case = %accepted.record.case_number, item = %accepted.record.item, created = accepted.created, principal = %caller.name(), "case accepted");
     Ok(accepted_response(&accepted))
 }
@@ -152,7 +152,7 @@ async fn owned_case(
     case_number: &str,
     write: bool,
 ) -> Result<crate::store::CaseRecord, Problem> {
-    let Some(rec) = state.engine.store.case(case_number).await? else {
+    let Some(rec) = state.delivery.store.case(case_number).await? else {
         // Only callers that may use cases at all learn whether it exists.
         state
             .authorize(caller, Action::Search, Some(case_number), None)
@@ -186,7 +186,7 @@ async fn change(
     let result = async {
         let body = json_body(&headers, body)?;
         owned_case(&state, &caller, &case_number, true).await?;
-        let accepted = state.engine.change(&case_number, &body).await?;
+        let accepted = state.delivery.change(&case_number, &body).await?;
         Ok(accepted_response(&accepted))
     }
     .await;
@@ -250,7 +250,7 @@ async fn search(
     let Query(p) = params?;
     let job_state = p.state.as_deref().map(state_param).transpose()?;
     if let Some(n) = &p.network
-        && !state.engine.networks.contains_key(n)
+        && !state.delivery.networks.contains_key(n)
     {
         return Err(Problem::bad_request(
             "bad-parameter",
@@ -270,7 +270,7 @@ async fn search(
         },
         limit: p.limit.unwrap_or(100).clamp(1, 1000),
     };
-    let found = state.engine.store.search(&query).await?;
+    let found = state.delivery.store.search(&query).await?;
     let cases: Vec<_> = found.iter().map(view::case_summary).collect();
     let detail = json!({ "search": search_detail(&query), "results": cases.len() });
     Ok((

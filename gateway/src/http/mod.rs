@@ -12,7 +12,7 @@ mod intake;
 pub mod problem;
 
 use crate::config::ListenerConfig;
-use crate::delivery::Engine;
+use crate::delivery::Delivery;
 use crate::policy::{Action, Caller, Policy};
 use crate::tls::ServerTls;
 use axum::Router;
@@ -35,14 +35,14 @@ pub use intake::router as intake_router;
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub engine: Arc<Engine>,
+    pub delivery: Arc<Delivery>,
     pub policy: Arc<Policy>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
     pub fn audit(&self) -> &AuditLog {
-        &self.engine.audit
+        &self.delivery.audit
     }
 
     /// Decide an action for a caller. A refusal is written to the audit
@@ -83,7 +83,7 @@ impl AppState {
 fn audited(router: Router<AppState>, state: AppState) -> Router {
     router
         .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state.engine.audit),
+            Arc::clone(&state.delivery.audit),
             audit::layer,
         ))
         .with_state(state)
@@ -172,7 +172,7 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
         config,
         tls,
     } = listener;
-    let stop = state.engine.stopping();
+    let stop = state.delivery.stopping();
     let header_timeout = Duration::from_millis(config.header_timeout_ms.max(1));
     loop {
         let (stream, peer) = tokio::select! {

@@ -715,7 +715,7 @@ impl World {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let gw = yiwang_gateway::serve::Gateway::start(
             &loaded,
-            yiwang_gateway::delivery::EngineOptions::default(),
+            yiwang_gateway::delivery::DeliveryOptions::default(),
         )
         .await?;
         let base = format!("https://{}", gw.intake_addr);

@@ -78,7 +78,7 @@ async fn main() -> Result<()> {
         yiwang_gateway::config::Config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let gateway = yiwang_gateway::serve::Gateway::start(
         &loaded,
-        yiwang_gateway::delivery::EngineOptions::default(),
+        yiwang_gateway::delivery::DeliveryOptions::default(),
     )
     .await
     .context("start the gateway (are ports 8440-8442 free?)")?;
