@@ -118,7 +118,7 @@ pub fn classify_status_at(
 
 /// The host's clock as a `SystemTime`.
 fn host_time() -> SystemTime {
-    let ms = u64::try_from(crate::host::now_millis()).unwrap_or(0);
+    let ms = u64::try_from(crate::bindings::yiwang::adapter::clock::now_millis()).unwrap_or(0);
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
 }
 
