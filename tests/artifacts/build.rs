@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::env;
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -55,25 +54,11 @@ fn main() {
     let mut child = cmd.spawn().expect("run cargo for the plugins workspace");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut wasm = BTreeMap::new();
-    for line in std::io::BufReader::new(stdout).lines() {
-        let line = line.expect("read cargo output");
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if msg["reason"] != "compiler-artifact" {
-            continue;
-        }
-        let name = msg["target"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if let Some(files) = msg["filenames"].as_array() {
-            for f in files
-                .iter()
-                .filter_map(|f| f.as_str())
-                .filter(|f| f.ends_with(".wasm"))
-            {
-                wasm.insert(name.clone(), f.to_string());
+    for message in cargo_metadata::Message::parse_stream(std::io::BufReader::new(stdout)) {
+        let message = message.expect("read cargo's build messages");
+        if let cargo_metadata::Message::CompilerArtifact(artifact) = message {
+            for f in artifact.filenames.iter().filter(|f| f.extension() == Some("wasm")) {
+                wasm.insert(artifact.target.name.clone(), f.to_string());
             }
         }
     }
