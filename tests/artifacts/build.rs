@@ -57,7 +57,11 @@ fn main() {
     for message in cargo_metadata::Message::parse_stream(std::io::BufReader::new(stdout)) {
         let message = message.expect("read cargo's build messages");
         if let cargo_metadata::Message::CompilerArtifact(artifact) = message {
-            for f in artifact.filenames.iter().filter(|f| f.extension() == Some("wasm")) {
+            for f in artifact
+                .filenames
+                .iter()
+                .filter(|f| f.extension() == Some("wasm"))
+            {
                 wasm.insert(artifact.target.name.clone(), f.to_string());
             }
         }

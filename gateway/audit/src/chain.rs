@@ -271,31 +271,10 @@ pub(crate) fn load_signing_key(path: &Path, create: bool) -> Result<SigningKey, 
 /// synced, renamed over `path`, then the directory synced so the rename
 /// itself survives a crash.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), AuditError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".").suffix(".tmp");
-    // As `File::create` would: 0666 less the umask (tempfile's own is 0600).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| AuditError::io(dir, e))?;
-    tmp.write_all(contents)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| AuditError::io(tmp.path(), e))?;
-    tmp.persist(path)
-        .map_err(|e| AuditError::io(path, e.error))?;
-    sync_dir(dir)
+    yiwang_fsutil::atomic_write_shared(path, contents).map_err(|e| AuditError::io(path, e))
 }
 
+/// Make a directory's entries (a rename into it) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), AuditError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| AuditError::io(dir, e))
+    yiwang_fsutil::sync_dir(dir).map_err(|e| AuditError::io(dir, e))
 }

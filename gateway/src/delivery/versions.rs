@@ -2,11 +2,11 @@
 //! operator), the others that replays pin, and their bytes kept on disk by
 //! sha256 so a pinned replay still loads after a restart.
 
-use crate::fsutil::atomic_write;
 use crate::runtime::{AdapterSlot, LoadError, LoadedAdapter, NetworkSandbox, Runtime, Services};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use yiwang_fsutil::atomic_write;
 
 /// Why a version could not be had.
 #[derive(Debug, thiserror::Error)]

@@ -2,11 +2,11 @@
 //! and the engine's compatibility hash, so a restart does not recompile and
 //! a wasmtime upgrade never loads stale machine code.
 
-use crate::fsutil::atomic_write;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+use yiwang_fsutil::atomic_write;
 
 /// A directory of `<sha256>-<engine>.cwasm` files.
 #[derive(Debug, Clone)]

@@ -6,8 +6,10 @@
 //! (as hand-written `tmp` + `rename` code tends to) lets the rename itself be lost, so a
 //! file reported as written can be missing after a reboot. The temporary file gets a unique
 //! name (`tempfile`), so concurrent writers of the same target never share it, and is
-//! removed if anything fails before the rename. The file is created private to the
-//! gateway's user (mode 0600 on Unix).
+//! removed if anything fails before the rename. [`atomic_write`] creates the file private
+//! to the gateway's user (mode 0600 on Unix); [`atomic_write_shared`] as `File::create`
+//! would (0666 less the umask), for files meant to be read by others (a public key, an
+//! audit anchor).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -15,11 +17,27 @@ use std::path::Path;
 /// Replace `path` with `bytes` atomically and durably (see the module docs). The parent
 /// directory must exist.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write(path, bytes, tempfile::Builder::new())
+}
+
+/// [`atomic_write`] for a file others may read: mode 0666 less the umask, as
+/// `File::create` would make it.
+pub fn atomic_write_shared(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    write(path, bytes, builder)
+}
+
+fn write(path: &Path, bytes: &[u8], mut builder: tempfile::Builder<'_, '_>) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut tmp = builder.prefix(".").suffix(".tmp").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -82,5 +100,25 @@ mod tests {
         assert!(atomic_write(&path, b"x").is_err());
         assert_eq!(names(dir.path()), ["taken"]);
         assert_eq!(std::fs::read(path.join("inside")).unwrap(), b"kept");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_private_file_is_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("adapter.wasm");
+        atomic_write(&private, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&private), 0o600);
+        let shared = dir.path().join("signing.pub");
+        atomic_write_shared(&shared, b"y").unwrap();
+        assert_eq!(std::fs::read(&shared).unwrap(), b"y");
+        assert_eq!(
+            mode(&shared) & 0o600,
+            0o600,
+            "the owner reads and writes it"
+        );
+        assert_eq!(names(dir.path()), ["adapter.wasm", "signing.pub"]);
     }
 }
