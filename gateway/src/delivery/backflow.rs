@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use yiwang_audit::{Entry, Kind};
-use yiwang_schema::Event;
+use yiwang_schema::{Event, NoticeBody};
 
 /// Merge events into a network's view of the case. Duplicates (same stage
 /// at the same time) are dropped; the rest are ordered by the ministry's
@@ -63,29 +63,26 @@ pub fn conclude(
     delivery: &Delivery,
     record: &mut CaseRecord,
     fresh: &[Event],
-    notices: Vec<(String, serde_json::Value)>,
+    notices: Vec<NoticeBody>,
     now: Millis,
 ) {
-    let mut all: Vec<(String, serde_json::Value)> = fresh
+    let mut all: Vec<NoticeBody> = fresh
         .iter()
-        .map(|e| ("stage".to_string(), notice::stage_body(record, e)))
+        .map(|e| notice::stage_notice(record, e))
         .collect();
     all.extend(notices);
     for id in record.fail_starved_jobs(now) {
         if let Some(j) = record.job(id)
             && let Destination::Network(n) = &j.destination
         {
-            all.push((
-                "delivery".into(),
-                notice::delivery_body(record, n, &j.state),
-            ));
+            all.extend(notice::delivery_notice(record, n, &j.state));
         }
     }
     let (deadline, light) = deadline::evaluate(record, now);
     record.deadline = deadline;
     if light != record.light {
         record.light = light;
-        all.push(("deadline".into(), notice::deadline_body(record, light)));
+        all.push(notice::deadline_notice(record, light));
     }
     notice::enqueue(&delivery.subscribers, record, &all, now);
     record.updated_at = now;

@@ -56,38 +56,22 @@ pub fn body(notice: &NoticeBody) -> Value {
     serde_json::to_value(notice).unwrap_or(Value::Null)
 }
 
-/// [`stage_notice`] as a queued body.
-pub fn stage_body(record: &CaseRecord, e: &Event) -> Value {
-    body(&stage_notice(record, e))
-}
-
-/// [`delivery_notice`] as a queued body (`null`, which [`enqueue`] skips,
-/// for a job still under way).
-pub fn delivery_body(record: &CaseRecord, network: &str, state: &JobState) -> Value {
-    delivery_notice(record, network, state).map_or(Value::Null, |n| body(&n))
-}
-
-/// [`deadline_notice`] as a queued body.
-pub fn deadline_body(record: &CaseRecord, light: Light) -> Value {
-    body(&deadline_notice(record, light))
-}
-
 /// Queue each notice for every subscriber that wants its kind and item.
 pub fn enqueue(
     subscribers: &BTreeMap<String, Arc<Subscriber>>,
     record: &mut CaseRecord,
-    notices: &[(String, Value)],
+    notices: &[NoticeBody],
     now: Millis,
 ) {
     for sub in subscribers.values() {
         if !sub.items.is_empty() && !sub.items.contains(&record.item) {
             continue;
         }
-        for (kind, body) in notices {
-            if !body.is_null() && sub.notices.iter().any(|k| k == kind) {
+        for n in notices {
+            if sub.notices.iter().any(|k| k == n.kind()) {
                 record.push_job(
                     Destination::Subscriber(sub.name.clone()),
-                    JobKind::Notify { body: body.clone() },
+                    JobKind::Notify { body: body(n) },
                     now,
                 );
             }
@@ -107,8 +91,9 @@ mod tests {
             at: 0,
             network_case_number: None,
         };
+        let body_of = |state: &JobState| delivery_notice(&rec, "tax", state).map(|n| body(&n));
         assert_eq!(
-            delivery_body(&rec, "tax", &delivered),
+            body_of(&delivered).expect("a finished delivery is announced"),
             serde_json::json!({"type": "delivery", "case_number": "C-1", "item": "item-1",
                                "network": "tax", "state": "delivered",
                                "network_case_number": null})
@@ -117,7 +102,10 @@ mod tests {
             at: 0,
             reason: "gave up".into(),
         };
-        assert_eq!(delivery_body(&rec, "tax", &dead)["reason"], "gave up");
-        assert!(delivery_body(&rec, "tax", &JobState::Pending { due: 0 }).is_null());
+        assert_eq!(
+            body_of(&dead).expect("a dead letter is announced")["reason"],
+            "gave up"
+        );
+        assert!(body_of(&JobState::Pending { due: 0 }).is_none());
     }
 }

@@ -19,8 +19,7 @@ use crate::config::RetryPolicy;
 use crate::runtime::ErrorClass;
 use crate::store::{Attempt, CaseRecord, Destination, JobKind, JobState, Millis};
 use rand::Rng;
-use serde_json::Value;
-use yiwang_schema::Event;
+use yiwang_schema::{Event, NoticeBody};
 
 /// The attempt being settled.
 #[derive(Debug, Clone)]
@@ -42,7 +41,7 @@ pub struct Settled {
     /// Events the reply told that the network's view did not have yet.
     pub fresh: Vec<Event>,
     /// Notices the change raises besides its events (a finished submit).
-    pub notices: Vec<(String, Value)>,
+    pub notices: Vec<NoticeBody>,
 }
 
 /// Record the attempt in its job and move the job on. `None` when the job
@@ -113,9 +112,8 @@ pub fn settle(
     let fresh = apply_events(record, &network, events);
     // A finished submit is a delivery outcome subscribers hear about.
     let mut notices = Vec::new();
-    if submit && state.is_finished() {
-        let body = notice::delivery_body(record, &network, &state);
-        notices.push(("delivery".to_string(), body));
+    if submit {
+        notices.extend(notice::delivery_notice(record, &network, &state));
     }
     Some(Settled {
         state,

@@ -294,8 +294,11 @@ fn a_delivery_records_the_number_its_events_and_a_notice() {
     assert_eq!(view.network_case_number.as_deref(), Some("SC-9"));
     assert_eq!(view.events.len(), 1);
     assert_eq!(settled.notices.len(), 1);
-    assert_eq!(settled.notices[0].0, "delivery");
-    assert_eq!(settled.notices[0].1["state"], "delivered");
+    assert_eq!(settled.notices[0].kind(), "delivery");
+    assert_eq!(
+        crate::delivery::notice::body(&settled.notices[0])["state"],
+        "delivered"
+    );
 }
 
 #[test]

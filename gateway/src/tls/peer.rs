@@ -5,7 +5,7 @@
 use super::TlsError;
 use rustls::{CertificateError, PeerIncompatible};
 use rustls_pki_types::CertificateDer;
-use sha2::{Digest, Sha256};
+use yiwang_schema::Sha256Digest;
 
 /// Who is at the other end of a connection, from their certificate.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -61,7 +61,7 @@ pub fn peer_identity(cert: &CertificateDer<'_>) -> Result<PeerIdentity, TlsError
         san_uri,
         san_email,
         serial_hex: hex::encode(x509.raw_serial()),
-        fingerprint_sha256: hex::encode(Sha256::digest(cert.as_ref())),
+        fingerprint_sha256: Sha256Digest::of(cert.as_ref()).to_string(),
         not_after: x509.validity().not_after.timestamp(),
     })
 }
