@@ -3,6 +3,7 @@
 //! operator's client certificate.
 
 use super::tokio_rt;
+use crate::wire::{DeadLettersAnswer, QueueAnswer, ReplayAnswer};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde::Serialize;
@@ -181,6 +182,13 @@ fn admin_base(at: &AdminAddr) -> Result<String> {
     Ok(format!("https://{}", admin.addr))
 }
 
+/// An answer read as the shape the API publishes (`crate::wire`): a drift
+/// between server and client is an error here, not an empty listing.
+fn typed<T: serde::de::DeserializeOwned>(answer: serde_json::Value) -> Result<T> {
+    serde_json::from_value(answer)
+        .context("the admin API's answer is not the shape this client knows")
+}
+
 /// One request to the admin API; the JSON answer, or the problem it reported.
 fn admin_call(
     at: &AdminAddr,
@@ -243,23 +251,25 @@ fn admin_call(
 fn list(at: &AdminAddr, query: QueueQuery) -> Result<()> {
     let base = admin_base(at)?;
     let path = with_query("/admin/queue", &query)?;
-    let out = admin_call(at, &base, http::Method::GET, &path, None)?;
-    let jobs = out["jobs"].as_array().cloned().unwrap_or_default();
-    for j in &jobs {
+    let out: QueueAnswer = typed(admin_call(at, &base, http::Method::GET, &path, None)?)?;
+    for e in &out.jobs {
+        let j = &e.job;
+        let note = j
+            .last_error
+            .as_ref()
+            .map(|l| l.message.as_str())
+            .or(j.waiting_for.as_deref())
+            .unwrap_or("");
         println!(
-            "{:<24} {:<6} {:<32} {:<10} attempts={} {}",
-            j["case_number"].as_str().unwrap_or(""),
-            j["job"],
-            j["destination"].as_str().unwrap_or(""),
-            j["state"].as_str().unwrap_or(""),
-            j["attempts"],
-            j.get("last_error")
-                .and_then(|e| e["message"].as_str())
-                .or_else(|| j.get("waiting_for").and_then(|w| w.as_str()))
-                .unwrap_or("")
+            "{:<24} {:<6} {:<32} {:<10} attempts={} {note}",
+            e.case_number,
+            j.job,
+            j.destination,
+            j.state.as_str(),
+            j.attempts,
         );
     }
-    println!("{} job(s)", jobs.len());
+    println!("{} job(s)", out.jobs.len());
     Ok(())
 }
 
@@ -267,32 +277,29 @@ fn list(at: &AdminAddr, query: QueueQuery) -> Result<()> {
 fn dlq(at: &AdminAddr, query: DlqQuery) -> Result<()> {
     let base = admin_base(at)?;
     let path = with_query("/admin/dlq", &query)?;
-    let out = admin_call(at, &base, http::Method::GET, &path, None)?;
-    let jobs = out["dead_letters"].as_array().cloned().unwrap_or_default();
-    for j in &jobs {
+    let out: DeadLettersAnswer = typed(admin_call(at, &base, http::Method::GET, &path, None)?)?;
+    for d in &out.dead_letters {
         println!(
             "{} job {} → {} ({} attempts)\n  reason: {}",
-            j["case_number"].as_str().unwrap_or(""),
-            j["job"],
-            j["destination"].as_str().unwrap_or(""),
-            j["attempts"],
-            j["reason"].as_str().unwrap_or("")
+            d.case_number,
+            d.job.job,
+            d.job.destination,
+            d.job.attempts,
+            d.job.reason.as_deref().unwrap_or("")
         );
-        for a in j["attempt_log"].as_array().into_iter().flatten() {
+        for a in &d.attempt_log {
+            let adapter = a.adapter.as_deref().map(|d| &d[..12.min(d.len())]);
             println!(
                 "    {} {:<10} {:<22} adapter={} {}",
-                a["at"].as_str().unwrap_or(""),
-                a["outcome"].as_str().unwrap_or(""),
-                a["kind"].as_str().unwrap_or("-"),
-                a["adapter"]
-                    .as_str()
-                    .map(|d| &d[..12.min(d.len())])
-                    .unwrap_or("-"),
-                a["message"].as_str().unwrap_or("")
+                a.at.as_deref().unwrap_or(""),
+                a.outcome,
+                a.kind.as_deref().unwrap_or("-"),
+                adapter.unwrap_or("-"),
+                a.message
             );
         }
     }
-    println!("{} dead letter(s)", jobs.len());
+    println!("{} dead letter(s)", out.dead_letters.len());
     Ok(())
 }
 
@@ -306,19 +313,21 @@ fn replay(at: &AdminAddr, mut body: serde_json::Value, adapter: Option<PathBuf>)
         body["adapter_wasm_base64"] =
             serde_json::json!(base64::engine::general_purpose::STANDARD.encode(wasm));
     }
-    let out = admin_call(at, &base, http::Method::POST, "/admin/replay", Some(body))?;
-    let n = out["replayed"].as_array().map(Vec::len).unwrap_or(0);
-    for r in out["replayed"].as_array().into_iter().flatten() {
-        println!(
-            "replayed {} job {} (due {})",
-            r["case_number"].as_str().unwrap_or(""),
-            r["job"],
-            r["due"].as_str().unwrap_or("")
-        );
+    let out: ReplayAnswer = typed(admin_call(
+        at,
+        &base,
+        http::Method::POST,
+        "/admin/replay",
+        Some(body),
+    )?)?;
+    for r in &out.replayed {
+        let due = r.due.as_deref().unwrap_or("");
+        println!("replayed {} job {} (due {due})", r.case_number, r.job);
     }
-    if let Some(a) = out["adapter"].as_str() {
+    if let Some(a) = &out.adapter {
         println!("with adapter {a}");
     }
+    let n = out.replayed.len();
     println!("{n} job(s) replayed");
     Ok(())
 }
