@@ -303,7 +303,7 @@ pub async fn destinations(delivery: &Delivery) -> Result<DestinationsAnswer, Adm
                 .map(|t| (now - t) / 1000),
             adapter: None,
             concurrency: None,
-            alert: delivery.alert(destination).map(|a| AlertView {
+            alert: delivery.alerts.get(destination).map(|a| AlertView {
                 reason: a.reason,
                 since: view::rfc3339(a.since),
             }),

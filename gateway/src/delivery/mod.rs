@@ -120,7 +120,6 @@ impl Delivery {
 
     /// After [`Delivery::stop`]: wait until every tracked task has ended.
     pub async fn stopped(&self) {
-        self.tasks.close();
         self.tasks.wait().await;
     }
 
@@ -149,19 +148,20 @@ impl Delivery {
         self.routes.get(item)
     }
 
-    /// The TLS alert a destination is in, if any.
-    pub fn alert(&self, destination: &Destination) -> Option<Alert> {
-        self.alerts.get(destination)
-    }
-
-    /// Operator: lift a network's (or `subscriber:<name>`'s) alert. None if
-    /// no such destination; else the alert that was lifted, if any.
-    pub fn resume(&self, name: &str) -> Option<Option<Alert>> {
+    /// Lift the alert of a network (or `subscriber:<name>`) and wake its
+    /// dispatcher. None if no such destination; else the alert that was
+    /// lifted, if any.
+    pub fn lift_alert(&self, name: &str, why: &str) -> Option<Option<Alert>> {
         let key = destination_key(name);
         let wake = self.wake.get(&key)?;
-        let lifted = self.alerts.lift(&key, "an operator resumed it");
+        let lifted = self.alerts.lift(&key, why);
         wake.notify_one();
         Some(lifted)
+    }
+
+    /// Operator: resume a destination held in alert (see [`Delivery::lift_alert`]).
+    pub fn resume(&self, name: &str) -> Option<Option<Alert>> {
+        self.lift_alert(name, "an operator resumed it")
     }
 
     /// The adapter a job runs with: its pinned version, else the network's current one.

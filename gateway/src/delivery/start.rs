@@ -3,7 +3,7 @@
 //! deadline monitor, housekeeping, and the watch that lifts a destination's
 //! TLS alert when its trust material changes.
 
-use super::{Delivery, backflow, destination_key, dispatch, monitor};
+use super::{Delivery, backflow, dispatch, monitor};
 use crate::store::Destination;
 use std::sync::Arc;
 use yiwang_audit::{Entry, Kind};
@@ -38,11 +38,7 @@ impl Delivery {
             let delivery = Arc::downgrade(self);
             let lift = move |key: &str| {
                 if let Some(delivery) = delivery.upgrade() {
-                    let key = destination_key(key);
-                    delivery.alerts.lift(&key, "its TLS files changed");
-                    if let Some(n) = delivery.wake.get(&key) {
-                        n.notify_one();
-                    }
+                    delivery.lift_alert(key, "its TLS files changed");
                 }
             };
             let every = std::time::Duration::from_secs(5);
