@@ -333,6 +333,10 @@ pub struct RetryPolicy {
     pub max_attempts: Option<u32>,
     /// Give up after this long since acceptance (`max-age-s = 604800`).
     pub max_age_s: Option<u64>,
+    /// Dead-letter a job once its calls hit a sandbox limit (CPU time,
+    /// memory, stack, output, table) this many times (`limit-hits = 3`, at
+    /// least 1): a call that exhausts its sandbox does so again.
+    pub limit_hits: u32,
 }
 
 impl Default for RetryPolicy {
@@ -342,6 +346,7 @@ impl Default for RetryPolicy {
             max_interval_ms: 300_000,
             max_attempts: None,
             max_age_s: Some(7 * 24 * 3600),
+            limit_hits: 3,
         }
     }
 }

@@ -13,36 +13,124 @@ use std::time::Duration;
 use yiwang_audit::{Entry, Kind};
 use yiwang_schema::{Event, NoticeBody};
 
-/// Merge events into a network's view of the case. Duplicates (same stage
-/// at the same time) are dropped; the rest are ordered by the ministry's
-/// time, stage rank breaking ties, so a late-arriving earlier event never
-/// moves the case backwards. Returns the events that were new.
-pub fn apply_events(record: &mut CaseRecord, network: &str, events: Vec<Event>) -> Vec<Event> {
-    let view = record.networks.entry(network.to_string()).or_default();
-    let mut fresh = Vec::new();
-    for mut e in events {
-        e.case_number = Some(record.case_number.clone());
-        let dup = view
-            .events
-            .iter()
-            .chain(fresh.iter())
-            .any(|old: &Event| old.stage == e.stage && old.at == e.at);
-        if !dup {
-            fresh.push(e);
+/// The most events one network keeps about one case. A real case has a
+/// few dozen; an adapter inventing new content on every poll is refused
+/// beyond this, so it cannot grow a record without bound.
+pub const MAX_EVENTS_PER_NETWORK: usize = 200;
+
+/// Why an event a network told was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The case has no job on this network: the network may not speak of it.
+    OtherCase,
+    /// The event names another network case number than the one this
+    /// network already gave for the case.
+    OtherNumber,
+    /// The network already told [`MAX_EVENTS_PER_NETWORK`] events about the case.
+    TooMany,
+}
+
+impl Refusal {
+    /// The metrics label (`reason`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::OtherCase => "other_case",
+            Refusal::OtherNumber => "other_number",
+            Refusal::TooMany => "too_many",
         }
     }
-    if fresh.is_empty() {
-        return fresh;
+
+    /// The violation named in the audit trail.
+    pub fn violation(self) -> &'static str {
+        match self {
+            Refusal::OtherCase => "backflow_other_case",
+            Refusal::OtherNumber => "backflow_other_number",
+            Refusal::TooMany => "backflow_event_cap",
+        }
     }
-    view.events.extend(fresh.iter().cloned());
+}
+
+/// An event refused, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub event: Event,
+    pub why: Refusal,
+}
+
+/// What merging a network's events into a case did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Applied {
+    /// Events the network's view did not have yet, now stored.
+    pub fresh: Vec<Event>,
+    /// Events the network may not tell about this case: not stored.
+    pub refused: Vec<Refused>,
+}
+
+/// Two events are one when they say the same thing: same stage, number and
+/// details, whatever time the adapter stamped on them (and whatever raw
+/// message it cites: a re-sent ministry message has a new hash).
+fn same_content(a: &Event, b: &Event) -> bool {
+    a.stage == b.stage && a.network_case_number == b.network_case_number && a.details == b.details
+}
+
+/// Merge events a network told into its view of the case, confined to what
+/// that network may say: only about a case with a job on it, only under the
+/// network case number it gave (once known), at most
+/// [`MAX_EVENTS_PER_NETWORK`]. Duplicates (same content, see
+/// [`same_content`]) are dropped; the rest are ordered by the ministry's
+/// time, stage rank breaking ties, so a late-arriving earlier event never
+/// moves the case backwards. A refused event leaves the record untouched.
+pub fn apply_events(record: &mut CaseRecord, network: &str, events: Vec<Event>) -> Applied {
+    let mut applied = Applied::default();
+    let destination = Destination::Network(network.to_string());
+    if !record.jobs.iter().any(|j| j.destination == destination) {
+        applied.refused = events
+            .into_iter()
+            .map(|event| Refused {
+                event,
+                why: Refusal::OtherCase,
+            })
+            .collect();
+        return applied;
+    }
+    let case_number = record.case_number.clone();
+    let view = record.networks.entry(network.to_string()).or_default();
+    let mut known = view.network_case_number.clone();
+    for mut e in events {
+        e.case_number = Some(case_number.clone());
+        e.network = network.to_string();
+        let why = if known.as_ref().is_some_and(|n| *n != e.network_case_number) {
+            Some(Refusal::OtherNumber)
+        } else if view
+            .events
+            .iter()
+            .chain(applied.fresh.iter())
+            .any(|old| same_content(old, &e))
+        {
+            continue;
+        } else if view.events.len() + applied.fresh.len() >= MAX_EVENTS_PER_NETWORK {
+            Some(Refusal::TooMany)
+        } else {
+            None
+        };
+        match why {
+            Some(why) => applied.refused.push(Refused { event: e, why }),
+            None => {
+                known.get_or_insert_with(|| e.network_case_number.clone());
+                applied.fresh.push(e);
+            }
+        }
+    }
+    if applied.fresh.is_empty() {
+        return applied;
+    }
+    view.network_case_number = known;
+    view.events.extend(applied.fresh.iter().cloned());
     view.events
         .sort_by_key(|e| (e.at.timestamp_millis(), e.stage.rank()));
     if let Some(last) = view.events.last() {
         view.stage = Some(last.stage);
         view.stage_at = Some(last.at.to_rfc3339());
-        if view.network_case_number.is_none() {
-            view.network_case_number = Some(last.network_case_number.clone());
-        }
     }
     for e in &view.events {
         if let Some(d) = e.details.decision {
@@ -52,7 +140,7 @@ pub fn apply_events(record: &mut CaseRecord, network: &str, events: Vec<Event>) 
             view.certificate_number = Some(c.clone());
         }
     }
-    fresh
+    applied
 }
 
 /// What every change to a case ends with: notices for its new stage events
@@ -89,8 +177,12 @@ pub fn conclude(
 }
 
 /// Record events a network reported (poll or callback) against their cases.
-/// Returns how many were new; events for cases this gateway does not know
-/// are counted and skipped.
+/// Returns how many were new. An event is matched through the network's
+/// case-number cross-reference, else through the unified case number it
+/// names; [`apply_events`] then confines it to a case with a job on this
+/// network, under the number the network gave. Events for cases this
+/// gateway does not know are counted and skipped; refused ones are
+/// counted, audited as a violation and skipped.
 pub async fn record_events(
     delivery: &Delivery,
     network: &str,
@@ -98,65 +190,101 @@ pub async fn record_events(
 ) -> Result<usize, crate::store::StoreError> {
     let mut by_case: BTreeMap<String, Vec<Event>> = BTreeMap::new();
     for e in events {
-        let case = match delivery
-            .store
-            .case_for_network_number(network, &e.network_case_number)
-            .await?
-        {
-            Some(c) => Some(c),
-            // An event may name the unified case itself (the ministry
-            // echoes it), before the cross-reference exists.
-            None => match &e.case_number {
-                Some(c) if delivery.store.case(c).await?.is_some() => Some(c.clone()),
-                _ => None,
-            },
-        };
-        match case {
+        match match_case(delivery, network, &e).await? {
             Some(c) => by_case.entry(c).or_default().push(e),
-            None => {
-                metrics::counter!("yiwang_backflow_unmatched_total", "network" => network.to_string())
-                    .increment(1);
-                delivery
-                    .audit
-                    .record(Entry::new(Kind::Backflow).network(network).detail(
-                        serde_json::json!({
-                            "unmatched": true,
-                            "network_case_number": e.network_case_number,
-                            "case_number": e.case_number,
-                            "stage": e.stage,
-                        }),
-                    ));
-                tracing::debug!(network, network_case_number = %e.network_case_number, "event for a case this gateway did not deliver");
-            }
+            None => unmatched(delivery, network, &e),
         }
     }
     let mut total = 0;
     for (case, events) in by_case {
         let now = now_millis();
-        let mut fresh_events = Vec::new();
+        let mut applied = Applied::default();
         let stored = delivery
             .store
             .update(&case, &mut |rec| {
                 let mut rec = rec?;
-                let fresh = apply_events(&mut rec, network, events.clone());
-                fresh_events = fresh.clone();
-                if fresh.is_empty() {
+                applied = apply_events(&mut rec, network, events.clone());
+                if applied.fresh.is_empty() {
                     return None;
                 }
-                conclude(delivery, &mut rec, &fresh, Vec::new(), now);
+                conclude(delivery, &mut rec, &applied.fresh, Vec::new(), now);
                 Some(rec)
             })
             .await?;
-        let fresh_count = fresh_events.len();
-        total += fresh_count;
-        audit_events(delivery, network, &case, &fresh_events);
+        total += applied.fresh.len();
+        refuse(delivery, network, &case, &applied.refused);
+        audit_events(delivery, network, &case, &applied.fresh);
         metrics::counter!("yiwang_backflow_events_total", "network" => network.to_string())
-            .increment(fresh_count as u64);
+            .increment(applied.fresh.len() as u64);
         if let Some(rec) = stored {
             delivery.wake_record(&rec);
         }
     }
     Ok(total)
+}
+
+/// The case an event is about: by the network's own number (the
+/// cross-reference), else by the unified number it names (the ministry
+/// echoes it) if this gateway holds that case.
+async fn match_case(
+    delivery: &Delivery,
+    network: &str,
+    e: &Event,
+) -> Result<Option<String>, crate::store::StoreError> {
+    if let Some(c) = delivery
+        .store
+        .case_for_network_number(network, &e.network_case_number)
+        .await?
+    {
+        return Ok(Some(c));
+    }
+    match &e.case_number {
+        Some(c) if delivery.store.case(c).await?.is_some() => Ok(Some(c.clone())),
+        _ => Ok(None),
+    }
+}
+
+/// An event about a case this gateway does not know.
+fn unmatched(delivery: &Delivery, network: &str, e: &Event) {
+    metrics::counter!("yiwang_backflow_unmatched_total", "network" => network.to_string())
+        .increment(1);
+    delivery.audit.record(
+        Entry::new(Kind::Backflow)
+            .network(network)
+            .detail(serde_json::json!({
+                "unmatched": true,
+                "network_case_number": e.network_case_number,
+                "case_number": e.case_number,
+                "stage": e.stage,
+            })),
+    );
+    tracing::debug!(network, network_case_number = %e.network_case_number, "event for a case this gateway did not deliver");
+}
+
+/// Events a network may not tell about a case: counted, audited as a
+/// violation naming the network (`yiwang audit query --kind alert
+/// --network <name>`), logged; never stored, never sent on.
+pub(crate) fn refuse(delivery: &Delivery, network: &str, case: &str, refused: &[Refused]) {
+    for r in refused {
+        metrics::counter!("yiwang_backflow_refused_total", "network" => network.to_string(), "reason" => r.why.name())
+            .increment(1);
+        delivery
+            .audit
+            .record(Entry::new(Kind::Alert).network(network).case(case).detail(
+                serde_json::json!({
+                    "violation": r.why.violation(),
+                    "network_case_number": r.event.network_case_number,
+                    "stage": r.event.stage,
+                }),
+            ));
+        tracing::warn!(
+            network,
+            case,
+            violation = r.why.violation(),
+            network_case_number = %r.event.network_case_number,
+            "back-flow event refused: the network may not tell this about the case"
+        );
+    }
 }
 
 /// Each new event a network told about a case, for the audit trail.

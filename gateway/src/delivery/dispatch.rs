@@ -93,7 +93,7 @@ pub(crate) async fn run(delivery: Arc<Delivery>, destination: Destination) {
             5_000
         } else {
             let next = d.start_due().await;
-            next.map(|t| (t - now_millis()).clamp(0, 5_000) as u64)
+            next.map(|t| t.saturating_sub(now_millis()).clamp(0, 5_000) as u64)
                 .unwrap_or(5_000)
         };
         // Sleep until the next due job, a wake-up, or a periodic re-check.
@@ -134,7 +134,7 @@ impl Dispatcher {
             Ok(due) => due,
             Err(e) => {
                 tracing::error!(destination = %self.key, error = %e, "cannot read the queue");
-                return Some(now + 1000);
+                return Some(now.saturating_add(1000));
             }
         };
         let mut started = 0;
@@ -187,8 +187,8 @@ async fn begin(
             }
             let job = rec.job_mut(job_ref.job)?;
             let verifying = match job.state {
-                JobState::Pending { due } if due <= started_at + 50 => false,
-                JobState::Verify { due } if due <= started_at + 50 => true,
+                JobState::Pending { due } if due <= started_at.saturating_add(50) => false,
+                JobState::Verify { due } if due <= started_at.saturating_add(50) => true,
                 _ => return None,
             };
             job.state = JobState::InFlight {
@@ -250,14 +250,7 @@ async fn attempt(
         elapsed_ms: clock.elapsed().as_millis() as u64,
         adapter,
     };
-    {
-        let mut b = breaker.lock().unwrap_or_else(|p| p.into_inner());
-        match &outcome {
-            Outcome::Failed(f) if f.class == ErrorClass::Permanent => {}
-            Outcome::Failed(_) => b.failure(now_millis()),
-            _ => b.success(),
-        }
-    }
+    judge(destination, &outcome, breaker);
     let label = outcome.attempt_outcome(false).name();
     metrics::counter!("yiwang_attempts_total", "destination" => destination.key(), "outcome" => label)
         .increment(1);
@@ -269,6 +262,25 @@ async fn attempt(
         delivery.alerts.raise(destination, &f.message);
     }
     persist(delivery, destination, job_ref, &attempted, &outcome).await;
+}
+
+/// What an attempt tells the destination's breaker. A local shortage (the
+/// gateway could not start the call) and a permanent refusal of one case
+/// say nothing about the network's health: neither opens nor closes it.
+fn judge(destination: &Destination, outcome: &Outcome, breaker: &Mutex<Breaker>) {
+    let mut b = breaker.lock().unwrap_or_else(|p| p.into_inner());
+    match outcome {
+        Outcome::Failed(f) if f.kind.is_local_shortage() => {
+            b.neutral();
+            drop(b);
+            metrics::counter!("yiwang_local_shortage_total", "network" => destination.name().to_string())
+                .increment(1);
+            tracing::warn!(destination = %destination, error = %f.message, "local shortage: the gateway could not start the call; not counted against the network");
+        }
+        Outcome::Failed(f) if f.class == ErrorClass::Permanent => b.neutral(),
+        Outcome::Failed(_) => b.failure(now_millis()),
+        _ => b.success(),
+    }
 }
 
 /// Settle an attempt in one durable write with everything it implies
@@ -287,10 +299,12 @@ async fn persist(
     .unwrap_or_default();
     let now = now_millis();
     let mut fresh_events = Vec::new();
+    let mut refused = Vec::new();
     let mut apply = |rec: Option<crate::store::CaseRecord>| {
         let mut rec = rec?;
         let settled = settle(&mut rec, attempted, outcome, &policy, now, &mut rand::rng())?;
         fresh_events = settled.fresh.clone();
+        refused = settled.refused.clone();
         backflow::conclude(delivery, &mut rec, &settled.fresh, settled.notices, now);
         Some(rec)
     };
@@ -321,6 +335,7 @@ async fn persist(
         }
     };
     if let Destination::Network(net) = destination {
+        backflow::refuse(delivery, net, &record.case_number, &refused);
         backflow::audit_events(delivery, net, &record.case_number, &fresh_events);
     }
     if let Some(j) = record.job(job_ref.job) {

@@ -87,7 +87,7 @@ async fn gauges(delivery: &Delivery, now: Millis) {
                 .set(d.pending as f64);
             let age = d
                 .oldest_created_at
-                .map(|t| (now - t).max(0) as f64 / 1000.0)
+                .map(|t| now.saturating_sub(t).max(0) as f64 / 1000.0)
                 .unwrap_or(0.0);
             metrics::gauge!("yiwang_queue_oldest_pending_seconds", "destination" => d.destination)
                 .set(age);

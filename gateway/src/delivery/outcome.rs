@@ -90,10 +90,41 @@ pub enum FailureKind {
     ReplyTooLarge,
 }
 
+/// The sandbox limits a poison call hits again on every try (`limit-hits`
+/// ends it). Wall time is not one of them: a slow ministry also runs out
+/// of wall time, and that is the ministry's, not the adapter's, fault.
+pub const SANDBOX_LIMITS: &[&str] = &[
+    "limit_cpu_time",
+    "limit_memory",
+    "limit_stack",
+    "limit_output",
+    "limit_table",
+];
+
+/// The kind of a call the gateway itself could not start (no instance
+/// free): a local resource shortage, never the network's fault.
+pub const LOCAL_SHORTAGE: &str = "instantiate";
+
+/// Whether a stored attempt kind is a sandbox limit (see [`SANDBOX_LIMITS`]).
+pub fn is_sandbox_limit(kind: &str) -> bool {
+    SANDBOX_LIMITS.contains(&kind)
+}
+
 impl FailureKind {
     /// Failures of the adapter itself, not of the ministry or the way to it.
     pub fn is_adapter_error(self) -> bool {
         matches!(self, FailureKind::Call(k) if k.starts_with("adapter_"))
+    }
+
+    /// The call exhausted a sandbox limit that a retry hits again.
+    pub fn is_sandbox_limit(self) -> bool {
+        matches!(self, FailureKind::Call(k) if is_sandbox_limit(k))
+    }
+
+    /// The gateway could not start the call: not counted against the
+    /// network's breaker or the job's retries.
+    pub fn is_local_shortage(self) -> bool {
+        self == FailureKind::Call(LOCAL_SHORTAGE)
     }
 }
 
@@ -145,5 +176,13 @@ mod tests {
         assert!(FailureKind::Call("adapter_retryable").is_adapter_error());
         assert!(!FailureKind::Call("limit_memory").is_adapter_error());
         assert!(!FailureKind::Http(500).is_adapter_error());
+        for limit in SANDBOX_LIMITS {
+            assert!(FailureKind::Call(limit).is_sandbox_limit(), "{limit}");
+        }
+        assert!(!FailureKind::Call("limit_wall_time").is_sandbox_limit());
+        assert!(!FailureKind::Call("trap").is_sandbox_limit());
+        assert!(FailureKind::Call("instantiate").is_local_shortage());
+        assert!(!FailureKind::Call("limit_memory").is_local_shortage());
+        assert!(!FailureKind::NotSent.is_local_shortage());
     }
 }

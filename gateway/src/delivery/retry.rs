@@ -5,9 +5,17 @@ use crate::config::{BreakerConfig, RetryPolicy};
 use crate::store::Millis;
 use rand::Rng;
 
+/// `delay_ms` after `now`, saturating: a delay an adapter or a ministry
+/// supplied never wraps a time into the past.
+pub fn later(now: Millis, delay_ms: u64) -> Millis {
+    now.saturating_add(i64::try_from(delay_ms).unwrap_or(i64::MAX))
+}
+
 /// The delay before attempt `attempt + 1` (`attempt` ≥ 1 failures so far):
 /// uniform in `[0, min(max, initial · 2^(attempt-1))]` (drawn from `rng`),
-/// and never shorter than a ministry's Retry-After.
+/// never shorter than a ministry's Retry-After, and never longer than the
+/// policy's `max-interval-ms`: a Retry-After (adapter-supplied, so any
+/// `u64`) is a floor up to that ceiling, not a way to park a job forever.
 pub fn backoff_ms(
     policy: &RetryPolicy,
     attempt: u32,
@@ -21,7 +29,9 @@ pub fn backoff_ms(
         .min(policy.max_interval_ms)
         .max(1);
     let jittered = rng.random_range(0..=ceiling);
-    jittered.max(retry_after_ms.unwrap_or(0))
+    jittered
+        .max(retry_after_ms.unwrap_or(0))
+        .min(policy.max_interval_ms)
 }
 
 /// Why to stop retrying, if it is time to.
@@ -93,7 +103,7 @@ impl Breaker {
         match self.open_until {
             None => Admit::Calls(want),
             Some(until) if now < until => Admit::WaitUntil(until),
-            Some(_) if self.probing => Admit::WaitUntil(now + 100),
+            Some(_) if self.probing => Admit::WaitUntil(now.saturating_add(100)),
             Some(_) => {
                 self.probing = true;
                 Admit::Calls(1.min(want))
@@ -109,11 +119,19 @@ impl Breaker {
 
     /// A failure that says the ministry (or the way to it) is unwell.
     pub fn failure(&mut self, now: Millis) {
-        self.failures += 1;
+        self.failures = self.failures.saturating_add(1);
         if self.probing || self.failures >= self.config.failures.max(1) {
-            self.open_until = Some(now + self.config.cooldown_ms as i64);
+            self.open_until = Some(later(now, self.config.cooldown_ms));
             self.probing = false;
         }
+    }
+
+    /// A call that says nothing about the network's health (it never
+    /// started: a local shortage; or the ministry refused one case): the
+    /// count stays, and a probe it was is given back so the next call
+    /// probes instead of the breaker waiting forever.
+    pub fn neutral(&mut self) {
+        self.probing = false;
     }
 
     pub fn state(&self, now: Millis) -> BreakerState {
@@ -136,12 +154,21 @@ mod tests {
             max_interval_ms: 1000,
             max_attempts: None,
             max_age_s: None,
+            limit_hits: 3,
         };
         let rng = &mut rand::rng();
         for attempt in 1..40 {
             assert!(backoff_ms(&p, attempt, None, rng) <= 1000);
         }
-        assert!(backoff_ms(&p, 1, Some(5000), rng) >= 5000);
+        assert!(backoff_ms(&p, 1, Some(900), rng) >= 900);
+        assert_eq!(
+            backoff_ms(&p, 1, Some(5000), rng),
+            1000,
+            "a Retry-After beyond the ceiling waits the ceiling"
+        );
+        assert_eq!(backoff_ms(&p, 1, Some(u64::MAX), rng), 1000);
+        assert_eq!(later(i64::MAX - 5, u64::MAX), i64::MAX);
+        assert_eq!(later(-5, 10), 5);
     }
 
     #[test]
@@ -151,6 +178,7 @@ mod tests {
             max_interval_ms: 1,
             max_attempts: Some(3),
             max_age_s: Some(10),
+            limit_hits: 3,
         };
         assert!(give_up(&p, 2, 0, 1000).is_none());
         assert!(give_up(&p, 3, 0, 1000).unwrap().contains("3 attempts"));
@@ -175,5 +203,29 @@ mod tests {
         assert_eq!(b.admit(2002, 8), Admit::Calls(1));
         b.success();
         assert_eq!(b.admit(2003, 8), Admit::Calls(8));
+    }
+
+    #[test]
+    fn a_neutral_probe_gives_the_probe_back() {
+        let mut b = Breaker::new(BreakerConfig {
+            failures: 1,
+            cooldown_ms: u64::MAX,
+        });
+        b.failure(i64::MAX - 10);
+        assert_eq!(
+            b.state(i64::MAX - 1),
+            BreakerState::Open,
+            "saturated, not wrapped"
+        );
+        let mut b = Breaker::new(BreakerConfig {
+            failures: 1,
+            cooldown_ms: 1000,
+        });
+        b.failure(0);
+        assert_eq!(b.admit(1000, 8), Admit::Calls(1));
+        assert!(matches!(b.admit(1001, 8), Admit::WaitUntil(_)));
+        b.neutral();
+        assert_eq!(b.admit(1002, 8), Admit::Calls(1), "the next call probes");
+        assert_eq!(b.state(1002), BreakerState::HalfOpen, "still not closed");
     }
 }

@@ -257,6 +257,7 @@ mod tests {
             message: "refused".into(),
             adapter: None,
             verify: false,
+            local: false,
         }
     }
 

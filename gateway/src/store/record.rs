@@ -130,6 +130,11 @@ pub struct Attempt {
     /// A status query settling an ambiguous attempt, not a send.
     #[serde(default)]
     pub verify: bool,
+    /// The gateway could not start the call (a local resource shortage):
+    /// kept so the wait is visible, never counted against the job's
+    /// retries, limit hits or give-up.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
 }
 
 /// What one attempt came to, as kept in the record.
@@ -187,20 +192,23 @@ pub struct Job {
 }
 
 impl Job {
-    /// Sends (not verify queries) since the job was created or last replayed.
-    pub fn sends(&self) -> u32 {
+    /// The attempts retry limits count: since the job was created or last
+    /// replayed, local shortages aside.
+    pub fn counted(&self) -> impl Iterator<Item = &Attempt> {
         let from = self.replayed_at.unwrap_or(Millis::MIN);
         self.attempts
             .iter()
-            .filter(|a| !a.verify && a.at >= from)
-            .count() as u32
+            .filter(move |a| !a.local && a.at >= from)
     }
 
-    /// Every attempt (sends and verify queries) since creation or replay:
-    /// what backoff grows with.
+    /// Sends (not verify queries) since the job was created or last replayed.
+    pub fn sends(&self) -> u32 {
+        self.counted().filter(|a| !a.verify).count() as u32
+    }
+
+    /// Every counted attempt (sends and verify queries): what backoff grows with.
     pub fn tries(&self) -> u32 {
-        let from = self.replayed_at.unwrap_or(Millis::MIN);
-        self.attempts.iter().filter(|a| a.at >= from).count() as u32
+        self.counted().count() as u32
     }
 
     /// Where retry age counts from.

@@ -77,7 +77,8 @@ fn must_exist(
     }
 }
 
-/// Backoff needs a first interval, and a ceiling not below it.
+/// Backoff needs a first interval, and a ceiling not below it; a poison
+/// call needs at least one hit to end.
 fn check_retry(
     p: &mut Problems<'_>,
     what: &str,
@@ -89,6 +90,15 @@ fn check_retry(
         p.at(
             place(retry, outer),
             format!("{what}: need 0 < retry.initial-ms <= retry.max-interval-ms"),
+        );
+    }
+    if r.limit_hits == 0 {
+        p.at(
+            place(retry, outer),
+            format!(
+                "{what}: retry.limit-hits = 0; need at least 1 (the sandbox limit hits \
+                 after which a job is dead-lettered)"
+            ),
         );
     }
 }

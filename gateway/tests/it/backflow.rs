@@ -1,0 +1,213 @@
+//! Back-flow confinement through the store: an event a network's poll or
+//! callback tells about a case never routed to it is refused (record
+//! untouched, no notice queued, audited as a violation naming the network),
+//! and an event repeated with a new timestamp is stored once. The events go
+//! straight into `record_events`, the path both poll and callback take, so
+//! the test does not depend on any adapter's behaviour.
+
+use std::path::Path;
+use std::sync::Arc;
+use yiwang_gateway::config::Config;
+use yiwang_gateway::delivery::backflow::record_events;
+use yiwang_gateway::delivery::{Delivery, DeliveryOptions};
+use yiwang_gateway::store::{CaseRecord, Destination, JobKind, SledStore, Store};
+use yiwang_gateway::transport::{SendFuture, Transport, TransportError};
+use yiwang_schema::{Event, Stage};
+
+/// Nothing is sent in these tests (the service is built, not started).
+struct Nowhere;
+
+impl Transport for Nowhere {
+    fn send(&self, _: yiwang_gateway::transport::OutboundRequest) -> SendFuture {
+        Box::pin(async { Err(TransportError::NotSent("no network in this test".into())) })
+    }
+}
+
+const CONFIG: &str = r#"
+[gateway]
+data-dir = "data"
+
+[tls]
+cert = "pki/gateway.crt"
+key = "pki/gateway.key"
+client-ca = ["pki/bureau-ca.crt"]
+
+[networks.market-regulation]
+adapter = "adapters/market_regulation.wasm"
+endpoints = ["http://127.0.0.1:9001"]
+plaintext = true
+
+[networks.housing-construction]
+adapter = "adapters/housing_construction.wasm"
+endpoints = ["http://127.0.0.1:9002"]
+plaintext = true
+
+[items."SC-QYKB-001"]
+route = [{ network = "market-regulation" }]
+
+[subscribers.platform]
+url = "http://127.0.0.1:9003/events"
+plaintext = true
+"#;
+
+/// A delivery service over a fresh store, with one case routed to
+/// market regulation only.
+async fn service(dir: &Path) -> Arc<Delivery> {
+    std::fs::create_dir(dir.join("adapters")).expect("mkdir");
+    for (from, to) in [
+        (
+            yiwang_artifacts::MARKET_REGULATION,
+            "market_regulation.wasm",
+        ),
+        (
+            yiwang_artifacts::HOUSING_CONSTRUCTION,
+            "housing_construction.wasm",
+        ),
+    ] {
+        std::fs::copy(from, dir.join("adapters").join(to)).expect("copy adapter");
+    }
+    yiwang_pki::Pki::generate(
+        &dir.join("pki"),
+        &["market-regulation", "housing-construction"],
+    )
+    .expect("pki");
+    std::fs::write(dir.join("yiwang.toml"), CONFIG).expect("write config");
+    let config = Config::load(&dir.join("yiwang.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let store: Arc<dyn Store> =
+        Arc::new(SledStore::open(&config.data_dir().join("store")).expect("store"));
+    let options = DeliveryOptions {
+        runtime: None,
+        transport: Some(Arc::new(Nowhere)),
+    };
+    let delivery = Delivery::build(&config, store, options)
+        .await
+        .expect("build");
+    let mut record = CaseRecord::blank("C-100");
+    record.item = "SC-QYKB-001".into();
+    let submit = JobKind::Submit {
+        after: Vec::new(),
+        inputs: Default::default(),
+    };
+    record.push_job(Destination::Network("market-regulation".into()), submit, 0);
+    delivery
+        .store
+        .update("C-100", &mut |_| Some(record.clone()))
+        .await
+        .expect("store the case");
+    delivery
+}
+
+fn event(network_case_number: &str, at: &str) -> Event {
+    Event {
+        case_number: Some("C-100".into()),
+        network: "market-regulation".into(),
+        network_case_number: network_case_number.into(),
+        stage: Stage::Completed,
+        at: chrono::DateTime::parse_from_rfc3339(at).expect("RFC 3339"),
+        details: yiwang_schema::EventDetails {
+            certificate_number: Some("FORGED-CERT".into()),
+            decision: Some(yiwang_schema::Decision::Denied),
+            ..Default::default()
+        },
+        raw_ref: None,
+    }
+}
+
+async fn record(delivery: &Delivery) -> CaseRecord {
+    delivery
+        .store
+        .case("C-100")
+        .await
+        .expect("read")
+        .expect("the case")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_cannot_tell_about_a_case_never_routed_to_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let delivery = service(dir.path()).await;
+    let before = record(&delivery).await;
+    let fresh = record_events(
+        &delivery,
+        "housing-construction",
+        vec![event("HC-1", "2026-11-20T09:30:00+08:00")],
+    )
+    .await
+    .expect("record");
+    assert_eq!(fresh, 0);
+    let after = record(&delivery).await;
+    assert_eq!(after, before, "the record is untouched");
+    assert!(
+        !after
+            .jobs
+            .iter()
+            .any(|j| matches!(j.destination, Destination::Subscriber(_))),
+        "no notice queued"
+    );
+    // Audited as a violation naming the network (`yiwang audit query
+    // --kind alert --network housing-construction`).
+    delivery.audit.checkpoint().await.expect("checkpoint");
+    let query = yiwang_audit::Query {
+        kind: Some(yiwang_audit::Kind::Alert),
+        network: Some("housing-construction".into()),
+        ..Default::default()
+    };
+    let found: Vec<_> = yiwang_audit::query(delivery.audit.dir(), &query)
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].detail["violation"], "backflow_other_case");
+    assert_eq!(found[0].case.as_deref(), Some("C-100"));
+
+    // The network it was routed to may tell, and a notice goes out.
+    let fresh = record_events(
+        &delivery,
+        "market-regulation",
+        vec![event("MR-1", "2026-11-20T09:30:00+08:00")],
+    )
+    .await
+    .expect("record");
+    assert_eq!(fresh, 1);
+    let after = record(&delivery).await;
+    assert_eq!(after.networks["market-regulation"].events.len(), 1);
+    assert!(!after.networks.contains_key("housing-construction"));
+    assert!(
+        after
+            .jobs
+            .iter()
+            .any(|j| matches!(j.destination, Destination::Subscriber(_))),
+        "the platform hears of the real event"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_told_again_with_a_new_time_is_stored_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let delivery = service(dir.path()).await;
+    let first = record_events(
+        &delivery,
+        "market-regulation",
+        vec![event("MR-1", "2026-11-20T09:30:00+08:00")],
+    )
+    .await
+    .expect("record");
+    assert_eq!(first, 1);
+    let once = record(&delivery).await;
+    for at in ["2026-11-20T09:31:00+08:00", "2026-11-21T10:00:00+08:00"] {
+        let again = record_events(&delivery, "market-regulation", vec![event("MR-1", at)])
+            .await
+            .expect("record");
+        assert_eq!(again, 0, "{at}");
+    }
+    assert_eq!(record(&delivery).await, once, "nothing stored, no notice");
+    // Once the network's number is known, another number is refused.
+    let other = record_events(
+        &delivery,
+        "market-regulation",
+        vec![event("MR-2", "2026-11-22T09:30:00+08:00")],
+    )
+    .await
+    .expect("record");
+    assert_eq!(other, 0);
+    assert_eq!(record(&delivery).await, once);
+}
