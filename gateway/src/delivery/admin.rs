@@ -192,7 +192,7 @@ pub async fn replay(delivery: &Delivery, req: &ReplayRequest) -> Result<ReplayAn
         if replayed.len() >= filter.limit() {
             break;
         }
-        let due = now + (replayed.len() as f64 * 1000.0 / rate) as i64;
+        let due = now.saturating_add((replayed.len() as f64 * 1000.0 / rate) as i64);
         if requeue(delivery, &r, due, now, pin.as_deref()).await? {
             replayed.push(ReplayedJob {
                 case_number: r.case_number.clone(),

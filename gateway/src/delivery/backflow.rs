@@ -337,6 +337,10 @@ pub(crate) async fn poller(delivery: Arc<Delivery>, net: Arc<NetworkRuntime>, in
             Err(e) => {
                 metrics::counter!("yiwang_poll_failures_total", "network" => net.name.clone(), "kind" => e.kind())
                     .increment(1);
+                if e.kind() == super::outcome::LOCAL_SHORTAGE {
+                    metrics::counter!("yiwang_local_shortage_total", "network" => net.name.clone())
+                        .increment(1);
+                }
                 tracing::warn!(network = %net.name, error = %e, "poll failed");
             }
         }
