@@ -366,3 +366,73 @@ fn report(destination: &Destination, case: &str, j: &Job, events: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::outcome::Failure;
+
+    fn failed(class: ErrorClass, kind: &'static str) -> Outcome {
+        Outcome::Failed(Failure {
+            class,
+            kind: FailureKind::Call(kind),
+            message: format!("{kind} happened"),
+            retry_after_ms: None,
+        })
+    }
+
+    #[test]
+    fn a_local_shortage_neither_opens_nor_holds_the_breaker() {
+        let net = Destination::Network("healthy".into());
+        let breaker = Mutex::new(Breaker::new(BreakerConfig {
+            failures: 1,
+            cooldown_ms: 60_000,
+        }));
+        for _ in 0..10 {
+            judge(
+                &net,
+                &failed(ErrorClass::Retryable, "instantiate"),
+                &breaker,
+            );
+        }
+        let now = now_millis();
+        let mut b = breaker.lock().expect("breaker");
+        assert_eq!(b.state(now), BreakerState::Closed);
+        assert_eq!(b.admit(now, 8), Admit::Calls(8));
+        drop(b);
+        // The same count of the network's own failures opens it.
+        judge(
+            &net,
+            &failed(ErrorClass::Retryable, "limit_cpu_time"),
+            &breaker,
+        );
+        let b = breaker.lock().expect("breaker");
+        assert_eq!(b.state(now_millis()), BreakerState::Open);
+    }
+
+    #[test]
+    fn a_probe_that_met_a_local_shortage_is_given_back() {
+        let net = Destination::Network("healthy".into());
+        let breaker = Mutex::new(Breaker::new(BreakerConfig {
+            failures: 1,
+            cooldown_ms: 0,
+        }));
+        judge(&net, &failed(ErrorClass::Retryable, "not_sent"), &breaker);
+        let now = now_millis().saturating_add(1);
+        assert_eq!(
+            breaker.lock().expect("breaker").admit(now, 8),
+            Admit::Calls(1),
+            "the probe"
+        );
+        judge(
+            &net,
+            &failed(ErrorClass::Retryable, "instantiate"),
+            &breaker,
+        );
+        assert_eq!(
+            breaker.lock().expect("breaker").admit(now, 8),
+            Admit::Calls(1),
+            "another probe, not a wait for ever"
+        );
+    }
+}

@@ -157,9 +157,8 @@ pub fn settle(
 /// The state after a failed attempt (already in the job's history): back
 /// soon, uncounted, after a local shortage; dead after too many sandbox
 /// limit hits, if permanent (a limit is not: its count decides), or if the
-/// policy gives up; else due again
-/// after backoff, as a verify query when the ministry may have acted
-/// (ambiguous) or a verify query itself failed.
+/// policy gives up; else due again after backoff, as a verify query when
+/// the ministry may have acted (ambiguous) or a verify query itself failed.
 fn after_failure(
     f: &Failure,
     verifying: bool,
