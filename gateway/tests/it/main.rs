@@ -1,8 +1,8 @@
 //! The gateway's integration tests, one binary (each test binary links
 //! wasmtime, so one link instead of three).
 
-mod backflow;
 mod config;
 mod config_snapshots;
+mod delivery;
 mod fixtures;
 mod sandbox;

@@ -1,20 +1,27 @@
-//! Back-flow confinement through the store: an event a network's poll or
-//! callback tells about a case never routed to it is refused (record
-//! untouched, no notice queued, audited as a violation naming the network),
-//! and an event repeated with a new timestamp is stored once. The events go
-//! straight into `record_events`, the path both poll and callback take, so
-//! the test does not depend on any adapter's behaviour.
+//! The delivery service over a real store, adapters isolated from each
+//! other's cases and from the gateway's time:
+//!
+//! - back-flow confinement: an event a network's poll or callback tells
+//!   about a case never routed to it is refused (record untouched, no
+//!   notice queued, audited as a violation naming the network), and an
+//!   event repeated with a new timestamp is stored once. The events go
+//!   straight into `record_events`, the path both poll and callback take,
+//!   so these tests do not depend on any adapter's behaviour;
+//! - poison calls: a job whose adapter loops or hoards memory on every call
+//!   is dead-lettered after `retry.limit-hits` hits, with the limit and the
+//!   count, while a healthy network beside it delivers.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use yiwang_gateway::config::Config;
 use yiwang_gateway::delivery::backflow::record_events;
 use yiwang_gateway::delivery::{Delivery, DeliveryOptions};
-use yiwang_gateway::store::{CaseRecord, Destination, JobKind, SledStore, Store};
+use yiwang_gateway::store::{CaseRecord, Destination, JobKind, JobState, SledStore, Store};
 use yiwang_gateway::transport::{SendFuture, Transport, TransportError};
 use yiwang_schema::{Event, Stage};
 
-/// Nothing is sent in these tests (the service is built, not started).
+/// Nothing reaches a ministry in these tests.
 struct Nowhere;
 
 impl Transport for Nowhere {
@@ -23,7 +30,7 @@ impl Transport for Nowhere {
     }
 }
 
-const CONFIG: &str = r#"
+const TLS: &str = r#"
 [gateway]
 data-dir = "data"
 
@@ -31,7 +38,9 @@ data-dir = "data"
 cert = "pki/gateway.crt"
 key = "pki/gateway.key"
 client-ca = ["pki/bureau-ca.crt"]
+"#;
 
+const BACKFLOW: &str = r#"
 [networks.market-regulation]
 adapter = "adapters/market_regulation.wasm"
 endpoints = ["http://127.0.0.1:9001"]
@@ -50,9 +59,9 @@ url = "http://127.0.0.1:9003/events"
 plaintext = true
 "#;
 
-/// A delivery service over a fresh store, with one case routed to
-/// market regulation only.
-async fn service(dir: &Path) -> Arc<Delivery> {
+/// A delivery service (built, not started) over a fresh store in `dir`,
+/// configured with `networks`.
+async fn service(dir: &Path, networks: &str) -> Arc<Delivery> {
     std::fs::create_dir(dir.join("adapters")).expect("mkdir");
     for (from, to) in [
         (
@@ -63,6 +72,7 @@ async fn service(dir: &Path) -> Arc<Delivery> {
             yiwang_artifacts::HOUSING_CONSTRUCTION,
             "housing_construction.wasm",
         ),
+        (yiwang_artifacts::HOSTILE_ADAPTER, "hostile.wasm"),
     ] {
         std::fs::copy(from, dir.join("adapters").join(to)).expect("copy adapter");
     }
@@ -71,7 +81,7 @@ async fn service(dir: &Path) -> Arc<Delivery> {
         &["market-regulation", "housing-construction"],
     )
     .expect("pki");
-    std::fs::write(dir.join("yiwang.toml"), CONFIG).expect("write config");
+    std::fs::write(dir.join("yiwang.toml"), format!("{TLS}{networks}")).expect("write config");
     let config = Config::load(&dir.join("yiwang.toml")).unwrap_or_else(|e| panic!("{e}"));
     let store: Arc<dyn Store> =
         Arc::new(SledStore::open(&config.data_dir().join("store")).expect("store"));
@@ -79,21 +89,32 @@ async fn service(dir: &Path) -> Arc<Delivery> {
         runtime: None,
         transport: Some(Arc::new(Nowhere)),
     };
-    let delivery = Delivery::build(&config, store, options)
+    Delivery::build(&config, store, options)
         .await
-        .expect("build");
-    let mut record = CaseRecord::blank("C-100");
+        .expect("build")
+}
+
+/// Store case `case` with one submit job to `network`.
+async fn case_for(delivery: &Delivery, case: &str, network: &str) {
+    let mut record = CaseRecord::blank(case);
     record.item = "SC-QYKB-001".into();
     let submit = JobKind::Submit {
         after: Vec::new(),
         inputs: Default::default(),
     };
-    record.push_job(Destination::Network("market-regulation".into()), submit, 0);
+    let now = yiwang_gateway::store::now_millis();
+    record.push_job(Destination::Network(network.into()), submit, now);
     delivery
         .store
-        .update("C-100", &mut |_| Some(record.clone()))
+        .update(case, &mut |_| Some(record.clone()))
         .await
         .expect("store the case");
+}
+
+/// The backflow service with case C-100 routed to market regulation only.
+async fn backflow_service(dir: &Path) -> Arc<Delivery> {
+    let delivery = service(dir, BACKFLOW).await;
+    case_for(&delivery, "C-100", "market-regulation").await;
     delivery
 }
 
@@ -114,9 +135,13 @@ fn event(network_case_number: &str, at: &str) -> Event {
 }
 
 async fn record(delivery: &Delivery) -> CaseRecord {
+    case(delivery, "C-100").await
+}
+
+async fn case(delivery: &Delivery, case: &str) -> CaseRecord {
     delivery
         .store
-        .case("C-100")
+        .case(case)
         .await
         .expect("read")
         .expect("the case")
@@ -125,7 +150,7 @@ async fn record(delivery: &Delivery) -> CaseRecord {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_cannot_tell_about_a_case_never_routed_to_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let delivery = service(dir.path()).await;
+    let delivery = backflow_service(dir.path()).await;
     let before = record(&delivery).await;
     let fresh = record_events(
         &delivery,
@@ -183,7 +208,7 @@ async fn a_network_cannot_tell_about_a_case_never_routed_to_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_told_again_with_a_new_time_is_stored_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let delivery = service(dir.path()).await;
+    let delivery = backflow_service(dir.path()).await;
     let first = record_events(
         &delivery,
         "market-regulation",
@@ -210,4 +235,92 @@ async fn an_event_told_again_with_a_new_time_is_stored_once() {
     .expect("record");
     assert_eq!(other, 0);
     assert_eq!(record(&delivery).await, once);
+}
+
+/// Networks of the hostile adapter: two poison ones (a loop, a memory
+/// hoard) and a healthy one beside them.
+const POISON: &str = r#"
+[networks.spinner]
+adapter = "adapters/hostile.wasm"
+endpoints = ["http://127.0.0.1:9001"]
+plaintext = true
+adapter-config = { mode = "loop" }
+limits = { cpu-time-ms = 50, wall-time-ms = 5000 }
+retry = { initial-ms = 1, max-interval-ms = 20, limit-hits = 3 }
+
+[networks.hoarder]
+adapter = "adapters/hostile.wasm"
+endpoints = ["http://127.0.0.1:9002"]
+plaintext = true
+adapter-config = { mode = "memory" }
+limits = { memory-bytes = 16777216 }
+retry = { initial-ms = 1, max-interval-ms = 20, limit-hits = 2 }
+
+[networks.healthy]
+adapter = "adapters/hostile.wasm"
+endpoints = ["http://127.0.0.1:9003"]
+plaintext = true
+adapter-config = { mode = "echo" }
+"#;
+
+/// Wait (bounded, not measured) until `case`'s first job is finished.
+async fn finished(delivery: &Delivery, name: &str) -> yiwang_gateway::store::Job {
+    for _ in 0..600 {
+        let r = case(delivery, name).await;
+        if r.jobs[0].state.is_finished() {
+            return r.jobs[0].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{name}: the job never finished: {:?}",
+        case(delivery, name).await.jobs[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_call_is_dead_lettered_after_its_limit_hits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let delivery = service(dir.path(), POISON).await;
+    for (case, network) in [
+        ("C-SPIN", "spinner"),
+        ("C-HOARD", "hoarder"),
+        ("C-OK", "healthy"),
+    ] {
+        case_for(&delivery, case, network).await;
+    }
+    delivery.start().await.expect("start");
+    for (case, limit, hits) in [
+        ("C-SPIN", "limit_cpu_time", 3),
+        ("C-HOARD", "limit_memory", 2),
+    ] {
+        let job = finished(&delivery, case).await;
+        let JobState::Dead { reason, .. } = &job.state else {
+            panic!("{case}: dead, not {:?}", job.state)
+        };
+        assert!(
+            reason.starts_with(&format!("adapter hit a sandbox limit {hits} times")),
+            "{case}: {reason}"
+        );
+        assert!(
+            reason.contains(&format!("last: {limit}")),
+            "{case}: {reason}"
+        );
+        assert_eq!(job.attempts.len(), hits, "{case}: one attempt per hit");
+        assert!(
+            job.attempts
+                .iter()
+                .all(|a| a.kind.as_deref() == Some(limit)),
+            "{case}: {:?}",
+            job.attempts
+        );
+    }
+    let healthy = finished(&delivery, "C-OK").await;
+    assert!(
+        matches!(healthy.state, JobState::Delivered { .. }),
+        "the healthy neighbour delivers: {:?}",
+        healthy.state
+    );
+    delivery.stop();
+    delivery.stopped().await;
 }
