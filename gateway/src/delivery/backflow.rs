@@ -261,28 +261,43 @@ fn unmatched(delivery: &Delivery, network: &str, e: &Event) {
     tracing::debug!(network, network_case_number = %e.network_case_number, "event for a case this gateway did not deliver");
 }
 
-/// Events a network may not tell about a case: counted, audited as a
+/// Events a network may not tell about a case: each counted; audited as a
 /// violation naming the network (`yiwang audit query --kind alert
-/// --network <name>`), logged; never stored, never sent on.
+/// --network <name>`) and logged, once per case and reason for the batch
+/// (an adapter that floods refused events cannot flood the trail with
+/// them); never stored, never sent on.
 pub(crate) fn refuse(delivery: &Delivery, network: &str, case: &str, refused: &[Refused]) {
+    let mut by_reason: BTreeMap<&'static str, (Refusal, Vec<&Event>)> = BTreeMap::new();
     for r in refused {
         metrics::counter!("yiwang_backflow_refused_total", "network" => network.to_string(), "reason" => r.why.name())
             .increment(1);
+        by_reason
+            .entry(r.why.name())
+            .or_insert_with(|| (r.why, Vec::new()))
+            .1
+            .push(&r.event);
+    }
+    for (why, events) in by_reason.into_values() {
+        let first = events
+            .first()
+            .map(|e| (e.network_case_number.as_str(), e.stage));
         delivery
             .audit
             .record(Entry::new(Kind::Alert).network(network).case(case).detail(
                 serde_json::json!({
-                    "violation": r.why.violation(),
-                    "network_case_number": r.event.network_case_number,
-                    "stage": r.event.stage,
+                    "violation": why.violation(),
+                    "events": events.len(),
+                    "network_case_number": first.map(|f| f.0),
+                    "stage": first.map(|f| f.1),
                 }),
             ));
         tracing::warn!(
             network,
             case,
-            violation = r.why.violation(),
-            network_case_number = %r.event.network_case_number,
-            "back-flow event refused: the network may not tell this about the case"
+            violation = why.violation(),
+            events = events.len(),
+            network_case_number = first.map(|f| f.0).unwrap_or(""),
+            "back-flow events refused: the network may not tell this about the case"
         );
     }
 }

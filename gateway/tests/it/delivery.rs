@@ -152,10 +152,12 @@ async fn a_network_cannot_tell_about_a_case_never_routed_to_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let delivery = backflow_service(dir.path()).await;
     let before = record(&delivery).await;
+    let mut second = event("HC-1", "2026-11-20T09:40:00+08:00");
+    second.stage = Stage::Decided;
     let fresh = record_events(
         &delivery,
         "housing-construction",
-        vec![event("HC-1", "2026-11-20T09:30:00+08:00")],
+        vec![event("HC-1", "2026-11-20T09:30:00+08:00"), second],
     )
     .await
     .expect("record");
@@ -180,8 +182,10 @@ async fn a_network_cannot_tell_about_a_case_never_routed_to_it() {
     let found: Vec<_> = yiwang_audit::query(delivery.audit.dir(), &query)
         .filter_map(Result::ok)
         .collect();
-    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found.len(), 1, "one record for the batch: {found:?}");
+    assert_eq!(found[0].detail["events"], 2);
     assert_eq!(found[0].detail["violation"], "backflow_other_case");
+    assert_eq!(found[0].detail["network_case_number"], "HC-1");
     assert_eq!(found[0].case.as_deref(), Some("C-100"));
 
     // The network it was routed to may tell, and a notice goes out.
