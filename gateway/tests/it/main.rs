@@ -5,3 +5,4 @@ mod config;
 mod config_snapshots;
 mod fixtures;
 mod sandbox;
+mod startup;

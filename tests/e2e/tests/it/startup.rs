@@ -11,12 +11,14 @@ use std::time::Duration;
 use yiwang_e2e::{Client, LISTENERS, NetworkSpec, World, delivery_state, permit_case};
 
 const MR: &str = "market-regulation";
-const ZJ: &str = "housing-construction";
+/// The down network, one name per test: the metrics recorder is process-wide.
+const ZJ_SWAP: &str = "housing-swap";
+const ZJ_RESUME: &str = "housing-resume";
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Market regulation healthy; housing's configured adapter is a file that
-/// is not a Wasm component (it fails to load), in `bad_dir`.
-async fn world(bad_dir: &tempfile::TempDir) -> Result<(World, Client, PathBuf)> {
+/// Market regulation healthy; housing (`zj`)'s configured adapter is a
+/// file that is not a Wasm component (it fails to load), in `bad_dir`.
+async fn world(bad_dir: &tempfile::TempDir, zj: &str) -> Result<(World, Client, PathBuf)> {
     let bad = bad_dir.path().join("housing-construction.wasm");
     std::fs::write(&bad, b"this is not a wasm component")?;
     let mr = NetworkSpec::market_regulation(MR);
@@ -24,14 +26,15 @@ async fn world(bad_dir: &tempfile::TempDir) -> Result<(World, Client, PathBuf)> 
         sim: mr.sim.clone().with_stage_interval(Duration::ZERO),
         ..mr
     };
-    let zj = NetworkSpec::housing_construction(ZJ);
+    let zj = NetworkSpec::housing_construction(zj);
     let zj = NetworkSpec {
         sim: zj.sim.clone().with_stage_interval(Duration::ZERO),
         adapter: bad.display().to_string(),
         ..zj
     };
     let items = format!(
-        "[items.\"ZJ-SGXK-001\"]\nroute = [{{ network = \"{MR}\" }}, {{ network = \"{ZJ}\" }}]\n"
+        "[items.\"ZJ-SGXK-001\"]\nroute = [{{ network = \"{MR}\" }}, {{ network = \"{}\" }}]\n",
+        zj.name
     );
     let mut w = World::prepare(vec![mr, zj], &items, "", LISTENERS).await?;
     let c = w
@@ -46,6 +49,7 @@ async fn neighbour_delivers_and_the_down_network_holds(
     w: &World,
     c: &Client,
     admin: &Client,
+    zj: &str,
 ) -> Result<()> {
     let (status, body) = c.post("/v1/cases", &permit_case("DOWN-0001")?).await?;
     assert_eq!(
@@ -55,20 +59,22 @@ async fn neighbour_delivers_and_the_down_network_holds(
     let view = c
         .wait_case("DOWN-0001", WAIT, |v| delivery_state(v, MR) == "delivered")
         .await?;
-    assert_eq!(delivery_state(&view, ZJ), "pending", "{view}");
-    let attempts = &view["networks"][ZJ]["delivery"]["attempts"];
+    assert_eq!(delivery_state(&view, zj), "pending", "{view}");
+    let attempts = &view["networks"][zj]["delivery"]["attempts"];
     assert!(
         attempts.as_array().is_none_or(Vec::is_empty),
         "nothing is dispatched to a down network: {view}"
     );
-    assert!(w.sim(ZJ).cases().is_empty());
+    assert!(w.sim(zj).cases().is_empty());
     let (s, dest) = admin.get("/admin/destinations").await?;
     assert_eq!(s, 200, "{dest}");
-    let down = &dest[format!("network:{ZJ}")];
+    let down = &dest[format!("network:{zj}")];
     assert_eq!(down["alert"]["cause"], json!("adapter_load"), "{dest}");
     let reason = down["alert"]["reason"].as_str().unwrap_or("");
     assert!(
-        reason.starts_with("adapter failed to load: adapter for network `housing-construction`"),
+        reason.starts_with(&format!(
+            "adapter failed to load: adapter for network `{zj}`"
+        )),
         "{reason}"
     );
     assert!(
@@ -84,35 +90,32 @@ async fn neighbour_delivers_and_the_down_network_holds(
         .as_ref()
         .and_then(|g| g.callback_addr)
         .context("callbacks")?;
-    let ministry = &w.pki.network(ZJ).context("pki")?.push_client;
+    let ministry = &w.pki.network(zj).context("pki")?.push_client;
     let push = Client::new(format!("https://{cb}"), &w.pki, ministry)?;
     let (s, p) = push
-        .post(&format!("/v1/callbacks/{ZJ}"), &json!({}))
+        .post(&format!("/v1/callbacks/{zj}"), &json!({}))
         .await?;
     assert_eq!(s, 503, "{p}");
-    assert!(
-        p.to_string()
-            .contains("network `housing-construction` has no adapter loaded"),
-        "{p}"
-    );
+    let named = format!("network `{zj}` has no adapter loaded");
+    assert!(p.to_string().contains(&named), "{p}");
     let (_, metrics) = admin.get("/metrics").await?;
     let metrics = metrics.as_str().unwrap_or("");
     assert!(
         metrics.contains(&format!(
-            "yiwang_destination_alert{{destination=\"network:{ZJ}\"}} 1"
+            "yiwang_destination_alert{{destination=\"network:{zj}\"}} 1"
         )),
         "the alert is a metric"
     );
     Ok(())
 }
 
-async fn housing_delivered(w: &World, c: &Client, admin: &Client) -> Result<Value> {
+async fn housing_delivered(w: &World, c: &Client, admin: &Client, zj: &str) -> Result<Value> {
     let view = c
-        .wait_case("DOWN-0001", WAIT, |v| delivery_state(v, ZJ) == "delivered")
+        .wait_case("DOWN-0001", WAIT, |v| delivery_state(v, zj) == "delivered")
         .await?;
-    assert_eq!(w.sim(ZJ).cases().len(), 1, "delivered exactly once");
+    assert_eq!(w.sim(zj).cases().len(), 1, "delivered exactly once");
     let (_, dest) = admin.get("/admin/destinations").await?;
-    let zj = &dest[format!("network:{ZJ}")];
+    let zj = &dest[format!("network:{zj}")];
     assert!(zj["alert"].is_null() && zj["adapter"].is_object(), "{dest}");
     Ok(view)
 }
@@ -120,21 +123,22 @@ async fn housing_delivered(w: &World, c: &Client, admin: &Client) -> Result<Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adapter_that_fails_to_load_takes_down_only_its_network_until_a_swap() -> Result<()> {
     let bad_dir = tempfile::tempdir()?;
-    let (mut w, c, _) = world(&bad_dir).await?;
+    let zj = ZJ_SWAP;
+    let (mut w, c, _) = world(&bad_dir, zj).await?;
     let admin = w.admin().context("admin client")?;
-    neighbour_delivers_and_the_down_network_holds(&w, &c, &admin).await?;
+    neighbour_delivers_and_the_down_network_holds(&w, &c, &admin, zj).await?;
     // A working version, installed by the operator, brings it up.
     let good = std::fs::read(yiwang_artifacts::HOUSING_CONSTRUCTION)?;
     let (s, b) = admin
         .request(
             http::Method::PUT,
-            &format!("/admin/networks/{ZJ}/adapter"),
+            &format!("/admin/networks/{zj}/adapter"),
             "application/wasm",
             good,
         )
         .await?;
     assert_eq!(s, 200, "{b}");
-    housing_delivered(&w, &c, &admin).await?;
+    housing_delivered(&w, &c, &admin, zj).await?;
     w.stop_gateway().await;
     Ok(())
 }
@@ -142,10 +146,11 @@ async fn an_adapter_that_fails_to_load_takes_down_only_its_network_until_a_swap(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_retries_the_configured_adapter_and_says_why_it_still_fails() -> Result<()> {
     let bad_dir = tempfile::tempdir()?;
-    let (mut w, c, bad) = world(&bad_dir).await?;
+    let zj = ZJ_RESUME;
+    let (mut w, c, bad) = world(&bad_dir, zj).await?;
     let admin = w.admin().context("admin client")?;
-    neighbour_delivers_and_the_down_network_holds(&w, &c, &admin).await?;
-    let resume = format!("/admin/networks/{ZJ}/resume");
+    neighbour_delivers_and_the_down_network_holds(&w, &c, &admin, zj).await?;
+    let resume = format!("/admin/networks/{zj}/resume");
     let (s, b) = admin.post(&resume, &json!({})).await?;
     assert_eq!(s, 422, "the file is still bad: {b}");
     assert_eq!(
@@ -155,14 +160,14 @@ async fn resume_retries_the_configured_adapter_and_says_why_it_still_fails() -> 
         Some(true),
         "{b}"
     );
-    assert!(b.to_string().contains("housing-construction"), "{b}");
-    assert!(w.sim(ZJ).cases().is_empty(), "still held");
+    assert!(b.to_string().contains(zj), "{b}");
+    assert!(w.sim(zj).cases().is_empty(), "still held");
     // The operator puts the right file in place and resumes.
     std::fs::copy(yiwang_artifacts::HOUSING_CONSTRUCTION, &bad)?;
     let (s, b) = admin.post(&resume, &json!({})).await?;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["lifted_alert"]["cause"], json!("adapter_load"), "{b}");
-    housing_delivered(&w, &c, &admin).await?;
+    housing_delivered(&w, &c, &admin, zj).await?;
     w.stop_gateway().await;
     Ok(())
 }
