@@ -1,5 +1,7 @@
 //! `yiwang serve`: open the store, load the adapters, start the delivery
 //! service, bind the listeners. Tests start a gateway in-process the same way.
+//! Only a configuration error stops the start: a network whose adapter fails
+//! to load starts down (in alert) and the others serve.
 
 use crate::config::LoadedConfig;
 use crate::delivery::{Delivery, DeliveryOptions};
@@ -103,7 +105,13 @@ impl Gateway {
             tasks.spawn(listener.tls.watch(delivery.stopping()));
             tasks.spawn(http::serve(listener, router, state.clone()));
         }
-        tracing::info!(%intake_addr, callbacks = ?callback_addr, admin = ?admin_addr, networks = delivery.networks.len(), "gateway serving");
+        let down: Vec<&str> = delivery
+            .networks
+            .values()
+            .filter(|n| n.is_down())
+            .map(|n| n.name.as_str())
+            .collect();
+        tracing::info!(%intake_addr, callbacks = ?callback_addr, admin = ?admin_addr, networks = delivery.networks.len(), ?down, "gateway serving");
         Ok(Gateway {
             delivery,
             intake_addr,

@@ -316,11 +316,26 @@ pub struct AdapterView {
     pub sha256: String,
 }
 
-/// A destination's TLS (or peer-rejection) alert, which holds its queue.
+/// A destination's TLS (or peer-rejection) alert, or a network's adapter
+/// alert (its adapter failed to load), which holds its queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AlertView {
     pub reason: String,
     pub since: Option<String>,
+    /// What raised it (absent from answers of gateways before adapter alerts: `tls`).
+    #[serde(default)]
+    pub cause: AlertCause,
+}
+
+/// What put a destination in alert.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertCause {
+    /// Its TLS peer was refused, or refused us.
+    #[default]
+    Tls,
+    /// The network's configured adapter failed to load: it is down.
+    AdapterLoad,
 }
 
 /// One destination in `GET /admin/destinations`.
@@ -362,6 +377,8 @@ pub struct Resumed {
 pub struct LiftedAlert {
     pub reason: String,
     pub since: i64,
+    #[serde(default)]
+    pub cause: AlertCause,
 }
 
 /// `GET /admin/audit/verify`: the verifier's report plus its verdict.

@@ -306,15 +306,17 @@ pub async fn destinations(delivery: &Delivery) -> Result<DestinationsAnswer, Adm
             alert: delivery.alerts.get(destination).map(|a| AlertView {
                 reason: a.reason,
                 since: view::rfc3339(a.since),
+                cause: a.cause,
             }),
         }
     };
     let mut out = DestinationsAnswer::new();
     for (name, net) in &delivery.networks {
         let destination = Destination::Network(name.clone());
+        // A network down (its adapter failed to load) shows no adapter and its alert.
         let adapter = net.versions.current();
         let v = DestinationView {
-            adapter: Some(AdapterView {
+            adapter: adapter.map(|adapter| AdapterView {
                 name: adapter.descriptor().name.clone(),
                 version: adapter.descriptor().version.clone(),
                 sha256: adapter.digest().to_string(),

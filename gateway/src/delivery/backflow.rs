@@ -326,7 +326,10 @@ pub(crate) async fn poller(delivery: Arc<Delivery>, net: Arc<NetworkRuntime>, in
                 None
             }
         };
-        let adapter = net.versions.current();
+        // A network down (no adapter) has no poller; one starts when it comes up.
+        let Some(adapter) = net.versions.current() else {
+            return;
+        };
         let report = adapter.poll(cursor.clone()).await;
         delivery.after_call(&net.name, "poll", None, adapter.digest(), &report);
         match report.result {
@@ -390,7 +393,11 @@ pub async fn callback(
         .networks
         .get(network)
         .ok_or_else(|| CallbackError::UnknownNetwork(network.to_string()))?;
-    let adapter = net.versions.current();
+    let Some(adapter) = net.versions.current() else {
+        let message = super::VersionError::NotLoaded(network.to_string()).to_string();
+        let network = network.to_string();
+        return Err(CallbackError::Adapter { network, message });
+    };
     let report = adapter.handle_callback(request).await;
     delivery.after_call(network, "handle-callback", None, adapter.digest(), &report);
     let class = report.error_class();

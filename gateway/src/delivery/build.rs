@@ -2,7 +2,13 @@
 //! the Wasm runtime, the audit trail, the mTLS transport (one client per
 //! network and subscriber), every network's adapter loaded in its sandbox,
 //! the subscribers and the routes. Nothing runs until [`Delivery::start`].
+//!
+//! Adapters load side by side, and one that fails (does not compile, breaks
+//! the contract, or fails `describe`) takes down only its own network: it
+//! starts in adapter alert, its queue held, while the others serve. Only a
+//! fault of the configuration itself stops the start.
 
+use super::versions::ConfiguredAdapter;
 use super::{Alerts, Delivery, DeliveryOptions, NetworkRuntime, Routes, Subscriber, Versions};
 use crate::config::{LoadedConfig, NetworkConfig};
 use crate::runtime::{NetworkSandbox, Runtime, Services, SystemClock};
@@ -15,7 +21,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yiwang_audit::AuditLog;
-use yiwang_schema::Sha256Digest;
 
 impl Delivery {
     /// Load every network's adapter and get ready; nothing runs until [`Delivery::start`].
@@ -50,7 +55,7 @@ impl Delivery {
                 clock: Arc::new(SystemClock),
                 keep_bodies: cfg.audit.keep_bodies,
             };
-            let net = load_network(config, &runtime, name, net.get_ref(), services).await?;
+            let net = network_runtime(config, name, net.get_ref(), services)?;
             networks.insert(name.clone(), Arc::new(net));
             let key = Destination::Network(name.clone()).key();
             wake.insert(key, Arc::new(Notify::new()));
@@ -60,7 +65,7 @@ impl Delivery {
             let key = Destination::Subscriber(name.clone()).key();
             wake.insert(key, Arc::new(Notify::new()));
         }
-        Ok(Arc::new(Delivery {
+        let delivery = Arc::new(Delivery {
             store,
             runtime,
             networks,
@@ -75,7 +80,35 @@ impl Delivery {
             retention_ms: hours_ms(cfg.storage.retention_days.saturating_mul(24)),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
-        }))
+        });
+        delivery.load_adapters().await?;
+        Ok(delivery)
+    }
+
+    /// Load every network's configured adapter, side by side. A network
+    /// whose adapter fails starts down, in adapter alert; an error is a
+    /// fault of the configuration.
+    async fn load_adapters(self: &Arc<Self>) -> anyhow::Result<()> {
+        let mut loads = tokio::task::JoinSet::new();
+        for net in self.networks.values() {
+            let (delivery, net) = (self.clone(), net.clone());
+            loads.spawn(async move {
+                let loaded = net.versions.load_configured(&delivery.runtime).await;
+                (net, loaded)
+            });
+        }
+        while let Some(joined) = loads.join_next().await {
+            let (net, loaded) = joined.context("loading an adapter panicked")?;
+            match loaded {
+                Ok(_) => {}
+                Err(e) if e.is_configuration() => return Err(e.into()),
+                Err(e) => {
+                    let reason = format!("adapter failed to load: {e}");
+                    self.alerts.raise_adapter_down(&net.name, &reason);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -105,28 +138,14 @@ fn mtls_transport(config: &LoadedConfig) -> anyhow::Result<Arc<GatewayTransport>
     Ok(t)
 }
 
-/// One network: its adapter read (and checked against its pin), loaded in
-/// its sandbox with its endpoints, config, secrets and limits.
-async fn load_network(
+/// One network: its sandbox (endpoints, config, secrets and limits) and its
+/// configured adapter, not loaded yet.
+fn network_runtime(
     config: &LoadedConfig,
-    runtime: &Runtime,
     name: &str,
     net: &NetworkConfig,
     services: Services,
 ) -> anyhow::Result<NetworkRuntime> {
-    let path = config.adapter_path(net);
-    let wasm = std::fs::read(&path)
-        .with_context(|| format!("network `{name}`: cannot read adapter {}", path.display()))?;
-    if let Some(pin) = &net.adapter_sha256 {
-        let actual = Sha256Digest::of(&wasm).to_string();
-        if &actual != pin.get_ref() {
-            anyhow::bail!(
-                "network `{name}`: adapter {} has sha256 {actual}, but adapter-sha256 pins {}",
-                path.display(),
-                pin.get_ref()
-            );
-        }
-    }
     let secrets = config
         .resolve_secrets(name, net)
         .map_err(anyhow::Error::msg)?;
@@ -142,24 +161,19 @@ async fn load_network(
         secrets,
         limits: net.limits.get_ref().clone(),
     };
-    let adapter = runtime
-        .load(&wasm, sandbox.clone(), services.clone())
-        .await?;
-    tracing::info!(
-        network = %name,
-        adapter = %adapter.descriptor().name,
-        version = %adapter.descriptor().version,
-        sha256 = &adapter.digest()[..12],
-        "adapter loaded"
-    );
+    let configured = ConfiguredAdapter {
+        path: config.adapter_path(net),
+        pin: net.adapter_sha256.as_ref().map(|p| p.get_ref().clone()),
+    };
     let kept = config.data_dir().join("adapters");
     Ok(NetworkRuntime {
         name: name.to_string(),
-        versions: Versions::new(adapter, &wasm, sandbox, services, kept),
+        versions: Versions::new(sandbox, services, kept, configured),
         retry: net.retry.get_ref().clone(),
         concurrency: *net.concurrency.get_ref() as usize,
         breaker: net.breaker.clone(),
         poll_interval_ms: net.poll_interval_ms,
+        poller_started: Default::default(),
     })
 }
 

@@ -11,7 +11,8 @@
 //! [`settle`] decides what each [`outcome`] does to the job; [`backflow`]
 //! records what ministries answer and releases chained steps; [`notice`]
 //! builds what subscribers hear; [`alert`] holds a destination whose TLS
-//! peer was refused; [`versions`] keeps adapter versions and hot swaps.
+//! peer was refused or whose adapter failed to load; [`versions`] keeps
+//! adapter versions and hot swaps.
 
 pub mod admin;
 pub mod alert;
@@ -33,7 +34,7 @@ pub mod webhook;
 
 pub use alert::{Alert, Alerts};
 pub use route::{RouteStep, Routes};
-pub use versions::{VersionError, Versions};
+pub use versions::{ConfiguredAdapter, VersionError, Versions};
 
 use crate::config::{BreakerConfig, RetryPolicy};
 use crate::runtime::{LoadedAdapter, Runtime, RuntimeConfig};
@@ -41,6 +42,7 @@ use crate::store::{CaseRecord, Destination, Store};
 use crate::transport::{GatewayTransport, Transport};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -65,6 +67,25 @@ pub struct NetworkRuntime {
     pub concurrency: usize,
     pub breaker: BreakerConfig,
     pub poll_interval_ms: Option<u64>,
+    /// Set once its poller runs (a network down starts it when it comes up).
+    poller_started: AtomicBool,
+}
+
+impl NetworkRuntime {
+    /// Down: its configured adapter failed to load and none was installed since.
+    pub fn is_down(&self) -> bool {
+        self.versions.current().is_none()
+    }
+}
+
+/// Why an operator's resume did not bring a destination back.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error("network {0} is not configured")]
+    UnknownDestination(String),
+    /// The network was down and its configured adapter still fails to load.
+    #[error("{reason}")]
+    AdapterLoad { network: String, reason: String },
 }
 
 /// A subscriber as the delivery service runs it.
@@ -89,7 +110,7 @@ pub struct Delivery {
     webhook: Arc<dyn Transport>,
     /// The mTLS transport when the delivery service built it (reloads lift alerts).
     tls_transport: Option<Arc<GatewayTransport>>,
-    /// Destinations in TLS alert.
+    /// Destinations in alert (TLS, or a network's adapter failed to load).
     pub alerts: Alerts,
     /// The tamper-evident audit trail.
     pub audit: Arc<AuditLog>,
@@ -150,18 +171,49 @@ impl Delivery {
 
     /// Lift the alert of a network (or `subscriber:<name>`) and wake its
     /// dispatcher. None if no such destination; else the alert that was
-    /// lifted, if any.
+    /// lifted, if any. A network that is down keeps its alert: only an
+    /// adapter (installed, or loaded by [`Delivery::resume`]) lifts it.
     pub fn lift_alert(&self, name: &str, why: &str) -> Option<Option<Alert>> {
         let key = destination_key(name);
         let wake = self.wake.get(&key)?;
+        if let Some(Destination::Network(n)) = Destination::parse_key(&key)
+            && self.networks.get(&n).is_some_and(|net| net.is_down())
+        {
+            return Some(None);
+        }
         let lifted = self.alerts.lift(&key, why);
         wake.notify_one();
         Some(lifted)
     }
 
-    /// Operator: resume a destination held in alert (see [`Delivery::lift_alert`]).
-    pub fn resume(&self, name: &str) -> Option<Option<Alert>> {
+    /// Operator: resume a destination held in alert (see
+    /// [`Delivery::lift_alert`]); a network that is down first retries
+    /// loading its configured adapter, and stays down if that fails.
+    pub async fn resume(self: &Arc<Self>, name: &str) -> Result<Option<Alert>, ResumeError> {
+        if let Some(net) = self.networks.get(name).filter(|n| n.is_down()) {
+            if let Err(e) = net.versions.load_configured(&self.runtime).await {
+                let reason = format!("adapter failed to load: {e}");
+                self.alerts.raise_adapter_down(name, &reason);
+                let network = name.to_string();
+                return Err(ResumeError::AdapterLoad { network, reason });
+            }
+            self.start_poller(net);
+        }
         self.lift_alert(name, "an operator resumed it")
+            .ok_or_else(|| ResumeError::UnknownDestination(name.to_string()))
+    }
+
+    /// Run a polled network's poller, once, when it has an adapter (at
+    /// start, or when a network that was down comes up).
+    pub(crate) fn start_poller(self: &Arc<Self>, net: &Arc<NetworkRuntime>) {
+        let Some(ms) = net.poll_interval_ms else {
+            return;
+        };
+        if net.is_down() || net.poller_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let poller = backflow::poller(self.clone(), net.clone(), ms);
+        self.tasks.spawn(poller);
     }
 
     /// The adapter a job runs with: its pinned version, else the network's current one.
@@ -182,14 +234,30 @@ impl Delivery {
         network.versions.load(&self.runtime, wasm).await
     }
 
-    /// Make a new version the network's current adapter (hot swap); its sha256.
-    pub async fn install(&self, network: &str, wasm: &[u8]) -> Result<String, VersionError> {
+    /// Make a new version the network's current adapter (hot swap); its
+    /// sha256. A network that was down comes up: its adapter alert is
+    /// lifted and its poller starts.
+    pub async fn install(
+        self: &Arc<Self>,
+        network: &str,
+        wasm: &[u8],
+    ) -> Result<String, VersionError> {
         let net = self
             .networks
             .get(network)
             .ok_or_else(|| VersionError::UnknownNetwork(network.to_string()))?;
         let digest = net.versions.install(&self.runtime, wasm).await?;
-        self.wake(&Destination::Network(network.to_string()));
+        let destination = Destination::Network(network.to_string());
+        if self
+            .alerts
+            .get(&destination)
+            .is_some_and(|a| a.cause == alert::AlertCause::AdapterLoad)
+        {
+            self.alerts
+                .lift(&destination.key(), "a working adapter was installed");
+        }
+        self.start_poller(net);
+        self.wake(&destination);
         Ok(digest)
     }
 }

@@ -1,9 +1,10 @@
 //! Starting the delivery service: recover what a crash interrupted, then
-//! spawn one dispatcher per destination, one poller per polled network, the
+//! spawn one dispatcher per destination (a network that is down holds its
+//! queue in alert), one poller per polled network that is up, the
 //! deadline monitor, housekeeping, and the watch that lifts a destination's
 //! TLS alert when its trust material changes.
 
-use super::{Delivery, backflow, dispatch, monitor};
+use super::{Delivery, dispatch, monitor};
 use crate::store::Destination;
 use std::sync::Arc;
 use yiwang_audit::{Entry, Kind};
@@ -26,10 +27,7 @@ impl Delivery {
             }
         }
         for net in self.networks.values() {
-            if let Some(ms) = net.poll_interval_ms {
-                let poller = backflow::poller(self.clone(), net.clone(), ms);
-                tasks.spawn(poller);
-            }
+            self.start_poller(net);
         }
         tasks.spawn(monitor::deadlines(self.clone()));
         tasks.spawn(monitor::housekeeping(self.clone()));
@@ -47,6 +45,7 @@ impl Delivery {
         self.audit
             .record(Entry::new(Kind::Start).detail(serde_json::json!({
                 "networks": self.networks.keys().collect::<Vec<_>>(),
+                "down": self.networks.values().filter(|n| n.is_down()).map(|n| &n.name).collect::<Vec<_>>(),
                 "version": env!("CARGO_PKG_VERSION"),
             })));
         Ok(())

@@ -1,11 +1,12 @@
 //! The operators' API: queue, dead letters, replay, destinations, adapter
-//! hot swap, lifting a network's TLS alert, Prometheus `/metrics`; and the
+//! hot swap, lifting a network's alert, Prometheus `/metrics`; and the
 //! auditors' read of the audit trail. Every route is authorized against the
 //! caller's grants, and every action that changes something is audited.
 
 use super::AppState;
 use super::audit::AuditNote;
 use super::problem::Problem;
+use crate::delivery::ResumeError;
 use crate::delivery::admin::{self, JobFilter, ReplayRequest};
 use crate::policy::{Action, AdminOp, Caller};
 use crate::wire::{
@@ -152,7 +153,8 @@ async fn swap_adapter(
 }
 
 /// Lift a network's TLS alert (after the operator fixed trust roots, pins
-/// or certificates) so its held queue moves again.
+/// or certificates) so its held queue moves again; a network whose adapter
+/// failed to load retries loading it (422 naming the failure if it still fails).
 async fn resume(
     State(state): State<AppState>,
     Extension(caller): Who,
@@ -166,14 +168,19 @@ async fn resume(
             Some(&network),
         )
         .await?;
-    let Some(lifted) = state.delivery.resume(&network) else {
-        return Err(Problem::not_found(format!(
-            "network {network} is not configured"
-        )));
-    };
+    let lifted = state.delivery.resume(&network).await.map_err(|e| match e {
+        ResumeError::UnknownDestination(_) => Problem::not_found(e.to_string()),
+        ResumeError::AdapterLoad { .. } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "adapter-load-failed",
+            "The network's adapter still fails to load",
+        )
+        .detail(e.to_string()),
+    })?;
     let lifted_alert = lifted.map(|a| LiftedAlert {
         reason: a.reason,
         since: a.since,
+        cause: a.cause,
     });
     let note = AuditNote::action(
         AdminOp::Resume,

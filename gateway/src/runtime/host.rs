@@ -4,14 +4,15 @@
 
 use super::bindings::yiwang::adapter::{clock, config, http, kv, log, secrets, types};
 use super::error::Violation;
+use super::kv::{KvStore, MemoryKv};
 use super::limits::{Limits, MemoryLimiter};
 use crate::transport::{OutboundRequest, Transport, TransportError};
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -122,79 +123,6 @@ impl Clock for FixedClock {
     fn now_millis(&self) -> i64 {
         self.0
     }
-}
-
-/// The per-network key-value store behind the `kv` import. The delivery
-/// service supplies a durable one; [`MemoryKv`] serves tests and fixtures.
-pub trait KvStore: Send + Sync + 'static {
-    fn get(&self, network: &str, key: &str) -> Option<Vec<u8>>;
-    fn set(&self, network: &str, key: &str, value: &[u8]) -> Result<(), KvError>;
-    fn delete(&self, network: &str, key: &str);
-}
-
-/// Keys, values and a network's total are capped so an adapter cannot use
-/// the store to exhaust the gateway's memory or disk.
-pub const KV_MAX_KEY: usize = 256;
-pub const KV_MAX_VALUE: usize = 64 << 10;
-pub const KV_MAX_TOTAL: usize = 1 << 20;
-
-/// Why a [`KvStore`] refused a write. The adapter sees this message as the `kv.set` error.
-#[derive(Debug, thiserror::Error)]
-pub enum KvError {
-    #[error("key must be 1..={KV_MAX_KEY} bytes")]
-    KeySize,
-    #[error("value of {len} bytes over the {KV_MAX_VALUE}-byte cap")]
-    ValueSize { len: usize },
-    #[error("network quota of {KV_MAX_TOTAL} bytes is full")]
-    QuotaFull,
-    /// The backend failed (its own message, unchanged).
-    #[error("{0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// An in-memory [`KvStore`].
-#[derive(Debug, Default)]
-pub struct MemoryKv {
-    data: Mutex<HashMap<String, BTreeMap<String, Vec<u8>>>>,
-}
-
-impl KvStore for MemoryKv {
-    fn get(&self, network: &str, key: &str) -> Option<Vec<u8>> {
-        let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        data.get(network).and_then(|m| m.get(key)).cloned()
-    }
-    fn set(&self, network: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-        check_kv_sizes(key, value)?;
-        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        let map = data.entry(network.to_string()).or_default();
-        let total: usize = map
-            .iter()
-            .filter(|(k, _)| k.as_str() != key)
-            .map(|(k, v)| k.len() + v.len())
-            .sum();
-        if total + key.len() + value.len() > KV_MAX_TOTAL {
-            return Err(KvError::QuotaFull);
-        }
-        map.insert(key.to_string(), value.to_vec());
-        Ok(())
-    }
-    fn delete(&self, network: &str, key: &str) {
-        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = data.get_mut(network) {
-            m.remove(key);
-        }
-    }
-}
-
-/// The size rules every [`KvStore`] enforces.
-pub fn check_kv_sizes(key: &str, value: &[u8]) -> Result<(), KvError> {
-    if key.is_empty() || key.len() > KV_MAX_KEY {
-        return Err(KvError::KeySize);
-    }
-    if value.len() > KV_MAX_VALUE {
-        return Err(KvError::ValueSize { len: value.len() });
-    }
-    Ok(())
 }
 
 /// What the host gives every call of a network's adapter.
@@ -642,43 +570,5 @@ mod tests {
             Err(ResolveError::Forbidden(_))
         ));
         assert!(matches!(sb.resolve("api/x"), Err(ResolveError::Invalid(_))));
-    }
-
-    /// Adapters see these words as the `kv.set` error (adapters-sdk/wit/adapter.wit).
-    #[test]
-    fn kv_refusals_keep_their_wording() {
-        let kv = MemoryKv::default();
-        let said = |r: Result<(), KvError>| r.map_err(|e| e.to_string());
-        assert_eq!(
-            said(kv.set("n", "", b"v")),
-            Err("key must be 1..=256 bytes".into())
-        );
-        assert_eq!(
-            said(kv.set("n", "k", &vec![0; KV_MAX_VALUE + 1])),
-            Err("value of 65537 bytes over the 65536-byte cap".into())
-        );
-        assert_eq!(
-            KvError::QuotaFull.to_string(),
-            "network quota of 1048576 bytes is full"
-        );
-    }
-
-    #[test]
-    fn kv_quota_is_enforced() {
-        let kv = MemoryKv::default();
-        assert!(kv.set("n", "k", &vec![0; KV_MAX_VALUE + 1]).is_err());
-        for i in 0..16 {
-            kv.set("n", &format!("k{i}"), &vec![0; KV_MAX_VALUE - 8])
-                .unwrap();
-        }
-        assert!(
-            kv.set("n", "overflow", &[0; 1024])
-                .unwrap_err()
-                .to_string()
-                .contains("quota")
-        );
-        assert!(kv.set("other", "k", b"v").is_ok(), "quota is per network");
-        assert_eq!(kv.get("other", "k").as_deref(), Some(&b"v"[..]));
-        assert_eq!(kv.get("n", "missing"), None);
     }
 }

@@ -6,6 +6,7 @@ mod bindings;
 mod cache;
 mod error;
 mod host;
+mod kv;
 mod limits;
 mod normalize;
 
@@ -19,8 +20,10 @@ pub use error::{
     CallError, ErrorClass, EventError, OutputError, TextError, TextProblem, Violation,
 };
 pub use host::{
-    CallTrace, Clock, Exchange, FixedClock, KV_MAX_TOTAL, KvError, KvStore, MemoryKv,
-    NetworkSandbox, SecretError, Services, SystemClock, check_kv_sizes,
+    CallTrace, Clock, Exchange, FixedClock, NetworkSandbox, SecretError, Services, SystemClock,
+};
+pub use kv::{
+    KV_MAX_KEY, KV_MAX_TOTAL, KV_MAX_VALUE, KvError, KvStore, KvUsage, MemoryKv, check_kv_sizes,
 };
 pub use limits::{LimitHit, Limits};
 pub use normalize::{NormalizedCallback, NormalizedPoll, NormalizedReceipt};

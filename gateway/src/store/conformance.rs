@@ -489,6 +489,57 @@ pub async fn cursors_and_kv_are_per_network(open: &impl Open) {
     assert!(kv.set("a", "big", &big).is_err(), "the quota holds");
 }
 
+/// A network's kv quota counts keys and values as they are now: an
+/// overwrite replaces the old value's bytes, a delete frees them, and the
+/// count survives a reopen, so the quota holds exactly at its limit.
+pub async fn kv_quota_holds_across_overwrite_delete_and_reopen(open: &impl Open) {
+    use crate::runtime::{KV_MAX_TOTAL, KV_MAX_VALUE, KvError, KvUsage};
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 16 keys of 2 bytes with values filling the quota to the byte.
+    let value = vec![7u8; KV_MAX_TOTAL / 16 - 2];
+    assert!(value.len() <= KV_MAX_VALUE);
+    let full = KvUsage {
+        bytes: KV_MAX_TOTAL as u64,
+        keys: 16,
+    };
+    {
+        let store = open(dir.path());
+        let kv = store.kv();
+        for i in 0..16 {
+            kv.set("a", &format!("{i:02}"), &value).expect("fits");
+        }
+        assert_eq!(kv.usage("a").expect("usage"), full);
+        assert!(matches!(kv.set("a", "xx", b""), Err(KvError::QuotaFull)));
+        kv.set("a", "00", &value)
+            .expect("an overwrite of the same size fits");
+        let longer = [&value[..], b"!"].concat();
+        assert!(
+            matches!(kv.set("a", "00", &longer), Err(KvError::QuotaFull)),
+            "one byte more than the quota"
+        );
+        kv.set("b", "00", &value).expect("the quota is per network");
+        kv.delete("a", "15");
+        kv.delete("a", "never-set");
+        kv.set("a", "xx", b"").expect("a delete frees its bytes");
+    }
+    let store = open(dir.path());
+    let kv = store.kv();
+    let after = KvUsage {
+        bytes: (KV_MAX_TOTAL - value.len()) as u64,
+        keys: 16,
+    };
+    assert_eq!(kv.usage("a").expect("usage"), after, "counted after reopen");
+    assert_eq!(kv.get("a", "00").as_deref(), Some(&value[..]));
+    assert!(kv.get("a", "15").is_none());
+    let too_big = vec![0u8; value.len() - 1];
+    assert!(matches!(
+        kv.set("a", "yy", &too_big),
+        Err(KvError::QuotaFull)
+    ));
+    kv.set("a", "y", &too_big).expect("fits to the byte");
+    assert_eq!(kv.usage("a").expect("usage").bytes, KV_MAX_TOTAL as u64);
+}
+
 /// Retention drops settled cases last changed before the cut-off, and only
 /// those.
 pub async fn retention_drops_only_old_settled_cases(open: &impl Open) {
@@ -578,6 +629,7 @@ macro_rules! store_conformance {
             search_narrows_by_every_field,
             depth_counts_unfinished_work,
             cursors_and_kv_are_per_network,
+            kv_quota_holds_across_overwrite_delete_and_reopen,
             retention_drops_only_old_settled_cases,
             everything_survives_a_reopen,
         );

@@ -11,6 +11,7 @@ mod commit;
 pub mod conformance;
 pub mod deadline;
 pub mod record;
+mod sled_kv;
 mod sled_store;
 
 pub use commit::CommitStats;

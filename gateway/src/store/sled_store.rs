@@ -7,13 +7,15 @@
 //! - `i\0<kind>\0…\0<case>[\0<job>]` → index entries ([`IndexEntry`])
 //! - `q\0<network>` → a poll cursor
 //! - `k\0<network>\0<key>` → adapter key-value data (separate tree)
+//! - `u\0<network>` → that network's kv usage (same tree; see `sled_kv`)
 
 use super::commit::GroupCommit;
 use super::record::{CaseRecord, IndexEntry, Millis};
+use super::sled_kv::SledKv;
 use super::{
     CaseQuery, CaseUpdate, CommitStats, Due, JobRef, QueueDepth, Result, Store, StoreError,
 };
-use crate::runtime::{KV_MAX_TOTAL, KvError, KvStore, check_kv_sizes};
+use crate::runtime::KvStore;
 use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -145,7 +147,7 @@ impl SledStore {
         Ok(SledStore {
             db,
             tree,
-            kv: Arc::new(SledKv { tree: kv_tree }),
+            kv: Arc::new(SledKv::open(kv_tree)?),
             commit,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             depth: Mutex::new(depth),
@@ -495,45 +497,6 @@ impl Store for SledStore {
 impl Drop for SledStore {
     fn drop(&mut self) {
         let _ = self.db.flush();
-    }
-}
-
-/// Adapter key-value data in its own tree, capped per network.
-struct SledKv {
-    tree: sled::Tree,
-}
-
-impl KvStore for SledKv {
-    fn get(&self, network: &str, k: &str) -> Option<Vec<u8>> {
-        self.tree
-            .get(key(&["k", network, k]))
-            .ok()
-            .flatten()
-            .map(|v| v.to_vec())
-    }
-
-    fn set(&self, network: &str, k: &str, value: &[u8]) -> std::result::Result<(), KvError> {
-        check_kv_sizes(k, value)?;
-        let mut total = 0usize;
-        for r in self.tree.scan_prefix(key(&["k", network, ""])) {
-            let (key_bytes, v) = r.map_err(|e| KvError::Backend(e.into()))?;
-            if last_part(&key_bytes).as_deref() != Some(k) {
-                total += key_bytes.len() + v.len();
-            }
-        }
-        if total + k.len() + value.len() > KV_MAX_TOTAL {
-            return Err(KvError::QuotaFull);
-        }
-        // Adapter state (tokens, counters) is a cache: losing the last write
-        // in a crash costs a re-login, so it does not wait for an fsync.
-        self.tree
-            .insert(key(&["k", network, k]), value)
-            .map(|_| ())
-            .map_err(|e| KvError::Backend(e.into()))
-    }
-
-    fn delete(&self, network: &str, k: &str) {
-        let _ = self.tree.remove(key(&["k", network, k]));
     }
 }
 

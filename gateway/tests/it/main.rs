@@ -6,3 +6,4 @@ mod config_snapshots;
 mod delivery;
 mod fixtures;
 mod sandbox;
+mod startup;

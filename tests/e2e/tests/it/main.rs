@@ -12,4 +12,5 @@ mod delivery;
 mod hostile;
 mod public_security_live;
 mod security;
+mod startup;
 mod tax_live;
