@@ -150,6 +150,13 @@ impl From<CallbackError> for Problem {
     fn from(e: CallbackError) -> Self {
         match e {
             e @ CallbackError::UnknownNetwork(_) => Problem::not_found(e.to_string()),
+            e @ CallbackError::Busy(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "callbacks-busy",
+                "The network's callbacks are all in progress",
+            )
+            .detail(e.to_string())
+            .retry_after(1),
             // An authentic push the adapter cannot use yet (unknown status
             // code, unreadable body) must not be lost: 503 asks the ministry
             // to keep it and retry, and a fixed adapter (hot swap) takes it then.
