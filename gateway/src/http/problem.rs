@@ -297,4 +297,23 @@ mod tests {
         assert_eq!(refused.kind, "replay-refused");
         assert_eq!(refused.detail, "rate_per_second must be a positive number");
     }
+
+    #[test]
+    fn a_callback_over_the_networks_share_is_503_retry_after_1_naming_it() {
+        let busy = crate::runtime::NetworkSlots::new(1, 0, false)
+            .try_callback("tax")
+            .expect_err("no callback turns");
+        let p = Problem::from(CallbackError::Busy(busy));
+        assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(p.retry_after_s, Some(1));
+        assert_eq!(p.kind, "callbacks-busy");
+        assert!(p.detail.contains("network `tax`"), "{}", p.detail);
+        let resp = p.into_response();
+        assert_eq!(
+            resp.headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+    }
 }
