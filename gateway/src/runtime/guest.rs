@@ -379,6 +379,40 @@ mod tests {
         drop(again);
     }
 
+    /// A panic on a guest thread reaches the caller as an error, the
+    /// executor keeps running, and dropping it inside async code is fine.
+    #[tokio::test]
+    async fn a_panic_on_a_guest_thread_is_an_error_not_a_crash() {
+        let ex = GuestExecutor::with_threads(1).expect("executor");
+        let meter = Arc::new(CpuMeter::default());
+        let failed = ex
+            .run::<(), _>(net("n"), meter.clone(), async { panic!("boom") })
+            .await;
+        assert!(failed.expect_err("the task panicked").is_panic());
+        let ok = ex.run(net("n"), meter, async { 7 }).await;
+        assert_eq!(ok.expect("still runs"), 7);
+        drop(ex);
+    }
+
+    /// The meter sums the CPU a call burns while polled, and not the time
+    /// it spends waiting between polls.
+    #[tokio::test]
+    async fn the_meter_counts_cpu_while_polled_not_waits() {
+        let ex = GuestExecutor::with_threads(1).expect("executor");
+        let meter = Arc::new(CpuMeter::default());
+        let burn = ex.run(net("n"), meter.clone(), async {
+            let start = thread_cpu_ns();
+            while thread_cpu_ns() - start < 30_000_000 {
+                std::hint::black_box(0u64);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        });
+        burn.await.expect("ran");
+        let used = meter.total();
+        assert!(used >= std::time::Duration::from_millis(30), "{used:?}");
+        assert!(used < std::time::Duration::from_millis(100), "{used:?}");
+    }
+
     #[test]
     fn the_thread_cpu_clock_counts_work_not_sleep() {
         let before = thread_cpu_ns();

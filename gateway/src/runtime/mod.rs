@@ -1,6 +1,12 @@
 //! The adapter runtime: each network's Wasm component runs in a sandbox with
 //! a fresh store per call, pooled instances, CPU/wall/memory/output limits,
 //! and no capabilities beyond the host interface in `adapters-sdk/wit`.
+//!
+//! Rooms: `call` (one call in its store, and what stopped it), `guest` (the
+//! guest threads, the round-robin gate between networks, the CPU meter),
+//! `slots` (each network's reserved share of the instance pool), `host` (the
+//! imports), `limits`, `normalize` (the contract's checks on outputs),
+//! `error` (failure kinds and classes), `cache` (compiled components).
 
 mod bindings;
 mod cache;
