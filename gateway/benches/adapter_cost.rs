@@ -82,7 +82,7 @@ fn main() {
         .expect("component built by yiwang-artifacts");
 
     let runtime = Runtime::new(RuntimeConfig {
-        max_instances: 8,
+        max_instances: Some(8),
         ..RuntimeConfig::default()
     })
     .expect("runtime");

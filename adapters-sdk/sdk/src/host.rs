@@ -23,6 +23,33 @@ pub fn warn(message: &str) {
     log(Level::Warn, message);
 }
 
+/// Route panics to the host's log at error level ("panicked at
+/// src/lib.rs:12:5: message"), so a trap's failure reason says why. Called
+/// at every export's entry; installs once per instance.
+pub fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)");
+            let line = match info.location() {
+                Some(at) => format!(
+                    "panicked at {}:{}:{}: {message}",
+                    at.file(),
+                    at.line(),
+                    at.column()
+                ),
+                None => format!("panicked: {message}"),
+            };
+            log(Level::Error, &line);
+        }));
+    });
+}
+
 /// Milliseconds since the Unix epoch, from the host's clock.
 pub fn now_millis() -> i64 {
     wit::clock::now_millis()

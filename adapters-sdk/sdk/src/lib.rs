@@ -73,21 +73,27 @@ pub trait Adapter {
 
 impl<T: Adapter> bindings::exports::yiwang::adapter::adapter::Guest for T {
     fn describe() -> Descriptor {
+        host::install_panic_hook();
         T::describe()
     }
     fn submit(submission: Submission) -> Result<Receipt, AdapterError> {
+        host::install_panic_hook();
         T::submit(submission)
     }
     fn update(change: CaseChange) -> Result<Vec<Event>, AdapterError> {
+        host::install_panic_hook();
         T::update(change)
     }
     fn query_status(network_case_number: String) -> Result<Vec<Event>, AdapterError> {
+        host::install_panic_hook();
         T::query_status(network_case_number)
     }
     fn poll(cursor: Option<String>) -> Result<PollResult, AdapterError> {
+        host::install_panic_hook();
         T::poll(cursor)
     }
     fn handle_callback(request: HttpRequest) -> Result<CallbackOutcome, AdapterError> {
+        host::install_panic_hook();
         T::handle_callback(request)
     }
 }

@@ -58,7 +58,7 @@ fn adapter_test(
     let rt = tokio_rt()?;
     let results = rt.block_on(async {
         let runtime = Runtime::new(RuntimeConfig {
-            max_instances: 4,
+            max_instances: Some(4),
             ..RuntimeConfig::default()
         })?;
         anyhow::Ok(fixture::run_dir(&runtime, &wasm, &fixtures).await?)
@@ -148,7 +148,7 @@ fn adapter_describe(component: &Path) -> Result<ExitCode> {
     let rt = tokio_rt()?;
     let descriptor = rt.block_on(async {
         let runtime = Runtime::new(RuntimeConfig {
-            max_instances: 2,
+            max_instances: Some(2),
             ..RuntimeConfig::default()
         })?;
         let sandbox = NetworkSandbox::new("describe", Vec::new());

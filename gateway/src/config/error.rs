@@ -100,6 +100,31 @@ impl<'a> Problems<'a> {
         });
     }
 
+    /// Where a key is first set at the start of a line (the file's start if
+    /// nowhere): for values whose table carries no span.
+    pub(crate) fn key_span(&self, key: &str) -> Range<usize> {
+        let mut offset = 0;
+        for line in self.text.split_inclusive('\n') {
+            let trimmed = line.trim_start();
+            if trimmed
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+            {
+                let start = offset + (line.len() - trimmed.len()) + key.len();
+                let value = self.text[start..].find('=').map_or(start, |eq| {
+                    start
+                        + eq
+                        + 1
+                        + (self.text[start + eq + 1..].len()
+                            - self.text[start + eq + 1..].trim_start().len())
+                });
+                return value..value;
+            }
+            offset += line.len();
+        }
+        0..0
+    }
+
     /// The problems in the order of the file (stable: same place keeps the
     /// order they were found in).
     pub(crate) fn into_sorted(mut self) -> Vec<ConfigError> {

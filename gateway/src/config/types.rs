@@ -252,6 +252,10 @@ pub struct NetworkConfig {
     /// Deliveries in flight at once to this network (`concurrency = 8`).
     #[serde(default = "default_concurrency")]
     pub concurrency: Spanned<u32>,
+    /// Ministry pushes in this network's adapter at once
+    /// (`callback-concurrency = 4`); more are answered 503 with `Retry-After: 1`.
+    #[serde(default = "default_callback_concurrency")]
+    pub callback_concurrency: Spanned<u32>,
     /// Values the adapter may read (`[networks.X.adapter-config]`).
     #[serde(default)]
     pub adapter_config: BTreeMap<String, String>,
@@ -301,6 +305,30 @@ impl Default for BreakerConfig {
 
 fn default_concurrency() -> Spanned<u32> {
     Spanned::new(0..0, 8)
+}
+
+fn default_callback_concurrency() -> Spanned<u32> {
+    Spanned::new(0..0, crate::runtime::DEFAULT_CALLBACK_CONCURRENCY)
+}
+
+impl NetworkConfig {
+    /// The instance slots this network reserves in the engine's pool.
+    pub fn reserved_slots(&self) -> u32 {
+        crate::runtime::reserved_slots(
+            *self.concurrency.get_ref(),
+            *self.callback_concurrency.get_ref(),
+            self.poll_interval_ms.is_some(),
+        )
+    }
+
+    /// Its slots, to share between every version of its adapter.
+    pub fn slots(&self) -> crate::runtime::NetworkSlots {
+        crate::runtime::NetworkSlots::new(
+            *self.concurrency.get_ref(),
+            *self.callback_concurrency.get_ref(),
+            self.poll_interval_ms.is_some(),
+        )
+    }
 }
 
 /// A default value: it has no place in the file (errors about it point at

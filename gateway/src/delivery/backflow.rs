@@ -374,6 +374,9 @@ pub(crate) async fn poller(delivery: Arc<Delivery>, net: Arc<NetworkRuntime>, in
 pub enum CallbackError {
     #[error("network `{0}` is not configured")]
     UnknownNetwork(String),
+    /// Over the network's `callback-concurrency`: the ministry retries.
+    #[error(transparent)]
+    Busy(#[from] crate::runtime::CallbacksBusy),
     #[error("the adapter of network `{network}` refused the callback: {message}")]
     Refused { network: String, message: String },
     #[error("the adapter of network `{network}` failed on the callback: {message}")]
@@ -398,6 +401,12 @@ pub async fn callback(
         let network = network.to_string();
         return Err(CallbackError::Adapter { network, message });
     };
+    // Refused at once rather than queued: a flood of pushes must not hold
+    // the network's other slots or the listener.
+    let _turn = adapter.slots().try_callback(network).inspect_err(|_| {
+        metrics::counter!("yiwang_callbacks_total", "network" => network.to_string(), "outcome" => "busy")
+            .increment(1);
+    })?;
     let report = adapter.handle_callback(request).await;
     delivery.after_call(network, "handle-callback", None, adapter.digest(), &report);
     let class = report.error_class();

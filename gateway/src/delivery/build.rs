@@ -35,6 +35,12 @@ impl Delivery {
         if runtime_config.cache_dir.is_none() {
             runtime_config.cache_dir = Some(config.data_dir().join("compiled"));
         }
+        // Every network's reserved slots fit in the pool (`config check`
+        // refuses a smaller `max-instances`).
+        runtime_config.max_instances = Some(Runtime::pool_size(
+            runtime_config.max_instances,
+            cfg.networks.values().map(|n| n.get_ref().reserved_slots()),
+        ));
         let runtime = Runtime::new(runtime_config)?;
         let audit_dir = config.audit_dir();
         let audit = AuditLog::open(&audit_dir, &config.audit_config())
@@ -160,6 +166,7 @@ fn network_runtime(
         config: net.adapter_config.clone(),
         secrets,
         limits: net.limits.get_ref().clone(),
+        slots: net.slots(),
     };
     let configured = ConfiguredAdapter {
         path: config.adapter_path(net),

@@ -150,6 +150,13 @@ impl From<CallbackError> for Problem {
     fn from(e: CallbackError) -> Self {
         match e {
             e @ CallbackError::UnknownNetwork(_) => Problem::not_found(e.to_string()),
+            e @ CallbackError::Busy(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "callbacks-busy",
+                "The network's callbacks are all in progress",
+            )
+            .detail(e.to_string())
+            .retry_after(1),
             // An authentic push the adapter cannot use yet (unknown status
             // code, unreadable body) must not be lost: 503 asks the ministry
             // to keep it and retry, and a fixed adapter (hot swap) takes it then.
@@ -289,5 +296,24 @@ mod tests {
         assert_eq!(refused.status, StatusCode::BAD_REQUEST);
         assert_eq!(refused.kind, "replay-refused");
         assert_eq!(refused.detail, "rate_per_second must be a positive number");
+    }
+
+    #[test]
+    fn a_callback_over_the_networks_share_is_503_retry_after_1_naming_it() {
+        let busy = crate::runtime::NetworkSlots::new(1, 0, false)
+            .try_callback("tax")
+            .expect_err("no callback turns");
+        let p = Problem::from(CallbackError::Busy(busy));
+        assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(p.retry_after_s, Some(1));
+        assert_eq!(p.kind, "callbacks-busy");
+        assert!(p.detail.contains("network `tax`"), "{}", p.detail);
+        let resp = p.into_response();
+        assert_eq!(
+            resp.headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
     }
 }

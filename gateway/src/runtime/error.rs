@@ -44,7 +44,8 @@ pub enum CallError {
     /// The adapter returned something the contract does not allow.
     #[error("malformed adapter output: {0}")]
     Malformed(#[from] OutputError),
-    /// The call could not start (instance pool exhausted, instantiation failed).
+    /// The call could not start for a local reason (instantiation failed,
+    /// the guest executor stopped): never the network's fault.
     #[error("could not start the adapter: {0}")]
     Instantiate(String),
 }
@@ -58,17 +59,18 @@ impl CallError {
             CallError::Adapter(AdapterError::Retryable(_)) => ErrorClass::Retryable,
             CallError::Adapter(AdapterError::Permanent(_)) => ErrorClass::Permanent,
             CallError::Adapter(AdapterError::Ambiguous(_)) => ErrorClass::Ambiguous,
+            // A broken sandbox rule is final for the call, whatever the
+            // adapter sent before or after it: no verification may turn it
+            // into a delivery.
+            CallError::Violation(_) => ErrorClass::Permanent,
             _ if sent => ErrorClass::Ambiguous,
-            CallError::Instantiate(_)
-            | CallError::Limit(LimitHit::CpuTime { .. } | LimitHit::WallTime { .. }) => {
-                ErrorClass::Retryable
-            }
+            // A limit hit may be the input's fault or the machine's; the
+            // delivery queue counts them and dead-letters a job after its
+            // network's allowance of limit hits.
+            CallError::Instantiate(_) | CallError::Limit(_) => ErrorClass::Retryable,
             // A faulty adapter fails the same way again: dead-letter, then
             // replay once a fixed version is deployed.
-            CallError::Limit(_)
-            | CallError::Violation(_)
-            | CallError::Trap(_)
-            | CallError::Malformed(_) => ErrorClass::Permanent,
+            CallError::Trap(_) | CallError::Malformed(_) => ErrorClass::Permanent,
         }
     }
 
@@ -83,7 +85,7 @@ impl CallError {
             CallError::Limit(LimitHit::Memory { .. }) => "limit_memory",
             CallError::Limit(LimitHit::Table { .. }) => "limit_table",
             CallError::Limit(LimitHit::StackOverflow) => "limit_stack",
-            CallError::Limit(LimitHit::Output { .. }) => "limit_output",
+            CallError::Limit(LimitHit::Output { .. } | LimitHit::Transfer { .. }) => "limit_output",
             CallError::Violation(Violation::ForbiddenDestination { .. }) => "violation_destination",
             CallError::Violation(Violation::TooManyRequests { .. }) => "violation_requests",
             CallError::Trap(_) => "trap",
@@ -182,4 +184,58 @@ pub enum TextProblem {
     TooLong { len: usize, max: usize },
     #[error("contains control characters")]
     ControlCharacters,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn violation() -> CallError {
+        CallError::Violation(Violation::ForbiddenDestination {
+            network: "n".into(),
+            url: "http://elsewhere/".into(),
+        })
+    }
+
+    #[test]
+    fn a_violation_is_permanent_even_after_a_send() {
+        assert_eq!(violation().class(false), ErrorClass::Permanent);
+        assert_eq!(violation().class(true), ErrorClass::Permanent);
+        let too_many = CallError::Violation(Violation::TooManyRequests { limit: 2 });
+        assert_eq!(too_many.class(true), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn limits_are_retryable_unless_something_was_sent() {
+        let limits = [
+            LimitHit::CpuTime { limit_ms: 1 },
+            LimitHit::WallTime { limit_ms: 1 },
+            LimitHit::Memory {
+                desired: 2,
+                limit: 1,
+            },
+            LimitHit::Table {
+                desired: 2,
+                limit: 1,
+            },
+            LimitHit::StackOverflow,
+            LimitHit::Output { size: 2, limit: 1 },
+            LimitHit::Transfer { budget: 1 },
+        ];
+        for hit in limits {
+            let e = CallError::Limit(hit);
+            assert_eq!(e.class(false), ErrorClass::Retryable, "{e}");
+            assert_eq!(e.class(true), ErrorClass::Ambiguous, "{e}");
+        }
+    }
+
+    #[test]
+    fn traps_and_malformed_output_are_permanent_unless_sent() {
+        let trap = CallError::Trap("unreachable".into());
+        assert_eq!(trap.class(false), ErrorClass::Permanent);
+        assert_eq!(trap.class(true), ErrorClass::Ambiguous);
+        let local = CallError::Instantiate("pool".into());
+        assert_eq!(local.class(false), ErrorClass::Retryable);
+        assert_eq!(local.kind(), "instantiate");
+    }
 }

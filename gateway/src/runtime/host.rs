@@ -6,6 +6,7 @@ use super::bindings::yiwang::adapter::{clock, config, http, kv, log, secrets, ty
 use super::error::Violation;
 use super::kv::{KvStore, MemoryKv};
 use super::limits::{Limits, MemoryLimiter};
+use super::slots::NetworkSlots;
 use crate::transport::{OutboundRequest, Transport, TransportError};
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
@@ -31,6 +32,8 @@ pub struct NetworkSandbox {
     /// Values the adapter may use but never read.
     pub secrets: BTreeMap<String, String>,
     pub limits: Limits,
+    /// The network's reserved instance slots, shared by all its versions.
+    pub slots: NetworkSlots,
 }
 
 impl std::fmt::Debug for NetworkSandbox {
@@ -42,12 +45,13 @@ impl std::fmt::Debug for NetworkSandbox {
             .field("config", &self.config)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .field("limits", &self.limits)
+            .field("slots", &self.slots.reserved())
             .finish()
     }
 }
 
 impl NetworkSandbox {
-    /// A sandbox with default limits and no config or secrets.
+    /// A sandbox with default limits and slots, and no config or secrets.
     pub fn new(network: impl Into<String>, endpoints: Vec<::http::Uri>) -> Self {
         NetworkSandbox {
             network: network.into(),
@@ -55,6 +59,7 @@ impl NetworkSandbox {
             config: BTreeMap::new(),
             secrets: BTreeMap::new(),
             limits: Limits::default(),
+            slots: NetworkSlots::default(),
         }
     }
 
@@ -181,6 +186,9 @@ pub struct CallTrace {
     pub dropped_log_lines: u32,
     /// The TLS peer refusal, if a send failed on one (nothing was sent).
     pub peer_rejected: Option<String>,
+    /// The last line the adapter logged at error level (the SDK's panic
+    /// hook logs a panic's message there): a trap's reason quotes it.
+    pub last_error: Option<String>,
 }
 
 /// The store data of one call.
@@ -191,8 +199,6 @@ pub struct HostState {
     sandbox: Arc<NetworkSandbox>,
     services: Services,
     pub(crate) trace: CallTrace,
-    /// Epoch ticks the guest has run for; checked against the CPU limit.
-    pub(crate) ticks: u64,
     pub(crate) case_number: Option<String>,
 }
 
@@ -220,7 +226,6 @@ impl HostState {
             sandbox,
             services,
             trace: CallTrace::default(),
-            ticks: 0,
             case_number,
         }
     }
@@ -456,7 +461,10 @@ impl log::Host for HostState {
             log::Level::Debug => tracing::debug!(target: "adapter", network, case, "{message}"),
             log::Level::Info => tracing::info!(target: "adapter", network, case, "{message}"),
             log::Level::Warn => tracing::warn!(target: "adapter", network, case, "{message}"),
-            log::Level::Error => tracing::error!(target: "adapter", network, case, "{message}"),
+            log::Level::Error => {
+                tracing::error!(target: "adapter", network, case, "{message}");
+                self.trace.last_error = Some(message);
+            }
         }
         Ok(())
     }

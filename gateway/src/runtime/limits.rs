@@ -10,8 +10,9 @@ use std::time::Duration;
 pub struct Limits {
     /// Linear memory an instance may grow to (`memory-bytes = 67108864`).
     pub memory_bytes: usize,
-    /// Guest execution time per call, measured in epoch ticks
-    /// (`cpu-time-ms = 2000`); time spent waiting on the network is not counted.
+    /// The call's own CPU time (`cpu-time-ms = 2000`): its thread CPU time,
+    /// host work done for it included, checked at every epoch tick; time
+    /// spent waiting (on the ministry, for a guest thread) is not counted.
     #[serde(with = "millis", rename = "cpu-time-ms")]
     pub cpu_time: Duration,
     /// Wall-clock time per call including network waits (`wall-time-ms = 30000`).
@@ -72,6 +73,14 @@ pub enum LimitHit {
     StackOverflow,
     #[error("output of {size} bytes over the limit of {limit} bytes")]
     Output { size: usize, limit: usize },
+    /// A value passed from the guest to the host (a return, a request body,
+    /// a kv value) over what any limit allows, refused while it was being
+    /// copied out of the guest (wasmtime's hostcall fuel).
+    #[error(
+        "a value of more than {budget} bytes from the adapter, refused before it was copied \
+         (max-output-bytes, max-request-bytes or the kv value cap)"
+    )]
+    Transfer { budget: usize },
 }
 
 /// Denies growth past the network's limit and remembers that it did, so the

@@ -1,14 +1,23 @@
 //! The adapter runtime: each network's Wasm component runs in a sandbox with
 //! a fresh store per call, pooled instances, CPU/wall/memory/output limits,
 //! and no capabilities beyond the host interface in `adapters-sdk/wit`.
+//!
+//! Rooms: `call` (one call in its store, and what stopped it), `guest` (the
+//! guest threads, the round-robin gate between networks, the CPU meter),
+//! `slots` (each network's reserved share of the instance pool), `host` (the
+//! imports), `limits`, `normalize` (the contract's checks on outputs),
+//! `error` (failure kinds and classes), `cache` (compiled components).
 
 mod bindings;
 mod cache;
+mod call;
 mod error;
+mod guest;
 mod host;
 mod kv;
 mod limits;
 mod normalize;
+mod slots;
 
 pub use bindings::{
     AdapterError, CallbackOutcome, CaseChange, Decision, Descriptor, Event, FieldMapping, Header,
@@ -27,6 +36,9 @@ pub use kv::{
 };
 pub use limits::{LimitHit, Limits};
 pub use normalize::{NormalizedCallback, NormalizedPoll, NormalizedReceipt};
+pub use slots::{
+    CallbacksBusy, DEFAULT_CALLBACK_CONCURRENCY, HEADROOM_SLOTS, NetworkSlots, reserved_slots,
+};
 
 /// The gateway's check and normalization of what an adapter made of a
 /// ministry push (exposed for the fuzz targets).
@@ -39,29 +51,32 @@ pub fn normalize_callback(
 }
 
 use bindings::{AdapterWorld, AdapterWorldPre};
+use call::{Export, GuestCall};
+use guest::{CpuMeter, GuestExecutor};
 use host::HostState;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-    UpdateDeadline,
-};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Engine-wide settings (`[runtime]` in the gateway config).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct RuntimeConfig {
-    /// Adapter calls that may run at once across all networks (pool slots).
-    pub max_instances: u32,
+    /// Instances the engine's pool holds (`max-instances = 128`). Unset, the
+    /// pool is sized from the networks' reservations (see
+    /// [`Runtime::pool_size`]); set below their sum, `config check` refuses it.
+    pub max_instances: Option<u32>,
     /// The largest memory any network's limit may allow.
     pub max_memory_bytes: usize,
     /// Where compiled components are cached; none disables the cache.
     pub cache_dir: Option<PathBuf>,
-    /// Epoch tick: the granularity of CPU-time limits and of yielding.
+    /// Epoch tick: how often a running guest gives its thread back to the
+    /// round-robin, and the granularity of the CPU-time limit (a call is
+    /// stopped within one tick of CPU time after passing it).
     pub epoch_tick_ms: u64,
     /// Wasm stack per call; deeper recursion traps as a stack overflow.
     pub max_wasm_stack: usize,
@@ -70,7 +85,7 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
-            max_instances: 128,
+            max_instances: None,
             max_memory_bytes: 256 << 20,
             cache_dir: None,
             epoch_tick_ms: 5,
@@ -78,6 +93,10 @@ impl Default for RuntimeConfig {
         }
     }
 }
+
+/// Pool slots on top of the networks' reservations, for calls outside any
+/// network's share (`yiwang adapter` commands, fixture runs).
+pub const POOL_HEADROOM: u32 = 4;
 
 /// Address space reserved per linear memory: all of a 32-bit memory's
 /// index space, which lets Cranelift drop bounds checks (see `Runtime::new`).
@@ -110,6 +129,8 @@ pub enum LoadError {
     },
     #[error("the wasmtime engine could not be built: {0}")]
     Engine(String),
+    #[error("the guest threads could not be started: {0}")]
+    Guests(#[source] std::io::Error),
 }
 
 /// The Wasm engine, the linker with the host interface, and the epoch ticker.
@@ -120,6 +141,7 @@ pub struct Runtime {
     config: RuntimeConfig,
     compiled: Mutex<HashMap<String, Component>>,
     ticker: Arc<EpochTicker>,
+    guests: Arc<GuestExecutor>,
 }
 
 /// Stops the epoch thread when the runtime and every adapter loaded from it
@@ -135,13 +157,25 @@ impl Drop for EpochTicker {
 }
 
 impl Runtime {
+    /// The pool a configuration gets: `max-instances` if set, else the sum
+    /// of the networks' reservations plus [`POOL_HEADROOM`].
+    pub fn pool_size(max_instances: Option<u32>, reserved: impl IntoIterator<Item = u32>) -> u32 {
+        max_instances.unwrap_or_else(|| {
+            reserved
+                .into_iter()
+                .fold(POOL_HEADROOM, |sum, r| sum.saturating_add(r))
+        })
+    }
+
     pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
+        let instances =
+            Runtime::pool_size(config.max_instances, [NetworkSlots::default().reserved()]);
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(config.max_instances)
-            .total_core_instances(config.max_instances * 4)
-            .total_memories(config.max_instances * 2)
-            .total_tables(config.max_instances * 4)
-            .total_stacks(config.max_instances)
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(4))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(4))
+            .total_stacks(instances)
             .max_memories_per_component(4)
             .max_memory_size(config.max_memory_bytes);
         // Every slot is reset to its pristine image after each call (dirty
@@ -202,6 +236,7 @@ impl Runtime {
                 })
                 .map_err(|e| LoadError::Engine(format!("epoch thread: {e}")))?;
         }
+        let guests = GuestExecutor::new().map_err(LoadError::Guests)?;
         Ok(Runtime {
             engine,
             linker,
@@ -209,6 +244,7 @@ impl Runtime {
             config,
             compiled: Mutex::new(HashMap::new()),
             ticker: Arc::new(EpochTicker { stop: ticker_stop }),
+            guests: Arc::new(guests),
         })
     }
 
@@ -287,7 +323,7 @@ impl Runtime {
             sandbox: Arc::new(sandbox),
             services,
             engine: self.engine.clone(),
-            tick: Duration::from_millis(self.config.epoch_tick_ms.max(1)),
+            guests: self.guests.clone(),
             _ticker: self.ticker.clone(),
         };
         let described = adapter.describe().await;
@@ -325,7 +361,7 @@ pub struct LoadedAdapter {
     sandbox: Arc<NetworkSandbox>,
     services: Services,
     engine: wasmtime::Engine,
-    tick: Duration,
+    guests: Arc<GuestExecutor>,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -347,76 +383,55 @@ impl LoadedAdapter {
         &self.sandbox.network
     }
 
-    /// Run one export in a fresh store under every limit.
+    /// This network's instance slots (shared by every version of its adapter).
+    pub fn slots(&self) -> &NetworkSlots {
+        &self.sandbox.slots
+    }
+
+    /// Run one export on a guest thread, in a fresh store under every
+    /// limit, holding one of the network's slots until the store is gone.
     async fn call<T, F>(&self, case_number: Option<String>, f: F) -> CallReport<T>
     where
-        T: Send,
+        T: Send + 'static,
         F: for<'a> FnOnce(
                 &'a AdapterWorld,
-                &'a mut Store<HostState>,
+                &'a mut wasmtime::Store<HostState>,
             ) -> std::pin::Pin<
                 Box<
                     dyn std::future::Future<Output = wasmtime::Result<Result<T, AdapterError>>>
                         + Send
                         + 'a,
                 >,
-            > + Send,
+            > + Send
+            + 'static,
     {
         let started = Instant::now();
-        let mut store = Store::new(
-            &self.engine,
-            HostState::new(self.sandbox.clone(), self.services.clone(), case_number),
-        );
-        store.limiter(|s| &mut s.limiter);
-        let max_ticks =
-            (self.sandbox.limits.cpu_time.as_millis() / self.tick.as_millis().max(1)).max(1) as u64;
-        store.set_epoch_deadline(1);
-        let cpu_limit_ms = self.sandbox.limits.cpu_time.as_millis() as u64;
-        store.epoch_deadline_callback(move |mut ctx| {
-            let state = ctx.data_mut();
-            state.ticks += 1;
-            if state.ticks > max_ticks {
-                state.limiter.hit = Some(LimitHit::CpuTime {
-                    limit_ms: cpu_limit_ms,
-                });
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            // Yield at every tick so a busy guest never holds a tokio worker.
-            Ok(UpdateDeadline::Yield(1))
-        });
-        let wall = host::wall_limit(&self.sandbox);
-        let work = async {
-            let instance = self
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(Outcome::Instantiate)?;
-            f(&instance, &mut store).await.map_err(Outcome::Trap)
+        let slot = self.sandbox.slots.call().await;
+        let meter = Arc::new(CpuMeter::default());
+        let call = GuestCall {
+            pre: self.pre.clone(),
+            engine: self.engine.clone(),
+            sandbox: self.sandbox.clone(),
+            services: self.services.clone(),
+            meter: meter.clone(),
         };
-        let outcome = tokio::time::timeout(wall, work).await;
-        let result = match outcome {
-            Err(_) => Err(CallError::Limit(LimitHit::WallTime {
-                limit_ms: wall.as_millis() as u64,
-            })),
-            Ok(Err(Outcome::Instantiate(e))) => Err(CallError::Instantiate(format!("{e:#}"))),
-            Ok(Err(Outcome::Trap(e))) => Err(classify_trap(
-                &e,
-                store.data().limiter.hit.clone(),
-                cpu_limit_ms,
-            )),
-            Ok(Ok(Err(adapter_error))) => Err(CallError::Adapter(adapter_error)),
-            Ok(Ok(Ok(value))) => Ok(value),
+        let export: Export<T> = Box::new(f);
+        let network: Arc<str> = Arc::from(self.sandbox.network.as_str());
+        let work = async move {
+            let outcome = call.run(case_number, export).await;
+            drop(slot);
+            outcome
         };
-        let state = store.into_data();
-        let result = match (result, state.trace.violations.first()) {
-            // A call that broke a sandbox rule fails with that violation,
-            // whatever the adapter made of the refusal.
-            (_, Some(v)) => Err(CallError::Violation(v.clone())),
-            (r, None) => r,
+        let (result, trace) = match self.guests.run(network, meter.clone(), work).await {
+            Ok(outcome) => outcome,
+            Err(e) => (Err(task_failed(&e)), unknown_trace()),
         };
+        let cpu = meter.total();
+        metrics::counter!("yiwang_adapter_cpu_microseconds_total", "network" => self.sandbox.network.clone())
+            .increment(cpu.as_micros() as u64);
         CallReport {
             result,
-            trace: state.trace,
+            trace,
             elapsed: started.elapsed(),
         }
     }
@@ -527,66 +542,22 @@ impl LoadedAdapter {
     }
 }
 
-enum Outcome {
-    Instantiate(wasmtime::Error),
-    Trap(wasmtime::Error),
-}
-
-/// Name the limit a trap came from, when it came from one.
-fn classify_trap(e: &wasmtime::Error, hit: Option<LimitHit>, cpu_limit_ms: u64) -> CallError {
-    if let Some(hit) = hit {
-        return CallError::Limit(match hit {
-            LimitHit::CpuTime { .. } => LimitHit::CpuTime {
-                limit_ms: cpu_limit_ms,
-            },
-            other => other,
-        });
-    }
-    if let Some(hit) = e.downcast_ref::<LimitHit>() {
-        return CallError::Limit(hit.clone());
-    }
-    match e.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::StackOverflow) => CallError::Limit(LimitHit::StackOverflow),
-        Some(wasmtime::Trap::Interrupt) => CallError::Limit(LimitHit::CpuTime {
-            limit_ms: cpu_limit_ms,
-        }),
-        Some(trap) => CallError::Trap(format!("{trap}: {}", first_line(e))),
-        None => CallError::Trap(format!("{e:#}")),
+/// A call whose guest task panicked or was cancelled (shutdown): a local
+/// failure, never the gateway's crash.
+fn task_failed(e: &tokio::task::JoinError) -> CallError {
+    if e.is_cancelled() {
+        CallError::Instantiate("the guest executor stopped before the call ended".into())
+    } else {
+        tracing::error!(error = %e, "an adapter call's host task panicked");
+        CallError::Trap(format!("the host failed while running the adapter: {e}"))
     }
 }
 
-fn first_line(e: &wasmtime::Error) -> String {
-    format!("{e:#}")
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// A network's current adapter. Swapping installs a new version for new
-/// calls at once; calls already running keep the version they started with.
-pub struct AdapterSlot {
-    current: RwLock<Arc<LoadedAdapter>>,
-}
-
-impl AdapterSlot {
-    pub fn new(adapter: LoadedAdapter) -> Self {
-        AdapterSlot {
-            current: RwLock::new(Arc::new(adapter)),
-        }
-    }
-
-    /// The adapter new calls should use.
-    pub fn current(&self) -> Arc<LoadedAdapter> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Install a new version; returns the one it replaced.
-    pub fn swap(&self, adapter: LoadedAdapter) -> Arc<LoadedAdapter> {
-        let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
-        std::mem::replace(&mut *guard, Arc::new(adapter))
+/// The trace of a call that ended abnormally: whether it sent is unknown,
+/// so it may have.
+fn unknown_trace() -> CallTrace {
+    CallTrace {
+        sent: true,
+        ..CallTrace::default()
     }
 }

@@ -7,7 +7,7 @@ use yiwang_gateway::runtime::{Runtime, RuntimeConfig};
 
 fn runtime() -> Runtime {
     Runtime::new(RuntimeConfig {
-        max_instances: 8,
+        max_instances: Some(8),
         ..RuntimeConfig::default()
     })
     .expect("runtime")

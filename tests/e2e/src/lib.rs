@@ -216,7 +216,7 @@ pub fn config_text(
     out.push_str(listeners);
     out.push('\n');
     out.push_str(TLS);
-    out.push_str("\n[runtime]\nmax-instances = 64\n\n");
+    out.push_str("\n[runtime]\n\n");
     if principals.is_empty() {
         let names: Vec<&str> = networks.iter().map(|(s, _)| s.name.as_str()).collect();
         out.push_str(&default_principals(&names));

@@ -18,7 +18,7 @@ use yiwang_simulator::{SimCase, SimConfig, Simulator};
 /// A small runtime for one test.
 pub fn runtime() -> Result<Runtime> {
     Ok(Runtime::new(RuntimeConfig {
-        max_instances: 8,
+        max_instances: Some(8),
         ..RuntimeConfig::default()
     })?)
 }

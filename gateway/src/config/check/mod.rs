@@ -10,6 +10,7 @@ mod audit;
 mod items;
 mod networks;
 mod principals;
+mod runtime;
 mod subscribers;
 mod tls;
 
@@ -34,6 +35,7 @@ pub(super) fn check(config: &Config, p: &mut Problems<'_>, base: &Path) {
     for (code, item) in &config.items {
         items::check(code, item, &config.networks, p);
     }
+    runtime::check(config, p);
 }
 
 /// The value's place, or `outer`'s when the value was defaulted.
