@@ -134,6 +134,10 @@ impl Dispatcher {
             Ok(due) => due,
             Err(e) => {
                 tracing::error!(destination = %self.key, error = %e, "cannot read the queue");
+                self.breaker
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .neutral();
                 return Some(now.saturating_add(1000));
             }
         };
@@ -164,6 +168,15 @@ impl Dispatcher {
                 drop(permit);
                 wake.notify_one();
             });
+        }
+        if started == 0 {
+            // A probe the breaker granted but no job took (the due jobs were
+            // already running, or none was due) is given back, or the
+            // breaker would wait for a probe that never ends.
+            self.breaker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .neutral();
         }
         due.next
     }
@@ -218,6 +231,9 @@ async fn attempt(
 ) {
     let started_at = now_millis();
     let Some((record, job, verifying)) = begin(delivery, job_ref, started_at).await else {
+        // Nothing ran (the job moved on meanwhile): if this was the
+        // breaker's probe, the next call probes instead.
+        breaker.lock().unwrap_or_else(|p| p.into_inner()).neutral();
         return;
     };
     let clock = Instant::now();
