@@ -63,6 +63,14 @@ pub struct NetworkSpec {
     pub send_timeout_ms: u64,
     /// Extra TOML lines for `[networks.<name>]` (limits, retry, breaker tables go after).
     pub extra: String,
+    /// `[retry] max-interval-ms` (the backoff ceiling).
+    pub retry_max_interval_ms: u64,
+    /// Extra TOML lines for `[networks.<name>.retry]`.
+    pub retry_extra: String,
+    /// `[limits] wall-time-ms`: how long one adapter call may take.
+    pub wall_time_ms: u64,
+    /// Extra TOML lines for `[networks.<name>.limits]`.
+    pub limits_extra: String,
 }
 
 impl NetworkSpec {
@@ -80,7 +88,47 @@ impl NetworkSpec {
             breaker: (3, 300),
             send_timeout_ms: 2000,
             extra: String::new(),
+            retry_max_interval_ms: 400,
+            retry_extra: String::new(),
+            wall_time_ms: 10_000,
+            limits_extra: String::new(),
         }
+    }
+
+    /// The hostile test adapter in `mode` (plugins/testing/hostile), with a
+    /// JSON REST simulator as its only endpoint.
+    pub fn hostile(name: &str, mode: &str) -> Self {
+        Self::new(
+            name,
+            SimConfig::json_rest(name),
+            yiwang_artifacts::HOSTILE_ADAPTER,
+        )
+        .with_config("mode", mode)
+    }
+
+    /// One `adapter-config` value.
+    pub fn with_config(mut self, key: &str, value: &str) -> Self {
+        self.adapter_config.insert(key.into(), value.into());
+        self
+    }
+
+    /// One line (`key = value`) added to `[networks.<name>.retry]`.
+    pub fn with_retry(mut self, line: &str) -> Self {
+        self.retry_extra.push_str(line);
+        self.retry_extra.push('\n');
+        self
+    }
+
+    pub fn with_wall_time_ms(mut self, ms: u64) -> Self {
+        self.wall_time_ms = ms;
+        self
+    }
+
+    /// One line (`key = value`) added to `[networks.<name>.limits]`.
+    pub fn with_limits(mut self, line: &str) -> Self {
+        self.limits_extra.push_str(line);
+        self.limits_extra.push('\n');
+        self
     }
 
     /// Archetype 1 (JSON REST + token) with the market-regulation adapter.
@@ -240,15 +288,16 @@ pub fn config_text(
             toml_str(&yiwang_pki::network_server_name(n))
         ));
         out.push_str(&format!(
-            "[networks.{n}.retry]\ninitial-ms = 50\nmax-interval-ms = 400\n"
+            "[networks.{n}.retry]\ninitial-ms = 50\nmax-interval-ms = {}\n{}",
+            spec.retry_max_interval_ms, spec.retry_extra
         ));
         out.push_str(&format!(
             "[networks.{n}.breaker]\nfailures = {}\ncooldown-ms = {}\n",
             spec.breaker.0, spec.breaker.1
         ));
         out.push_str(&format!(
-            "[networks.{n}.limits]\nsend-timeout-ms = {}\nwall-time-ms = 10000\n",
-            spec.send_timeout_ms
+            "[networks.{n}.limits]\nsend-timeout-ms = {}\nwall-time-ms = {}\n{}",
+            spec.send_timeout_ms, spec.wall_time_ms, spec.limits_extra
         ));
         if !spec.secrets.is_empty() {
             out.push_str(&format!("[networks.{n}.secrets]\n"));

@@ -4,9 +4,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use yiwang_adapter_sdk::http::{Request, ResponseExt};
 use yiwang_adapter_sdk::{
-    Adapter, AdapterError, Descriptor, Event, Receipt, Stage, Submission, export_adapter, host,
-    permanent,
+    Adapter, AdapterError, CallbackOutcome, Descriptor, Event, HttpRequest, PollResult, Receipt,
+    Stage, Submission, export_adapter, host, permanent,
 };
+
+mod neighbour;
 
 struct Hostile;
 
@@ -55,6 +57,7 @@ fn recurse(depth: u64) -> u64 {
 
 impl Adapter for Hostile {
     fn describe() -> Descriptor {
+        neighbour::describe_loops();
         Descriptor {
             name: "hostile".into(),
             version: host::config("version").unwrap_or_else(|| "1.0.0".into()),
@@ -66,8 +69,12 @@ impl Adapter for Hostile {
     }
 
     fn submit(s: Submission) -> Result<Receipt, AdapterError> {
+        let mode = mode();
+        if let Some(outcome) = neighbour::submit(&mode, &s) {
+            return outcome;
+        }
         let case = case_number(&s);
-        match mode().as_str() {
+        match mode.as_str() {
             "echo" => Ok(receipt(format!("ECHO-{case}"), s.idempotency_key)),
             "relay" => {
                 let resp = Request::post("/relay")
@@ -128,7 +135,7 @@ impl Adapter for Hostile {
                 let n = recurse(0);
                 Ok(receipt(n.to_string(), String::new()))
             }
-            "trap" => panic!("hostile adapter panics on purpose"),
+            "trap" | "panic" => panic!("hostile adapter panics on purpose"),
             "oversize" => Ok(receipt(case, "x".repeat(16 << 20))),
             "foreign-host" => {
                 // Refused by the host; pretend it worked anyway.
@@ -200,6 +207,15 @@ impl Adapter for Hostile {
             Stage::Accepted,
             at,
         )])
+    }
+
+    fn poll(cursor: Option<String>) -> Result<PollResult, AdapterError> {
+        Ok(neighbour::poll(cursor))
+    }
+
+    fn handle_callback(request: HttpRequest) -> Result<CallbackOutcome, AdapterError> {
+        let _ = request;
+        neighbour::handle_callback()
     }
 }
 

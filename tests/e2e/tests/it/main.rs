@@ -10,6 +10,7 @@ mod adapters_live;
 mod crash;
 mod delivery;
 mod hostile;
+mod neighbours;
 mod public_security_live;
 mod security;
 mod startup;
