@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use yiwang_gateway::delivery::{ConfiguredAdapter, Versions};
 use yiwang_gateway::runtime::{
     CallError, ErrorClass, LimitHit, NetworkSandbox, NetworkSlots, Runtime, RuntimeConfig,
     Services, Submission, Violation,
 };
-use yiwang_gateway::delivery::{ConfiguredAdapter, Versions};
 use yiwang_gateway::transport::{
     OutboundRequest, OutboundResponse, SendFuture, Transport, TransportError,
 };
