@@ -39,8 +39,9 @@ plugins: setup
 	cd $(PLUGINS) && $(CARGO) build --release
 
 # Every benchmark, each against its baseline in the same run (docs/benchmarks.md):
-# P3 (adapter cost, Wasm against native), then P1, P2, P4, P5 (the gateway as
-# a process against PostgreSQL 15 and nginx). Not part of `make test`.
+# P3 (adapter cost, Wasm against native), then P1, P2, P4, P5, P6 (the gateway
+# as a process against PostgreSQL 15, nginx, and itself without a hostile
+# neighbour). Not part of `make test`.
 # `make bench BENCH_ARGS=--quick` is a short smoke run; `BENCH_ARGS=p2` one benchmark.
 bench: setup bench-deps
 	$(CARGO) bench -p yiwang-gateway --bench adapter_cost

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use yiwang_e2e::{Client, NetworkSpec, Pki, config_text};
 
@@ -110,9 +110,63 @@ impl GatewayProcess {
         Ok(GatewayProcess { child, ready_after })
     }
 
+    /// Start the gateway on `config` with its log (stderr) in `log`, and wait
+    /// at most `within` for it to listen. A gateway that exits first, or is
+    /// still not listening by then (it is killed), is an error that quotes
+    /// the end of its log.
+    pub fn spawn_logged(config: &Path, log: &Path, within: Duration) -> Result<GatewayProcess> {
+        use std::io::{BufRead, BufReader};
+        use std::sync::mpsc::RecvTimeoutError;
+        let started = std::time::Instant::now();
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg(crate::GATEWAY_ARG)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .context("spawn the gateway")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut told = false;
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                if !told && line.contains("intake listening") {
+                    told = tx.send(()).is_ok();
+                }
+            }
+        });
+        let heard = rx.recv_timeout(within);
+        let mut gateway = GatewayProcess {
+            ready_after: started.elapsed(),
+            child,
+        };
+        let status = match heard {
+            Ok(()) => return Ok(gateway),
+            // Its stdout closed: it is exiting.
+            Err(RecvTimeoutError::Disconnected) => format!("exited ({})", gateway.child.wait()?),
+            Err(RecvTimeoutError::Timeout) => {
+                format!("was not listening after {} s", within.as_secs())
+            }
+        };
+        drop(gateway);
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(3).collect();
+        bail!(
+            "the gateway {status}; its log ends: {}",
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        )
+    }
+
     /// Resident memory now and at its peak.
     pub fn memory(&self) -> Result<Memory> {
         Memory::of(self.child.id())
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// CPU time the process has used so far (every thread, user + system).

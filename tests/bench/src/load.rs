@@ -124,7 +124,7 @@ impl Stats {
 }
 
 /// The nearest-rank index of the `p`th percentile in `n` sorted samples.
-fn percentile_index(n: usize, p: usize) -> usize {
+pub fn percentile_index(n: usize, p: usize) -> usize {
     (n * p).div_ceil(100).clamp(1, n) - 1
 }
 

@@ -1,6 +1,6 @@
 //! `yiwang-bench`: the side-by-side benchmarks of issue 5 that need whole
 //! processes — P1 intake durability against PostgreSQL, P2 end to end
-//! against nginx, P4 isolation, P5 growth. (P3, the adapter's cost against
+//! against nginx, P4 isolation, P5 growth, P6 hostile neighbours. (P3, the adapter's cost against
 //! native code, is `cargo bench -p yiwang-gateway --bench adapter_cost`.)
 //!
 //! Each benchmark starts what it measures and its baseline itself, on
@@ -19,6 +19,7 @@ mod p1;
 mod p2;
 mod p4;
 mod p5;
+mod p6;
 mod postgres;
 
 use anyhow::Result;
@@ -31,7 +32,7 @@ pub const GATEWAY_ARG: &str = "__gateway";
 #[derive(Parser)]
 #[command(
     name = "yiwang-bench",
-    about = "Yiwang's side-by-side benchmarks (P1, P2, P4, P5)"
+    about = "Yiwang's side-by-side benchmarks (P1, P2, P4, P5, P6)"
 )]
 struct Cli {
     /// Smaller counts and shorter runs: a smoke run of every benchmark.
@@ -41,7 +42,7 @@ struct Cli {
     which: Option<Which>,
 }
 
-#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Clone)]
 enum Which {
     /// Every benchmark below, in order (the default).
     All,
@@ -53,6 +54,8 @@ enum Which {
     P4,
     /// Memory and restart recovery at 10k and 100k pending; 200 adapters.
     P5,
+    /// A healthy network and the intake under load next to each hostile neighbour.
+    P6(p6::Args),
 }
 
 /// Sizes of one run.
@@ -85,25 +88,30 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<()> {
     let scale = Scale { quick: cli.quick };
-    let which = cli.which.unwrap_or(Which::All);
+    let which = cli.which.clone().unwrap_or(Which::All);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     print_machine();
-    let all = which == Which::All;
+    let all = matches!(which, Which::All);
     rt.block_on(async {
-        if all || which == Which::P1 {
+        if all || matches!(which, Which::P1) {
             p1::run(scale).await?;
         }
-        if all || which == Which::P2 {
+        if all || matches!(which, Which::P2) {
             p2::run(scale).await?;
         }
-        if all || which == Which::P4 {
+        if all || matches!(which, Which::P4) {
             p4::run(scale).await?;
         }
-        if all || which == Which::P5 {
+        if all || matches!(which, Which::P5) {
             p5::run(scale).await?;
+        }
+        match &which {
+            Which::P6(args) => p6::run(scale, args).await?,
+            Which::All => p6::run(scale, &p6::Args::default()).await?,
+            _ => {}
         }
         anyhow::Ok(())
     })
