@@ -99,6 +99,7 @@ pub const SANDBOX_LIMITS: &[&str] = &[
     "limit_stack",
     "limit_output",
     "limit_table",
+    "limit_kv_writes",
 ];
 
 /// The kind of a call the gateway itself could not start (no instance

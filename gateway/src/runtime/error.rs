@@ -85,6 +85,7 @@ impl CallError {
             CallError::Limit(LimitHit::Memory { .. }) => "limit_memory",
             CallError::Limit(LimitHit::Table { .. }) => "limit_table",
             CallError::Limit(LimitHit::StackOverflow) => "limit_stack",
+            CallError::Limit(LimitHit::KvWrites { .. }) => "limit_kv_writes",
             CallError::Limit(LimitHit::Output { .. } | LimitHit::Transfer { .. }) => "limit_output",
             CallError::Violation(Violation::ForbiddenDestination { .. }) => "violation_destination",
             CallError::Violation(Violation::TooManyRequests { .. }) => "violation_requests",

@@ -5,7 +5,7 @@
 use super::bindings::yiwang::adapter::{clock, config, http, kv, log, secrets, types};
 use super::error::Violation;
 use super::kv::{KvStore, MemoryKv};
-use super::limits::{Limits, MemoryLimiter};
+use super::limits::{LimitHit, Limits, MemoryLimiter};
 use super::slots::NetworkSlots;
 use crate::transport::{OutboundRequest, Transport, TransportError};
 use bytes::Bytes;
@@ -184,6 +184,8 @@ pub struct CallTrace {
     pub violations: Vec<Violation>,
     pub log_lines: u32,
     pub dropped_log_lines: u32,
+    /// kv sets and deletes made (capped by `max-kv-writes-per-call`).
+    pub kv_writes: u32,
     /// The TLS peer refusal, if a send failed on one (nothing was sent).
     pub peer_rejected: Option<String>,
     /// The last line the adapter logged at error level (the SDK's panic
@@ -481,6 +483,7 @@ impl kv::Host for HostState {
         Ok(self.services.kv.get(&self.sandbox.network, &key))
     }
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        self.count_kv_write()?;
         Ok(self
             .services
             .kv
@@ -488,7 +491,24 @@ impl kv::Host for HostState {
             .map_err(|e| e.to_string()))
     }
     fn delete(&mut self, key: String) -> wasmtime::Result<()> {
+        self.count_kv_write()?;
         self.services.kv.delete(&self.sandbox.network, &key);
+        Ok(())
+    }
+}
+
+impl HostState {
+    /// One more kv write; past `max-kv-writes-per-call` the call stops with
+    /// that limit (each write is a durable transaction in the store every
+    /// network and the intake share).
+    fn count_kv_write(&mut self) -> wasmtime::Result<()> {
+        self.trace.kv_writes = self.trace.kv_writes.saturating_add(1);
+        let limit = self.sandbox.limits.max_kv_writes_per_call;
+        if self.trace.kv_writes > limit {
+            let hit = LimitHit::KvWrites { limit };
+            self.limiter.hit = Some(hit.clone());
+            return Err(hit.into());
+        }
         Ok(())
     }
 }

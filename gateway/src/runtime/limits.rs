@@ -31,6 +31,10 @@ pub struct Limits {
     pub max_requests_per_call: u32,
     /// Log lines one call may write before further ones are dropped.
     pub max_log_lines: u32,
+    /// kv writes (sets and deletes) one call may make; one more stops the
+    /// call (`max-kv-writes-per-call = 256`). Each write is a durable
+    /// transaction: this bounds what one call can make the store do.
+    pub max_kv_writes_per_call: u32,
 }
 
 impl Default for Limits {
@@ -45,6 +49,7 @@ impl Default for Limits {
             send_timeout: Duration::from_secs(10),
             max_requests_per_call: 16,
             max_log_lines: 200,
+            max_kv_writes_per_call: 256,
         }
     }
 }
@@ -81,6 +86,8 @@ pub enum LimitHit {
          (max-output-bytes, max-request-bytes or the kv value cap)"
     )]
     Transfer { budget: usize },
+    #[error("more than {limit} kv writes in one call (max-kv-writes-per-call)")]
+    KvWrites { limit: u32 },
 }
 
 /// Denies growth past the network's limit and remembers that it did, so the

@@ -88,7 +88,7 @@ impl Default for RuntimeConfig {
             max_instances: None,
             max_memory_bytes: 256 << 20,
             cache_dir: None,
-            epoch_tick_ms: 5,
+            epoch_tick_ms: 1,
             max_wasm_stack: 1 << 20,
         }
     }

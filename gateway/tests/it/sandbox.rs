@@ -13,14 +13,30 @@ use yiwang_gateway::transport::{
 };
 
 /// A ministry stand-in that answers every request with its own body, or
-/// blocks until released when asked to.
+/// blocks until released when asked to (every request, or only the first).
+#[derive(Default)]
 struct EchoTransport {
     gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// Set: only the first request waits for the gate.
+    first_only: Option<std::sync::atomic::AtomicBool>,
+}
+
+impl EchoTransport {
+    fn gated(gate: Arc<tokio::sync::Semaphore>) -> Self {
+        EchoTransport {
+            gate: Some(gate),
+            first_only: None,
+        }
+    }
 }
 
 impl Transport for EchoTransport {
     fn send(&self, request: OutboundRequest) -> SendFuture {
-        let gate = self.gate.clone();
+        let waits = match &self.first_only {
+            Some(first) => first.swap(false, std::sync::atomic::Ordering::SeqCst),
+            None => true,
+        };
+        let gate = self.gate.clone().filter(|_| waits);
         Box::pin(async move {
             if let Some(g) = gate {
                 let _permit = g
@@ -58,7 +74,7 @@ fn sandbox(network: &str, mode: &str) -> NetworkSandbox {
 }
 
 fn services() -> Services {
-    Services::new(Arc::new(EchoTransport { gate: None }))
+    Services::new(Arc::new(EchoTransport::default()))
 }
 
 fn submission(case: &str) -> Submission {
@@ -111,6 +127,18 @@ async fn infinite_loop_hits_cpu_limit() {
         matches!(err, CallError::Limit(LimitHit::CpuTime { limit_ms: 300 })),
         "{err}"
     );
+    assert_eq!(class, ErrorClass::Retryable);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kv_flood_stops_at_the_writes_per_call_limit() {
+    // `kv-flood` sets 1000 new keys a call: the 257th write stops it.
+    let (err, class) = hostile_then_healthy("kv-flood").await;
+    assert!(
+        matches!(err, CallError::Limit(LimitHit::KvWrites { limit: 256 })),
+        "{err}"
+    );
+    assert_eq!(err.kind(), "limit_kv_writes");
     assert_eq!(class, ErrorClass::Retryable);
 }
 
@@ -263,35 +291,6 @@ async fn kv_is_scoped_and_capped() {
     assert_eq!(svc.kv.get("n2", "token"), None);
 }
 
-/// A ministry stand-in whose first request blocks until released; the
-/// others are answered at once with their own body.
-struct FirstBlocks {
-    gate: Arc<tokio::sync::Semaphore>,
-    first: std::sync::atomic::AtomicBool,
-}
-
-impl Transport for FirstBlocks {
-    fn send(&self, request: OutboundRequest) -> SendFuture {
-        let gate = self
-            .first
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-            .then(|| self.gate.clone());
-        Box::pin(async move {
-            if let Some(g) = gate {
-                let _permit = g
-                    .acquire()
-                    .await
-                    .map_err(|e| TransportError::NoReply(e.to_string()))?;
-            }
-            Ok(OutboundResponse {
-                status: 200,
-                headers: vec![],
-                body: request.body,
-            })
-        })
-    }
-}
-
 /// The same component with a custom section appended: valid, and another
 /// version (another sha256) for the gateway.
 fn another_version(wasm: &[u8]) -> Vec<u8> {
@@ -310,9 +309,9 @@ async fn hot_swap_keeps_calls_in_flight_on_the_old_version() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let svc = Services::new(Arc::new(FirstBlocks {
-        gate: gate.clone(),
-        first: true.into(),
+    let svc = Services::new(Arc::new(EchoTransport {
+        gate: Some(gate.clone()),
+        first_only: Some(true.into()),
     }));
     let versions = Versions::new(
         sandbox("n", "relay"),
@@ -401,7 +400,7 @@ async fn wall_clock_limit_while_waiting_on_the_ministry_is_ambiguous() {
     let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
     // The ministry never answers: the request went out, the reply never comes.
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let svc = Services::new(Arc::new(EchoTransport { gate: Some(gate) }));
+    let svc = Services::new(Arc::new(EchoTransport::gated(gate)));
     let mut sb = sandbox("slow-net", "relay");
     sb.limits.wall_time = Duration::from_millis(300);
     let a = rt.load(&wasm, sb, svc).await.expect("load");
@@ -551,9 +550,7 @@ async fn a_network_waits_for_its_own_slots_and_never_takes_anothers() {
     .expect("runtime");
     let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let blocked = Services::new(Arc::new(EchoTransport {
-        gate: Some(gate.clone()),
-    }));
+    let blocked = Services::new(Arc::new(EchoTransport::gated(gate.clone())));
     let slow = Arc::new(rt.load(&wasm, slow, blocked).await.expect("load relay"));
     let calm = rt.load(&wasm, calm, services()).await.expect("load echo");
 

@@ -394,19 +394,25 @@ async fn a_looping_describe_takes_down_only_its_network() -> Result<()> {
 }
 
 /// Row 7 and point 8: a kv flood costs the gateway O(1) per set; submits
-/// after the quota is full still complete.
+/// after the quota is full still complete; a call that writes more than
+/// `max-kv-writes-per-call` is stopped, and its job dead-lettered after its
+/// limit hits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kv_flood_past_the_quota_still_completes() -> Result<()> {
     // About 0.8 MiB of the 1 MiB quota per submit: full during the second.
     let flood = NetworkSpec::hostile("nb7-flood", "kv-flood")
         .with_concurrency(1)
         .with_config("kv-keys", "3000")
-        .with_config("kv-value-bytes", "256");
-    let (mut w, healthy) = world_with("nb7", vec![flood], "").await?;
+        .with_config("kv-value-bytes", "256")
+        .with_limits("max-kv-writes-per-call = 4000");
+    // 1000 writes a call at the default cap of 256.
+    let burst = NetworkSpec::hostile("nb7-burst", "kv-flood").with_retry("limit-hits = 2");
+    let (mut w, healthy) = world_with("nb7", vec![flood, burst], "").await?;
     let c = start(&mut w).await?;
     for i in 0..4 {
         submit(&c, "NB7-FLOOD", &format!("NB7-F-{i:04}")).await?;
     }
+    submit(&c, "NB7-BURST", "NB7-B-0000").await?;
     healthy_delivers(&c, &healthy, "NB7", 2).await?;
     for i in 0..4 {
         let number = format!("NB7-F-{i:04}");
@@ -420,6 +426,13 @@ async fn a_kv_flood_past_the_quota_still_completes() -> Result<()> {
             .await?;
         assert_eq!(delivery_state(&view, "nb7-flood"), "delivered", "{view:#}");
     }
+    let admin = w.admin().context("admin")?;
+    let dead = dead_letter(&admin, "nb7-burst", "NB7-B-0000").await?;
+    let reason = dead.to_string();
+    assert!(
+        reason.contains("limit_kv_writes") && reason.contains("2 times"),
+        "{dead:#}"
+    );
     Ok(())
 }
 
