@@ -2,11 +2,16 @@
 //! spawn one dispatcher per destination (a network that is down holds its
 //! queue in alert), one poller per polled network that is up, the
 //! deadline monitor, housekeeping, and the watch that lifts a destination's
-//! TLS alert when its trust material changes.
+//! TLS alert when its trust material changes. Later, a network that was
+//! down comes up here too: an installed adapter, or a resume that loads the
+//! configured one, lifts its alert and starts its poller.
 
-use super::{Delivery, dispatch, monitor};
+use super::{
+    Alert, Delivery, NetworkRuntime, ResumeError, VersionError, alert, backflow, dispatch, monitor,
+};
 use crate::store::Destination;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use yiwang_audit::{Entry, Kind};
 
 impl Delivery {
@@ -49,5 +54,62 @@ impl Delivery {
                 "version": env!("CARGO_PKG_VERSION"),
             })));
         Ok(())
+    }
+
+    /// Operator: resume a destination held in alert (see
+    /// [`Delivery::lift_alert`]); a network that is down first retries
+    /// loading its configured adapter, and stays down if that fails.
+    pub async fn resume(self: &Arc<Self>, name: &str) -> Result<Option<Alert>, ResumeError> {
+        if let Some(net) = self.networks.get(name).filter(|n| n.is_down()) {
+            if let Err(e) = net.versions.load_configured(&self.runtime).await {
+                let reason = format!("adapter failed to load: {e}");
+                self.alerts.raise_adapter_down(name, &reason);
+                let network = name.to_string();
+                return Err(ResumeError::AdapterLoad { network, reason });
+            }
+            self.start_poller(net);
+        }
+        self.lift_alert(name, "an operator resumed it")
+            .ok_or_else(|| ResumeError::UnknownDestination(name.to_string()))
+    }
+
+    /// Run a polled network's poller, once, when it has an adapter (at
+    /// start, or when a network that was down comes up).
+    pub(crate) fn start_poller(self: &Arc<Self>, net: &Arc<NetworkRuntime>) {
+        let Some(ms) = net.poll_interval_ms else {
+            return;
+        };
+        if net.is_down() || net.poller_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let poller = backflow::poller(self.clone(), net.clone(), ms);
+        self.tasks.spawn(poller);
+    }
+
+    /// Make a new version the network's current adapter (hot swap); its
+    /// sha256. A network that was down comes up: its adapter alert is
+    /// lifted and its poller starts.
+    pub async fn install(
+        self: &Arc<Self>,
+        network: &str,
+        wasm: &[u8],
+    ) -> Result<String, VersionError> {
+        let net = self
+            .networks
+            .get(network)
+            .ok_or_else(|| VersionError::UnknownNetwork(network.to_string()))?;
+        let digest = net.versions.install(&self.runtime, wasm).await?;
+        let destination = Destination::Network(network.to_string());
+        if self
+            .alerts
+            .get(&destination)
+            .is_some_and(|a| a.cause == alert::AlertCause::AdapterLoad)
+        {
+            self.alerts
+                .lift(&destination.key(), "a working adapter was installed");
+        }
+        self.start_poller(net);
+        self.wake(&destination);
+        Ok(digest)
     }
 }

@@ -10,7 +10,7 @@
 //! is refused while it is being lifted, before the host holds a copy).
 
 use super::bindings::{AdapterError, AdapterWorld, AdapterWorldPre};
-use super::error::CallError;
+use super::error::{CallError, ErrorClass};
 use super::guest::CpuMeter;
 use super::host::{self, CallTrace, HostState, NetworkSandbox, Services};
 use super::kv::KV_MAX_VALUE;
@@ -18,6 +18,7 @@ use super::limits::{LimitHit, Limits};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 /// What wasmtime says when a value from the guest is over the hostcall fuel
@@ -27,6 +28,21 @@ pub(super) const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls h
 /// Room above the largest allowed value for the rest of the same call
 /// (headers, a record's other fields).
 const FUEL_MARGIN: usize = 1 << 20;
+
+/// The outcome of one call and what it did on the way.
+#[derive(Debug)]
+pub struct CallReport<T> {
+    pub result: Result<T, CallError>,
+    pub trace: CallTrace,
+    pub elapsed: Duration,
+}
+
+impl<T> CallReport<T> {
+    /// The class of the failure, if it failed.
+    pub fn error_class(&self) -> Option<ErrorClass> {
+        self.result.as_ref().err().map(|e| e.class(self.trace.sent))
+    }
+}
 
 /// An export of the adapter, called on an instance in its store.
 pub(super) type Export<T> = Box<

@@ -25,6 +25,7 @@ pub use bindings::{
     Submission,
 };
 pub use cache::ComponentCache;
+pub use call::CallReport;
 pub use error::{
     CallError, ErrorClass, EventError, OutputError, TextError, TextProblem, Violation,
 };
@@ -334,21 +335,6 @@ impl Runtime {
             }
             Err(error) => Err(LoadError::Describe { network, error }),
         }
-    }
-}
-
-/// The outcome of one call and what it did on the way.
-#[derive(Debug)]
-pub struct CallReport<T> {
-    pub result: Result<T, CallError>,
-    pub trace: CallTrace,
-    pub elapsed: Duration,
-}
-
-impl<T> CallReport<T> {
-    /// The class of the failure, if it failed.
-    pub fn error_class(&self) -> Option<ErrorClass> {
-        self.result.as_ref().err().map(|e| e.class(self.trace.sent))
     }
 }
 

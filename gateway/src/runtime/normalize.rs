@@ -1,8 +1,8 @@
 //! Adapter output checked against the contract and normalized into the
 //! unified schema. Anything an adapter returns is untrusted input.
 
-use super::CallReport;
 use super::bindings::{self, CallbackOutcome, Descriptor, PollResult, Receipt};
+use super::call::CallReport;
 use super::error::{CallError, EventError, OutputError, TextError, TextProblem};
 use super::limits::LimitHit;
 use serde::Serialize;

@@ -93,7 +93,15 @@ pub async fn run(scale: Scale, args: &Args) -> Result<()> {
     let mut rows = Vec::new();
     for n in std::iter::once(None).chain(neighbours.iter().map(Some)) {
         let name = n.map_or("baseline (no neighbour)", |n| n.name).to_string();
-        let figures = one_run(load, &cases, n, cache.path(), args.max_instances).await;
+        let mut figures = one_run(load, &cases, n, cache.path(), args.max_instances).await;
+        if figures
+            .as_ref()
+            .is_err_and(|e| format!("{e:#}").contains("Address already in use"))
+        {
+            // A port picked as free was taken meanwhile by a simulator of
+            // this run: run the row once more, on fresh ports.
+            figures = one_run(load, &cases, n, cache.path(), args.max_instances).await;
+        }
         match &figures {
             Ok(f) => println!(
                 "{name}: {} healthy cases sent, {} undelivered, {} intake errors",
