@@ -10,6 +10,7 @@ use crate::store::{SledStore, Store};
 use crate::tls::ServerTls;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// The process-wide Prometheus recorder (installed once).
 pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
@@ -36,6 +37,8 @@ pub struct Gateway {
     pub intake_addr: SocketAddr,
     pub callback_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
+    /// How long a stop waits for the calls in progress (`shutdown-grace-ms`).
+    pub shutdown_grace: Duration,
 }
 
 impl Gateway {
@@ -117,13 +120,18 @@ impl Gateway {
             intake_addr,
             callback_addr,
             admin_addr,
+            shutdown_grace: Duration::from_millis(config.config.gateway.shutdown_grace_ms),
         })
     }
 
-    /// Stop serving and wait for the background tasks.
+    /// Stop gracefully: the listeners stop accepting (requests in progress
+    /// finish), the dispatchers and pollers start nothing new, the calls in
+    /// progress settle within `shutdown-grace-ms` (the rest are abandoned
+    /// and audited), and only then does the audit trail close, so no record
+    /// of a call is dropped.
     pub async fn shutdown(self) {
         self.delivery.stop();
-        self.delivery.stopped().await;
+        self.delivery.drained(self.shutdown_grace).await;
         if let Err(e) = self.delivery.audit.close().await {
             tracing::error!(error = %e, "the audit trail did not close cleanly");
         }

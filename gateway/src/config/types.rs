@@ -226,12 +226,25 @@ pub struct GatewaySection {
     /// Where the queue, key-value store and compile cache live
     /// (`data-dir = "/var/lib/yiwang"`), relative to the config file.
     pub data_dir: PathBuf,
+    /// How long a graceful stop waits for the calls in progress (delivery
+    /// attempts, polls, requests) before it abandons the rest
+    /// (`shutdown-grace-ms = 15000`).
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_ms: u64,
+}
+
+/// The most a stop may wait: longer than any service manager waits.
+pub const MAX_SHUTDOWN_GRACE_MS: u64 = 600_000;
+
+fn default_shutdown_grace() -> u64 {
+    15_000
 }
 
 impl Default for GatewaySection {
     fn default() -> Self {
         GatewaySection {
             data_dir: PathBuf::from("data"),
+            shutdown_grace_ms: default_shutdown_grace(),
         }
     }
 }

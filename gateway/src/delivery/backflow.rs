@@ -319,54 +319,63 @@ pub(crate) fn audit_events(delivery: &Delivery, network: &str, case: &str, event
 pub(crate) async fn poller(delivery: Arc<Delivery>, net: Arc<NetworkRuntime>, interval_ms: u64) {
     let stop = delivery.stopping();
     loop {
-        let cursor = match delivery.store.cursor(&net.name).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(network = %net.name, error = %e, "cannot read poll cursor");
-                None
-            }
-        };
-        // A network down (no adapter) has no poller; one starts when it comes up.
-        let Some(adapter) = net.versions.current() else {
+        // Abandoned by a stop, or the network is down: no more polls.
+        let what = format!("poll of network {}", net.name);
+        if let None | Some(None) = delivery.drain.run(what, poll_once(&delivery, &net)).await {
             return;
-        };
-        let report = adapter.poll(cursor.clone()).await;
-        delivery.after_call(&net.name, "poll", None, adapter.digest(), &report);
-        match report.result {
-            Ok(poll) => {
-                let n = poll.events.len();
-                match record_events(&delivery, &net.name, poll.events).await {
-                    Ok(fresh) => {
-                        if let Some(next) = poll.next_cursor
-                            && Some(&next) != cursor.as_ref()
-                            && let Err(e) = delivery.store.set_cursor(&net.name, &next).await
-                        {
-                            tracing::error!(network = %net.name, error = %e, "cannot store poll cursor");
-                        }
-                        if n > 0 {
-                            tracing::debug!(network = %net.name, events = n, fresh, "polled");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(network = %net.name, error = %e, "cannot record polled events")
-                    }
-                }
-            }
-            Err(e) => {
-                metrics::counter!("yiwang_poll_failures_total", "network" => net.name.clone(), "kind" => e.kind())
-                    .increment(1);
-                if e.kind() == super::outcome::LOCAL_SHORTAGE {
-                    metrics::counter!("yiwang_local_shortage_total", "network" => net.name.clone())
-                        .increment(1);
-                }
-                tracing::warn!(network = %net.name, error = %e, "poll failed");
-            }
         }
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_millis(interval_ms.max(100))) => {}
         }
     }
+}
+
+/// One poll: ask the adapter for new events, record them, move the
+/// cursor. `None` when the network has no adapter (it is down).
+async fn poll_once(delivery: &Delivery, net: &NetworkRuntime) -> Option<()> {
+    let cursor = match delivery.store.cursor(&net.name).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(network = %net.name, error = %e, "cannot read poll cursor");
+            None
+        }
+    };
+    // A network down (no adapter) has no poller; one starts when it comes up.
+    let adapter = net.versions.current()?;
+    let report = adapter.poll(cursor.clone()).await;
+    delivery.after_call(&net.name, "poll", None, adapter.digest(), &report);
+    match report.result {
+        Ok(poll) => {
+            let n = poll.events.len();
+            match record_events(delivery, &net.name, poll.events).await {
+                Ok(fresh) => {
+                    if let Some(next) = poll.next_cursor
+                        && Some(&next) != cursor.as_ref()
+                        && let Err(e) = delivery.store.set_cursor(&net.name, &next).await
+                    {
+                        tracing::error!(network = %net.name, error = %e, "cannot store poll cursor");
+                    }
+                    if n > 0 {
+                        tracing::debug!(network = %net.name, events = n, fresh, "polled");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(network = %net.name, error = %e, "cannot record polled events")
+                }
+            }
+        }
+        Err(e) => {
+            metrics::counter!("yiwang_poll_failures_total", "network" => net.name.clone(), "kind" => e.kind())
+                .increment(1);
+            if e.kind() == super::outcome::LOCAL_SHORTAGE {
+                metrics::counter!("yiwang_local_shortage_total", "network" => net.name.clone())
+                    .increment(1);
+            }
+            tracing::warn!(network = %net.name, error = %e, "poll failed");
+        }
+    }
+    Some(())
 }
 
 /// Why a callback was not taken.

@@ -86,6 +86,7 @@ impl Delivery {
             retention_ms: hours_ms(cfg.storage.retention_days.saturating_mul(24)),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            drain: Arc::default(),
         });
         delivery.load_adapters().await?;
         Ok(delivery)

@@ -159,7 +159,9 @@ impl Dispatcher {
             let breaker = self.breaker.clone();
             let wake = self.wake.clone();
             let destination = self.destination.clone();
-            tokio::spawn(async move {
+            let what = format!("{} job {} → {}", job.case_number, job.job, self.key);
+            let drain = self.delivery.drain.clone();
+            drain.spawn(what, async move {
                 attempt(&delivery, &destination, &job, &breaker).await;
                 claimed
                     .lock()

@@ -12,7 +12,8 @@
 //! records what ministries answer and releases chained steps; [`notice`]
 //! builds what subscribers hear; [`alert`] holds a destination whose TLS
 //! peer was refused or whose adapter failed to load; [`versions`] keeps
-//! adapter versions and hot swaps.
+//! adapter versions and hot swaps; [`drain`] holds the calls in progress
+//! that a graceful stop lets settle before the audit trail closes.
 
 pub mod admin;
 pub mod alert;
@@ -20,6 +21,7 @@ pub mod backflow;
 pub mod build;
 pub mod call;
 pub mod dispatch;
+pub mod drain;
 pub mod intake;
 pub mod monitor;
 pub mod notice;
@@ -43,10 +45,12 @@ use crate::transport::{GatewayTransport, Transport};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use yiwang_audit::AuditLog;
+use yiwang_audit::{AuditLog, Entry, Kind};
 
 /// Everything the delivery service needs besides the config.
 #[derive(Default)]
@@ -120,6 +124,8 @@ pub struct Delivery {
     shutdown: CancellationToken,
     /// Every background task, so a stop can wait for them all.
     tasks: TaskTracker,
+    /// The calls a stop drains (attempts, polls, requests), then abandons.
+    pub drain: Arc<drain::Drain>,
 }
 
 impl Delivery {
@@ -142,6 +148,33 @@ impl Delivery {
     /// After [`Delivery::stop`]: wait until every tracked task has ended.
     pub async fn stopped(&self) {
         self.tasks.wait().await;
+    }
+
+    /// After [`Delivery::stop`]: let the loops end and the calls in
+    /// progress settle, for at most `grace`; then abandon the calls still
+    /// running, with one `admin` audit record naming them. How many were
+    /// abandoned. The audit trail may close once this returns.
+    pub async fn drained(&self, grace: Duration) -> usize {
+        let begun = Instant::now();
+        let deadline = begun + grace;
+        let _ = tokio::time::timeout_at(deadline, self.tasks.wait()).await;
+        let abandoned = self.drain.finish(deadline).await;
+        self.tasks.wait().await;
+        let drain_ms = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if abandoned.is_empty() {
+            tracing::info!(drain_ms, "stopped: every call in progress settled");
+        } else {
+            tracing::warn!(drain_ms, abandoned = abandoned.len(), calls = ?abandoned,
+                "stopped: calls still running after the shutdown grace were abandoned; each attempt is verified before any resend at the next start");
+            self.audit
+                .record(Entry::new(Kind::Admin).detail(serde_json::json!({
+                    "action": "shutdown-abandoned",
+                    "grace_ms": u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+                    "abandoned": abandoned.len(),
+                    "calls": abandoned,
+                })));
+        }
+        abandoned.len()
     }
 
     /// Wake a destination's dispatcher (new or newly runnable work).

@@ -193,7 +193,9 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
         let router = router.clone();
         let state = state.clone();
         let stop = stop.clone();
-        tokio::spawn(async move {
+        // On the drain: a stop lets the request in progress finish.
+        let drain = state.delivery.drain.clone();
+        drain.spawn(format!("{name} connection from {peer}"), async move {
             let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {

@@ -36,6 +36,27 @@ pub(super) fn check(config: &Config, p: &mut Problems<'_>, base: &Path) {
         items::check(code, item, &config.networks, p);
     }
     runtime::check(config, p);
+    check_shutdown_grace(config, p);
+}
+
+/// `[gateway] shutdown-grace-ms`: 0 would abandon every call at once; more
+/// than ten minutes outlasts any service manager's stop timeout.
+fn check_shutdown_grace(config: &Config, p: &mut Problems<'_>) {
+    let grace = config.gateway.shutdown_grace_ms;
+    let max = super::types::MAX_SHUTDOWN_GRACE_MS;
+    let why = if grace == 0 {
+        "a stop would abandon every call in progress at once"
+    } else if grace > max {
+        "a service manager would kill the gateway long before"
+    } else {
+        return;
+    };
+    p.at(
+        p.key_span("shutdown-grace-ms"),
+        format!(
+            "gateway.shutdown-grace-ms {grace} is outside 1..={max}: {why} (the default is 15000)"
+        ),
+    );
 }
 
 /// The value's place, or `outer`'s when the value was defaulted.

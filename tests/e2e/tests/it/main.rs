@@ -13,5 +13,6 @@ mod hostile;
 mod neighbours;
 mod public_security_live;
 mod security;
+mod shutdown;
 mod startup;
 mod tax_live;
