@@ -83,7 +83,10 @@ impl GuestExecutor {
             meter,
         };
         match &self.rt {
-            Some(rt) => rt.spawn(metered).await,
+            // Dropping the wait (an abandoned call at shutdown, a caller
+            // that gave up) ends the guest's task too, at its next await:
+            // it must not go on holding its slot, its store and the kv.
+            Some(rt) => tokio_util::task::AbortOnDropHandle::new(rt.spawn(metered)).await,
             None => unreachable!("the guest runtime is only taken on drop"),
         }
     }
