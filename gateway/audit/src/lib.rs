@@ -61,8 +61,13 @@
 //!
 //! Every `checkpoint-every` records, at least every `checkpoint-interval-ms`
 //! while records arrive, before a segment is rolled, and on a clean shutdown
-//! ([`AuditLog::close`] or drop), the writer appends a `checkpoint` record
-//! whose `detail` is
+//! ([`AuditLog::close`] or drop), the writer appends a `checkpoint` record.
+//! Both rules count from the last signed checkpoint on disk (its seq and
+//! `at`), not from the process's start; and when open finds records after
+//! the last signed checkpoint (a run that ended without a clean shutdown),
+//! it signs them at once, after its `start` record. So a gateway that is
+//! killed again and again still signs each run's records at the next open,
+//! with at most one checkpoint per open. A checkpoint's `detail` is
 //!
 //! ```text
 //! {"covers-seq":N,"covers-hash":"<hash of record N>","alg":"sha256",
@@ -107,8 +112,9 @@
 //! seq and reason (again at every open while the break is in the last
 //! segment); the chain continues from the last record as written, and
 //! `verify` keeps reporting the break. (Open reads only the last segment;
-//! the whole chain is `verify`'s job.) Open also appends a `start` record;
-//! close appends `stop` and a final checkpoint.
+//! the whole chain is `verify`'s job.) Open also appends a `start` record,
+//! then a checkpoint if the records found were not all signed (see
+//! Checkpoints); close appends `stop` and a final checkpoint.
 //!
 //! # What verify detects
 //!
@@ -131,7 +137,8 @@
 //! * Records after the last checkpoint can be cut off the end (and whole
 //!   trailing segments deleted) without the chain showing it: a truncated
 //!   chain is still a valid chain. The report states how many records are
-//!   not yet covered by a signature.
+//!   not yet covered by a signature (after a crash: the records of the run
+//!   since the last open, until the next open signs them).
 //! * Whoever holds the signing key can rewrite the log and re-sign it. The
 //!   key lives on the gateway host, so this protects against edits by
 //!   anyone without it (other operators, a copied directory, a backup

@@ -2,15 +2,18 @@
 //! syncs once per batch, then wakes every waiter of the batch (group
 //! commit); a checkpoint is signed every `checkpoint-every` records, at
 //! least every `checkpoint-interval-ms`, and before a segment is rolled.
-//! Open finds where the chain ends in [`tail`](crate::tail); retention is
-//! [`prune`](crate::prune)'s.
+//! Both rules count from the last signed checkpoint on disk, not from the
+//! process's start, and open signs at once whatever an earlier run left
+//! unsigned: a gateway that is killed again and again still signs its
+//! trail, at most once per open. Open finds where the chain ends in
+//! [`tail`](crate::tail); retention is [`prune`](crate::prune)'s.
 
-use crate::bodies::{BodyKey, record_bodies};
-use crate::chain::{encode_line, load_signing_key, read_hex32, sign_checkpoint, write_atomic};
-use crate::layout::{PUBLIC_KEYS, new_segment};
+use crate::bodies::{BodyKey, body_key, record_bodies};
+use crate::chain::{encode_line, load_keys, sign_checkpoint};
+use crate::layout::{make_dir, new_segment};
 use crate::prune::{PruneReport, Retention, prune_entry};
 use crate::tail::{Tail, find_tail};
-use crate::{AuditConfig, AuditError, Entry, HashAlg, Kind, Record, key_id, read_public_keys};
+use crate::{AuditConfig, AuditError, Entry, HashAlg, Kind, Record, key_id};
 use chrono::{DateTime, FixedOffset, Timelike, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde_json::json;
@@ -54,9 +57,19 @@ pub struct AuditStats {
 }
 
 enum Msg {
-    Append { entry: Entry, reply: Option<Reply> },
-    Checkpoint { reply: Reply },
-    Close { reply: Option<Reply> },
+    Append {
+        entry: Entry,
+        reply: Option<Reply>,
+    },
+    Checkpoint {
+        reply: Reply,
+    },
+    Close {
+        reply: Option<Reply>,
+    },
+    /// Stop as a kill -9 would: nothing more is written (tests).
+    #[cfg(test)]
+    Crash,
 }
 
 #[derive(Default)]
@@ -146,9 +159,9 @@ impl AuditLog {
         let mut w = Writer::start(dir, cfg, alg, key, body_key, clock, &tail)?;
         let shared = w.shared.clone();
         for note in notes {
-            w.append(note, None);
+            w.push(note, None);
         }
-        w.append(
+        w.push(
             Entry::new(Kind::Start).detail(json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "pid": std::process::id(),
@@ -158,6 +171,8 @@ impl AuditLog {
             })),
             None,
         );
+        w.checkpoint_at_open(tail.unsigned() > 0);
+        w.maybe_roll();
         w.commit()?;
 
         let (tx, rx) = mpsc::channel();
@@ -289,6 +304,18 @@ impl AuditLog {
         cv.notify_all();
     }
 
+    /// Stop the writer as a kill -9 would: no `stop`, no final checkpoint,
+    /// nothing more written (tests of open after a crash).
+    #[cfg(test)]
+    pub(crate) fn crash(&self) {
+        self.stop_pruner();
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = self.tx.send(Msg::Crash);
+            let _ = handle.join();
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn queued(&self) -> u64 {
         self.shared.queued.load(Ordering::SeqCst)
@@ -312,71 +339,19 @@ impl Drop for AuditLog {
     }
 }
 
-/// Create the directory, owner-only.
-fn make_dir(dir: &Path) -> Result<(), AuditError> {
-    std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| AuditError::io(dir, e))?;
-    }
-    Ok(())
-}
-
-/// The signing key, and every public key that has signed here; a new key
-/// is added to `signing.pub` and, if another signed before, noted as a
-/// `key-change`.
-fn load_keys(
-    dir: &Path,
-    cfg: &AuditConfig,
-    notes: &mut Vec<Entry>,
-) -> Result<(SigningKey, Vec<VerifyingKey>), AuditError> {
-    let key_path = cfg
-        .signing_key_file
-        .clone()
-        .unwrap_or_else(|| dir.join("signing.key"));
-    let key = load_signing_key(&key_path, cfg.signing_key_file.is_none())?;
-    let public_key = key.verifying_key();
-    let pub_path = dir.join(PUBLIC_KEYS);
-    let mut keys = if pub_path.exists() {
-        read_public_keys(&pub_path)?
-    } else {
-        Vec::new()
+/// The last checkpoint's time as a monotonic instant: its age by the clock
+/// (at most one interval, none when it lies in the future), taken from now.
+/// Without a checkpoint on disk, now.
+fn last_checkpoint_instant(tail: &Tail, clock: &Clock, interval: Duration) -> Instant {
+    let now = Instant::now();
+    let Some(cp) = tail.checkpoint else {
+        return now;
     };
-    if !keys.contains(&public_key) {
-        if !keys.is_empty() {
-            let before: Vec<String> = keys.iter().map(key_id).collect();
-            tracing::warn!(key_id = %key_id(&public_key), "the audit signing key changed");
-            notes.push(Entry::new(Kind::KeyChange).detail(json!({
-                "key-id": key_id(&public_key),
-                "public-key": hex::encode(public_key.as_bytes()),
-                "previous-key-ids": before,
-            })));
-        }
-        keys.push(public_key);
-        let text: String = keys
-            .iter()
-            .map(|k| format!("{}\n", hex::encode(k.as_bytes())))
-            .collect();
-        write_atomic(&pub_path, text.as_bytes())?;
-    }
-    Ok((key, keys))
-}
-
-/// The body key, with `keep-bodies`.
-fn body_key(cfg: &AuditConfig) -> Result<Option<BodyKey>, AuditError> {
-    if !cfg.keep_bodies {
-        return Ok(None);
-    }
-    let path = cfg
-        .body_key_file
-        .as_ref()
-        .ok_or_else(|| AuditError::Config("keep-bodies needs body-key-file".into()))?;
-    Ok(Some(BodyKey {
-        cipher: cfg.body_cipher,
-        key: read_hex32(path)?,
-    }))
+    let age = (clock() - cp.at)
+        .to_std()
+        .unwrap_or(Duration::ZERO)
+        .min(interval);
+    now.checked_sub(age).unwrap_or(now)
 }
 
 /// The state on disk after the last successful commit.
@@ -405,6 +380,7 @@ struct Writer {
     prev: [u8; 32],
     /// Records (not checkpoints) since the last checkpoint.
     since_cp: u64,
+    /// When the last checkpoint was written (at open: as its `at` says).
     last_cp: Instant,
     last_kind: Option<Kind>,
     committed: Committed,
@@ -433,10 +409,12 @@ impl Writer {
             .metadata()
             .map_err(|e| AuditError::io(&seg_path, e))?
             .len();
+        let since_cp = tail.unsigned();
+        let interval = Duration::from_millis(cfg.checkpoint_interval_ms);
         let committed = Committed {
             seq: tail.seq,
             prev: tail.hash,
-            since_cp: 0,
+            since_cp,
             seg_len,
             last_kind: None,
         };
@@ -446,16 +424,16 @@ impl Writer {
             key,
             body_key,
             every: cfg.checkpoint_every,
-            interval: Duration::from_millis(cfg.checkpoint_interval_ms),
+            interval,
             seg_max: cfg.segment_max_bytes,
-            clock,
             file,
             seg_path,
             seg_len,
             seq: tail.seq,
             prev: tail.hash,
-            since_cp: 0,
-            last_cp: Instant::now(),
+            since_cp,
+            last_cp: last_checkpoint_instant(tail, &clock, interval),
+            clock,
             last_kind: None,
             committed,
             buf: Vec::new(),
@@ -496,6 +474,8 @@ impl Writer {
                         let _ = self.commit();
                         return self.shutdown(reply);
                     }
+                    #[cfg(test)]
+                    Msg::Crash => return,
                 }
                 taken += 1;
                 if taken < MAX_BATCH {
@@ -577,6 +557,18 @@ impl Writer {
             self.checkpoint();
         }
         self.maybe_roll();
+    }
+
+    /// At open, once the notes and `start` are in the batch: one checkpoint
+    /// if a crash left records unsigned, or if the rules, counted from the
+    /// last checkpoint on disk, call for one.
+    fn checkpoint_at_open(&mut self, unsigned_on_disk: bool) {
+        if unsigned_on_disk
+            || self.since_cp >= self.every
+            || self.last_cp.elapsed() >= self.interval
+        {
+            self.checkpoint();
+        }
     }
 
     fn checkpoint_entry(&self) -> Entry {
