@@ -162,7 +162,8 @@
 //! `record` (what is recorded, the kinds), `config` (`[audit]`, the hash and
 //! cipher), `chain` (the line format, hashes, checkpoint signatures, keys),
 //! `layout` (segment files, `anchor.json`), `bodies` (digests and sealed
-//! bodies), `writer` ([`AuditLog`]: the group-commit thread), `tail` (where
+//! bodies), `log` ([`AuditLog`]: the handle, open and close), `writer` (the
+//! group-commit thread and the checkpoint rules), `tail` (where
 //! the chain ends at open, crash recovery), `prune` (retention and anchors),
 //! `verify` and `query` (offline, read-only), `cli` (`yiwang audit`). The
 //! crate depends on nothing of the gateway's, so the offline tools work on
@@ -174,6 +175,7 @@ pub mod cli;
 mod config;
 mod error;
 mod layout;
+mod log;
 mod prune;
 mod query;
 mod record;
@@ -188,8 +190,9 @@ pub use bodies::decrypt_bodies;
 pub use chain::{key_id, read_public_keys};
 pub use config::{AuditConfig, BodyCipher, HashAlg, UnknownCipher};
 pub use error::AuditError;
+pub use log::{AuditLog, AuditStats};
 pub use prune::PruneReport;
 pub use query::{Query, Records, query};
 pub use record::{Body, BodyRecord, Entry, Kind, Record, UnknownKind};
 pub use verify::{Broken, VerifyReport, verify, verify_with_keys};
-pub use writer::{AuditLog, AuditStats, Receipt};
+pub use writer::Receipt;
