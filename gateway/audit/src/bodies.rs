@@ -1,7 +1,8 @@
 //! Bodies: always digested; with `keep-bodies`, sealed with an AEAD bound to
 //! their record (AAD `yiwang-audit-body\0<seq>\0<label>`).
 
-use crate::{AuditError, Body, BodyCipher, BodyRecord, Record};
+use crate::chain::read_hex32;
+use crate::{AuditConfig, AuditError, Body, BodyCipher, BodyRecord, Record};
 use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, AesGcm, Nonce};
@@ -138,4 +139,19 @@ pub fn decrypt_bodies(
         out.push((b.label.clone(), plain));
     }
     Ok(out)
+}
+
+/// The body key, with `keep-bodies`.
+pub(crate) fn body_key(cfg: &AuditConfig) -> Result<Option<BodyKey>, AuditError> {
+    if !cfg.keep_bodies {
+        return Ok(None);
+    }
+    let path = cfg
+        .body_key_file
+        .as_ref()
+        .ok_or_else(|| AuditError::Config("keep-bodies needs body-key-file".into()))?;
+    Ok(Some(BodyKey {
+        cipher: cfg.body_cipher,
+        key: read_hex32(path)?,
+    }))
 }

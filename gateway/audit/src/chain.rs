@@ -1,8 +1,10 @@
 //! The byte-exact line format, the hash chain, checkpoint messages and keys.
 
-use crate::{AuditError, HashAlg, Record};
+use crate::layout::PUBLIC_KEYS;
+use crate::{AuditConfig, AuditError, Entry, HashAlg, Kind, Record};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::Digest;
 use std::io::Write;
 use std::path::Path;
@@ -277,4 +279,44 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), AuditErro
 /// Make a directory's entries (a rename into it) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), AuditError> {
     yiwang_fsutil::sync_dir(dir).map_err(|e| AuditError::io(dir, e))
+}
+
+/// The signing key, and every public key that has signed here; a new key
+/// is added to `signing.pub` and, if another signed before, noted as a
+/// `key-change`.
+pub(crate) fn load_keys(
+    dir: &Path,
+    cfg: &AuditConfig,
+    notes: &mut Vec<Entry>,
+) -> Result<(SigningKey, Vec<VerifyingKey>), AuditError> {
+    let key_path = cfg
+        .signing_key_file
+        .clone()
+        .unwrap_or_else(|| dir.join("signing.key"));
+    let key = load_signing_key(&key_path, cfg.signing_key_file.is_none())?;
+    let public_key = key.verifying_key();
+    let pub_path = dir.join(PUBLIC_KEYS);
+    let mut keys = if pub_path.exists() {
+        read_public_keys(&pub_path)?
+    } else {
+        Vec::new()
+    };
+    if !keys.contains(&public_key) {
+        if !keys.is_empty() {
+            let before: Vec<String> = keys.iter().map(key_id).collect();
+            tracing::warn!(key_id = %key_id(&public_key), "the audit signing key changed");
+            notes.push(Entry::new(Kind::KeyChange).detail(json!({
+                "key-id": key_id(&public_key),
+                "public-key": hex::encode(public_key.as_bytes()),
+                "previous-key-ids": before,
+            })));
+        }
+        keys.push(public_key);
+        let text: String = keys
+            .iter()
+            .map(|k| format!("{}\n", hex::encode(k.as_bytes())))
+            .collect();
+        write_atomic(&pub_path, text.as_bytes())?;
+    }
+    Ok((key, keys))
 }

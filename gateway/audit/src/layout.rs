@@ -114,3 +114,15 @@ pub(crate) fn file_name(path: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
 }
+
+/// Create the directory, owner-only.
+pub(crate) fn make_dir(dir: &Path) -> Result<(), AuditError> {
+    std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| AuditError::io(dir, e))?;
+    }
+    Ok(())
+}

@@ -61,8 +61,13 @@
 //!
 //! Every `checkpoint-every` records, at least every `checkpoint-interval-ms`
 //! while records arrive, before a segment is rolled, and on a clean shutdown
-//! ([`AuditLog::close`] or drop), the writer appends a `checkpoint` record
-//! whose `detail` is
+//! ([`AuditLog::close`] or drop), the writer appends a `checkpoint` record.
+//! Both rules count from the last signed checkpoint on disk (its seq and
+//! `at`), not from the process's start; and when open finds records after
+//! the last signed checkpoint (a run that ended without a clean shutdown),
+//! it signs them at once, after its `start` record. So a gateway that is
+//! killed again and again still signs each run's records at the next open,
+//! with at most one checkpoint per open. A checkpoint's `detail` is
 //!
 //! ```text
 //! {"covers-seq":N,"covers-hash":"<hash of record N>","alg":"sha256",
@@ -107,8 +112,9 @@
 //! seq and reason (again at every open while the break is in the last
 //! segment); the chain continues from the last record as written, and
 //! `verify` keeps reporting the break. (Open reads only the last segment;
-//! the whole chain is `verify`'s job.) Open also appends a `start` record;
-//! close appends `stop` and a final checkpoint.
+//! the whole chain is `verify`'s job.) Open also appends a `start` record,
+//! then a checkpoint if the records found were not all signed (see
+//! Checkpoints); close appends `stop` and a final checkpoint.
 //!
 //! # What verify detects
 //!
@@ -131,7 +137,8 @@
 //! * Records after the last checkpoint can be cut off the end (and whole
 //!   trailing segments deleted) without the chain showing it: a truncated
 //!   chain is still a valid chain. The report states how many records are
-//!   not yet covered by a signature.
+//!   not yet covered by a signature (after a crash: the records of the run
+//!   since the last open, until the next open signs them).
 //! * Whoever holds the signing key can rewrite the log and re-sign it. The
 //!   key lives on the gateway host, so this protects against edits by
 //!   anyone without it (other operators, a copied directory, a backup
@@ -155,7 +162,8 @@
 //! `record` (what is recorded, the kinds), `config` (`[audit]`, the hash and
 //! cipher), `chain` (the line format, hashes, checkpoint signatures, keys),
 //! `layout` (segment files, `anchor.json`), `bodies` (digests and sealed
-//! bodies), `writer` ([`AuditLog`]: the group-commit thread), `tail` (where
+//! bodies), `log` ([`AuditLog`]: the handle, open and close), `writer` (the
+//! group-commit thread and the checkpoint rules), `tail` (where
 //! the chain ends at open, crash recovery), `prune` (retention and anchors),
 //! `verify` and `query` (offline, read-only), `cli` (`yiwang audit`). The
 //! crate depends on nothing of the gateway's, so the offline tools work on
@@ -167,6 +175,7 @@ pub mod cli;
 mod config;
 mod error;
 mod layout;
+mod log;
 mod prune;
 mod query;
 mod record;
@@ -181,8 +190,9 @@ pub use bodies::decrypt_bodies;
 pub use chain::{key_id, read_public_keys};
 pub use config::{AuditConfig, BodyCipher, HashAlg, UnknownCipher};
 pub use error::AuditError;
+pub use log::{AuditLog, AuditStats};
 pub use prune::PruneReport;
 pub use query::{Query, Records, query};
 pub use record::{Body, BodyRecord, Entry, Kind, Record, UnknownKind};
 pub use verify::{Broken, VerifyReport, verify, verify_with_keys};
-pub use writer::{AuditLog, AuditStats, Receipt};
+pub use writer::Receipt;

@@ -2,12 +2,18 @@
 //! torn final line is cut off and noted (`recovered`, with the cut bytes),
 //! any other break is noted (`chain-break-found`) and never repaired, since
 //! history is not rewritten. The whole chain is `verify`'s job.
+//!
+//! Open also finds the last signed checkpoint, so that the writer measures
+//! its checkpoint rules from the trail rather than from its own start: a
+//! gateway killed again and again still signs what each run wrote, at the
+//! next open.
 
 use crate::chain::{GENESIS, parse_line};
 use crate::layout::{ANCHOR, Anchor, file_name, last_line, new_segment, path_len, segments};
 use crate::verify::Walker;
 use crate::{AuditError, Entry, HashAlg, Kind};
 use base64::Engine as _;
+use chrono::{DateTime, FixedOffset};
 use ed25519_dalek::VerifyingKey;
 use serde_json::json;
 use sha2::Digest;
@@ -26,9 +32,24 @@ pub(crate) struct Tail {
     pub alg: Option<HashAlg>,
     /// The last segment (first seq, path), if any.
     pub segment: Option<(u64, PathBuf)>,
+    /// The last checkpoint on disk whose signature verified, if any.
+    pub checkpoint: Option<LastCheckpoint>,
+}
+
+/// The last signed checkpoint found at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LastCheckpoint {
+    pub seq: u64,
+    pub at: DateTime<FixedOffset>,
 }
 
 impl Tail {
+    /// Records after the last signed checkpoint (all of them without one):
+    /// what a crash left unsigned.
+    pub fn unsigned(&self) -> u64 {
+        self.seq - self.checkpoint.map_or(0, |c| c.seq.min(self.seq))
+    }
+
     /// The segment to append to: the last one, unless it is empty and named
     /// for another seq (then it is replaced by a new one).
     pub fn open_segment(&self, dir: &Path) -> Result<(PathBuf, File), AuditError> {
@@ -62,6 +83,7 @@ pub(crate) fn find_tail(
 ) -> Result<Tail, AuditError> {
     let segs = segments(dir)?;
     let mut walker_alg = None;
+    let mut checkpoint = None;
     if let Some((first, path)) = segs.last() {
         recover_torn(path, notes)?;
         let mut w = Walker::from_anywhere(keys);
@@ -75,7 +97,24 @@ pub(crate) fn find_tail(
             })));
         }
         walker_alg = w.alg();
+        checkpoint = w.last_checkpoint();
     }
+    let checkpoint = match checkpoint {
+        Some(found) => Some(found),
+        None => earlier_checkpoint(dir, &segs, keys)?,
+    };
+    let mut tail = chain_end(dir, &segs, walker_alg)?;
+    tail.checkpoint = checkpoint.map(|(seq, at)| LastCheckpoint { seq, at });
+    Ok(tail)
+}
+
+/// The last record of the newest non-empty segment, else the anchor's.
+fn chain_end(
+    dir: &Path,
+    segs: &[(u64, PathBuf)],
+    walker_alg: Option<HashAlg>,
+) -> Result<Tail, AuditError> {
+    let segment = segs.last().cloned();
     for (_, path) in segs.iter().rev() {
         if let Some((_, line, _)) = last_line(path).map_err(|e| AuditError::io(path, e))? {
             let (split, rec) = parse_line(&line).ok_or_else(|| AuditError::Corrupt {
@@ -86,12 +125,12 @@ pub(crate) fn find_tail(
                 seq: rec.seq,
                 hash: split.hash,
                 alg: split.detect().or(walker_alg),
-                segment: segs.last().cloned(),
+                segment,
+                checkpoint: None,
             });
         }
     }
     let anchor_path = dir.join(ANCHOR);
-    let segment = segs.last().cloned();
     if anchor_path.exists() {
         return anchor_tail(&anchor_path, segment);
     }
@@ -100,7 +139,30 @@ pub(crate) fn find_tail(
         hash: GENESIS,
         alg: None,
         segment,
+        checkpoint: None,
     })
+}
+
+/// The last segment holds no signed checkpoint: the one closing the newest
+/// earlier non-empty segment (a segment rolls only after a checkpoint), or
+/// else the anchor's.
+fn earlier_checkpoint(
+    dir: &Path,
+    segs: &[(u64, PathBuf)],
+    keys: &[VerifyingKey],
+) -> Result<Option<(u64, DateTime<FixedOffset>)>, AuditError> {
+    let mut w = Walker::from_anywhere(keys);
+    for (_, path) in segs.iter().rev().skip(1) {
+        if let Some((_, line, _)) = last_line(path).map_err(|e| AuditError::io(path, e))? {
+            w.lone_line(&line);
+            return Ok(w.last_checkpoint());
+        }
+    }
+    let anchor_path = dir.join(ANCHOR);
+    if anchor_path.exists() {
+        w.lone_line(read_anchor(&anchor_path)?.checkpoint.as_bytes());
+    }
+    Ok(w.last_checkpoint())
 }
 
 /// Every segment is empty (or gone) after a pruning: the chain ends at the
@@ -110,9 +172,7 @@ fn anchor_tail(anchor_path: &Path, segment: Option<(u64, PathBuf)>) -> Result<Ta
         path: anchor_path.to_path_buf(),
         reason: reason.to_string(),
     };
-    let text = std::fs::read(anchor_path).map_err(|e| AuditError::io(anchor_path, e))?;
-    let anchor: Anchor =
-        serde_json::from_slice(&text).map_err(|e| corrupt(&format!("unparsable: {e}")))?;
+    let anchor = read_anchor(anchor_path)?;
     let (split, rec) = parse_line(anchor.checkpoint.as_bytes())
         .ok_or_else(|| corrupt("its checkpoint line is unparsable"))?;
     Ok(Tail {
@@ -120,6 +180,15 @@ fn anchor_tail(anchor_path: &Path, segment: Option<(u64, PathBuf)>) -> Result<Ta
         hash: split.hash,
         alg: split.detect(),
         segment,
+        checkpoint: None,
+    })
+}
+
+fn read_anchor(path: &Path) -> Result<Anchor, AuditError> {
+    let text = std::fs::read(path).map_err(|e| AuditError::io(path, e))?;
+    serde_json::from_slice(&text).map_err(|e| AuditError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("unparsable: {e}"),
     })
 }
 

@@ -4,6 +4,7 @@
 use crate::chain::{self, CheckpointDetail, GENESIS, Split};
 use crate::layout::{ANCHOR, ANCHOR_FORMAT, Anchor, PUBLIC_KEYS, segments};
 use crate::{AuditError, HashAlg, Kind, Record, key_id, read_public_keys};
+use chrono::{DateTime, FixedOffset};
 use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 use std::fmt;
@@ -20,6 +21,8 @@ pub struct VerifyReport {
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
     pub last_checkpoint_seq: Option<u64>,
+    /// When the last checkpoint was written (its `at`).
+    pub last_checkpoint_at: Option<DateTime<FixedOffset>>,
     /// Records after the last checkpoint: not yet covered by a signature,
     /// so they could be cut off the end unnoticed.
     pub records_after_last_checkpoint: u64,
@@ -141,6 +144,21 @@ impl<'k> Walker<'k> {
 
     pub fn alg(&self) -> Option<HashAlg> {
         self.alg
+    }
+
+    /// The seq and time of the last checkpoint walked whose signature
+    /// verified.
+    pub fn last_checkpoint(&self) -> Option<(u64, DateTime<FixedOffset>)> {
+        self.report
+            .last_checkpoint_seq
+            .zip(self.report.last_checkpoint_at)
+    }
+
+    /// Check one line (without `\n`) taken alone, as a walker
+    /// [`from_anywhere`](Self::from_anywhere) does its first: whether it
+    /// parses, its hash holds and, for a checkpoint, its signature.
+    pub fn lone_line(&mut self, bytes: &[u8]) -> bool {
+        self.line(bytes, None).is_ok()
     }
 
     pub fn finish(mut self, broken: Option<Broken>) -> VerifyReport {
@@ -295,6 +313,7 @@ impl<'k> Walker<'k> {
             }
             self.report.checkpoints += 1;
             self.report.last_checkpoint_seq = Some(seq);
+            self.report.last_checkpoint_at = Some(rec.at);
             self.report.records_after_last_checkpoint = 0;
         } else {
             self.report.records_after_last_checkpoint += 1;

@@ -1,37 +1,32 @@
-//! The writer: the running gateway's [`AuditLog`]. One thread appends,
+//! The writer thread behind an [`AuditLog`](crate::AuditLog). It appends,
 //! syncs once per batch, then wakes every waiter of the batch (group
 //! commit); a checkpoint is signed every `checkpoint-every` records, at
 //! least every `checkpoint-interval-ms`, and before a segment is rolled.
-//! Open finds where the chain ends in [`tail`](crate::tail); retention is
-//! [`prune`](crate::prune)'s.
+//! Both rules count from the last signed checkpoint on disk, not from the
+//! process's start, and open signs at once whatever an earlier run left
+//! unsigned: a gateway that is killed again and again still signs its
+//! trail, at most once per open.
 
 use crate::bodies::{BodyKey, record_bodies};
-use crate::chain::{encode_line, load_signing_key, read_hex32, sign_checkpoint, write_atomic};
-use crate::layout::{PUBLIC_KEYS, new_segment};
-use crate::prune::{PruneReport, Retention, prune_entry};
-use crate::tail::{Tail, find_tail};
-use crate::{AuditConfig, AuditError, Entry, HashAlg, Kind, Record, key_id, read_public_keys};
-use chrono::{DateTime, FixedOffset, Timelike, Utc};
-use ed25519_dalek::{SigningKey, VerifyingKey};
-use serde_json::json;
+use crate::chain::{encode_line, sign_checkpoint};
+use crate::layout::new_segment;
+use crate::tail::Tail;
+use crate::{AuditConfig, AuditError, Entry, HashAlg, Kind, Record};
+use chrono::{DateTime, FixedOffset, Timelike};
+use ed25519_dalek::SigningKey;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The most messages one batch takes before it syncs.
 const MAX_BATCH: usize = 4096;
 
-type Reply = oneshot::Sender<Result<Receipt, AuditError>>;
+pub(crate) type Reply = oneshot::Sender<Result<Receipt, AuditError>>;
 pub(crate) type Clock = Arc<dyn Fn() -> DateTime<FixedOffset> + Send + Sync>;
-
-fn local_clock() -> Clock {
-    Arc::new(|| chrono::Local::now().fixed_offset())
-}
 
 /// Proof that a record is on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,36 +37,36 @@ pub struct Receipt {
     pub at: DateTime<FixedOffset>,
 }
 
-/// Counters of one log (also exported as metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AuditStats {
-    /// Records made durable (including checkpoints and the log's own).
-    pub records: u64,
-    /// fdatasyncs of segments.
-    pub fsyncs: u64,
-    /// Records that could not be written (or not even queued).
-    pub write_failures: u64,
-}
-
-enum Msg {
-    Append { entry: Entry, reply: Option<Reply> },
-    Checkpoint { reply: Reply },
-    Close { reply: Option<Reply> },
-}
-
-#[derive(Default)]
-struct Shared {
-    records: AtomicU64,
-    fsyncs: AtomicU64,
-    failures: AtomicU64,
-    /// Messages sent to the writer (for tests).
-    queued: AtomicU64,
+pub(crate) enum Msg {
+    Append {
+        entry: Entry,
+        reply: Option<Reply>,
+    },
+    Checkpoint {
+        reply: Reply,
+    },
+    Close {
+        reply: Option<Reply>,
+    },
+    /// Stop as a kill -9 would: nothing more is written (tests).
     #[cfg(test)]
-    gate: (Mutex<bool>, std::sync::Condvar),
+    Crash,
+}
+
+/// What the handle and the thread share: counters, and a gate for tests.
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub records: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub failures: AtomicU64,
+    /// Messages sent to the writer (for tests).
+    pub queued: AtomicU64,
+    #[cfg(test)]
+    pub gate: (std::sync::Mutex<bool>, std::sync::Condvar),
 }
 
 impl Shared {
-    fn failed(&self, n: u64) {
+    pub fn failed(&self, n: u64) {
         self.failures.fetch_add(n, Ordering::Relaxed);
         metrics::counter!("yiwang_audit_write_failures_total").increment(n);
     }
@@ -86,297 +81,19 @@ impl Shared {
     }
 }
 
-/// The audit log of a running gateway. Cheap to share (`Arc`); dropping
-/// the last handle closes it cleanly (a `stop` record and a checkpoint).
-pub struct AuditLog {
-    dir: PathBuf,
-    tx: mpsc::Sender<Msg>,
-    shared: Arc<Shared>,
-    public_key: VerifyingKey,
-    alg: HashAlg,
-    retention: Retention,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    pruner_stop: Mutex<Option<mpsc::Sender<()>>>,
-}
-
-impl std::fmt::Debug for AuditLog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditLog")
-            .field("dir", &self.dir)
-            .field("alg", &self.alg)
-            .field("key_id", &key_id(&self.public_key))
-            .finish_non_exhaustive()
-    }
-}
-
-impl AuditLog {
-    /// Open (or create) the log in `dir`: load or create the signing key,
-    /// find the tail, recover a torn final line, append `start`, and start
-    /// the writer thread (and, with retention, the pruner).
-    pub fn open(dir: &Path, cfg: &AuditConfig) -> Result<Arc<AuditLog>, AuditError> {
-        Self::open_with_clock(dir, cfg, local_clock())
-    }
-
-    pub(crate) fn open_with_clock(
-        dir: &Path,
-        cfg: &AuditConfig,
-        clock: Clock,
-    ) -> Result<Arc<AuditLog>, AuditError> {
-        let problems = cfg.check();
-        if !problems.is_empty() {
-            return Err(AuditError::Config(problems.join("; ")));
-        }
-        make_dir(dir)?;
-        let mut notes = Vec::new();
-        let (key, keys) = load_keys(dir, cfg, &mut notes)?;
-        let public_key = key.verifying_key();
-        let body_key = body_key(cfg)?;
-
-        let tail = find_tail(dir, &keys, &mut notes)?;
-        let alg = match tail.alg {
-            Some(existing) if existing != cfg.hash => {
-                return Err(AuditError::Config(format!(
-                    "the chain in {} uses {existing}; hash = {:?} needs a new directory",
-                    dir.display(),
-                    cfg.hash.as_str()
-                )));
-            }
-            _ => cfg.hash,
-        };
-        let mut w = Writer::start(dir, cfg, alg, key, body_key, clock, &tail)?;
-        let shared = w.shared.clone();
-        for note in notes {
-            w.append(note, None);
-        }
-        w.append(
-            Entry::new(Kind::Start).detail(json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "pid": std::process::id(),
-                "hash": alg,
-                "key-id": key_id(&public_key),
-                "keep-bodies": cfg.keep_bodies,
-            })),
-            None,
-        );
-        w.commit()?;
-
-        let (tx, rx) = mpsc::channel();
-        let writer = std::thread::Builder::new()
-            .name("yiwang-audit".into())
-            .spawn(move || w.run(rx))
-            .map_err(|e| AuditError::io(dir, e))?;
-
-        let retention = Retention {
-            dir: dir.to_path_buf(),
-            keys,
-            days: cfg.retention_days,
-            lock: Arc::default(),
-        };
-        let pruner_stop = match cfg.retention_days {
-            Some(_) => {
-                let tx = tx.clone();
-                Some(retention.clone().spawn(move |entry| {
-                    let _ = tx.send(Msg::Append { entry, reply: None });
-                })?)
-            }
-            None => None,
-        };
-
-        Ok(Arc::new(AuditLog {
-            dir: dir.to_path_buf(),
-            tx,
-            shared,
-            public_key,
-            alg,
-            retention,
-            writer: Mutex::new(Some(writer)),
-            pruner_stop: Mutex::new(pruner_stop),
-        }))
-    }
-
-    /// Append a record; resolves once it is on disk (fdatasync), sharing
-    /// the sync with every record queued meanwhile.
-    pub async fn append(&self, entry: Entry) -> Result<Receipt, AuditError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Msg::Append {
-            entry,
-            reply: Some(tx),
-        })?;
-        rx.await.map_err(|_| AuditError::Closed)?
-    }
-
-    /// Append a record without waiting; it is durable with the next batch.
-    /// Failures are logged and counted (`yiwang_audit_write_failures_total`).
-    pub fn record(&self, entry: Entry) {
-        let kind = entry.kind;
-        if let Err(e) = self.send(Msg::Append { entry, reply: None }) {
-            tracing::error!(error = %e, %kind, "audit record dropped");
-            self.shared.failed(1);
-        }
-    }
-
-    /// Write a signed checkpoint now; resolves once it is on disk.
-    pub async fn checkpoint(&self) -> Result<Receipt, AuditError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Msg::Checkpoint { reply: tx })?;
-        rx.await.map_err(|_| AuditError::Closed)?
-    }
-
-    /// Close cleanly: everything queued is written, then a `stop` record
-    /// and a final checkpoint (whose receipt this returns). Later appends
-    /// fail with [`AuditError::Closed`].
-    pub async fn close(&self) -> Result<Receipt, AuditError> {
-        self.stop_pruner();
-        let (tx, rx) = oneshot::channel();
-        self.send(Msg::Close { reply: Some(tx) })?;
-        rx.await.map_err(|_| AuditError::Closed)?
-    }
-
-    /// Delete whole closed segments whose newest record is older than
-    /// `retention-days` before `now`, after verifying them and writing
-    /// `anchor.json` (the checkpoint closing the last one). Records a
-    /// `prune` entry when something was deleted. Without `retention-days`,
-    /// does nothing.
-    pub fn prune(&self, now: DateTime<Utc>) -> Result<PruneReport, AuditError> {
-        let report = self.retention.prune(now)?;
-        if let Some(entry) = prune_entry(&report) {
-            self.record(entry);
-        }
-        Ok(report)
-    }
-
-    pub fn stats(&self) -> AuditStats {
-        AuditStats {
-            records: self.shared.records.load(Ordering::Relaxed),
-            fsyncs: self.shared.fsyncs.load(Ordering::Relaxed),
-            write_failures: self.shared.failures.load(Ordering::Relaxed),
-        }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn public_key(&self) -> VerifyingKey {
-        self.public_key
-    }
-
-    pub fn key_id(&self) -> String {
-        key_id(&self.public_key)
-    }
-
-    pub fn hash_alg(&self) -> HashAlg {
-        self.alg
-    }
-
-    fn send(&self, msg: Msg) -> Result<(), AuditError> {
-        self.shared.queued.fetch_add(1, Ordering::SeqCst);
-        self.tx.send(msg).map_err(|_| AuditError::Closed)
-    }
-
-    fn stop_pruner(&self) {
-        self.pruner_stop
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-    }
-
-    /// Hold the writer before its next batch (tests of group commit).
-    #[cfg(test)]
-    pub(crate) fn hold(&self, held: bool) {
-        let (lock, cv) = &self.shared.gate;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) = held;
-        cv.notify_all();
-    }
-
-    #[cfg(test)]
-    pub(crate) fn queued(&self) -> u64 {
-        self.shared.queued.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for AuditLog {
-    fn drop(&mut self) {
-        self.stop_pruner();
-        let handle = self
-            .writer
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(handle) = handle {
-            let _ = self.tx.send(Msg::Close { reply: None });
-            if handle.join().is_err() {
-                tracing::error!("the audit writer thread panicked");
-            }
-        }
-    }
-}
-
-/// Create the directory, owner-only.
-fn make_dir(dir: &Path) -> Result<(), AuditError> {
-    std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| AuditError::io(dir, e))?;
-    }
-    Ok(())
-}
-
-/// The signing key, and every public key that has signed here; a new key
-/// is added to `signing.pub` and, if another signed before, noted as a
-/// `key-change`.
-fn load_keys(
-    dir: &Path,
-    cfg: &AuditConfig,
-    notes: &mut Vec<Entry>,
-) -> Result<(SigningKey, Vec<VerifyingKey>), AuditError> {
-    let key_path = cfg
-        .signing_key_file
-        .clone()
-        .unwrap_or_else(|| dir.join("signing.key"));
-    let key = load_signing_key(&key_path, cfg.signing_key_file.is_none())?;
-    let public_key = key.verifying_key();
-    let pub_path = dir.join(PUBLIC_KEYS);
-    let mut keys = if pub_path.exists() {
-        read_public_keys(&pub_path)?
-    } else {
-        Vec::new()
+/// The last checkpoint's time as a monotonic instant: its age by the clock
+/// (at most one interval, none when it lies in the future), taken from now.
+/// Without a checkpoint on disk, now.
+fn last_checkpoint_instant(tail: &Tail, clock: &Clock, interval: Duration) -> Instant {
+    let now = Instant::now();
+    let Some(cp) = tail.checkpoint else {
+        return now;
     };
-    if !keys.contains(&public_key) {
-        if !keys.is_empty() {
-            let before: Vec<String> = keys.iter().map(key_id).collect();
-            tracing::warn!(key_id = %key_id(&public_key), "the audit signing key changed");
-            notes.push(Entry::new(Kind::KeyChange).detail(json!({
-                "key-id": key_id(&public_key),
-                "public-key": hex::encode(public_key.as_bytes()),
-                "previous-key-ids": before,
-            })));
-        }
-        keys.push(public_key);
-        let text: String = keys
-            .iter()
-            .map(|k| format!("{}\n", hex::encode(k.as_bytes())))
-            .collect();
-        write_atomic(&pub_path, text.as_bytes())?;
-    }
-    Ok((key, keys))
-}
-
-/// The body key, with `keep-bodies`.
-fn body_key(cfg: &AuditConfig) -> Result<Option<BodyKey>, AuditError> {
-    if !cfg.keep_bodies {
-        return Ok(None);
-    }
-    let path = cfg
-        .body_key_file
-        .as_ref()
-        .ok_or_else(|| AuditError::Config("keep-bodies needs body-key-file".into()))?;
-    Ok(Some(BodyKey {
-        cipher: cfg.body_cipher,
-        key: read_hex32(path)?,
-    }))
+    let age = (clock() - cp.at)
+        .to_std()
+        .unwrap_or(Duration::ZERO)
+        .min(interval);
+    now.checked_sub(age).unwrap_or(now)
 }
 
 /// The state on disk after the last successful commit.
@@ -389,7 +106,7 @@ struct Committed {
     last_kind: Option<Kind>,
 }
 
-struct Writer {
+pub(crate) struct Writer {
     dir: PathBuf,
     alg: HashAlg,
     key: SigningKey,
@@ -405,6 +122,7 @@ struct Writer {
     prev: [u8; 32],
     /// Records (not checkpoints) since the last checkpoint.
     since_cp: u64,
+    /// When the last checkpoint was written (at open: as its `at` says).
     last_cp: Instant,
     last_kind: Option<Kind>,
     committed: Committed,
@@ -414,12 +132,12 @@ struct Writer {
     waiting: Vec<(Option<Reply>, Kind, Receipt)>,
     /// A failed batch may still be on disk past `committed.seg_len`.
     poisoned: bool,
-    shared: Arc<Shared>,
+    pub shared: Arc<Shared>,
 }
 
 impl Writer {
     /// A writer continuing the chain from `tail`, in its last segment.
-    fn start(
+    pub fn start(
         dir: &Path,
         cfg: &AuditConfig,
         alg: HashAlg,
@@ -433,10 +151,12 @@ impl Writer {
             .metadata()
             .map_err(|e| AuditError::io(&seg_path, e))?
             .len();
+        let since_cp = tail.unsigned();
+        let interval = Duration::from_millis(cfg.checkpoint_interval_ms);
         let committed = Committed {
             seq: tail.seq,
             prev: tail.hash,
-            since_cp: 0,
+            since_cp,
             seg_len,
             last_kind: None,
         };
@@ -446,16 +166,16 @@ impl Writer {
             key,
             body_key,
             every: cfg.checkpoint_every,
-            interval: Duration::from_millis(cfg.checkpoint_interval_ms),
+            interval,
             seg_max: cfg.segment_max_bytes,
-            clock,
             file,
             seg_path,
             seg_len,
             seq: tail.seq,
             prev: tail.hash,
-            since_cp: 0,
-            last_cp: Instant::now(),
+            since_cp,
+            last_cp: last_checkpoint_instant(tail, &clock, interval),
+            clock,
             last_kind: None,
             committed,
             buf: Vec::new(),
@@ -465,7 +185,7 @@ impl Writer {
         })
     }
 
-    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+    pub fn run(mut self, rx: mpsc::Receiver<Msg>) {
         loop {
             let first = if self.since_cp > 0 {
                 let wait = self.interval.saturating_sub(self.last_cp.elapsed());
@@ -496,6 +216,8 @@ impl Writer {
                         let _ = self.commit();
                         return self.shutdown(reply);
                     }
+                    #[cfg(test)]
+                    Msg::Crash => return,
                 }
                 taken += 1;
                 if taken < MAX_BATCH {
@@ -519,7 +241,7 @@ impl Writer {
     }
 
     /// Encode a record into the batch. Nothing changes if it fails.
-    fn push(&mut self, entry: Entry, reply: Option<Reply>) {
+    pub fn push(&mut self, entry: Entry, reply: Option<Reply>) {
         let seq = self.seq + 1;
         let now = (self.clock)();
         let at = now
@@ -579,6 +301,18 @@ impl Writer {
         self.maybe_roll();
     }
 
+    /// At open, once the notes and `start` are in the batch: one checkpoint
+    /// if a crash left records unsigned, or if the rules, counted from the
+    /// last checkpoint on disk, call for one.
+    pub fn checkpoint_at_open(&mut self, unsigned_on_disk: bool) {
+        if unsigned_on_disk
+            || self.since_cp >= self.every
+            || self.last_cp.elapsed() >= self.interval
+        {
+            self.checkpoint();
+        }
+    }
+
     fn checkpoint_entry(&self) -> Entry {
         let detail = sign_checkpoint(&self.key, self.alg, self.seq, &self.prev);
         Entry::new(Kind::Checkpoint).detail(serde_json::to_value(detail).unwrap_or_default())
@@ -590,7 +324,7 @@ impl Writer {
     }
 
     /// Past the size limit: close the segment with a checkpoint, sync, roll.
-    fn maybe_roll(&mut self) {
+    pub fn maybe_roll(&mut self) {
         if self.seg_len + self.buf.len() as u64 <= self.seg_max {
             return;
         }
@@ -614,7 +348,7 @@ impl Writer {
     }
 
     /// Write the batch, sync once, answer every waiter.
-    fn commit(&mut self) -> Result<(), AuditError> {
+    pub fn commit(&mut self) -> Result<(), AuditError> {
         if self.buf.is_empty() && self.waiting.is_empty() {
             return Ok(());
         }

@@ -145,13 +145,8 @@ impl Delivery {
                 }
             })
             .await?;
-        let accepted = self.accepted(&case.case_number, outcome, stored)?;
-        if accepted.created {
-            metrics::counter!("yiwang_intake_accepted_total", "item" => code).increment(1);
-        } else {
-            metrics::counter!("yiwang_intake_duplicates_total").increment(1);
-        }
-        Ok(accepted)
+        // Counted by the intake edge once the acceptance is audited.
+        self.accepted(&case.case_number, outcome, stored)
     }
 
     /// Accept a bureau-side change: one job per network the case was routed

@@ -12,6 +12,12 @@
 //! recorded without waiting for the disk. A handler that returns no note
 //! leaves no record (a refused admin action changed nothing; denials are
 //! recorded where the policy decides them).
+//!
+//! What a handler wants said about a success (the "case accepted" log line,
+//! the acceptance counters) rides in the note too ([`AuditNote::then`]) and
+//! is said only once the record is durable: a kill between the two leaves
+//! the trail holding one more acceptance than the logs, never one fewer, so
+//! logs and metrics never count what the trail does not hold.
 
 use super::problem::Problem;
 use crate::policy::{AdminOp, Caller};
@@ -36,6 +42,26 @@ pub(crate) struct AuditNote {
     request: Option<Bytes>,
     /// Durable before the answer (else recorded in the background).
     durable: bool,
+    /// Said once the record is written.
+    then: Option<Then>,
+}
+
+/// What to say (log, count) once the record is written.
+#[derive(Clone)]
+struct Then(Arc<dyn Fn() + Send + Sync>);
+
+impl Then {
+    fn say(then: Option<Then>) {
+        if let Some(Then(say)) = then {
+            say();
+        }
+    }
+}
+
+impl std::fmt::Debug for Then {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Then(..)")
+    }
 }
 
 /// A record's `detail`.
@@ -60,6 +86,7 @@ impl AuditNote {
             detail: Detail::AnswerStatus,
             request: body,
             durable: true,
+            then: None,
         }
     }
 
@@ -72,6 +99,7 @@ impl AuditNote {
             detail: Detail::Given(json!({ "operation": op.as_str(), "detail": detail })),
             request: None,
             durable: true,
+            then: None,
         }
     }
 
@@ -84,6 +112,7 @@ impl AuditNote {
             detail: detail.map_or(Detail::Empty, Detail::Given),
             request: None,
             durable: false,
+            then: None,
         }
     }
 
@@ -94,6 +123,13 @@ impl AuditNote {
 
     pub(crate) fn network(mut self, network: &str) -> Self {
         self.network = Some(network.to_string());
+        self
+    }
+
+    /// Say something (a log line, a counter) once the record is written:
+    /// after its fsync for a durable note, never if it could not be.
+    pub(crate) fn then(mut self, say: impl Fn() + Send + Sync + 'static) -> Self {
+        self.then = Some(Then(Arc::new(say)));
         self
     }
 
@@ -141,17 +177,21 @@ impl IntoResponseParts for AuditNote {
 pub(crate) async fn layer(State(log): State<Arc<AuditLog>>, req: Request, next: Next) -> Response {
     let principal = req.extensions().get::<Arc<Caller>>().map(|c| c.name());
     let mut answer = next.run(req).await;
-    let Some(note) = answer.extensions_mut().remove::<AuditNote>() else {
+    let Some(mut note) = answer.extensions_mut().remove::<AuditNote>() else {
         return answer;
     };
-    let (kind, durable) = (note.kind, note.durable);
+    let (kind, durable, then) = (note.kind, note.durable, note.then.take());
     let entry = note.entry(principal, answer.status());
     if !durable {
         log.record(entry);
+        Then::say(then);
         return answer;
     }
     match log.append(entry).await {
-        Ok(_) => answer,
+        Ok(_) => {
+            Then::say(then);
+            answer
+        }
         Err(e) => {
             tracing::error!(kind = %kind, error = %e, "a request could not be audited");
             AuditNote::unaudited(kind, &e).into_response()
@@ -238,6 +278,47 @@ mod tests {
         assert_eq!(
             action.detail,
             json!({"operation": AdminOp::Resume.as_str(), "detail": {"x": 1}})
+        );
+    }
+
+    #[tokio::test]
+    async fn what_a_success_says_follows_its_durable_record() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let log = AuditLog::open(dir.path(), &AuditConfig::default())
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        // Each time the handler's "case accepted" is said: the intake
+        // records then on disk.
+        let said: Arc<std::sync::Mutex<Vec<usize>>> = Arc::default();
+        let (trail, heard) = (dir.path().to_path_buf(), Arc::clone(&said));
+        let accept = move || {
+            let (trail, heard) = (trail.clone(), Arc::clone(&heard));
+            async move {
+                let note = AuditNote::request(Kind::Intake, None)
+                    .case("C-2")
+                    .then(move || {
+                        let on_disk = records(&trail).len();
+                        heard
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(on_disk);
+                    });
+                (note, "accepted")
+            }
+        };
+        let router = Router::new().route("/intake", post(accept)).layer(
+            axum::middleware::from_fn_with_state(Arc::clone(&log), layer),
+        );
+        let said_now = || said.lock().unwrap_or_else(|p| p.into_inner()).clone();
+
+        assert_eq!(call(&router, "/intake", "").await.status(), 200);
+        assert_eq!(said_now(), [1], "said once, after its record was on disk");
+        log.close().await.unwrap_or_else(|e| panic!("close: {e}"));
+        let refused = call(&router, "/intake", "").await.status();
+        assert_eq!(refused, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            said_now(),
+            [1],
+            "not said when the record could not be written"
         );
     }
 

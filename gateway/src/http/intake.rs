@@ -115,7 +115,31 @@ async fn submit(
         Err(p) => return (note, Err(p)),
     };
     let note = note.case(&case.case_number);
-    (note, submit_case(&state, &caller, case).await)
+    match submit_case(&state, &caller, case).await {
+        Ok(accepted) => {
+            let answer = accepted_response(&accepted);
+            (note.then(announce(&accepted, &caller)), Ok(answer))
+        }
+        Err(p) => (note, Err(p)),
+    }
+}
+
+/// The "case accepted" log line and the acceptance counters, said by the
+/// audit layer only once the intake record is durable, so that logs and
+/// metrics never count an acceptance the trail does not hold.
+fn announce(accepted: &Accepted, caller: &Caller) -> impl Fn() + Send + Sync + 'static {
+    let case = accepted.record.case_number.clone();
+    let item = accepted.record.item.clone();
+    let created = accepted.created;
+    let principal = caller.name();
+    move || {
+        if created {
+            metrics::counter!("yiwang_intake_accepted_total", "item" => item.clone()).increment(1);
+        } else {
+            metrics::counter!("yiwang_intake_duplicates_total").increment(1);
+        }
+        tracing::info!(%case, %item, created, %principal, "case accepted");
+    }
 }
 
 /// The case in a submission's body, validated.
@@ -128,7 +152,7 @@ fn read_case(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
     Ok(validated.case)
 }
 
-async fn submit_case(state: &AppState, caller: &Caller, case: Case) -> Result<Response, Problem> {
+async fn submit_case(state: &AppState, caller: &Caller, case: Case) -> Result<Accepted, Problem> {
     state
         .authorize(
             caller,
@@ -140,9 +164,7 @@ async fn submit_case(state: &AppState, caller: &Caller, case: Case) -> Result<Re
             None,
         )
         .await?;
-    let accepted = state.delivery.accept(case, &caller.name()).await?;
-    tracing::info!(case = %accepted.record.case_number, item = %accepted.record.item, created = accepted.created, principal = %caller.name(), "case accepted");
-    Ok(accepted_response(&accepted))
+    Ok(state.delivery.accept(case, &caller.name()).await?)
 }
 
 /// A stored case, if the caller may see it (else the denial, audited).

@@ -14,6 +14,7 @@ mod bodies;
 mod chain;
 mod cli;
 mod config;
+mod crash_loop;
 mod prune;
 mod query;
 mod tail;

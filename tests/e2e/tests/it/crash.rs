@@ -3,7 +3,8 @@
 //! SIGKILL again and again during a burst of intakes, and afterwards every
 //! case that got a 202 is delivered exactly once per network, counted in
 //! the simulators' own stores. The audit trail survives the same kills: it
-//! still verifies, and every acknowledged case has its intake record.
+//! still verifies, every acknowledged case has its intake record, and each
+//! start signed what the run before it left unsigned.
 
 use anyhow::{Result, bail};
 use serde_json::Value;
@@ -150,6 +151,8 @@ async fn kill_9_during_a_burst_loses_nothing_and_duplicates_nothing() -> Result<
         accepted.len()
     );
 
+    all_but_the_last_run_signed(&dir.path().join("data/audit"))?;
+
     // Restart for good: everything accepted must arrive.
     let gw = start(&config)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
@@ -228,6 +231,45 @@ async fn kill_9_during_a_burst_loses_nothing_and_duplicates_nothing() -> Result<
         attempted.len(),
         sims.len(),
         report.records
+    );
+    Ok(())
+}
+
+/// After kills only (no clean stop), every record written before the last
+/// start is covered by a signed checkpoint: each open signed what the run
+/// before it left unsigned.
+fn all_but_the_last_run_signed(audit: &std::path::Path) -> Result<()> {
+    use yiwang_audit::Kind;
+    let report = yiwang_audit::verify(audit, None)?;
+    assert!(report.intact(), "audit trail broken: {:?}", report.broken);
+    let records: Vec<yiwang_audit::Record> =
+        yiwang_audit::query(audit, &yiwang_audit::Query::default())
+            .filter_map(|r| r.ok())
+            .collect();
+    // The trail's own `start` (it names the pid), not the gateway's.
+    let opened = |r: &yiwang_audit::Record| r.kind == Kind::Start && r.detail.get("pid").is_some();
+    let Some(last_start) = records.iter().rposition(opened) else {
+        bail!("no start record in the audit trail");
+    };
+    // The last open's own notes come just before its `start`.
+    let Some(earlier_run) = records[..last_start].iter().rfind(|r| {
+        !matches!(
+            r.kind,
+            Kind::Recovered | Kind::ChainBreakFound | Kind::KeyChange
+        )
+    }) else {
+        bail!("the trail holds a single run");
+    };
+    assert!(
+        report.last_checkpoint_seq >= Some(earlier_run.seq),
+        "records up to seq {} (written before the last start) are unsigned: {report:?}",
+        earlier_run.seq
+    );
+    let opens = records.iter().filter(|r| opened(r)).count() as u64;
+    assert!(
+        report.checkpoints >= opens - 1,
+        "{opens} opens but {} checkpoints: not every open signed",
+        report.checkpoints
     );
     Ok(())
 }
