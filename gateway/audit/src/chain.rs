@@ -276,11 +276,6 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), AuditErro
     yiwang_fsutil::atomic_write_shared(path, contents).map_err(|e| AuditError::io(path, e))
 }
 
-/// Make a directory's entries (a rename into it) durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), AuditError> {
-    yiwang_fsutil::sync_dir(dir).map_err(|e| AuditError::io(dir, e))
-}
-
 /// The signing key, and every public key that has signed here; a new key
 /// is added to `signing.pub` and, if another signed before, noted as a
 /// `key-change`.

@@ -98,7 +98,7 @@ pub(crate) fn new_segment(dir: &Path, first_seq: u64) -> Result<(PathBuf, File),
         .create_new(true)
         .open(&path)
         .map_err(|e| AuditError::io(&path, e))?;
-    crate::chain::sync_dir(dir)?;
+    sync_dir(dir)?;
     Ok((path, file))
 }
 
@@ -125,4 +125,9 @@ pub(crate) fn make_dir(dir: &Path) -> Result<(), AuditError> {
             .map_err(|e| AuditError::io(dir, e))?;
     }
     Ok(())
+}
+
+/// Make a directory's entries (a rename into it) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), AuditError> {
+    yiwang_fsutil::sync_dir(dir).map_err(|e| AuditError::io(dir, e))
 }

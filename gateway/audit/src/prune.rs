@@ -4,7 +4,8 @@
 //! signed checkpoint closing the last of them, so the chain stays
 //! verifiable from there. The last segment, being written, is never pruned.
 
-use crate::chain::{parse_line, sync_dir, write_atomic};
+use crate::chain::{parse_line, write_atomic};
+use crate::layout::sync_dir;
 use crate::layout::{ANCHOR, ANCHOR_FORMAT, Anchor, file_name, last_line, segments};
 use crate::verify::{Broken, Walker};
 use crate::{AuditError, Entry, Kind};
