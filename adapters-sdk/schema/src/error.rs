@@ -62,6 +62,21 @@ pub mod rule {
     /// A checksum override names a field that has no failing checksum (or repeats one).
     pub const OVERRIDE_UNUSED: &str = "override_unused";
 
+    /// A text field holds a control character its field does not allow (C0, DEL, C1; tab
+    /// and newline are allowed in free text only).
+    pub const CONTROL_CHARACTER: &str = "control_character";
+    /// A name or identifier holds a bidi embedding, override or isolate (U+202A–U+202E,
+    /// U+2066–U+2069).
+    pub const BIDI_CONTROL: &str = "bidi_control";
+    /// A form object has more keys than allowed.
+    pub const MAX_KEYS: &str = "max_keys";
+    /// The form is nested deeper than allowed.
+    pub const MAX_DEPTH: &str = "max_depth";
+    /// The form is larger than allowed, in bytes of compact JSON.
+    pub const MAX_SIZE: &str = "max_size";
+    /// A timestamp is before 2000-01-01 or too far ahead of the gateway's clock.
+    pub const TIMESTAMP_RANGE: &str = "timestamp_range";
+
     /// Every rule name, for documentation and tests.
     pub const ALL: &[&str] = &[
         JSON_SYNTAX,
@@ -89,6 +104,12 @@ pub mod rule {
         SHA256_FORMAT,
         MEDIA_TYPE_FORMAT,
         OVERRIDE_UNUSED,
+        CONTROL_CHARACTER,
+        BIDI_CONTROL,
+        MAX_KEYS,
+        MAX_DEPTH,
+        MAX_SIZE,
+        TIMESTAMP_RANGE,
     ];
 }
 

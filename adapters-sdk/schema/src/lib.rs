@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bounds;
 mod case;
 mod change;
 mod digest;
@@ -35,7 +36,7 @@ pub use json_schema::{
 pub use notice::{
     DeadlineNotice, DeliveryNotice, DeliveryOutcome, Light, Notice, NoticeBody, StageNotice,
 };
-pub use parse::{ValidatedCase, parse_case, parse_case_change, parse_event};
+pub use parse::{ValidatedCase, parse_case, parse_case_at, parse_case_change, parse_event};
 
 /// The version of the unified case schema this crate writes; it reads any `1.x`.
 pub const SCHEMA_VERSION: &str = "1.0";

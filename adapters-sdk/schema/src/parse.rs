@@ -31,6 +31,20 @@ pub fn parse_case(json: &[u8]) -> Result<ValidatedCase, ValidationErrors> {
     })
 }
 
+/// [`parse_case`] with the timestamps also checked against the caller's clock
+/// ([`Case::validate_at`]): what an intake that knows the time calls.
+pub fn parse_case_at(
+    json: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<ValidatedCase, ValidationErrors> {
+    let case: Case = from_json(json)?;
+    let overrides_applied = case.validate_at(now)?;
+    Ok(ValidatedCase {
+        case,
+        overrides_applied,
+    })
+}
+
 /// Parses and validates an event from JSON (see [`parse_case`] for how errors are reported).
 pub fn parse_event(json: &[u8]) -> Result<Event, ValidationErrors> {
     let event: Event = from_json(json)?;
@@ -119,7 +133,7 @@ fn backticked<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// RFC 6901 escaping of one reference token.
-fn escape(token: &str) -> String {
+pub(crate) fn escape(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
 }
 

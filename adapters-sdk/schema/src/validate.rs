@@ -20,7 +20,9 @@ const ID_NUMBER_MAX: usize = 64;
 
 impl Case {
     /// Checks everything the types cannot: identity numbers, code tables, formats,
-    /// timestamps, overrides. Reports every problem at once, never just the first.
+    /// timestamps, overrides, and the content bounds of [`crate::bounds`] (lengths, control
+    /// characters, form size, keys and depth, no timestamp before 2000). The clock-dependent
+    /// check is [`Case::validate_clock`]. Reports every problem at once, never just the first.
     ///
     /// On success returns the checksum overrides that were applied (each waived a failing
     /// checksum), so the gateway can audit them.
@@ -60,6 +62,7 @@ impl Case {
                 );
             }
         }
+        crate::bounds::case(&mut v.errors, self);
         let applied = v.apply_overrides(&self.checksum_overrides);
         v.errors.into_result(applied)
     }
@@ -139,6 +142,7 @@ impl CaseChange {
                 v.not_blank("/kind/reason", reason, "the withdrawal reason");
             }
         }
+        crate::bounds::change(&mut v.errors, self);
         v.errors.into_result(())
     }
 }
