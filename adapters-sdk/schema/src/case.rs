@@ -35,11 +35,16 @@ pub struct Case {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Party>,
     /// Item-specific form data (one form per item); always a JSON object. Its fields are
-    /// defined by the item, not by this schema.
+    /// defined by the item, not by this schema. Bounded: at most 256 KiB of compact JSON,
+    /// 256 keys per object, nesting depth 8 (the form is level 1), keys of at most 128 and
+    /// string values of at most 10 000 characters, no control characters except tab and
+    /// newline in values, no control or bidi characters in keys.
+    #[schemars(extend("maxProperties" = 256))]
     pub form: Map<String, Value>,
     /// The materials (材料) submitted with the case.
     pub materials: Vec<Material>,
-    /// When the applicant submitted the case (接件), Beijing time.
+    /// When the applicant submitted the case (接件), Beijing time; not before 2000-01-01 and
+    /// at most 300 s ahead of the gateway's clock.
     #[schemars(pattern(r"\+08:00$"), example = "2026-11-20T09:30:00+08:00")]
     pub submitted_at: DateTime<FixedOffset>,
     /// When the bureau accepted the case (受理), Beijing time; not before `submitted_at`.
@@ -59,10 +64,10 @@ pub struct Case {
 #[serde(deny_unknown_fields)]
 pub struct ItemRef {
     /// The item's implementation code (事项编码), e.g. `SC-QYKB-001`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = crate::bounds::IDENTIFIER_MAX))]
     pub code: String,
     /// The item's version (事项版本), e.g. `1.0`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = crate::bounds::IDENTIFIER_MAX))]
     pub version: String,
 }
 
@@ -70,8 +75,8 @@ pub struct ItemRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bureau {
-    /// The bureau's name, e.g. `福州市行政审批局`.
-    #[schemars(length(min = 1))]
+    /// The bureau's name, e.g. `福州市行政审批局`; no control or bidi characters.
+    #[schemars(length(min = 1, max = crate::bounds::NAME_MAX))]
     pub name: String,
     /// The bureau's unified social credit code (GB 32100).
     #[schemars(pattern(r"^[0-9A-HJ-NPQRTUWXY]{18}$"))]
@@ -84,8 +89,8 @@ pub struct Bureau {
 pub struct Party {
     /// What kind of party this is; constrains `id_type`.
     pub kind: PartyKind,
-    /// The person's or organisation's name (申请人名称).
-    #[schemars(length(min = 1))]
+    /// The person's or organisation's name (申请人名称); no control or bidi characters.
+    #[schemars(length(min = 1, max = crate::bounds::NAME_MAX))]
     pub name: String,
     /// ID document type code (证件类型) from the unified table: 111 居民身份证, 113 户口簿,
     /// 414 普通护照, 513 往来港澳通行证, 990 其他, 001 统一社会信用代码, 099 其他法人证件,
@@ -99,6 +104,7 @@ pub struct Party {
     pub contact: Contact,
     /// The legal representative (法定代表人); required for enterprises.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = crate::bounds::NAME_MAX))]
     pub legal_representative: Option<String>,
 }
 
@@ -132,14 +138,19 @@ impl PartyKind {
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     /// Phone number (联系电话): digits and `-`, optionally a leading `+`.
-    #[schemars(pattern(r"^\+?[0-9-]*[0-9][0-9-]*$"), example = "0591-87654321")]
+    #[schemars(
+        length(max = crate::bounds::PHONE_MAX),
+        pattern(r"^\+?[0-9-]*[0-9][0-9-]*$"),
+        example = "0591-87654321"
+    )]
     pub phone: String,
     /// E-mail address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(email)]
+    #[schemars(email, length(max = crate::bounds::EMAIL_MAX))]
     pub email: Option<String>,
-    /// Postal address (联系地址).
+    /// Postal address (联系地址); one line, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::bounds::ADDRESS_MAX))]
     pub address: Option<String>,
 }
 
@@ -148,10 +159,14 @@ pub struct Contact {
 #[serde(deny_unknown_fields)]
 pub struct Material {
     /// The material's name as listed for the item, e.g. `营业执照申请书`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = crate::bounds::NAME_MAX))]
     pub name: String,
     /// Media type, e.g. `application/pdf`.
-    #[schemars(pattern(r"^[^/\s]+/[^/\s]+$"), example = "application/pdf")]
+    #[schemars(
+        length(max = crate::bounds::MEDIA_TYPE_MAX),
+        pattern(r"^[^/\s]+/[^/\s]+$"),
+        example = "application/pdf"
+    )]
     pub media_type: String,
     /// Size in bytes.
     pub size: u64,
@@ -159,7 +174,7 @@ pub struct Material {
     #[schemars(pattern(r"^[0-9a-f]{64}$"))]
     pub sha256: String,
     /// Where the content is, e.g. `oss://bureau-materials/2026/11/x.pdf` or an https URL.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = crate::bounds::URI_MAX))]
     pub uri: String,
 }
 
@@ -196,12 +211,16 @@ pub enum TimeLimitUnit {
 #[serde(deny_unknown_fields)]
 pub struct ChecksumOverride {
     /// JSON pointer of the field whose checksum is waived, e.g. `/applicant/id_number`.
-    #[schemars(pattern(r"^/"), example = "/applicant/id_number")]
+    #[schemars(
+        length(max = crate::bounds::POINTER_MAX),
+        pattern(r"^/"),
+        example = "/applicant/id_number"
+    )]
     pub pointer: String,
     /// Why the code is legally valid although its checksum fails.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = crate::bounds::TEXT_MAX))]
     pub reason: String,
     /// Who approved the waiver (staff ID or name), for the audit trail.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = crate::bounds::NAME_MAX))]
     pub approved_by: String,
 }

@@ -100,13 +100,16 @@ impl NewCase<'_> {
 }
 
 impl Delivery {
-    /// Accept a case: route it, and store it with one job per route step in
-    /// one durable write.
+    /// Accept a case: refuse timestamps ahead of this gateway's clock (the
+    /// schema's `timestamp_range`), route it, and store it with one job per
+    /// route step in one durable write.
     pub async fn accept(
         &self,
         case: yiwang_schema::Case,
         principal: &str,
     ) -> Result<Accepted, IntakeError> {
+        case.validate_clock(chrono::Utc::now())
+            .map_err(IntakeError::Invalid)?;
         let code = case.item.code.clone();
         let steps = self
             .route(&code)
@@ -153,6 +156,9 @@ impl Delivery {
     /// to, each after that network's earlier jobs for the case.
     pub async fn change(&self, case_number: &str, body: &[u8]) -> Result<Accepted, IntakeError> {
         let change = yiwang_schema::parse_case_change(body).map_err(IntakeError::Invalid)?;
+        change
+            .validate_clock(chrono::Utc::now())
+            .map_err(IntakeError::Invalid)?;
         if change.case_number != case_number {
             return Err(IntakeError::CaseMismatch {
                 in_path: case_number.to_string(),

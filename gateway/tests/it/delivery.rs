@@ -9,7 +9,9 @@
 //!   so these tests do not depend on any adapter's behaviour;
 //! - poison calls: a job whose adapter loops or hoards memory on every call
 //!   is dead-lettered after `retry.limit-hits` hits, with the limit and the
-//!   count, while a healthy network beside it delivers.
+//!   count, while a healthy network beside it delivers;
+//! - the intake clock: a case dated ahead of the gateway's clock is refused
+//!   naming the field and rule, and nothing is stored.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -327,4 +329,35 @@ async fn a_poison_call_is_dead_lettered_after_its_limit_hits() {
     );
     delivery.stop();
     delivery.stopped().await;
+}
+
+/// The enterprise example case (item SC-QYKB-001, routed by `BACKFLOW`).
+const ENTERPRISE: &str =
+    include_str!("../../../adapters-sdk/schema/testdata/enterprise-establishment.json");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_dated_ahead_of_the_gateway_clock_is_refused_and_not_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let delivery = service(dir.path(), BACKFLOW).await;
+    let mut case: yiwang_schema::Case = serde_json::from_str(ENTERPRISE).expect("the example");
+    case.accepted_at = None;
+    let ahead = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+    case.submitted_at = ahead.with_timezone(&yiwang_schema::BEIJING);
+    match delivery.accept(case.clone(), "bureau").await {
+        Err(yiwang_gateway::delivery::intake::IntakeError::Invalid(e)) => assert!(
+            e.contains("/submitted_at", yiwang_schema::rule::TIMESTAMP_RANGE),
+            "{e}"
+        ),
+        other => panic!("expected a timestamp_range refusal, got {other:?}"),
+    }
+    let stored = delivery.store.case(&case.case_number).await.expect("read");
+    assert!(stored.is_none(), "a refused case is not stored");
+    // The same case dated now is accepted.
+    case.submitted_at = chrono::Utc::now().with_timezone(&yiwang_schema::BEIJING);
+    delivery
+        .accept(case.clone(), "bureau")
+        .await
+        .expect("accepted");
+    let stored = delivery.store.case(&case.case_number).await.expect("read");
+    assert!(stored.is_some(), "an accepted case is stored");
 }
