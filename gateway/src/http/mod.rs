@@ -8,6 +8,7 @@
 mod admin;
 mod audit;
 mod callbacks;
+mod fairness;
 mod intake;
 pub mod problem;
 
@@ -106,8 +107,10 @@ pub(crate) fn time_param(
 }
 
 /// Put the listener's limits around a router; anything unmatched is a 404
-/// problem, a wrong method a 405 problem.
-pub fn with_limits(router: Router, cfg: &ListenerConfig) -> Router {
+/// problem, a wrong method a 405 problem. Inside the global concurrency
+/// limit, each principal holds at most its share and a body must arrive
+/// within the body timeout ([`fairness`]; refusals audited to `audit`).
+pub fn with_limits(router: Router, cfg: &ListenerConfig, audit: Arc<AuditLog>) -> Router {
     router
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -118,6 +121,10 @@ pub fn with_limits(router: Router, cfg: &ListenerConfig) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            fairness::Fairness::new(cfg, audit),
+            fairness::layer,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(problem::overload))
