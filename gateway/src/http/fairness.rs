@@ -11,6 +11,8 @@
 //! A deadline for the whole body (rather than a minimum rate) is chosen
 //! because it bounds a slot's hold time whatever the client trickles.
 //!
+//! Request headers are capped at [`MAX_HEADER_BYTES`] (431).
+//!
 //! Every refusal made here is audited (`limit`, with the principal, the
 //! limit and its numbers), not waited for: a flood of refusals does not
 //! wait on the disk.
@@ -102,6 +104,24 @@ impl Drop for Slot {
     }
 }
 
+/// The request line and headers a listener accepts, as sent
+/// (`name: value\r\n` each). The connection's read buffer stops larger
+/// header blocks before they parse; this is the exact cap.
+pub(crate) const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// The size of a request's line and headers as sent on the wire.
+fn header_bytes(req: &Request) -> usize {
+    let line = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + " HTTP/1.1\r\n ".len();
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    line + fields + 2
+}
+
 /// What a refusal record says about the request.
 struct RequestLine {
     principal: String,
@@ -119,6 +139,19 @@ pub(crate) async fn layer(State(f): State<Arc<Fairness>>, req: Request, next: Ne
         method: req.method().to_string(),
         path: req.uri().path().to_string(),
     };
+    let header_bytes = header_bytes(&req);
+    if header_bytes > MAX_HEADER_BYTES {
+        let problem = Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request headers too large",
+        )
+        .detail(format!(
+            "the request line and headers take {header_bytes} bytes, more than the \
+             {MAX_HEADER_BYTES} bytes (64 KiB) a listener accepts"
+        ));
+        return f.refuse(&line, "max-header-bytes", problem);
+    }
     let Some(_slot) = f.take(&line.principal) else {
         let problem = Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

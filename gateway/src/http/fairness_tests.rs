@@ -170,3 +170,33 @@ async fn a_principal_beyond_its_share_is_refused_while_another_is_served() {
         ]
     );
 }
+
+#[tokio::test]
+async fn headers_beyond_64_kib_are_answered_431_and_audited() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let log =
+        AuditLog::open(dir.path(), &AuditConfig::default()).unwrap_or_else(|e| panic!("open: {e}"));
+    let (router, _) = router(Arc::clone(&log));
+    let with_header = |len: usize| {
+        let mut req = Request::post("/v1/cases")
+            .header("x-filler", "a".repeat(len))
+            .body(Body::from("{}"))
+            .unwrap_or_else(|e| panic!("request: {e}"));
+        req.extensions_mut().insert(caller("A"));
+        router.clone().oneshot(req)
+    };
+    // Just under the cap (with the request line) passes; just over is 431.
+    let under = with_header(MAX_HEADER_BYTES - 100).await;
+    assert_eq!(under.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    let over = with_header(MAX_HEADER_BYTES).await;
+    let over = over.unwrap_or_else(|e| match e {});
+    assert_eq!(over.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let said = text(over).await;
+    assert!(said.contains("65536 bytes (64 KiB)"), "{said}");
+
+    log.close().await.unwrap_or_else(|e| panic!("close: {e}"));
+    let recs = limit_records(dir.path());
+    let limits: Vec<_> = recs.iter().map(|r| r.detail["limit"].clone()).collect();
+    assert_eq!(limits, ["max-header-bytes"], "{recs:?}");
+    assert_eq!(recs[0].detail["status"], 431);
+}

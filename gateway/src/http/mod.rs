@@ -221,7 +221,8 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
                 }
             };
             let caller = Arc::new(caller_of(&state.policy, stream.get_ref().1));
-            tracing::debug!(listener = name, %peer, principal = %caller.name(), "connection");
+            let principal = caller.name();
+            tracing::debug!(listener = name, %peer, %principal, "connection");
             let service =
                 tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(Arc::clone(&caller));
@@ -239,6 +240,9 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
                         tracing::debug!(listener = name, %peer, error = %e, "connection ended with an error");
+                        if e.is_parse_too_large() {
+                            headers_too_large(&state, name, peer, principal);
+                        }
                     }
                 }
                 () = stop.cancelled() => {
@@ -275,4 +279,27 @@ fn refused(state: &AppState, listener: &'static str, peer: SocketAddr, reason: S
             "peer": peer.to_string(),
             "reason": reason,
         })));
+}
+
+/// A header block larger than the connection's read buffer, answered 431
+/// by hyper before any request parsed: log, count, audit.
+fn headers_too_large(
+    state: &AppState,
+    listener: &'static str,
+    peer: SocketAddr,
+    principal: String,
+) {
+    tracing::warn!(listener, %peer, %principal, "request headers too large");
+    metrics::counter!("yiwang_limit_refusals_total", "limit" => "max-header-bytes").increment(1);
+    state.audit().record(
+        Entry::new(Kind::Limit)
+            .principal(principal)
+            .detail(serde_json::json!({
+                "limit": "max-header-bytes",
+                "status": 431,
+                "listener": listener,
+                "peer": peer.to_string(),
+                "reason": "the request headers did not fit the 64 KiB read buffer",
+            })),
+    );
 }
