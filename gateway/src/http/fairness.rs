@@ -13,7 +13,8 @@
 //!
 //! Request headers are capped at [`MAX_HEADER_BYTES`] (431).
 //!
-//! Every refusal made here is audited (`limit`, with the principal, the
+//! Every refusal made here, and every one by the listener's global limits
+//! (503 at `max-concurrent` or `request-timeout-ms`), is audited (`limit`, with the principal, the
 //! limit and its numbers), not waited for: a flood of refusals does not
 //! wait on the disk.
 
@@ -68,7 +69,12 @@ impl Fairness {
 
     /// Log, count and audit a refusal; the problem to answer.
     fn refuse(&self, req: &RequestLine, limit: &'static str, problem: Problem) -> Response {
-        let status = problem.status;
+        self.record(req, limit, problem.status, &problem.detail);
+        problem.into_response()
+    }
+
+    /// Log, count and audit a request refused at `limit`.
+    fn record(&self, req: &RequestLine, limit: &'static str, status: StatusCode, reason: &str) {
         tracing::warn!(principal = %req.principal, limit, %status, method = %req.method, path = %req.path, "request refused at a listener limit");
         metrics::counter!("yiwang_limit_refusals_total", "limit" => limit).increment(1);
         self.audit.record(
@@ -79,10 +85,9 @@ impl Fairness {
                     "status": status.as_u16(),
                     "method": req.method,
                     "path": req.path,
-                    "reason": problem.detail,
+                    "reason": reason,
                 })),
         );
-        problem.into_response()
     }
 }
 
@@ -129,16 +134,60 @@ struct RequestLine {
     path: String,
 }
 
+impl RequestLine {
+    fn of(req: &Request) -> Self {
+        RequestLine {
+            principal: req
+                .extensions()
+                .get::<Arc<Caller>>()
+                .map_or_else(|| Caller::anonymous().name(), |c| c.name()),
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+        }
+    }
+}
+
+/// A refusal by the listener's global limits (`max-concurrent`,
+/// `request-timeout-ms`), marked on the answer for [`audit_global`].
+#[derive(Debug, Clone, Copy)]
+struct Global(&'static str);
+
+/// The answer to an error of the global limits (load shedding, timeout),
+/// marked so [`audit_global`] records it.
+pub(crate) async fn global_refusal(err: tower::BoxError) -> Response {
+    let limit = if err.is::<tower::load_shed::error::Overloaded>() {
+        Some("max-concurrent")
+    } else if err.is::<tower::timeout::error::Elapsed>() {
+        Some("request-timeout-ms")
+    } else {
+        None
+    };
+    let mut answer = super::problem::overload(err).await.into_response();
+    if let Some(limit) = limit {
+        answer.extensions_mut().insert(Global(limit));
+    }
+    answer
+}
+
+/// The outermost layer: audits what the global limits refused
+/// (`axum::middleware::from_fn_with_state(fairness, fairness::audit_global)`).
+pub(crate) async fn audit_global(
+    State(f): State<Arc<Fairness>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let line = RequestLine::of(&req);
+    let answer = next.run(req).await;
+    if let Some(Global(limit)) = answer.extensions().get::<Global>().copied() {
+        let reason = format!("refused at the listener's {limit}");
+        f.record(&line, limit, answer.status(), &reason);
+    }
+    answer
+}
+
 /// The layer: `axum::middleware::from_fn_with_state(fairness, fairness::layer)`.
 pub(crate) async fn layer(State(f): State<Arc<Fairness>>, req: Request, next: Next) -> Response {
-    let line = RequestLine {
-        principal: req
-            .extensions()
-            .get::<Arc<Caller>>()
-            .map_or_else(|| Caller::anonymous().name(), |c| c.name()),
-        method: req.method().to_string(),
-        path: req.uri().path().to_string(),
-    };
+    let line = RequestLine::of(&req);
     let header_bytes = header_bytes(&req);
     if header_bytes > MAX_HEADER_BYTES {
         let problem = Problem::new(

@@ -200,3 +200,38 @@ async fn headers_beyond_64_kib_are_answered_431_and_audited() {
     assert_eq!(limits, ["max-header-bytes"], "{recs:?}");
     assert_eq!(recs[0].detail["status"], 431);
 }
+
+#[tokio::test]
+async fn a_refusal_by_the_global_limits_is_audited() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let log =
+        AuditLog::open(dir.path(), &AuditConfig::default()).unwrap_or_else(|e| panic!("open: {e}"));
+    let mut cfg = ListenerConfig::new("127.0.0.1:0");
+    cfg.request_timeout_ms = 1;
+    // A handler that never answers: the request timeout ends it.
+    let router = super::super::with_limits(
+        Router::new().route("/v1/cases", post(std::future::pending::<()>)),
+        &cfg,
+        Arc::clone(&log),
+    );
+    let refused = call(&router, "B", Body::from("{}")).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    log.close().await.unwrap_or_else(|e| panic!("close: {e}"));
+    let recs = limit_records(dir.path());
+    let seen: Vec<_> = recs
+        .iter()
+        .map(|r| {
+            (
+                r.principal.as_deref(),
+                r.detail["limit"].as_str(),
+                r.detail["status"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [(Some("unmapped:B"), Some("request-timeout-ms"), Some(503))],
+        "{recs:?}"
+    );
+}

@@ -111,7 +111,7 @@ pub(crate) fn time_param(
 /// limit, each principal holds at most its share and a body must arrive
 /// within the body timeout ([`fairness`]; refusals audited to `audit`).
 pub fn with_limits(router: Router, cfg: &ListenerConfig, audit: Arc<AuditLog>) -> Router {
-    router
+    let router = router
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -119,19 +119,25 @@ pub fn with_limits(router: Router, cfg: &ListenerConfig, audit: Arc<AuditLog>) -
                 "method-not-allowed",
                 "Method not allowed",
             )
-        })
+        });
+    let fairness = fairness::Fairness::new(cfg, audit);
+    router
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
-            fairness::Fairness::new(cfg, audit),
+            Arc::clone(&fairness),
             fairness::layer,
         ))
         .layer(
             ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(problem::overload))
+                .layer(HandleErrorLayer::new(fairness::global_refusal))
                 .load_shed()
                 .concurrency_limit(cfg.max_concurrent.max(1))
                 .timeout(Duration::from_millis(cfg.request_timeout_ms.max(1))),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            fairness,
+            fairness::audit_global,
+        ))
 }
 
 /// A bound listener, ready to serve mTLS.
