@@ -235,3 +235,53 @@ async fn a_refusal_by_the_global_limits_is_audited() {
         "{recs:?}"
     );
 }
+
+#[tokio::test]
+async fn max_concurrent_counts_the_whole_listener_and_its_refusal_is_audited() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let log =
+        AuditLog::open(dir.path(), &AuditConfig::default()).unwrap_or_else(|e| panic!("open: {e}"));
+    let mut cfg = ListenerConfig::new("127.0.0.1:0");
+    cfg.max_concurrent = 1;
+    cfg.body_timeout_ms = 60_000;
+    let router = super::super::with_limits(
+        Router::new()
+            .route("/v1/cases", post(|body: Bytes| async move { body }))
+            .route("/v1/other", post(|| async { "other" })),
+        &cfg,
+        Arc::clone(&log),
+    );
+    // A's stall holds the listener's only slot; B, on another route, is
+    // refused (bounded retries until the stall has taken the slot).
+    let staller = tokio::spawn({
+        let router = router.clone();
+        async move { call(&router, "A", stalled()).await.status() }
+    });
+    let mut refused = StatusCode::OK;
+    for _ in 0..1000 {
+        tokio::task::yield_now().await;
+        let mut req = Request::post("/v1/other")
+            .body(Body::empty())
+            .unwrap_or_else(|e| panic!("request: {e}"));
+        req.extensions_mut().insert(caller("B"));
+        let answer = router.clone().oneshot(req).await;
+        refused = answer.map_or(StatusCode::OK, |a| a.status());
+        if refused == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+    }
+    assert_eq!(refused, StatusCode::SERVICE_UNAVAILABLE);
+    staller.abort();
+
+    log.close().await.unwrap_or_else(|e| panic!("close: {e}"));
+    let recs = limit_records(dir.path());
+    let seen: Vec<_> = recs
+        .iter()
+        .map(|r| (r.principal.as_deref(), r.detail["limit"].as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(Some("unmapped:B"), Some("max-concurrent"))],
+        "{recs:?}"
+    );
+}

@@ -107,10 +107,14 @@ pub(crate) fn time_param(
 }
 
 /// Put the listener's limits around a router; anything unmatched is a 404
-/// problem, a wrong method a 405 problem. Inside the global concurrency
-/// limit, each principal holds at most its share and a body must arrive
-/// within the body timeout ([`fairness`]; refusals audited to `audit`).
+/// problem, a wrong method a 405 problem. The global limits (load shedding
+/// at `max-concurrent`, `request-timeout-ms`) wrap the whole router as one
+/// service, so they count every request of the listener (a layer on the
+/// router would give each route its own count). Inside them, each principal
+/// holds at most its share and a body must arrive within the body timeout
+/// ([`fairness`]); every refusal is audited to `audit`.
 pub fn with_limits(router: Router, cfg: &ListenerConfig, audit: Arc<AuditLog>) -> Router {
+    let fairness = fairness::Fairness::new(cfg, audit);
     let router = router
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -119,21 +123,20 @@ pub fn with_limits(router: Router, cfg: &ListenerConfig, audit: Arc<AuditLog>) -
                 "method-not-allowed",
                 "Method not allowed",
             )
-        });
-    let fairness = fairness::Fairness::new(cfg, audit);
-    router
+        })
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&fairness),
             fairness::layer,
-        ))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(fairness::global_refusal))
-                .load_shed()
-                .concurrency_limit(cfg.max_concurrent.max(1))
-                .timeout(Duration::from_millis(cfg.request_timeout_ms.max(1))),
-        )
+        ));
+    let limited = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(fairness::global_refusal))
+        .load_shed()
+        .concurrency_limit(cfg.max_concurrent.max(1))
+        .timeout(Duration::from_millis(cfg.request_timeout_ms.max(1)))
+        .service(router);
+    Router::new()
+        .fallback_service(limited)
         .layer(axum::middleware::from_fn_with_state(
             fairness,
             fairness::audit_global,
