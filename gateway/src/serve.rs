@@ -103,7 +103,7 @@ impl Gateway {
                     http::admin_router(state.clone())
                 }
             };
-            let router = http::with_limits(router, &listener.config);
+            let router = http::with_limits(router, &listener.config, Arc::clone(&delivery.audit));
             // Certificates, keys and CRLs reload without a restart.
             tasks.spawn(listener.tls.watch(delivery.stopping()));
             tasks.spawn(http::serve(listener, router, state.clone()));

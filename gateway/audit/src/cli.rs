@@ -46,7 +46,7 @@ pub enum AuditCommand {
         network: Option<String>,
         /// Only records of this kind (intake, change, read, callback,
         /// adapter-call, outbound, backflow, admin, denial, tls-refused,
-        /// alert, checkpoint, recovered, chain-break-found, key-change,
+        /// limit, alert, checkpoint, recovered, chain-break-found, key-change,
         /// prune, start, stop).
         #[arg(long)]
         kind: Option<Kind>,

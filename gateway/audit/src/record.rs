@@ -48,6 +48,9 @@ pub enum Kind {
     Denial,
     /// A TLS handshake refused (unknown or revoked peer).
     TlsRefused,
+    /// A request refused at a listener limit (slow body, a principal's
+    /// share of the listener, body size).
+    Limit,
     /// A security alert.
     Alert,
     /// A signed checkpoint (written by the log itself).

@@ -95,6 +95,16 @@ pub struct ListenerConfig {
     /// Time a client has to send its request headers (slow clients are cut off).
     #[serde(default = "default_header_timeout")]
     pub header_timeout_ms: u64,
+    /// Time a client has, once its headers are in, to send the whole body;
+    /// a slower body is answered 408 and its slot freed
+    /// (`body-timeout-ms = 10000`).
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_ms: u64,
+    /// Requests one principal may have in progress at once; beyond it that
+    /// principal gets 503 while others are served. Default: a quarter of
+    /// `max-concurrent` (at least 1).
+    #[serde(default)]
+    pub max_concurrent_per_principal: Option<usize>,
     /// CAs whose client certificates this listener accepts, instead of
     /// `[tls] client-ca` (e.g. the ministries' CA on the callback listener).
     #[serde(default)]
@@ -116,6 +126,9 @@ fn default_max_concurrent() -> usize {
 fn default_header_timeout() -> u64 {
     10_000
 }
+fn default_body_timeout() -> u64 {
+    10_000
+}
 
 impl ListenerConfig {
     pub fn new(addr: &str) -> Self {
@@ -127,9 +140,18 @@ impl ListenerConfig {
             request_timeout_ms: default_request_timeout(),
             max_concurrent: default_max_concurrent(),
             header_timeout_ms: default_header_timeout(),
+            body_timeout_ms: default_body_timeout(),
+            max_concurrent_per_principal: None,
             client_ca: None,
             crl: None,
         }
+    }
+
+    /// The share of `max-concurrent` one principal may hold.
+    pub fn per_principal(&self) -> usize {
+        self.max_concurrent_per_principal
+            .unwrap_or(self.max_concurrent / 4)
+            .clamp(1, self.max_concurrent.max(1))
     }
 }
 

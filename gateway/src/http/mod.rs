@@ -8,6 +8,7 @@
 mod admin;
 mod audit;
 mod callbacks;
+mod fairness;
 mod intake;
 pub mod problem;
 
@@ -106,9 +107,15 @@ pub(crate) fn time_param(
 }
 
 /// Put the listener's limits around a router; anything unmatched is a 404
-/// problem, a wrong method a 405 problem.
-pub fn with_limits(router: Router, cfg: &ListenerConfig) -> Router {
-    router
+/// problem, a wrong method a 405 problem. The global limits (load shedding
+/// at `max-concurrent`, `request-timeout-ms`) wrap the whole router as one
+/// service, so they count every request of the listener (a layer on the
+/// router would give each route its own count). Inside them, each principal
+/// holds at most its share and a body must arrive within the body timeout
+/// ([`fairness`]); every refusal is audited to `audit`.
+pub fn with_limits(router: Router, cfg: &ListenerConfig, audit: Arc<AuditLog>) -> Router {
+    let fairness = fairness::Fairness::new(cfg, audit);
+    let router = router
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -118,13 +125,22 @@ pub fn with_limits(router: Router, cfg: &ListenerConfig) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(problem::overload))
-                .load_shed()
-                .concurrency_limit(cfg.max_concurrent.max(1))
-                .timeout(Duration::from_millis(cfg.request_timeout_ms.max(1))),
-        )
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&fairness),
+            fairness::layer,
+        ));
+    let limited = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(fairness::global_refusal))
+        .load_shed()
+        .concurrency_limit(cfg.max_concurrent.max(1))
+        .timeout(Duration::from_millis(cfg.request_timeout_ms.max(1)))
+        .service(router);
+    Router::new()
+        .fallback_service(limited)
+        .layer(axum::middleware::from_fn_with_state(
+            fairness,
+            fairness::audit_global,
+        ))
 }
 
 /// A bound listener, ready to serve mTLS.
@@ -214,7 +230,8 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
                 }
             };
             let caller = Arc::new(caller_of(&state.policy, stream.get_ref().1));
-            tracing::debug!(listener = name, %peer, principal = %caller.name(), "connection");
+            let principal = caller.name();
+            tracing::debug!(listener = name, %peer, %principal, "connection");
             let service =
                 tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(Arc::clone(&caller));
@@ -232,6 +249,9 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
                         tracing::debug!(listener = name, %peer, error = %e, "connection ended with an error");
+                        if e.is_parse_too_large() {
+                            headers_too_large(&state, name, peer, principal);
+                        }
                     }
                 }
                 () = stop.cancelled() => {
@@ -268,4 +288,27 @@ fn refused(state: &AppState, listener: &'static str, peer: SocketAddr, reason: S
             "peer": peer.to_string(),
             "reason": reason,
         })));
+}
+
+/// A header block larger than the connection's read buffer, answered 431
+/// by hyper before any request parsed: log, count, audit.
+fn headers_too_large(
+    state: &AppState,
+    listener: &'static str,
+    peer: SocketAddr,
+    principal: String,
+) {
+    tracing::warn!(listener, %peer, %principal, "request headers too large");
+    metrics::counter!("yiwang_limit_refusals_total", "limit" => "max-header-bytes").increment(1);
+    state.audit().record(
+        Entry::new(Kind::Limit)
+            .principal(principal)
+            .detail(serde_json::json!({
+                "limit": "max-header-bytes",
+                "status": 431,
+                "listener": listener,
+                "peer": peer.to_string(),
+                "reason": "the request headers did not fit the 64 KiB read buffer",
+            })),
+    );
 }

@@ -65,7 +65,7 @@ fn the_names_on_disk_and_in_config_are_unchanged() {
     assert_eq!(
         kinds.join(" "),
         "intake change read callback adapter-call outbound backflow admin denial \
-         tls-refused alert checkpoint recovered chain-break-found key-change prune start stop"
+         tls-refused limit alert checkpoint recovered chain-break-found key-change prune start stop"
     );
     let algs: Vec<&str> = HashAlg::iter().map(HashAlg::as_str).collect();
     assert_eq!(algs, ["sha256", "sm3"]);
@@ -87,8 +87,8 @@ fn unknown_names_are_refused_with_the_list() {
             .expect_err("case matters")
             .to_string(),
         "unknown kind \"Intake\" (one of intake, change, read, callback, adapter-call, \
-         outbound, backflow, admin, denial, tls-refused, alert, checkpoint, recovered, \
-         chain-break-found, key-change, prune, start, stop)"
+         outbound, backflow, admin, denial, tls-refused, limit, alert, checkpoint, \
+         recovered, chain-break-found, key-change, prune, start, stop)"
     );
     assert_eq!(
         "aes256-gcm"

@@ -9,6 +9,7 @@
 mod adapters_live;
 mod crash;
 mod delivery;
+mod fairness;
 mod hostile;
 mod neighbours;
 mod public_security_live;

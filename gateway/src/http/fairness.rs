@@ -1,0 +1,257 @@
+//! Fairness at the edge: no one client can hold a listener's capacity.
+//!
+//! Inside the listener's global `max-concurrent` limit, every request first
+//! takes one of its principal's slots (`max-concurrent-per-principal`, by
+//! default a quarter of `max-concurrent`): a principal holding all of its
+//! share gets 503 `overloaded` at once, while other principals are served.
+//! Then the body must arrive in full within `body-timeout-ms` from the end
+//! of the headers, or the request is answered 408 `body-timeout` and its
+//! slots are freed: a client that sends headers and a lying Content-Length,
+//! then stalls, holds a slot for the body timeout, not the request timeout.
+//! A deadline for the whole body (rather than a minimum rate) is chosen
+//! because it bounds a slot's hold time whatever the client trickles.
+//!
+//! Request headers are capped at [`MAX_HEADER_BYTES`] (431).
+//!
+//! Every refusal made here, and every one by the listener's global limits
+//! (503 at `max-concurrent` or `request-timeout-ms`), is audited (`limit`, with the principal, the
+//! limit and its numbers), not waited for: a flood of refusals does not
+//! wait on the disk.
+
+use super::problem::Problem;
+use crate::config::ListenerConfig;
+use crate::policy::Caller;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use yiwang_audit::{AuditLog, Entry, Kind};
+
+/// One listener's fairness limits and who holds its slots now.
+pub(crate) struct Fairness {
+    audit: Arc<AuditLog>,
+    per_principal: usize,
+    body_timeout: Duration,
+    max_body: usize,
+    held: Mutex<HashMap<String, usize>>,
+}
+
+impl Fairness {
+    pub(crate) fn new(cfg: &ListenerConfig, audit: Arc<AuditLog>) -> Arc<Self> {
+        Arc::new(Fairness {
+            audit,
+            per_principal: cfg.per_principal(),
+            body_timeout: Duration::from_millis(cfg.body_timeout_ms.max(1)),
+            max_body: cfg.max_body_bytes,
+            held: Mutex::default(),
+        })
+    }
+
+    /// One of `principal`'s slots, or `None` when it holds its share.
+    fn take(self: &Arc<Self>, principal: &str) -> Option<Slot> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let n = held.entry(principal.to_string()).or_default();
+        if *n >= self.per_principal {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            fairness: Arc::clone(self),
+            principal: principal.to_string(),
+        })
+    }
+
+    /// Log, count and audit a refusal; the problem to answer.
+    fn refuse(&self, req: &RequestLine, limit: &'static str, problem: Problem) -> Response {
+        self.record(req, limit, problem.status, &problem.detail);
+        problem.into_response()
+    }
+
+    /// Log, count and audit a request refused at `limit`.
+    fn record(&self, req: &RequestLine, limit: &'static str, status: StatusCode, reason: &str) {
+        tracing::warn!(principal = %req.principal, limit, %status, method = %req.method, path = %req.path, "request refused at a listener limit");
+        metrics::counter!("yiwang_limit_refusals_total", "limit" => limit).increment(1);
+        self.audit.record(
+            Entry::new(Kind::Limit)
+                .principal(req.principal.clone())
+                .detail(json!({
+                    "limit": limit,
+                    "status": status.as_u16(),
+                    "method": req.method,
+                    "path": req.path,
+                    "reason": reason,
+                })),
+        );
+    }
+}
+
+/// A principal's slot, given back when the request is answered.
+struct Slot {
+    fairness: Arc<Fairness>,
+    principal: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut held = self.fairness.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.principal) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.principal);
+            }
+        }
+    }
+}
+
+/// The request line and headers a listener accepts, as sent
+/// (`name: value\r\n` each). The connection's read buffer stops larger
+/// header blocks before they parse; this is the exact cap.
+pub(crate) const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// The size of a request's line and headers as sent on the wire.
+fn header_bytes(req: &Request) -> usize {
+    let line = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + " HTTP/1.1\r\n ".len();
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    line + fields + 2
+}
+
+/// What a refusal record says about the request.
+struct RequestLine {
+    principal: String,
+    method: String,
+    path: String,
+}
+
+impl RequestLine {
+    fn of(req: &Request) -> Self {
+        RequestLine {
+            principal: req
+                .extensions()
+                .get::<Arc<Caller>>()
+                .map_or_else(|| Caller::anonymous().name(), |c| c.name()),
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+        }
+    }
+}
+
+/// A refusal by the listener's global limits (`max-concurrent`,
+/// `request-timeout-ms`), marked on the answer for [`audit_global`].
+#[derive(Debug, Clone, Copy)]
+struct Global(&'static str);
+
+/// The answer to an error of the global limits (load shedding, timeout),
+/// marked so [`audit_global`] records it.
+pub(crate) async fn global_refusal(err: tower::BoxError) -> Response {
+    let limit = if err.is::<tower::load_shed::error::Overloaded>() {
+        Some("max-concurrent")
+    } else if err.is::<tower::timeout::error::Elapsed>() {
+        Some("request-timeout-ms")
+    } else {
+        None
+    };
+    let mut answer = super::problem::overload(err).await.into_response();
+    if let Some(limit) = limit {
+        answer.extensions_mut().insert(Global(limit));
+    }
+    answer
+}
+
+/// The outermost layer: audits what the global limits refused
+/// (`axum::middleware::from_fn_with_state(fairness, fairness::audit_global)`).
+pub(crate) async fn audit_global(
+    State(f): State<Arc<Fairness>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let line = RequestLine::of(&req);
+    let answer = next.run(req).await;
+    if let Some(Global(limit)) = answer.extensions().get::<Global>().copied() {
+        let reason = format!("refused at the listener's {limit}");
+        f.record(&line, limit, answer.status(), &reason);
+    }
+    answer
+}
+
+/// The layer: `axum::middleware::from_fn_with_state(fairness, fairness::layer)`.
+pub(crate) async fn layer(State(f): State<Arc<Fairness>>, req: Request, next: Next) -> Response {
+    let line = RequestLine::of(&req);
+    let header_bytes = header_bytes(&req);
+    if header_bytes > MAX_HEADER_BYTES {
+        let problem = Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request headers too large",
+        )
+        .detail(format!(
+            "the request line and headers take {header_bytes} bytes, more than the \
+             {MAX_HEADER_BYTES} bytes (64 KiB) a listener accepts"
+        ));
+        return f.refuse(&line, "max-header-bytes", problem);
+    }
+    let Some(_slot) = f.take(&line.principal) else {
+        let problem = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "Too many requests in progress for this client",
+        )
+        .detail(format!(
+            "principal {} already has {} requests in progress, its share of this listener \
+             (max-concurrent-per-principal); retry shortly",
+            line.principal, f.per_principal
+        ))
+        .retry_after(1);
+        return f.refuse(&line, "max-concurrent-per-principal", problem);
+    };
+    let (parts, body) = req.into_parts();
+    let read = Limited::new(body, f.max_body).collect();
+    let bytes = match tokio::time::timeout(f.body_timeout, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+            let problem = Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+            )
+            .detail(format!(
+                "the body is larger than the listener's max-body-bytes ({} bytes)",
+                f.max_body
+            ));
+            return f.refuse(&line, "max-body-bytes", problem);
+        }
+        Ok(Err(e)) => {
+            let problem = Problem::bad_request("unreadable-body", e.to_string());
+            return f.refuse(&line, "body", problem);
+        }
+        Err(_) => {
+            let problem = Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "The request body did not arrive in time",
+            )
+            .detail(format!(
+                "the body was not complete within the listener's body-timeout-ms ({} ms)",
+                f.body_timeout.as_millis()
+            ));
+            return f.refuse(&line, "body-timeout-ms", problem);
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+#[cfg(test)]
+#[path = "fairness_tests.rs"]
+mod tests;
