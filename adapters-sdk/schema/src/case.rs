@@ -64,10 +64,10 @@ pub struct Case {
 #[serde(deny_unknown_fields)]
 pub struct ItemRef {
     /// The item's implementation code (事项编码), e.g. `SC-QYKB-001`.
-    #[schemars(length(min = 1, max = crate::bounds::IDENTIFIER_MAX))]
+    #[schemars(length(min = 1, max = crate::limits::IDENTIFIER_MAX))]
     pub code: String,
     /// The item's version (事项版本), e.g. `1.0`.
-    #[schemars(length(min = 1, max = crate::bounds::IDENTIFIER_MAX))]
+    #[schemars(length(min = 1, max = crate::limits::IDENTIFIER_MAX))]
     pub version: String,
 }
 
@@ -76,7 +76,7 @@ pub struct ItemRef {
 #[serde(deny_unknown_fields)]
 pub struct Bureau {
     /// The bureau's name, e.g. `福州市行政审批局`; no control or bidi characters.
-    #[schemars(length(min = 1, max = crate::bounds::NAME_MAX))]
+    #[schemars(length(min = 1, max = crate::limits::NAME_MAX))]
     pub name: String,
     /// The bureau's unified social credit code (GB 32100).
     #[schemars(pattern(r"^[0-9A-HJ-NPQRTUWXY]{18}$"))]
@@ -90,7 +90,7 @@ pub struct Party {
     /// What kind of party this is; constrains `id_type`.
     pub kind: PartyKind,
     /// The person's or organisation's name (申请人名称); no control or bidi characters.
-    #[schemars(length(min = 1, max = crate::bounds::NAME_MAX))]
+    #[schemars(length(min = 1, max = crate::limits::NAME_MAX))]
     pub name: String,
     /// ID document type code (证件类型) from the unified table: 111 居民身份证, 113 户口簿,
     /// 414 普通护照, 513 往来港澳通行证, 990 其他, 001 统一社会信用代码, 099 其他法人证件,
@@ -104,7 +104,7 @@ pub struct Party {
     pub contact: Contact,
     /// The legal representative (法定代表人); required for enterprises.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = crate::bounds::NAME_MAX))]
+    #[schemars(length(min = 1, max = crate::limits::NAME_MAX))]
     pub legal_representative: Option<String>,
 }
 
@@ -139,18 +139,18 @@ impl PartyKind {
 pub struct Contact {
     /// Phone number (联系电话): digits and `-`, optionally a leading `+`.
     #[schemars(
-        length(max = crate::bounds::PHONE_MAX),
+        length(max = crate::limits::PHONE_MAX),
         pattern(r"^\+?[0-9-]*[0-9][0-9-]*$"),
         example = "0591-87654321"
     )]
     pub phone: String,
     /// E-mail address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(email, length(max = crate::bounds::EMAIL_MAX))]
+    #[schemars(email, length(max = crate::limits::EMAIL_MAX))]
     pub email: Option<String>,
     /// Postal address (联系地址); one line, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = crate::bounds::ADDRESS_MAX))]
+    #[schemars(length(max = crate::limits::ADDRESS_MAX))]
     pub address: Option<String>,
 }
 
@@ -159,11 +159,11 @@ pub struct Contact {
 #[serde(deny_unknown_fields)]
 pub struct Material {
     /// The material's name as listed for the item, e.g. `营业执照申请书`.
-    #[schemars(length(min = 1, max = crate::bounds::NAME_MAX))]
+    #[schemars(length(min = 1, max = crate::limits::NAME_MAX))]
     pub name: String,
     /// Media type, e.g. `application/pdf`.
     #[schemars(
-        length(max = crate::bounds::MEDIA_TYPE_MAX),
+        length(max = crate::limits::MEDIA_TYPE_MAX),
         pattern(r"^[^/\s]+/[^/\s]+$"),
         example = "application/pdf"
     )]
@@ -174,7 +174,7 @@ pub struct Material {
     #[schemars(pattern(r"^[0-9a-f]{64}$"))]
     pub sha256: String,
     /// Where the content is, e.g. `oss://bureau-materials/2026/11/x.pdf` or an https URL.
-    #[schemars(length(min = 1, max = crate::bounds::URI_MAX))]
+    #[schemars(length(min = 1, max = crate::limits::URI_MAX))]
     pub uri: String,
 }
 
@@ -212,15 +212,15 @@ pub enum TimeLimitUnit {
 pub struct ChecksumOverride {
     /// JSON pointer of the field whose checksum is waived, e.g. `/applicant/id_number`.
     #[schemars(
-        length(max = crate::bounds::POINTER_MAX),
+        length(max = crate::limits::POINTER_MAX),
         pattern(r"^/"),
         example = "/applicant/id_number"
     )]
     pub pointer: String,
     /// Why the code is legally valid although its checksum fails.
-    #[schemars(length(min = 1, max = crate::bounds::TEXT_MAX))]
+    #[schemars(length(min = 1, max = crate::limits::TEXT_MAX))]
     pub reason: String,
     /// Who approved the waiver (staff ID or name), for the audit trail.
-    #[schemars(length(min = 1, max = crate::bounds::NAME_MAX))]
+    #[schemars(length(min = 1, max = crate::limits::NAME_MAX))]
     pub approved_by: String,
 }

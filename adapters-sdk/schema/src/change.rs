@@ -32,13 +32,13 @@ pub enum ChangeKind {
         materials: Vec<Material>,
         /// A note from bureau staff.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[schemars(length(max = crate::bounds::TEXT_MAX))]
+        #[schemars(length(max = crate::limits::TEXT_MAX))]
         note: Option<String>,
     },
     /// 撤回: the applicant withdrew the case.
     Withdraw {
         /// Why the case was withdrawn.
-        #[schemars(length(min = 1, max = crate::bounds::TEXT_MAX))]
+        #[schemars(length(min = 1, max = crate::limits::TEXT_MAX))]
         reason: String,
     },
 }

@@ -242,6 +242,11 @@ pub struct ParseCodeError {
     pub allowed: String,
 }
 
+/// RFC 6901 escaping of one reference token.
+pub(crate) fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ mod event;
 pub mod http_status;
 pub mod ids;
 mod json_schema;
+mod limits;
 mod notice;
 mod parse;
 mod validate;

@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
-use crate::error::rule;
+use crate::error::{escape, rule};
 use crate::{Case, CaseChange, ChecksumOverride, Event, ValidationError, ValidationErrors};
 
 /// A case that parsed and passed [`Case::validate`].
@@ -130,11 +130,6 @@ fn structural_error(pointer: String, e: &serde_json::Error) -> ValidationError {
 fn backticked<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let rest = text.strip_prefix(prefix)?;
     rest.split_once('`').map(|(field, _)| field)
-}
-
-/// RFC 6901 escaping of one reference token.
-pub(crate) fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
 }
 
 fn to_pointer(path: &serde_path_to_error::Path) -> String {

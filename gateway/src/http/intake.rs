@@ -145,7 +145,10 @@ fn announce(accepted: &Accepted, caller: &Caller) -> impl Fn() + Send + Sync + '
 /// The case in a submission's body, validated.
 fn read_case(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Case, Problem> {
     let body = json_body(headers, body)?;
-    let validated = yiwang_schema::parse_case(&body).map_err(IntakeError::Invalid)?;
+    // Every problem in one answer, the time window included (the gateway's
+    // clock); accepting checks the window again.
+    let validated =
+        yiwang_schema::parse_case_at(&body, chrono::Utc::now()).map_err(IntakeError::Invalid)?;
     if !validated.overrides_applied.is_empty() {
         tracing::warn!(case = %validated.case.case_number, overrides = ?validated.overrides_applied, "case carries checksum overrides");
     }
