@@ -134,10 +134,7 @@ impl Dispatcher {
             Ok(due) => due,
             Err(e) => {
                 tracing::error!(destination = %self.key, error = %e, "cannot read the queue");
-                self.breaker
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .neutral();
+                give_back_probe(&self.breaker);
                 return Some(now.saturating_add(1000));
             }
         };
@@ -172,13 +169,7 @@ impl Dispatcher {
             });
         }
         if started == 0 {
-            // A probe the breaker granted but no job took (the due jobs were
-            // already running, or none was due) is given back, or the
-            // breaker would wait for a probe that never ends.
-            self.breaker
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .neutral();
+            give_back_probe(&self.breaker);
         }
         due.next
     }
@@ -233,9 +224,7 @@ async fn attempt(
 ) {
     let started_at = now_millis();
     let Some((record, job, verifying)) = begin(delivery, job_ref, started_at).await else {
-        // Nothing ran (the job moved on meanwhile): if this was the
-        // breaker's probe, the next call probes instead.
-        breaker.lock().unwrap_or_else(|p| p.into_inner()).neutral();
+        give_back_probe(breaker);
         return;
     };
     let clock = Instant::now();
@@ -285,6 +274,13 @@ async fn attempt(
 /// What an attempt tells the destination's breaker. A local shortage (the
 /// gateway could not start the call) and a permanent refusal of one case
 /// say nothing about the network's health: neither opens nor closes it.
+/// A call the breaker admitted did not start (nothing due, the job already
+/// running or moved on, the queue unreadable): if it was the half-open
+/// probe, give it back, or the breaker would wait for a probe that never ends.
+fn give_back_probe(breaker: &Mutex<Breaker>) {
+    breaker.lock().unwrap_or_else(|p| p.into_inner()).neutral();
+}
+
 fn judge(destination: &Destination, outcome: &Outcome, breaker: &Mutex<Breaker>) {
     let mut b = breaker.lock().unwrap_or_else(|p| p.into_inner());
     match outcome {
