@@ -3,7 +3,8 @@
 //!
 //! Read top-down: [`runtime`] runs adapters under limits and gives them only
 //! the host interface; [`transport`] carries their requests to their own
-//! network; [`fixture`] replays recorded exchanges to test an adapter offline.
+//! network; [`fixture`] replays recorded exchanges to test an adapter offline;
+//! [`publisher`] checks the signatures that make a component runnable.
 
 pub mod cli;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod fixture;
 pub mod fuzz;
 pub mod http;
 pub mod policy;
+pub mod publisher;
 pub mod runtime;
 pub mod serve;
 pub mod store;

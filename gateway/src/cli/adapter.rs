@@ -1,5 +1,7 @@
 //! `yiwang adapter …`: build a plugin, run it against its recorded fixtures
-//! (no network), and print what a component says about itself.
+//! (no network), print what a component says about itself, and make and
+//! check publisher signatures (`keygen`, `sign`, `verify`; see
+//! `crate::publisher`).
 
 use super::tokio_rt;
 use crate::fixture;
@@ -26,6 +28,44 @@ pub(super) enum AdapterCmd {
     },
     /// Load a component and print what it says about itself (items, field mapping).
     Describe { component: PathBuf },
+    /// Make an adapter publisher key pair: `<out>.key` (private, 0600) and
+    /// `<out>.pub` (for `[adapters] publisher-keys`).
+    Keygen {
+        /// The files' path without extension.
+        #[arg(long, default_value = "publisher")]
+        out: PathBuf,
+    },
+    /// Sign a component for one network: writes `<component>.sig`.
+    Sign {
+        /// The publisher's private key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The network the component is released for.
+        #[arg(long)]
+        network: String,
+        /// The version to sign (default: the one the component's `describe`
+        /// reports; the gateway refuses a component reporting another).
+        #[arg(long)]
+        version: Option<String>,
+        /// Where to write the signature (default `<component>.sig`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        component: PathBuf,
+    },
+    /// Check a component's signature as the gateway does at start and at a
+    /// hot swap; exit 1 naming the check that failed.
+    Verify {
+        /// A trusted publisher public key file (repeat for several).
+        #[arg(long = "publisher-key", required = true)]
+        publisher_keys: Vec<PathBuf>,
+        /// The network it is to run on.
+        #[arg(long)]
+        network: String,
+        /// The signature file (default `<component>.sig`).
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        component: PathBuf,
+    },
 }
 
 /// Run one `yiwang adapter` command.
@@ -37,6 +77,20 @@ pub(super) fn run(cmd: AdapterCmd) -> Result<ExitCode> {
             only,
         } => adapter_test(&plugin_dir, component, only),
         AdapterCmd::Describe { component } => adapter_describe(&component),
+        AdapterCmd::Keygen { out } => super::adapter_sign::keygen(&out),
+        AdapterCmd::Sign {
+            key,
+            network,
+            version,
+            out,
+            component,
+        } => super::adapter_sign::sign(&key, &network, version, out, &component),
+        AdapterCmd::Verify {
+            publisher_keys,
+            network,
+            signature,
+            component,
+        } => super::adapter_sign::verify(&publisher_keys, &network, signature, &component),
     }
 }
 
@@ -145,6 +199,14 @@ fn package_name(plugin_dir: &Path) -> Result<String> {
 
 fn adapter_describe(component: &Path) -> Result<ExitCode> {
     let wasm = std::fs::read(component).with_context(|| format!("read {}", component.display()))?;
+    let descriptor = describe(&wasm)?;
+    println!("{}", serde_json::to_string_pretty(&descriptor)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a component says about itself (it is loaded in a sandbox with no
+/// endpoints).
+pub(super) fn describe(wasm: &[u8]) -> Result<crate::runtime::Descriptor> {
     let rt = tokio_rt()?;
     let descriptor = rt.block_on(async {
         let runtime = Runtime::new(RuntimeConfig {
@@ -154,13 +216,12 @@ fn adapter_describe(component: &Path) -> Result<ExitCode> {
         let sandbox = NetworkSandbox::new("describe", Vec::new());
         let adapter = runtime
             .load(
-                &wasm,
+                wasm,
                 sandbox,
                 Services::new(std::sync::Arc::new(HttpTransport::default())),
             )
             .await?;
         anyhow::Ok(adapter.descriptor().clone())
     })?;
-    println!("{}", serde_json::to_string_pretty(&descriptor)?);
-    Ok(ExitCode::SUCCESS)
+    Ok(descriptor)
 }

@@ -6,6 +6,7 @@
 //! adapter tools are in `adapter`, the admin API's client in `queue`.
 
 mod adapter;
+mod adapter_sign;
 mod queue;
 
 use adapter::AdapterCmd;
@@ -138,6 +139,9 @@ fn config_check(file: &Path) -> Result<ExitCode> {
                 c.networks.len(),
                 c.items.len()
             );
+            for warning in loaded.warnings() {
+                println!("  warning: {warning}");
+            }
             for (name, net) in &c.networks {
                 if let Err(e) = loaded.resolve_secrets(name, net.get_ref()) {
                     println!("  note: {e} (needed when the gateway starts)");

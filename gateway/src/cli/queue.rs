@@ -77,7 +77,8 @@ pub(super) enum QueueCmd {
         /// Replayed jobs falling due per second.
         #[arg(long, default_value_t = 10.0)]
         rate: f64,
-        /// Replay with this adapter component (loaded and checked by the gateway).
+        /// Replay with this adapter component (loaded and checked by the
+        /// gateway); its signature `<component>.sig` is sent with it.
         #[arg(long)]
         adapter: Option<PathBuf>,
     },
@@ -312,6 +313,11 @@ fn replay(at: &AdminAddr, mut body: serde_json::Value, adapter: Option<PathBuf>)
         let wasm = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
         body["adapter_wasm_base64"] =
             serde_json::json!(base64::engine::general_purpose::STANDARD.encode(wasm));
+        // Its signature file travels with it (the gateway refuses it without one).
+        let sig_path = crate::publisher::default_signature_path(&path);
+        if let Some(sig) = crate::publisher::AdapterSignature::read(&sig_path)? {
+            body["adapter_signature"] = serde_json::to_value(sig)?;
+        }
     }
     let out: ReplayAnswer = typed(admin_call(
         at,

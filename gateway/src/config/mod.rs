@@ -82,6 +82,54 @@ impl LoadedConfig {
         self.base.join(network.adapter.get_ref())
     }
 
+    /// Where an adapter's signature file is, resolved (`adapter-signature`,
+    /// else `<adapter>.sig`).
+    pub fn adapter_signature_path(&self, network: &NetworkConfig) -> PathBuf {
+        match &network.adapter_signature {
+            Some(s) => self.base.join(s.get_ref()),
+            None => crate::publisher::default_signature_path(&self.adapter_path(network)),
+        }
+    }
+
+    /// The adapter publishers `[adapters]` trusts, their key files read.
+    pub fn adapter_trust(&self) -> Result<crate::publisher::Trust, crate::publisher::KeyError> {
+        let adapters = &self.config.adapters;
+        let keys = adapters
+            .publisher_keys
+            .iter()
+            .map(|k| crate::publisher::read_public_key(&self.base.join(k.get_ref())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::publisher::Trust::new(keys, adapters.allow_unsigned))
+    }
+
+    /// What `config check` warns about without refusing the file: adapter
+    /// checking switched off, or adapters that will be refused at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let adapters = &self.config.adapters;
+        let mut out = Vec::new();
+        if adapters.allow_unsigned {
+            out.push(
+                "[adapters] allow-unsigned = true: components without a signature run (development only; never in production)"
+                    .to_string(),
+            );
+        } else if adapters.publisher_keys.is_empty() && !self.config.networks.is_empty() {
+            out.push(
+                "[adapters] publisher-keys is empty: every network's adapter will be refused at start (sign them with `yiwang adapter sign` and trust the key)"
+                    .to_string(),
+            );
+        }
+        for (name, net) in &self.config.networks {
+            let sig = self.adapter_signature_path(net.get_ref());
+            if !adapters.allow_unsigned && !sig.is_file() {
+                out.push(format!(
+                    "network `{name}`: no signature file {}: its adapter will be refused at start",
+                    sig.display()
+                ));
+            }
+        }
+        out
+    }
+
     /// A listener's server TLS with every path resolved.
     pub fn server_tls(&self, listener: &ListenerConfig) -> Option<ServerTlsConfig> {
         let tls = self.config.tls.as_ref()?;

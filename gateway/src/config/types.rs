@@ -43,6 +43,10 @@ pub struct Config {
     /// `[runtime]`: the Wasm engine (pool size, memory ceiling, compile cache).
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    /// `[adapters]`: the publisher keys whose signatures make a component
+    /// runnable (deny by default).
+    #[serde(default)]
+    pub adapters: AdaptersConfig,
     /// `[networks.<name>]`: one ministry network each.
     #[serde(default)]
     pub networks: BTreeMap<String, Spanned<NetworkConfig>>,
@@ -153,6 +157,22 @@ impl ListenerConfig {
             .unwrap_or(self.max_concurrent / 4)
             .clamp(1, self.max_concurrent.max(1))
     }
+}
+
+/// `[adapters]`: which adapter publishers the gateway trusts. A component
+/// runs only with a detached signature by one of these keys, made for its
+/// network (`yiwang adapter sign`); see `crate::publisher`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct AdaptersConfig {
+    /// Public key files, 64 hex chars each
+    /// (`publisher-keys = ["keys/publisher.pub"]`). None: every adapter is
+    /// refused.
+    pub publisher_keys: Vec<Spanned<PathBuf>>,
+    /// Development only: run components that have no signature file
+    /// (`allow-unsigned = true`); a signature that is there is still
+    /// checked. `config check` warns about it.
+    pub allow_unsigned: bool,
 }
 
 /// `[storage]`
@@ -281,6 +301,10 @@ pub struct NetworkConfig {
     /// Optional pin: the adapter file must have this sha256 (hex).
     #[serde(default)]
     pub adapter_sha256: Option<Spanned<String>>,
+    /// The adapter's detached signature file, relative to the config file
+    /// (default: the adapter's path with `.sig` appended).
+    #[serde(default)]
+    pub adapter_signature: Option<Spanned<PathBuf>>,
     /// Origins the adapter may reach; the first is the primary one
     /// (`endpoints = ["https://10.1.2.3:8443"]`).
     pub endpoints: Vec<Spanned<String>>,

@@ -100,6 +100,9 @@ pub struct ReplayRequest {
     /// A new adapter version to load for the replay (base64 of the component).
     #[serde(default)]
     pub adapter_wasm_base64: Option<String>,
+    /// Its publisher signature (the signature file's JSON object).
+    #[serde(default)]
+    pub adapter_signature: Option<crate::publisher::AdapterSignature>,
 }
 
 /// The jobs of `refs` the filter selects, each viewed by `view`.
@@ -226,7 +229,8 @@ async fn replay_pin(
             .networks
             .get(network)
             .ok_or_else(|| AdminError::UnknownNetwork(network.clone()))?;
-        let adapter = delivery.load_version(net, &wasm).await?;
+        let sig = req.adapter_signature.as_ref();
+        let adapter = delivery.load_version(net, &wasm, sig).await?;
         if let Some(p) = pin.filter(|p| p != adapter.digest()) {
             return Err(AdminError::DigestMismatch {
                 pinned: p,

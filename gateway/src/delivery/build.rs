@@ -3,8 +3,9 @@
 //! network and subscriber), every network's adapter loaded in its sandbox,
 //! the subscribers and the routes. Nothing runs until [`Delivery::start`].
 //!
-//! Adapters load side by side, and one that fails (does not compile, breaks
-//! the contract, or fails `describe`) takes down only its own network: it
+//! Adapters load side by side, and one that fails (is refused for its
+//! signature, does not compile, breaks the contract, or fails `describe`)
+//! takes down only its own network: it
 //! starts in adapter alert, its queue held, while the others serve. Only a
 //! fault of the configuration itself stops the start.
 
@@ -52,6 +53,13 @@ impl Delivery {
                 (t.clone() as Arc<dyn Transport>, Some(t))
             }
         };
+        // `config check` read every key file; one gone since stops the start.
+        let trust = Arc::new(config.adapter_trust()?);
+        if trust.allows_unsigned() {
+            tracing::warn!(
+                "[adapters] allow-unsigned = true: components without a signature run (development only)"
+            );
+        }
         let mut networks = BTreeMap::new();
         let mut wake = HashMap::new();
         for (name, net) in &cfg.networks {
@@ -61,7 +69,7 @@ impl Delivery {
                 clock: Arc::new(SystemClock),
                 keep_bodies: cfg.audit.keep_bodies,
             };
-            let net = network_runtime(config, name, net.get_ref(), services)?;
+            let net = network_runtime(config, name, net.get_ref(), services, trust.clone())?;
             networks.insert(name.clone(), Arc::new(net));
             let key = Destination::Network(name.clone()).key();
             wake.insert(key, Arc::new(Notify::new()));
@@ -100,18 +108,16 @@ impl Delivery {
         for net in self.networks.values() {
             let (delivery, net) = (self.clone(), net.clone());
             loads.spawn(async move {
-                let loaded = net.versions.load_configured(&delivery.runtime).await;
+                let loaded = net.versions.load_at_start(&delivery.runtime).await;
                 (net, loaded)
             });
         }
         while let Some(joined) = loads.join_next().await {
             let (net, loaded) = joined.context("loading an adapter panicked")?;
             match loaded {
-                Ok(_) => {}
                 Err(e) if e.is_configuration() => return Err(e.into()),
-                Err(e) => {
-                    let reason = format!("adapter failed to load: {e}");
-                    self.alerts.raise_adapter_down(&net.name, &reason);
+                loaded => {
+                    self.adapter_loaded(&net.name, &loaded);
                 }
             }
         }
@@ -152,6 +158,7 @@ fn network_runtime(
     name: &str,
     net: &NetworkConfig,
     services: Services,
+    trust: Arc<crate::publisher::Trust>,
 ) -> anyhow::Result<NetworkRuntime> {
     let secrets = config
         .resolve_secrets(name, net)
@@ -172,11 +179,12 @@ fn network_runtime(
     let configured = ConfiguredAdapter {
         path: config.adapter_path(net),
         pin: net.adapter_sha256.as_ref().map(|p| p.get_ref().clone()),
+        signature: config.adapter_signature_path(net),
     };
     let kept = config.data_dir().join("adapters");
     Ok(NetworkRuntime {
         name: name.to_string(),
-        versions: Versions::new(sandbox, services, kept, configured),
+        versions: Versions::new(sandbox, services, kept, configured, trust),
         retry: net.retry.get_ref().clone(),
         concurrency: *net.concurrency.get_ref() as usize,
         breaker: net.breaker.clone(),

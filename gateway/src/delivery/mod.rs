@@ -12,9 +12,11 @@
 //! records what ministries answer and releases chained steps; [`notice`]
 //! builds what subscribers hear; [`alert`] holds a destination whose TLS
 //! peer was refused or whose adapter failed to load; [`versions`] keeps
-//! adapter versions and hot swaps; [`drain`] holds the calls in progress
+//! adapter versions and hot swaps (each checked against its publisher
+//! signature), and [`active`] which of them a restart keeps; [`drain`] holds the calls in progress
 //! that a graceful stop lets settle before the audit trail closes.
 
+pub mod active;
 pub mod admin;
 pub mod alert;
 pub mod backflow;
@@ -36,7 +38,7 @@ pub mod webhook;
 
 pub use alert::{Alert, Alerts};
 pub use route::{RouteStep, Routes};
-pub use versions::{ConfiguredAdapter, VersionError, Versions};
+pub use versions::{ConfiguredAdapter, Started, VersionError, Versions, reported_version};
 
 use crate::config::{BreakerConfig, RetryPolicy};
 use crate::runtime::{LoadedAdapter, Runtime, RuntimeConfig};
@@ -228,13 +230,65 @@ impl Delivery {
         network.versions.for_job(&self.runtime, pinned).await
     }
 
-    /// Load another version of a network's adapter, for replays pinned to it.
+    /// Load another version of a network's adapter (its signature
+    /// checked), for replays pinned to it.
     pub async fn load_version(
         &self,
         network: &NetworkRuntime,
         wasm: &[u8],
+        sig: Option<&crate::publisher::AdapterSignature>,
     ) -> Result<Arc<LoadedAdapter>, VersionError> {
-        network.versions.load(&self.runtime, wasm).await
+        let absent = "the replay request (adapter_signature)";
+        network
+            .versions
+            .load(&self.runtime, wasm, sig, absent)
+            .await
+    }
+
+    /// An `alert` audit record of a component refused for a network (which
+    /// check failed, on which sha256), at start or at a resume; a hot
+    /// swap's refusal is recorded by the admin API with its operator.
+    pub(crate) fn audit_refusal(&self, network: &str, e: &VersionError) {
+        if let VersionError::Refused {
+            sha256, refusal, ..
+        } = e
+        {
+            self.audit.record(
+                Entry::new(Kind::Alert)
+                    .network(network)
+                    .detail(serde_json::json!({
+                        "adapter_refused": { "sha256": sha256, "check": refusal.check(), "reason": refusal.to_string() },
+                    })),
+            );
+        }
+    }
+
+    /// The outcome of loading a network's adapter at start or at a resume:
+    /// a swapped version set aside is an `alert` record; a failure takes
+    /// the network down (its refusal audited). Whether it came up.
+    pub(crate) fn adapter_loaded(
+        &self,
+        network: &str,
+        loaded: &Result<Started, VersionError>,
+    ) -> bool {
+        match loaded {
+            Ok(started) => {
+                if let Some(why) = &started.swap_set_aside {
+                    self.audit.record(
+                        Entry::new(Kind::Alert)
+                            .network(network)
+                            .detail(serde_json::json!({ "adapter_swap_set_aside": why, "adapter": started.sha256 })),
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                self.audit_refusal(network, e);
+                self.alerts
+                    .raise_adapter_down(network, &format!("adapter failed to load: {e}"));
+                false
+            }
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! deadline monitor, housekeeping, and the watch that lifts a destination's
 //! TLS alert when its trust material changes. Later, a network that was
 //! down comes up here too: an installed adapter, or a resume that loads the
-//! configured one, lifts its alert and starts its poller.
+//! configured one (or the swapped one a restart keeps), lifts its alert and
+//! starts its poller.
 
 use super::{
     Alert, Delivery, NetworkRuntime, ResumeError, VersionError, alert, backflow, dispatch, monitor,
@@ -61,9 +62,13 @@ impl Delivery {
     /// loading its configured adapter, and stays down if that fails.
     pub async fn resume(self: &Arc<Self>, name: &str) -> Result<Option<Alert>, ResumeError> {
         if let Some(net) = self.networks.get(name).filter(|n| n.is_down()) {
-            if let Err(e) = net.versions.load_configured(&self.runtime).await {
-                let reason = format!("adapter failed to load: {e}");
-                self.alerts.raise_adapter_down(name, &reason);
+            // The same rule as at start: a swap on record may be what comes up.
+            let loaded = net.versions.load_at_start(&self.runtime).await;
+            if !self.adapter_loaded(name, &loaded) {
+                let reason = match loaded {
+                    Err(e) => format!("adapter failed to load: {e}"),
+                    Ok(_) => String::new(),
+                };
                 let network = name.to_string();
                 return Err(ResumeError::AdapterLoad { network, reason });
             }
@@ -86,19 +91,21 @@ impl Delivery {
         self.tasks.spawn(poller);
     }
 
-    /// Make a new version the network's current adapter (hot swap); its
-    /// sha256. A network that was down comes up: its adapter alert is
-    /// lifted and its poller starts.
+    /// Make a new version the network's current adapter (hot swap), once
+    /// its publisher signature checks out; its sha256. The version is the
+    /// one a restart keeps (see [`super::active`]). A network that was down
+    /// comes up: its adapter alert is lifted and its poller starts.
     pub async fn install(
         self: &Arc<Self>,
         network: &str,
         wasm: &[u8],
+        sig: Option<crate::publisher::AdapterSignature>,
     ) -> Result<String, VersionError> {
         let net = self
             .networks
             .get(network)
             .ok_or_else(|| VersionError::UnknownNetwork(network.to_string()))?;
-        let digest = net.versions.install(&self.runtime, wasm).await?;
+        let digest = net.versions.install(&self.runtime, wasm, sig).await?;
         let destination = Destination::Network(network.to_string());
         if self
             .alerts

@@ -6,9 +6,10 @@
 use super::AppState;
 use super::audit::AuditNote;
 use super::problem::Problem;
-use crate::delivery::ResumeError;
 use crate::delivery::admin::{self, JobFilter, ReplayRequest};
+use crate::delivery::{ResumeError, VersionError};
 use crate::policy::{Action, AdminOp, Caller};
+use crate::publisher::{AdapterSignature, SIGNATURE_HEADER};
 use crate::wire::{
     AdapterSwapped, AuditVerified, DeadLettersAnswer, DestinationsAnswer, LiftedAlert, QueueAnswer,
     ReplayAnswer, Resumed,
@@ -115,12 +116,17 @@ async fn destinations(
     Ok(Json(admin::destinations(&state.delivery).await?))
 }
 
+/// Hot swap: the body is the component, [`SIGNATURE_HEADER`] its publisher
+/// signature. A refusal (unsigned, unknown key, bad signature, signed for
+/// another network, bytes not the signed ones) is answered 422 naming the
+/// check, and audited with the operator, the network and the sha256.
 async fn swap_adapter(
     State(state): State<AppState>,
     Extension(caller): Who,
     Path(network): Path<String>,
+    headers: http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(AuditNote, Json<AdapterSwapped>), Problem> {
+) -> Result<(AuditNote, Json<AdapterSwapped>), Response> {
     state
         .authorize(
             &caller,
@@ -128,28 +134,66 @@ async fn swap_adapter(
             None,
             Some(&network),
         )
-        .await?;
-    let wasm = body.map_err(|e| Problem::bad_request("unreadable-body", e.to_string()))?;
-    let digest = state.delivery.install(&network, &wasm).await.map_err(|e| {
-        Problem::new(
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let wasm =
+        body.map_err(|e| Problem::bad_request("unreadable-body", e.to_string()).into_response())?;
+    let sha256 = yiwang_schema::Sha256Digest::of(&wasm).to_string();
+    let refused = |check: &str, reason: String| {
+        let note = AuditNote::action(
+            AdminOp::AdapterReload,
+            Some(&network),
+            json!({ "refused": { "sha256": sha256, "check": check, "reason": reason }, "bytes": wasm.len() }),
+        );
+        let problem = Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "adapter-refused",
             "Adapter refused",
         )
-        .detail(e.to_string())
-    })?;
-    let note = AuditNote::action(
-        AdminOp::AdapterReload,
-        Some(&network),
-        json!({ "adapter": digest, "bytes": wasm.len() }),
-    );
-    Ok((
-        note,
-        Json(AdapterSwapped {
-            network,
-            adapter: digest,
-        }),
-    ))
+        .detail(reason);
+        (note, problem).into_response()
+    };
+    let sig = match signature_header(&headers) {
+        Ok(sig) => sig,
+        Err(reason) => return Err(refused("malformed-signature", reason)),
+    };
+    match state.delivery.install(&network, &wasm, sig).await {
+        Ok(digest) => {
+            let note = AuditNote::action(
+                AdminOp::AdapterReload,
+                Some(&network),
+                json!({ "adapter": digest, "bytes": wasm.len() }),
+            );
+            let swapped = AdapterSwapped {
+                network,
+                adapter: digest,
+            };
+            Ok((note, Json(swapped)))
+        }
+        Err(e) => {
+            let check = match &e {
+                VersionError::Refused { refusal, .. } => refusal.check(),
+                _ => "load",
+            };
+            Err(refused(check, e.to_string()))
+        }
+    }
+}
+
+/// The signature a hot swap carries, if any.
+fn signature_header(headers: &http::HeaderMap) -> Result<Option<AdapterSignature>, String> {
+    use base64::Engine as _;
+    let Some(value) = headers.get(SIGNATURE_HEADER) else {
+        return Ok(None);
+    };
+    let text = base64::engine::general_purpose::STANDARD
+        .decode(value.as_bytes())
+        .map_err(|e| format!("header {SIGNATURE_HEADER}: not base64: {e}"))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| format!("header {SIGNATURE_HEADER}: not UTF-8 text"))?;
+    AdapterSignature::parse(&text)
+        .map(Some)
+        .map_err(|e| format!("header {SIGNATURE_HEADER}: {e}"))
 }
 
 /// Lift a network's TLS alert (after the operator fixed trust roots, pins

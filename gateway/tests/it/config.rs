@@ -20,6 +20,14 @@ fn example_dir() -> tempfile::TempDir {
         dir.path().join("adapters/housing_construction.wasm"),
     )
     .expect("copy");
+    // The adapter publisher key it trusts.
+    std::fs::create_dir(dir.path().join("keys")).expect("mkdir");
+    yiwang_gateway::publisher::PublisherKey::generate()
+        .write(
+            &dir.path().join("keys/publisher.key"),
+            &dir.path().join("keys/publisher.pub"),
+        )
+        .expect("publisher key");
     // The certificates, keys and CRLs it names.
     yiwang_pki::Pki::generate(
         &dir.path().join("pki"),
@@ -48,6 +56,9 @@ fn the_annotated_example_is_valid() {
     );
     let route = &c.items["ZJ-SGXK-001"].get_ref().route;
     assert_eq!(route[1].get_ref().after[0].get_ref(), "market-regulation");
+    assert_eq!(c.adapters.publisher_keys.len(), 1);
+    assert!(!c.adapters.allow_unsigned);
+    loaded.adapter_trust().expect("the trusted key reads");
     // Defaults fill what a network leaves out.
     let hc = c.networks["housing-construction"].get_ref();
     assert_eq!(
@@ -216,4 +227,37 @@ fn every_edge_is_mtls_unless_a_network_says_plaintext() {
     std::fs::write(&path, without).expect("write");
     let e = Config::load(&path).expect_err("no [tls]").to_string();
     assert!(e.contains("[tls] is missing"), "{e}");
+}
+
+#[test]
+fn a_publisher_key_that_is_missing_or_not_a_key_is_an_error() {
+    let text =
+        "[adapters]\npublisher-keys = [\"keys/gone.pub\", \"adapters/market_regulation.wasm\"]\n";
+    let e = errors(text);
+    assert!(
+        e.contains("bad.toml:2:19: [adapters] publisher-keys: keys/gone.pub: No such file"),
+        "{e}"
+    );
+    assert!(
+        e.contains("bad.toml:2:36: [adapters] publisher-keys: adapters/market_regulation.wasm: not an Ed25519 public key"),
+        "{e}"
+    );
+}
+
+#[test]
+fn config_check_warns_when_adapters_would_be_refused_or_unchecked() {
+    let dir = example_dir();
+    let example = std::fs::read_to_string(dir.path().join("yiwang.toml")).expect("read");
+    let loaded = Config::parse(&example, &dir.path().join("yiwang.toml")).expect("valid");
+    let warnings = loaded.warnings().join("\n");
+    assert!(
+        warnings.contains("network `market-regulation`: no signature file")
+            && warnings.contains("adapters/market_regulation.wasm.sig"),
+        "{warnings}"
+    );
+    let unsigned = example.replace("# allow-unsigned = false", "allow-unsigned = true");
+    let loaded = Config::parse(&unsigned, &dir.path().join("yiwang.toml")).expect("valid");
+    let warnings = loaded.warnings().join("\n");
+    assert!(warnings.contains("allow-unsigned = true"), "{warnings}");
+    assert!(warnings.contains("development only"), "{warnings}");
 }

@@ -83,8 +83,12 @@ async fn service(dir: &Path, networks: &str) -> Arc<Delivery> {
         &["market-regulation", "housing-construction"],
     )
     .expect("pki");
-    std::fs::write(dir.join("yiwang.toml"), format!("{TLS}{networks}")).expect("write config");
+    let publisher = crate::publish::Publisher::in_dir(dir);
+    let trust = crate::publish::TRUST;
+    std::fs::write(dir.join("yiwang.toml"), format!("{TLS}{trust}{networks}"))
+        .expect("write config");
     let config = Config::load(&dir.join("yiwang.toml")).unwrap_or_else(|e| panic!("{e}"));
+    crate::publish::sign_networks(&publisher, &config).await;
     let store: Arc<dyn Store> =
         Arc::new(SledStore::open(&config.data_dir().join("store")).expect("store"));
     let options = DeliveryOptions {
@@ -248,6 +252,7 @@ async fn an_event_told_again_with_a_new_time_is_stored_once() {
 const POISON: &str = r#"
 [networks.spinner]
 adapter = "adapters/hostile.wasm"
+adapter-signature = "adapters/hostile.spinner.sig"
 endpoints = ["http://127.0.0.1:9001"]
 plaintext = true
 adapter-config = { mode = "loop" }
@@ -256,6 +261,7 @@ retry = { initial-ms = 1, max-interval-ms = 20, limit-hits = 3 }
 
 [networks.hoarder]
 adapter = "adapters/hostile.wasm"
+adapter-signature = "adapters/hostile.hoarder.sig"
 endpoints = ["http://127.0.0.1:9002"]
 plaintext = true
 adapter-config = { mode = "memory" }
@@ -264,6 +270,7 @@ retry = { initial-ms = 1, max-interval-ms = 20, limit-hits = 2 }
 
 [networks.healthy]
 adapter = "adapters/hostile.wasm"
+adapter-signature = "adapters/hostile.healthy.sig"
 endpoints = ["http://127.0.0.1:9003"]
 plaintext = true
 adapter-config = { mode = "echo" }

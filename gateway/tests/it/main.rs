@@ -5,5 +5,6 @@ mod config;
 mod config_snapshots;
 mod delivery;
 mod fixtures;
+mod publish;
 mod sandbox;
 mod startup;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use yiwang_gateway::delivery::{ConfiguredAdapter, Versions};
+use yiwang_gateway::publisher::Trust;
 use yiwang_gateway::runtime::{
     CallError, ErrorClass, LimitHit, NetworkSandbox, NetworkSlots, Runtime, RuntimeConfig,
     Services, Submission, Violation,
@@ -313,6 +314,8 @@ async fn hot_swap_keeps_calls_in_flight_on_the_old_version() {
         gate: Some(gate.clone()),
         first_only: Some(true.into()),
     }));
+    let publisher = crate::publish::Publisher::in_dir(dir.path());
+    let trust = Trust::new(vec![publisher.key.public()], false);
     let versions = Versions::new(
         sandbox("n", "relay"),
         svc,
@@ -320,17 +323,22 @@ async fn hot_swap_keeps_calls_in_flight_on_the_old_version() {
         ConfiguredAdapter {
             path: dir.path().join("unused.wasm"),
             pin: None,
+            signature: dir.path().join("unused.wasm.sig"),
         },
+        Arc::new(trust),
     );
-    let v1 = versions.install(&rt, &wasm).await.expect("v1");
+    let sig = publisher.sign("n", &wasm).await;
+    let v1 = versions.install(&rt, &wasm, Some(sig)).await.expect("v1");
 
     // A call starts on v1 and blocks inside `send`.
     let old = versions.current().expect("v1 is current");
     let in_flight = tokio::spawn(async move { old.submit("C-1", submission("C-1")).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
 
+    let v2_wasm = another_version(&wasm);
+    let sig = publisher.sign("n", &v2_wasm).await;
     let v2 = versions
-        .install(&rt, &another_version(&wasm))
+        .install(&rt, &v2_wasm, Some(sig))
         .await
         .expect("v2");
     assert_ne!(v1, v2);

@@ -45,7 +45,7 @@ impl Setup {
         );
         let text = config_text(networks, items, "", &listeners, "");
         std::fs::write(&self.config, text)?;
-        Ok(())
+        yiwang_e2e::sign_adapters(&self.config)
     }
 
     /// The intake API as the Fuzhou bureau.

@@ -249,6 +249,99 @@ crl = ["pki/bureau-ca.crl"]
 reload-interval-ms = 200
 "#;
 
+/// `[adapters]` trusting the publisher key [`sign_adapters`] writes beside
+/// the configuration file.
+pub const ADAPTERS: &str = "[adapters]\npublisher-keys = [\"publisher.pub\"]\n";
+
+/// Sign every network's adapter of the configuration at `config_path` for
+/// that network, into its signature file (`adapter-signature`, else
+/// `<adapter>.sig`), with the private half of the first trusted publisher
+/// key (`X.pub` → `X.key`; both made if missing): the adapters of a test
+/// world ship as a release does, signed. Runs anywhere (inside a runtime
+/// or not): the versions are read on a thread of its own.
+pub fn sign_adapters(config_path: &Path) -> Result<()> {
+    use yiwang_gateway::publisher::PublisherKey;
+    // The key first: `config check` refuses a trusted key file that is missing.
+    let text = std::fs::read_to_string(config_path)?;
+    let table: toml::Table = toml::from_str(&text)?;
+    let first = table
+        .get("adapters")
+        .and_then(|a| a.get("publisher-keys"))
+        .and_then(|k| k.get(0))
+        .and_then(|k| k.as_str())
+        .context("the configuration trusts no publisher key ([adapters] publisher-keys)")?;
+    let public = config_path.parent().unwrap_or(Path::new(".")).join(first);
+    let key_path = public.with_extension("key");
+    let key = if key_path.exists() {
+        PublisherKey::read(&key_path)?
+    } else {
+        let key = PublisherKey::generate();
+        key.write(&key_path, &public)?;
+        key
+    };
+    let loaded =
+        yiwang_gateway::config::Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (name, net) in &loaded.config.networks {
+        let net = net.get_ref();
+        let adapter = loaded.adapter_path(net);
+        let wasm =
+            std::fs::read(&adapter).with_context(|| format!("read {}", adapter.display()))?;
+        let sig = key.sign(name, &reported_version(wasm.clone())?, &wasm);
+        let path = loaded.adapter_signature_path(net);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, sig.to_text())?;
+    }
+    Ok(())
+}
+
+/// A hot swap's signature header for `wasm` on `network`, signed with the
+/// publisher key [`sign_adapters`] wrote in `dir`.
+pub fn signature_header(dir: &Path, network: &str, wasm: &[u8]) -> Result<(String, String)> {
+    use base64::Engine as _;
+    let key = yiwang_gateway::publisher::PublisherKey::read(&dir.join("publisher.key"))?;
+    let sig = key.sign(network, &reported_version(wasm.to_vec())?, wasm);
+    let value = base64::engine::general_purpose::STANDARD.encode(sig.to_text());
+    Ok((
+        yiwang_gateway::publisher::SIGNATURE_HEADER.to_string(),
+        value,
+    ))
+}
+
+/// The version a component reports (each component described once per
+/// process).
+fn reported_version(wasm: Vec<u8>) -> Result<String> {
+    static SEEN: std::sync::OnceLock<Mutex<BTreeMap<String, String>>> = std::sync::OnceLock::new();
+    let sha = yiwang_schema::Sha256Digest::of(&wasm).to_string();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(v) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&sha) {
+        return Ok(v.clone());
+    }
+    let version = std::thread::spawn(move || -> Result<String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let runtime =
+                yiwang_gateway::runtime::Runtime::new(yiwang_gateway::runtime::RuntimeConfig {
+                    max_instances: Some(2),
+                    ..Default::default()
+                })?;
+            // Bytes that are no component sign as "0": they fail to load
+            // after their signature checks out, as a test of that wants.
+            let version = yiwang_gateway::delivery::reported_version(&runtime, &wasm).await;
+            Ok(version.unwrap_or_else(|_| "0".into()))
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("describing an adapter panicked"))??;
+    seen.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(sha, version.clone());
+    Ok(version)
+}
+
 /// The configuration text for networks at their simulators' addresses,
 /// with the PKI of [`Pki::generate`] in `pki/` next to the file.
 /// `principals` empty = [`default_principals`].
@@ -265,6 +358,8 @@ pub fn config_text(
     out.push('\n');
     out.push_str(TLS);
     out.push_str("\n[runtime]\n\n");
+    out.push_str(ADAPTERS);
+    out.push('\n');
     if principals.is_empty() {
         let names: Vec<&str> = networks.iter().map(|(s, _)| s.name.as_str()).collect();
         out.push_str(&default_principals(&names));
@@ -275,7 +370,7 @@ pub fn config_text(
     for (spec, url) in networks {
         let n = &spec.name;
         out.push_str(&format!(
-            "[networks.{n}]\nadapter = {}\nendpoints = [{}]\nconcurrency = {}\n",
+            "[networks.{n}]\nadapter = {}\nadapter-signature = \"signatures/{n}.sig\"\nendpoints = [{}]\nconcurrency = {}\n",
             toml_str(&spec.adapter),
             toml_str(url),
             spec.concurrency
@@ -749,6 +844,7 @@ impl World {
         let text = config_text(&placed, items, subscribers, listeners, principals);
         let config_path = dir.path().join("yiwang.toml");
         std::fs::write(&config_path, text)?;
+        sign_adapters(&config_path)?;
         Ok(World {
             dir,
             pki,

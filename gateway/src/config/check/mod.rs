@@ -6,6 +6,7 @@
 //! the value was defaulted (see [`place`]); `[audit]` problems point at the
 //! file's start, as before.
 
+mod adapters;
 mod audit;
 mod items;
 mod networks;
@@ -26,6 +27,7 @@ pub(super) fn check(config: &Config, p: &mut Problems<'_>, base: &Path) {
     tls::check_server(config, p, base);
     principals::check(config, p);
     audit::check(config, p);
+    adapters::check(config, p, base);
     for (name, net) in &config.networks {
         networks::check(name, net, &config.runtime, p, base);
     }

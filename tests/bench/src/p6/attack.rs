@@ -115,6 +115,7 @@ pub fn config_text(plan: &Plan) -> String {
         yiwang_e2e::TLS,
         quoted(&plan.cache_dir.display().to_string()),
     );
+    out.push_str(yiwang_e2e::ADAPTERS);
     let mut names = vec![HEALTHY];
     if plan.neighbour.is_some() {
         names.push(NEIGHBOUR);
@@ -187,7 +188,7 @@ impl Net<'_> {
         let n = self.name;
         let _ = writeln!(
             out,
-            "\n[networks.{n}]\nadapter = {}\nendpoints = [{}]\nconcurrency = {}",
+            "\n[networks.{n}]\nadapter = {}\nadapter-signature = \"signatures/{n}.sig\"\nendpoints = [{}]\nconcurrency = {}",
             quoted(self.adapter),
             quoted(self.url),
             self.concurrency

@@ -137,6 +137,7 @@ async fn warm_cache(cache: &Path, within: Duration) -> Result<()> {
         neighbour: Some((&polite, &nowhere, SEED)),
     };
     std::fs::write(&setup.config, attack::config_text(&plan))?;
+    yiwang_e2e::sign_adapters(&setup.config)?;
     spawn(&setup, within)
         .await
         .context("warming the compiled-component cache")?
@@ -185,6 +186,7 @@ async fn one_run(
         );
     }
     std::fs::write(&setup.config, text)?;
+    yiwang_e2e::sign_adapters(&setup.config)?;
     let (arrivals, follower) = Arrivals::follow(&sims[0]);
     let result = measure(&setup, load, cases, neighbour, &arrivals).await;
     follower.abort();

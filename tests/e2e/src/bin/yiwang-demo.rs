@@ -53,6 +53,13 @@ async fn main() -> Result<()> {
         std::fs::copy(path, demo.join("adapters").join(format!("{name}.wasm")))
             .with_context(|| format!("copy adapter {path}"))?;
     }
+    // Each adapter ships signed for its network, by a publisher key made
+    // for this run (config/demo.toml trusts target/demo/publisher.pub).
+    for old in ["publisher.key", "publisher.pub"] {
+        let _ = std::fs::remove_file(demo.join(old));
+    }
+    yiwang_e2e::sign_adapters(&root.join("config/demo.toml"))
+        .context("sign the demo's adapters")?;
 
     println!("一网 Yiwang demo\n");
     let mut sims = Vec::new();

@@ -3,12 +3,20 @@
 //! (durable, undispatched), the admin API and the metrics name the reason,
 //! and an operator brings it up by installing a working version or by
 //! resuming it once the configured file is fixed.
+//!
+//! A hot swap runs only a component signed by a trusted publisher for that
+//! network: unsigned, signed by an unknown key, signed for another network
+//! or tampered with, it is refused (422 naming the check) and audited with
+//! the operator, the network and the sha256; a swap that was accepted is
+//! still the active version after a restart.
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
-use yiwang_e2e::{Client, LISTENERS, NetworkSpec, World, delivery_state, permit_case};
+use yiwang_e2e::{
+    Client, LISTENERS, NetworkSpec, World, delivery_state, permit_case, signature_header,
+};
 
 const MR: &str = "market-regulation";
 /// The down network, one name per test: the metrics recorder is process-wide.
@@ -127,19 +135,101 @@ async fn an_adapter_that_fails_to_load_takes_down_only_its_network_until_a_swap(
     let (mut w, c, _) = world(&bad_dir, zj).await?;
     let admin = w.admin().context("admin client")?;
     neighbour_delivers_and_the_down_network_holds(&w, &c, &admin, zj).await?;
-    // A working version, installed by the operator, brings it up.
     let good = std::fs::read(yiwang_artifacts::HOUSING_CONSTRUCTION)?;
-    let (s, b) = admin
-        .request(
-            http::Method::PUT,
-            &format!("/admin/networks/{zj}/adapter"),
-            "application/wasm",
-            good,
-        )
-        .await?;
+    swaps_that_are_refused(&w, &admin, zj, &good).await?;
+    // A working version, signed for it and installed by the operator, brings it up.
+    let header = signature_header(w.dir.path(), zj, &good)?;
+    let (s, b) = swap(&admin, zj, &[header], good.clone()).await?;
     assert_eq!(s, 200, "{b}");
+    let swapped = b["adapter"].as_str().unwrap_or_default().to_string();
     housing_delivered(&w, &c, &admin, zj).await?;
+    // Restarted, with the configured file unchanged: the swap is still active.
     w.stop_gateway().await;
+    w.start_gateway().await?;
+    let admin = w.admin().context("admin client")?;
+    let (_, dest) = admin.get("/admin/destinations").await?;
+    let network = &dest[format!("network:{zj}")];
+    assert_eq!(network["adapter"]["sha256"], json!(swapped), "{dest}");
+    assert!(network["alert"].is_null(), "{dest}");
+    w.stop_gateway().await;
+    Ok(())
+}
+
+async fn swap(
+    admin: &Client,
+    zj: &str,
+    headers: &[(String, String)],
+    wasm: Vec<u8>,
+) -> Result<(u16, Value)> {
+    let path = format!("/admin/networks/{zj}/adapter");
+    admin
+        .request_with(http::Method::PUT, &path, "application/wasm", headers, wasm)
+        .await
+}
+
+/// Unsigned, an unknown key, another network, tampered bytes: each swap
+/// is answered 422 naming the check, audited with the operator, the
+/// network and the sha256, and leaves the network down.
+async fn swaps_that_are_refused(w: &World, admin: &Client, zj: &str, good: &[u8]) -> Result<()> {
+    let stranger = tempfile::tempdir()?;
+    yiwang_gateway::publisher::PublisherKey::generate().write(
+        &stranger.path().join("publisher.key"),
+        &stranger.path().join("publisher.pub"),
+    )?;
+    let tampered = [good, b"\0"].concat();
+    let cases = [
+        ("no-signature", vec![], good.to_vec()),
+        (
+            "unknown-key",
+            vec![signature_header(stranger.path(), zj, good)?],
+            good.to_vec(),
+        ),
+        (
+            "other-network",
+            vec![signature_header(w.dir.path(), MR, good)?],
+            good.to_vec(),
+        ),
+        (
+            "sha-mismatch",
+            vec![signature_header(w.dir.path(), zj, good)?],
+            tampered,
+        ),
+    ];
+    for (check, headers, wasm) in cases {
+        let sha = yiwang_schema::Sha256Digest::of(&wasm).to_string();
+        let (s, b) = swap(admin, zj, &headers, wasm).await?;
+        assert_eq!(s, 422, "{check}: {b}");
+        assert!(
+            b["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("adapter-refused")),
+            "{b}"
+        );
+        assert!(
+            b["detail"].as_str().is_some_and(|d| d.contains(zj)),
+            "{check}: {b}"
+        );
+        let query = yiwang_audit::Query {
+            network: Some(zj.into()),
+            kind: Some(yiwang_audit::Kind::Admin),
+            ..Default::default()
+        };
+        let audited = yiwang_audit::query(&w.audit_dir(), &query)
+            .filter_map(Result::ok)
+            .any(|r| {
+                let refused = &r.detail["detail"]["refused"];
+                r.principal.as_deref() == Some("ops")
+                    && r.detail["operation"] == json!("adapter-reload")
+                    && refused["check"] == json!(check)
+                    && refused["sha256"] == json!(sha)
+            });
+        assert!(audited, "{check}: the refusal is audited with the operator");
+    }
+    let (_, dest) = admin.get("/admin/destinations").await?;
+    assert!(
+        dest[format!("network:{zj}")]["adapter"].is_null(),
+        "still down: {dest}"
+    );
     Ok(())
 }
 
@@ -162,8 +252,9 @@ async fn resume_retries_the_configured_adapter_and_says_why_it_still_fails() -> 
     );
     assert!(b.to_string().contains(zj), "{b}");
     assert!(w.sim(zj).cases().is_empty(), "still held");
-    // The operator puts the right file in place and resumes.
+    // The operator puts the right file (and its signature) in place and resumes.
     std::fs::copy(yiwang_artifacts::HOUSING_CONSTRUCTION, &bad)?;
+    yiwang_e2e::sign_adapters(&w.config_path)?;
     let (s, b) = admin.post(&resume, &json!({})).await?;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["lifted_alert"]["cause"], json!("adapter_load"), "{b}");
