@@ -11,7 +11,12 @@ use std::process::ExitCode;
 /// Write `<out>.key` and `<out>.pub`.
 pub(super) fn keygen(out: &Path) -> Result<ExitCode> {
     let key = PublisherKey::generate();
-    let (private, public) = (out.with_extension("key"), out.with_extension("pub"));
+    let with = |ext: &str| {
+        let mut name = out.as_os_str().to_os_string();
+        name.push(ext);
+        PathBuf::from(name)
+    };
+    let (private, public) = (with(".key"), with(".pub"));
     key.write(&private, &public)?;
     println!(
         "publisher key {} written: {} (private: keep it off the gateway) and {} (for [adapters] publisher-keys)",

@@ -288,3 +288,81 @@ async fn stop(delivery: Arc<Delivery>) {
     delivery.stopped().await;
     delivery.audit.close().await.expect("close the trail");
 }
+
+/// `yiwang adapter …` in `dir`: exit code and stdout.
+fn yiwang(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_yiwang"))
+        .current_dir(dir)
+        .arg("adapter")
+        .args(args)
+        .output()
+        .expect("run yiwang");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+#[test]
+fn cli_keygen_sign_and_verify_name_the_failed_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::copy(yiwang_artifacts::HOUSING_CONSTRUCTION, d.join("hc.wasm")).expect("copy");
+    let (code, out) = yiwang(d, &["keygen", "--out", "p"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = yiwang(d, &["sign", "--key", "p.key", "--network", "hc", "hc.wasm"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("signed for network `hc`"), "{out}");
+    let verify = |network: &str| {
+        yiwang(
+            d,
+            &[
+                "verify",
+                "--publisher-key",
+                "p.pub",
+                "--network",
+                network,
+                "hc.wasm",
+            ],
+        )
+    };
+    let (code, out) = verify("hc");
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = verify("tax");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("refused for network `tax` (other-network)"),
+        "{out}"
+    );
+    // A version the component does not report is refused once loaded.
+    let args = [
+        "sign",
+        "--key",
+        "p.key",
+        "--network",
+        "hc",
+        "--version",
+        "9.9",
+        "hc.wasm",
+    ];
+    assert_eq!(yiwang(d, &args).0, Some(0));
+    let (code, out) = verify("hc");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("(version-mismatch)"), "{out}");
+    let mut wasm = std::fs::read(d.join("hc.wasm")).expect("read");
+    wasm.push(0);
+    std::fs::write(d.join("hc.wasm"), wasm).expect("write");
+    let (code, out) = verify("hc");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("(sha-mismatch)"), "{out}");
+    let args = [
+        "verify",
+        "--publisher-key",
+        "gone.pub",
+        "--network",
+        "hc",
+        "hc.wasm",
+    ];
+    let (code, out) = yiwang(d, &args);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("gone.pub"), "{out}");
+}

@@ -84,6 +84,7 @@ async fn kill_9_during_a_burst_loses_nothing_and_duplicates_nothing() -> Result<
     );
     let config = dir.path().join("yiwang.toml");
     std::fs::write(&config, text)?;
+    yiwang_e2e::sign_adapters(&config)?;
     let client = Client::new(
         format!("https://127.0.0.1:{port}"),
         &pki,
