@@ -116,9 +116,7 @@ impl Delivery {
             let (net, loaded) = joined.context("loading an adapter panicked")?;
             match loaded {
                 Err(e) if e.is_configuration() => return Err(e.into()),
-                loaded => {
-                    self.adapter_loaded(&net.name, &loaded);
-                }
+                loaded => self.adapter_loaded(&net.name, &loaded),
             }
         }
         Ok(())

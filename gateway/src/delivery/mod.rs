@@ -265,12 +265,8 @@ impl Delivery {
 
     /// The outcome of loading a network's adapter at start or at a resume:
     /// a swapped version set aside is an `alert` record; a failure takes
-    /// the network down (its refusal audited). Whether it came up.
-    pub(crate) fn adapter_loaded(
-        &self,
-        network: &str,
-        loaded: &Result<Started, VersionError>,
-    ) -> bool {
+    /// the network down (its refusal audited).
+    pub(crate) fn adapter_loaded(&self, network: &str, loaded: &Result<Started, VersionError>) {
         match loaded {
             Ok(started) => {
                 if let Some(why) = &started.swap_set_aside {
@@ -280,13 +276,11 @@ impl Delivery {
                             .detail(serde_json::json!({ "adapter_swap_set_aside": why, "adapter": started.sha256 })),
                     );
                 }
-                true
             }
             Err(e) => {
                 self.audit_refusal(network, e);
                 self.alerts
                     .raise_adapter_down(network, &format!("adapter failed to load: {e}"));
-                false
             }
         }
     }

@@ -64,11 +64,9 @@ impl Delivery {
         if let Some(net) = self.networks.get(name).filter(|n| n.is_down()) {
             // The same rule as at start: a swap on record may be what comes up.
             let loaded = net.versions.load_at_start(&self.runtime).await;
-            if !self.adapter_loaded(name, &loaded) {
-                let reason = match loaded {
-                    Err(e) => format!("adapter failed to load: {e}"),
-                    Ok(_) => String::new(),
-                };
+            self.adapter_loaded(name, &loaded);
+            if let Err(e) = loaded {
+                let reason = format!("adapter failed to load: {e}");
                 let network = name.to_string();
                 return Err(ResumeError::AdapterLoad { network, reason });
             }

@@ -184,7 +184,7 @@ impl Versions {
             tracing::warn!(network = %self.network(), "{why}");
         }
         let absent = self.configured.signature.display().to_string();
-        let sig = self.read_signature(&self.configured.signature)?;
+        let sig = self.read_signature(&self.configured.signature, &wasm)?;
         let sha256 = self
             .accept_and_install(runtime, &wasm, sig, &absent, Source::Configured)
             .await?;
@@ -252,7 +252,7 @@ impl Versions {
         // A kept version runs here only with a signature for this network.
         let wasm = self.read_kept(digest)?;
         let sig_path = kept_signature(&self.dir, digest, self.network());
-        let sig = self.read_signature(&sig_path)?;
+        let sig = self.read_signature(&sig_path, &wasm)?;
         let absent = sig_path.display().to_string();
         self.load(runtime, &wasm, sig.as_ref(), &absent).await
     }
@@ -410,11 +410,16 @@ impl Versions {
         })
     }
 
-    /// A signature file; unreadable or malformed is a refusal naming it.
-    fn read_signature(&self, path: &Path) -> Result<Option<AdapterSignature>, VersionError> {
+    /// The signature file of `wasm`; unreadable or malformed is a refusal
+    /// naming it.
+    fn read_signature(
+        &self,
+        path: &Path,
+        wasm: &[u8],
+    ) -> Result<Option<AdapterSignature>, VersionError> {
         AdapterSignature::read(path).map_err(|e| VersionError::Refused {
             network: self.network().to_string(),
-            sha256: String::new(),
+            sha256: Sha256Digest::of(wasm).to_string(),
             refusal: Refusal::Malformed(e.to_string()),
         })
     }
