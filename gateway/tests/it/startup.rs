@@ -366,3 +366,42 @@ fn cli_keygen_sign_and_verify_name_the_failed_check() {
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("gone.pub"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_runs_only_a_version_signed_for_its_network() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wasm = std::fs::read(yiwang_artifacts::HOUSING_CONSTRUCTION).expect("read");
+    let loaded = config(dir.path(), &wasm, None, Signing::Good).await;
+    let publisher = Publisher {
+        key: PublisherKey::read(&dir.path().join("publisher.key")).expect("key"),
+    };
+    let delivery = build(dir.path(), &loaded).await;
+    // An upload for a replay, without its signature: refused.
+    let upload = another_version(&wasm);
+    let unsigned = delivery
+        .load_version(&delivery.networks["bad"], &upload, None)
+        .await;
+    assert!(unsigned.is_err_and(|e| e.to_string().contains("no signature")));
+    // A version kept for `bad` cannot be pinned on `good`: its signature
+    // was for `bad`.
+    let sig = publisher.sign("bad", &upload).await;
+    let digest = delivery
+        .install("bad", &upload, Some(sig))
+        .await
+        .expect("swap");
+    let runtime = yiwang_gateway::runtime::Runtime::new(Default::default()).expect("runtime");
+    let pinned = delivery.networks["good"]
+        .versions
+        .for_job(&runtime, Some(&digest))
+        .await;
+    assert!(
+        pinned.is_err_and(|e| e.to_string().contains("refused: no signature")),
+        "a version accepted for one network is refused on another"
+    );
+    let on_bad = delivery.networks["bad"]
+        .versions
+        .for_job(&runtime, Some(&digest))
+        .await;
+    assert!(on_bad.is_ok());
+    stop(delivery).await;
+}
