@@ -206,6 +206,7 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
         // The configuration as of now: a reload swaps it for later
         // connections and leaves this one alone.
         let acceptor = tls.acceptor();
+        let tls = Arc::clone(&tls);
         let router = router.clone();
         let state = state.clone();
         let stop = stop.clone();
@@ -229,7 +230,7 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
                     );
                 }
             };
-            let caller = Arc::new(caller_of(&state.policy, stream.get_ref().1));
+            let caller = Arc::new(caller_of(&state.policy, &tls, stream.get_ref().1));
             let principal = caller.name();
             tracing::debug!(listener = name, %peer, %principal, "connection");
             let service =
@@ -263,12 +264,13 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
     }
 }
 
-/// The caller a verified connection's client certificate maps to.
-fn caller_of(policy: &Policy, conn: &rustls::ServerConnection) -> Caller {
-    let Some(cert) = conn.peer_certificates().and_then(|c| c.first()) else {
+/// The caller a verified connection's client certificate maps to (its
+/// issuer resolved against the listener's CAs).
+fn caller_of(policy: &Policy, tls: &ServerTls, conn: &rustls::ServerConnection) -> Caller {
+    let Some(chain) = conn.peer_certificates().filter(|c| !c.is_empty()) else {
         return Caller::anonymous();
     };
-    match crate::tls::peer_identity(cert) {
+    match tls.peer_identity(chain) {
         Ok(id) => policy.identify(&id),
         Err(e) => Caller {
             unmapped: Some(format!("unreadable client certificate: {e}")),

@@ -46,7 +46,7 @@ pub mod server;
 
 pub use client::{ClientTlsConfig, client_config, spki_sha256_b64};
 pub(crate) use files::{Snapshot, root_store};
-pub use peer::{PeerIdentity, handshake_refusal, peer_identity};
+pub use peer::{PeerIdentity, handshake_refusal, peer_identity, peer_identity_in};
 pub use server::{ServerTls, ServerTlsConfig};
 
 use rustls::SupportedCipherSuite;

@@ -41,9 +41,13 @@
 //! (`super::reload::Reloadable`).
 
 use super::reload::{self, Reload, Reloadable, TlsFiles};
-use super::{Snapshot, TlsError, crypto_provider, now_unix, peer_identity, root_store};
+use super::{
+    PeerIdentity, Snapshot, TlsError, crypto_provider, now_unix, peer_identity, peer_identity_in,
+    root_store,
+};
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -97,6 +101,8 @@ struct Loaded {
     config: Arc<ServerConfig>,
     /// The server certificate's notAfter (unix seconds).
     not_after: i64,
+    /// The `client-ca` certificates, to resolve a peer's issuer.
+    client_cas: Vec<CertificateDer<'static>>,
 }
 
 /// A listener's TLS configuration, reloadable in place.
@@ -139,6 +145,13 @@ impl ServerTls {
     /// The current rustls config.
     pub fn config(&self) -> Arc<ServerConfig> {
         self.files.current().config.clone()
+    }
+
+    /// The identity of a verified peer (`chain` as it presented it, leaf
+    /// first), its issuer resolved against the presented chain and the
+    /// current `client-ca` certificates ([`super::peer_identity_in`]).
+    pub fn peer_identity(&self, chain: &[CertificateDer<'_>]) -> Result<PeerIdentity, TlsError> {
+        peer_identity_in(chain, &self.files.current().client_cas)
     }
 
     /// When the current server certificate expires (unix seconds).
@@ -201,6 +214,10 @@ fn build(cfg: &ServerTlsConfig, snapshot: &Snapshot) -> Result<Loaded, TlsError>
     let chain = snapshot.certs(&cfg.cert, "certificate")?;
     let key = snapshot.key(&cfg.key)?;
     let roots = root_store(snapshot, &cfg.client_ca, "client CA")?;
+    let mut client_cas = Vec::new();
+    for path in &cfg.client_ca {
+        client_cas.extend(snapshot.certs(path, "client CA")?);
+    }
     let mut crls = Vec::new();
     for path in &cfg.crl {
         crls.extend(snapshot.crls(path)?);
@@ -238,6 +255,7 @@ fn build(cfg: &ServerTlsConfig, snapshot: &Snapshot) -> Result<Loaded, TlsError>
     Ok(Loaded {
         config: Arc::new(config),
         not_after,
+        client_cas,
     })
 }
 
