@@ -24,6 +24,30 @@
 //! the next key's pin alongside the current one before rotating.
 //! [`spki_sha256_b64`] computes a pin from a certificate.
 //!
+//! # Revocation (`crl`)
+//!
+//! Optional CRL files (PEM) for the ministry's server certificate chain,
+//! checked by rustls' WebPKI verifier for every certificate of the chain
+//! whose issuer has a CRL configured; they are reloaded with the other
+//! files. A revoked certificate fails the handshake as
+//! `CertificateError::Revoked`, which the transport classes as a peer
+//! rejection ("server certificate revoked", naming the network) — the
+//! class of an untrusted ministry certificate, which raises the network's
+//! TLS alert. The policy is the listeners' (see [`super::server`]): a
+//! certificate whose issuer has no CRL configured is accepted (status
+//! unknown), and a CRL past its nextUpdate stays in force with a warning.
+//! Unlike the listeners, intermediates are checked too: the ministry's
+//! chain is short and its CA's CRL covers the intermediates it issued.
+//!
+//! # Stapled OCSP is not checked
+//!
+//! rustls hands a verifier the OCSP response a server staples but checks
+//! nothing in it, and no well-kept Rust crate verifies an OCSP response
+//! (parsing exists in the RustCrypto `x509-ocsp` crate, but matching the
+//! CertID, checking the responder's delegation, its signature and the
+//! response's freshness would be hand-written security code). The gateway
+//! ignores stapled responses; CRL files are the revocation control.
+//!
 //! # `server-name`
 //!
 //! Ministry endpoints are often reached by private address (an IP or an
@@ -61,6 +85,10 @@ pub struct ClientTlsConfig {
     /// Name to send as SNI and verify instead of the URL host.
     #[serde(default)]
     pub server_name: Option<String>,
+    /// CRLs (PEM) for the server's certificate chain; a revoked ministry
+    /// certificate fails the call as a peer rejection.
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
 }
 
 impl ClientTlsConfig {
@@ -69,6 +97,7 @@ impl ClientTlsConfig {
             .iter()
             .map(PathBuf::as_path)
             .chain([self.cert.as_path(), self.key.as_path()])
+            .chain(self.crl.iter().map(PathBuf::as_path))
     }
 
     /// The configured server-name override, checked.
@@ -119,8 +148,14 @@ pub(crate) fn build(cfg: &ClientTlsConfig, snapshot: &Snapshot) -> Result<Client
     let key = snapshot.key(&cfg.key)?;
     let pins = cfg.pins()?;
     cfg.server_name()?;
+    let mut crls = Vec::new();
+    for path in &cfg.crl {
+        crls.extend(snapshot.crls(path)?);
+    }
     let provider = crypto_provider();
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .with_crls(crls)
+        .allow_unknown_revocation_status()
         .build()
         .map_err(|e| TlsError::Config(format!("server verification: {e}")))?;
     let builder = ClientConfig::builder_with_provider(provider)
@@ -280,6 +315,7 @@ mod tests {
             key,
             pin_sha256: vec![],
             server_name: None,
+            crl: vec![],
         };
         client_config(&cfg).unwrap();
 
