@@ -41,12 +41,15 @@
 //!
 //! # Stapled OCSP is not checked
 //!
-//! rustls hands a verifier the OCSP response a server staples but checks
-//! nothing in it, and no well-kept Rust crate verifies an OCSP response
-//! (parsing exists in the RustCrypto `x509-ocsp` crate, but matching the
-//! CertID, checking the responder's delegation, its signature and the
-//! response's freshness would be hand-written security code). The gateway
-//! ignores stapled responses; CRL files are the revocation control.
+//! rustls hands a verifier the OCSP response a server staples, and its
+//! WebPKI verifier ignores it (rustls-webpki checks CRLs only). The RustCrypto
+//! `x509-ocsp` crate parses responses but leaves the checks to its caller:
+//! matching the CertID to the certificate and its issuer, the responder's
+//! delegation (issued by the CA, `id-kp-OCSPSigning`), the signature and the
+//! freshness window. That is security code the gateway would write by hand,
+//! so it does not: stapled responses are ignored, and CRL files are the
+//! revocation control. A ministry that only publishes OCSP is not checked
+//! for revocation (say so in its network's review).
 //!
 //! # `server-name`
 //!

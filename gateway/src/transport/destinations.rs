@@ -260,6 +260,7 @@ mod tests {
                 .collect(),
             crl: vec![],
             reload_interval_ms: 5000,
+            close_revoked_connections: true,
         };
         ServerTls::load("ministry", &cfg).unwrap()
     }
