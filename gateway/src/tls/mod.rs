@@ -36,12 +36,14 @@
 //! `files` reads and parses PEM files (certificates, keys, CAs, CRLs);
 //! [`server`] builds and reloads a listener's config; `peer` reads a peer's
 //! identity and words a refused handshake; [`client`] builds the per-network
-//! client configs; `reload` swaps a config when its files change; [`open`]
+//! client configs ([`ocsp`] checks a ministry's stapled OCSP response);
+//! `reload` swaps a config when its files change; [`open`]
 //! keeps a listener's open connections so a reloaded CRL can close those it
 //! revokes.
 
 pub mod client;
 mod files;
+pub mod ocsp;
 pub mod open;
 mod peer;
 pub(crate) mod reload;

@@ -16,6 +16,7 @@
 use super::TlsError;
 use rustls::{CertificateError, PeerIncompatible};
 use rustls_pki_types::CertificateDer;
+use x509_parser::certificate::X509Certificate;
 use yiwang_schema::Sha256Digest;
 
 /// Who is at the other end of a connection, from their certificate.
@@ -102,13 +103,12 @@ pub fn peer_identity_in(
 
 /// Whether `ca` is the certificate that issued `cert`: its subject is the
 /// issuer's name and its key verifies the signature.
-fn signed_by(
-    cert: &x509_parser::certificate::X509Certificate<'_>,
-    ca: &CertificateDer<'_>,
-) -> bool {
-    let Ok((_, ca)) = x509_parser::parse_x509_certificate(ca.as_ref()) else {
-        return false;
-    };
+fn signed_by(cert: &X509Certificate<'_>, ca: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(ca.as_ref()).is_ok_and(|(_, ca)| issued_by(cert, &ca))
+}
+
+/// [`signed_by`] for a CA already parsed.
+pub(super) fn issued_by(cert: &X509Certificate<'_>, ca: &X509Certificate<'_>) -> bool {
     ca.subject().as_raw() == cert.issuer().as_raw()
         && cert.verify_signature(Some(ca.public_key())).is_ok()
 }
