@@ -93,7 +93,17 @@ impl AdminOp {
     }
 }
 
-/// Certificate fields a principal is recognised by.
+/// Certificate fields a principal is recognised by: who the certificate
+/// names (subject and SAN fields, or its fingerprint) and, optionally, which
+/// CA issued it.
+///
+/// `issuer-sha256` is the robust issuer constraint: the SHA-256 of the
+/// issuing CA's certificate, resolved by signature
+/// ([`crate::tls::peer_identity_in`]), so another CA the listener trusts
+/// cannot mint this principal even if it copies the CA's name. `issuer`
+/// (the issuer's distinguished name as the audit trail prints it) is
+/// readable but only a name: it separates CAs that are named apart, not a
+/// trusted CA that lies about its name.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CertMatch {
@@ -103,14 +113,27 @@ pub struct CertMatch {
     pub san_email: Option<String>,
     /// sha256 of the whole certificate (hex): pins one certificate.
     pub fingerprint_sha256: Option<String>,
+    /// The issuer's distinguished name (`CN=Fuzhou Bureau CA, O=…`, in the
+    /// certificate's order, as the audit trail's `issuer` shows it).
+    pub issuer: Option<String>,
+    /// sha256 (hex, colons allowed) of the issuing CA's certificate, as
+    /// `openssl x509 -noout -fingerprint -sha256 -in ca.pem` prints it.
+    pub issuer_sha256: Option<String>,
 }
 
 impl CertMatch {
-    fn is_empty(&self) -> bool {
-        *self == CertMatch::default()
+    /// True when no field names the certificate itself (an issuer alone is
+    /// a constraint, not an identity).
+    fn names_nobody(&self) -> bool {
+        CertMatch {
+            issuer: None,
+            issuer_sha256: None,
+            ..self.clone()
+        } == CertMatch::default()
     }
 
-    fn matches(&self, id: &PeerIdentity) -> bool {
+    /// Every subject field given matches.
+    fn subject_matches(&self, id: &PeerIdentity) -> bool {
         let eq = |want: &Option<String>, got: Option<&str>| match want {
             None => true,
             Some(w) => got == Some(w.as_str()),
@@ -125,9 +148,64 @@ impl CertMatch {
             && any(&self.san_email, &id.san_email)
             && match &self.fingerprint_sha256 {
                 None => true,
-                Some(f) => f.eq_ignore_ascii_case(&id.fingerprint_sha256),
+                Some(f) => hex_eq(f, &id.fingerprint_sha256),
             }
     }
+
+    /// Every issuer field given matches.
+    fn issuer_matches(&self, id: &PeerIdentity) -> bool {
+        let name = match &self.issuer {
+            None => true,
+            Some(dn) => normalize_dn(dn) == normalize_dn(&id.issuer),
+        };
+        let key = match (&self.issuer_sha256, &id.issuer_sha256) {
+            (None, _) => true,
+            (Some(want), Some(got)) => hex_eq(want, got),
+            (Some(_), None) => false,
+        };
+        name && key
+    }
+
+    /// What this match asks of the issuer, in words.
+    fn issuer_wanted(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(dn) = &self.issuer {
+            parts.push(format!("issuer {dn:?}"));
+        }
+        if let Some(f) = &self.issuer_sha256 {
+            parts.push(format!("issuer-sha256 {}", normalize_hex(f)));
+        }
+        parts.join(" and ")
+    }
+}
+
+/// Hex digests equal, ignoring case and `:` separators.
+fn hex_eq(a: &str, b: &str) -> bool {
+    normalize_hex(a) == normalize_hex(b)
+}
+
+fn normalize_hex(h: &str) -> String {
+    h.chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// A DN with the spaces around its separators dropped (`CN=a,O=b` and
+/// `CN=a, O=b` are the same name).
+fn normalize_dn(dn: &str) -> String {
+    dn.split(',').map(str::trim).collect::<Vec<_>>().join(",")
+}
+
+/// Why `issuer-sha256` is not a SHA-256 digest, if it is not.
+fn bad_issuer_sha256(f: &str) -> Option<String> {
+    let hex = normalize_hex(f);
+    (hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit())).then(|| {
+        format!(
+            "`match.issuer-sha256` {f:?} is not a SHA-256 digest (64 hex digits, colons allowed; \
+             `openssl x509 -noout -fingerprint -sha256 -in ca.pem`)"
+        )
+    })
 }
 
 /// A list of grants where `*` means all.
@@ -302,8 +380,23 @@ impl Policy {
         let mut out = Vec::new();
         for (name, c) in config {
             let mut bad = |m: String| out.push((name.clone(), format!("principal `{name}`: {m}")));
-            if c.matcher.is_empty() {
-                bad("`match` needs at least one of subject-cn, san-dns, san-uri, san-email, fingerprint-sha256".into());
+            if c.matcher.names_nobody() {
+                bad("`match` needs at least one of subject-cn, san-dns, san-uri, san-email, fingerprint-sha256 (issuer and issuer-sha256 only narrow a match)".into());
+            }
+            if let Some(m) = c
+                .matcher
+                .issuer_sha256
+                .as_deref()
+                .and_then(bad_issuer_sha256)
+            {
+                bad(m);
+            }
+            if let Some(dn) = &c.matcher.issuer
+                && !dn.contains('=')
+            {
+                bad(format!(
+                    "`match.issuer` {dn:?} is not a distinguished name (like \"CN=Fuzhou Bureau CA, O=…\")"
+                ));
             }
             let submits = matches!(c.role, Role::Bureau | Role::Platform);
             if !submits && (!c.items.is_empty() || !c.bureaus.is_empty()) {
@@ -343,19 +436,23 @@ impl Policy {
     }
 
     /// Map a verified client certificate to its caller. Exactly one
-    /// principal must match; none or several leave the caller unmapped.
+    /// principal must match; none or several leave the caller unmapped. A
+    /// certificate that names a principal but comes from another issuer
+    /// than its match requires is unmapped with a reason naming both.
     pub fn identify(&self, id: &PeerIdentity) -> Caller {
-        let found: Vec<&Arc<Principal>> = self
+        let named: Vec<&Arc<Principal>> = self
             .principals
             .iter()
-            .filter(|p| p.matcher.matches(id))
+            .filter(|p| p.matcher.subject_matches(id))
+            .collect();
+        let found: Vec<&Arc<Principal>> = named
+            .iter()
+            .copied()
+            .filter(|p| p.matcher.issuer_matches(id))
             .collect();
         let (principal, unmapped) = match found.as_slice() {
             [one] => (Some(Arc::clone(one)), None),
-            [] => (
-                None,
-                Some("the certificate matches no principal".to_string()),
-            ),
+            [] => (None, Some(Self::no_match(&named, id))),
             many => (
                 None,
                 Some(format!(
@@ -372,6 +469,22 @@ impl Policy {
             subject: id.subject.clone(),
             fingerprint: id.fingerprint_sha256.clone(),
             unmapped,
+        }
+    }
+
+    /// Why no principal matched: the first principal the certificate names
+    /// whose issuer it does not have, or none at all.
+    fn no_match(named: &[&Arc<Principal>], id: &PeerIdentity) -> String {
+        match named.first() {
+            Some(p) => format!(
+                "the certificate names principal `{}` but was issued by {:?} (issuer-sha256 {}); `{}` requires {}",
+                p.name,
+                id.issuer,
+                id.issuer_sha256.as_deref().unwrap_or("not resolved"),
+                p.name,
+                p.matcher.issuer_wanted()
+            ),
+            None => "the certificate matches no principal".to_string(),
         }
     }
 
@@ -479,6 +592,7 @@ fn submitter(p: &Principal) -> Result<(), NotASubmitter> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
     use std::collections::BTreeMap;
 
     fn id(cn: &str, uris: &[&str]) -> PeerIdentity {
@@ -486,6 +600,7 @@ mod tests {
             subject: format!("CN={cn}"),
             subject_cn: Some(cn.to_string()),
             issuer: "CN=test-ca".into(),
+            issuer_sha256: None,
             san_dns: vec![],
             san_uri: uris.iter().map(|u| u.to_string()).collect(),
             san_email: vec![],
@@ -634,6 +749,114 @@ mod tests {
         let e = p.check(&c, Action::Health).expect_err("ambiguous");
         assert!(e.rule.contains("twin-a, twin-b"), "{e}");
         assert!(p.check(&Caller::anonymous(), Action::Health).is_err());
+    }
+
+    /// Two CAs trusted by one listener: only the one a principal's match
+    /// names can mint it, even when the other copies its name.
+    #[test]
+    fn a_certificate_from_another_trusted_ca_is_not_the_principal() {
+        use yiwang_pki::{Ca, CertSpec, Issued};
+        let right = Ca::new("Fuzhou Bureau CA");
+        let namesake = Ca::new("Fuzhou Bureau CA");
+        let other = Ca::new("Xiamen Bureau CA");
+        let trusted = [
+            right.cert_der().clone(),
+            namesake.cert_der().clone(),
+            other.cert_der().clone(),
+        ];
+        let identity = |leaf: &Issued| {
+            crate::tls::peer_identity_in(std::slice::from_ref(&leaf.cert_der), &trusted).unwrap()
+        };
+        let genuine = identity(&right.issue(&CertSpec::client("fuzhou-bureau")));
+        let sha = |ca: &Ca| hex::encode(sha2::Sha256::digest(ca.cert_der().as_ref()));
+        assert_eq!(genuine.issuer_sha256, Some(sha(&right)));
+        // openssl's spelling: upper case, colon-separated.
+        let pinned = sha(&right)
+            .to_uppercase()
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(":");
+        let text = format!(
+            r#"
+            [by-key]
+            role = "bureau"
+            match = {{ subject-cn = "fuzhou-bureau", issuer-sha256 = "{pinned}" }}
+            bureaus = ["*"]
+            [by-name]
+            role = "bureau"
+            match = {{ subject-cn = "by-name", issuer = "{}" }}
+            bureaus = ["*"]
+            "#,
+            genuine.issuer.replace(", ", ",")
+        );
+        let cfg: BTreeMap<String, PrincipalConfig> = toml::from_str(&text).expect("principals");
+        assert!(Policy::check_config(&cfg, &BTreeSet::new()).is_empty());
+        let p = Policy::new(&cfg);
+        assert_eq!(p.identify(&genuine).name(), "by-key");
+
+        let forged = identity(&namesake.issue(&CertSpec::client("fuzhou-bureau")));
+        assert_eq!(forged.issuer, genuine.issuer, "the same name");
+        let c = p.identify(&forged);
+        assert!(c.principal.is_none());
+        let e = p.check(&c, Action::Search).expect_err("wrong issuer");
+        let want = format!(
+            "the certificate names principal `by-key` but was issued by {:?} (issuer-sha256 {}); `by-key` requires issuer-sha256 {}",
+            forged.issuer,
+            sha(&namesake),
+            sha(&right)
+        );
+        assert_eq!(e.rule, want);
+
+        let by_name = |ca: &Ca| p.identify(&identity(&ca.issue(&CertSpec::client("by-name"))));
+        assert_eq!(by_name(&right).name(), "by-name");
+        let e = p
+            .check(&by_name(&other), Action::Search)
+            .expect_err("other CA's name");
+        assert!(
+            e.rule.contains("issued by \"CN=Xiamen Bureau CA"),
+            "{}",
+            e.rule
+        );
+        // An issuer that is none of the certificates at hand is not resolved.
+        let unresolved =
+            crate::tls::peer_identity(&right.issue(&CertSpec::client("fuzhou-bureau")).cert_der)
+                .unwrap();
+        assert_eq!(unresolved.issuer_sha256, None);
+        assert!(p.identify(&unresolved).principal.is_none());
+    }
+
+    #[test]
+    fn the_config_check_names_bad_issuer_constraints() {
+        let text = r#"
+            [a]
+            role = "auditor"
+            match = { issuer-sha256 = "ab:cd" }
+            [b]
+            role = "auditor"
+            match = { subject-cn = "b", issuer = "Fuzhou Bureau CA" }
+        "#;
+        let cfg: BTreeMap<String, PrincipalConfig> = toml::from_str(text).expect("principals");
+        let all = Policy::check_config(&cfg, &BTreeSet::new())
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            all.contains("principal `a`: `match` needs at least one of subject-cn"),
+            "{all}"
+        );
+        assert!(
+            all.contains("principal `a`: `match.issuer-sha256` \"ab:cd\" is not a SHA-256 digest"),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "principal `b`: `match.issuer` \"Fuzhou Bureau CA\" is not a distinguished name"
+            ),
+            "{all}"
+        );
     }
 
     #[test]

@@ -220,6 +220,7 @@ fn admin_call(
                 cert: at.cert.clone(),
                 key: at.key.clone(),
                 pin_sha256: Vec::new(),
+                crl: Vec::new(),
                 server_name: at.server_name.clone(),
             },
         )

@@ -147,7 +147,7 @@ impl LoadedConfig {
         let mut out = tls.clone();
         out.cert = self.base.join(&out.cert);
         out.key = self.base.join(&out.key);
-        for f in out.ca.iter_mut() {
+        for f in out.ca.iter_mut().chain(out.crl.iter_mut()) {
             *f = self.base.join(&*f);
         }
         out

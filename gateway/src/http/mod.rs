@@ -15,7 +15,8 @@ pub mod problem;
 use crate::config::ListenerConfig;
 use crate::delivery::Delivery;
 use crate::policy::{Action, Caller, Policy};
-use crate::tls::ServerTls;
+use crate::tls::open::Registration;
+use crate::tls::{PeerIdentity, ServerTls};
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
@@ -206,6 +207,7 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
         // The configuration as of now: a reload swaps it for later
         // connections and leaves this one alone.
         let acceptor = tls.acceptor();
+        let tls = Arc::clone(&tls);
         let router = router.clone();
         let state = state.clone();
         let stop = stop.clone();
@@ -229,8 +231,15 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
                     );
                 }
             };
-            let caller = Arc::new(caller_of(&state.policy, stream.get_ref().1));
+            let (caller, identity) = caller_of(&state.policy, &tls, stream.get_ref().1);
+            let caller = Arc::new(caller);
             let principal = caller.name();
+            // Signalled if a reloaded CRL revokes this client's certificate.
+            let open = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| tls.register(chain));
             tracing::debug!(listener = name, %peer, %principal, "connection");
             let service =
                 tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
@@ -258,23 +267,70 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }
+                () = revoked(open.as_ref()) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                    closed_revoked(&state, name, peer, principal, identity.as_ref());
+                }
             }
         });
     }
 }
 
-/// The caller a verified connection's client certificate maps to.
-fn caller_of(policy: &Policy, conn: &rustls::ServerConnection) -> Caller {
-    let Some(cert) = conn.peer_certificates().and_then(|c| c.first()) else {
-        return Caller::anonymous();
+/// The caller a verified connection's client certificate maps to (its
+/// issuer resolved against the listener's CAs), and the certificate's
+/// identity.
+fn caller_of(
+    policy: &Policy,
+    tls: &ServerTls,
+    conn: &rustls::ServerConnection,
+) -> (Caller, Option<PeerIdentity>) {
+    let Some(chain) = conn.peer_certificates().filter(|c| !c.is_empty()) else {
+        return (Caller::anonymous(), None);
     };
-    match crate::tls::peer_identity(cert) {
-        Ok(id) => policy.identify(&id),
-        Err(e) => Caller {
-            unmapped: Some(format!("unreadable client certificate: {e}")),
-            ..Caller::anonymous()
-        },
+    match tls.peer_identity(chain) {
+        Ok(id) => (policy.identify(&id), Some(id)),
+        Err(e) => (
+            Caller {
+                unmapped: Some(format!("unreadable client certificate: {e}")),
+                ..Caller::anonymous()
+            },
+            None,
+        ),
     }
+}
+
+/// Resolves when a reloaded CRL revokes the connection's certificate
+/// (never without a registration).
+async fn revoked(open: Option<&Registration>) {
+    match open {
+        Some(open) => open.revoked().cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An open connection closed because a reloaded CRL revoked its
+/// certificate: log and audit, naming the principal and the serial.
+fn closed_revoked(
+    state: &AppState,
+    listener: &'static str,
+    peer: SocketAddr,
+    principal: String,
+    id: Option<&PeerIdentity>,
+) {
+    let serial = id.map(|i| i.serial_hex.as_str()).unwrap_or_default();
+    tracing::warn!(listener, %peer, %principal, serial, "connection closed: client certificate revoked");
+    state
+        .audit()
+        .record(Entry::new(Kind::TlsRefused).principal(principal).detail(
+        serde_json::json!({
+            "listener": listener,
+            "peer": peer.to_string(),
+            "reason": "client certificate revoked by a reloaded CRL; open connection closed",
+            "serial": serial,
+            "issuer": id.map(|i| i.issuer.as_str()),
+        }),
+    ));
 }
 
 /// A handshake the listener refused: log, count, audit.

@@ -24,6 +24,30 @@
 //! the next key's pin alongside the current one before rotating.
 //! [`spki_sha256_b64`] computes a pin from a certificate.
 //!
+//! # Revocation (`crl`)
+//!
+//! Optional CRL files (PEM) for the ministry's server certificate chain,
+//! checked by rustls' WebPKI verifier for every certificate of the chain
+//! whose issuer has a CRL configured; they are reloaded with the other
+//! files. A revoked certificate fails the handshake as
+//! `CertificateError::Revoked`, which the transport classes as a peer
+//! rejection ("server certificate revoked", naming the network) — the
+//! class of an untrusted ministry certificate, which raises the network's
+//! TLS alert. The policy is the listeners' (see [`super::server`]): a
+//! certificate whose issuer has no CRL configured is accepted (status
+//! unknown), and a CRL past its nextUpdate stays in force with a warning.
+//! Unlike the listeners, intermediates are checked too: the ministry's
+//! chain is short and its CA's CRL covers the intermediates it issued.
+//!
+//! # Stapled OCSP
+//!
+//! rustls asks every server to staple an OCSP response; when the ministry
+//! does, it is checked after the chain ([`super::ocsp`]): a signed
+//! `revoked` fails the call like a CRL entry, and a staple that is
+//! malformed, not signed by the issuer or a responder it delegated, or
+//! stale fails it as a refused certificate. No staple: nothing to check
+//! (the gateway does not query responders itself).
+//!
 //! # `server-name`
 //!
 //! Ministry endpoints are often reached by private address (an IP or an
@@ -31,6 +55,7 @@
 //! `server-name` is set, it — not the URL host — is sent as SNI and checked
 //! against the certificate.
 
+use super::ocsp::{self, Staple};
 use super::{Snapshot, TlsError, crypto_provider, root_store};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -61,6 +86,10 @@ pub struct ClientTlsConfig {
     /// Name to send as SNI and verify instead of the URL host.
     #[serde(default)]
     pub server_name: Option<String>,
+    /// CRLs (PEM) for the server's certificate chain; a revoked ministry
+    /// certificate fails the call as a peer rejection.
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
 }
 
 impl ClientTlsConfig {
@@ -69,6 +98,7 @@ impl ClientTlsConfig {
             .iter()
             .map(PathBuf::as_path)
             .chain([self.cert.as_path(), self.key.as_path()])
+            .chain(self.crl.iter().map(PathBuf::as_path))
     }
 
     /// The configured server-name override, checked.
@@ -115,34 +145,42 @@ pub fn client_config(cfg: &ClientTlsConfig) -> Result<ClientConfig, TlsError> {
 /// Builds from files already read (the reload path hashes the same bytes).
 pub(crate) fn build(cfg: &ClientTlsConfig, snapshot: &Snapshot) -> Result<ClientConfig, TlsError> {
     let roots = root_store(snapshot, &cfg.ca, "CA")?;
+    let mut cas = Vec::new();
+    for path in &cfg.ca {
+        cas.extend(snapshot.certs(path, "CA")?);
+    }
     let chain = snapshot.certs(&cfg.cert, "certificate")?;
     let key = snapshot.key(&cfg.key)?;
     let pins = cfg.pins()?;
     cfg.server_name()?;
+    let mut crls = Vec::new();
+    for path in &cfg.crl {
+        crls.extend(snapshot.crls(path)?);
+    }
     let provider = crypto_provider();
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .with_crls(crls)
+        .allow_unknown_revocation_status()
         .build()
         .map_err(|e| TlsError::Config(format!("server verification: {e}")))?;
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(super::PROTOCOL_VERSIONS)
         .map_err(|e| TlsError::Config(format!("TLS versions: {e}")))?;
-    let builder = if pins.is_empty() {
-        builder.with_webpki_verifier(webpki)
-    } else {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
-                inner: webpki,
-                pins,
-            }))
-    };
-    builder.with_client_auth_cert(chain, key).map_err(|e| {
-        TlsError::Config(format!(
-            "client certificate {} with key {}: {e}",
-            cfg.cert.display(),
-            cfg.key.display()
-        ))
-    })
+    builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(MinistryVerifier {
+            inner: webpki,
+            pins,
+            cas,
+        }))
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| {
+            TlsError::Config(format!(
+                "client certificate {} with key {}: {e}",
+                cfg.cert.display(),
+                cfg.key.display()
+            ))
+        })
 }
 
 /// Base64 of SHA-256 over the certificate's SubjectPublicKeyInfo DER: the
@@ -154,33 +192,83 @@ pub fn spki_sha256_b64(cert_der: &[u8]) -> String {
     }
 }
 
-/// WebPKI verification, then the leaf key must be one of the pins.
+/// WebPKI verification (chain to `ca`, validity, name, CRLs), then the
+/// leaf key must be one of the pins if any, then a stapled OCSP response
+/// must not refuse the certificate.
 #[derive(Debug)]
-struct PinnedVerifier {
+struct MinistryVerifier {
     inner: Arc<WebPkiServerVerifier>,
     pins: Vec<[u8; 32]>,
+    /// The network's CA certificates, where a leaf's issuer may be.
+    cas: Vec<CertificateDer<'static>>,
 }
 
-/// The error a pin mismatch surfaces as (inside
-/// `CertificateError::Other`); its Debug is its message, since rustls
-/// prints `Other` through Debug.
-struct NotPinned(String);
+/// A refusal of ours surfaces as `CertificateError::Other(Refused)`; its
+/// Debug is its message, since rustls prints `Other` through Debug.
+struct Refused(String);
 
-impl std::fmt::Debug for NotPinned {
+impl Refused {
+    fn error(message: String) -> rustls::Error {
+        rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+            Refused(message),
+        ))))
+    }
+}
+
+impl std::fmt::Debug for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::fmt::Display for NotPinned {
+impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for NotPinned {}
+impl std::error::Error for Refused {}
 
-impl ServerCertVerifier for PinnedVerifier {
+impl MinistryVerifier {
+    /// The leaf's key is pinned (when pins are configured).
+    fn check_pin(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        if self.pins.is_empty() {
+            return Ok(());
+        }
+        let (_, x509) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let got: [u8; 32] = Sha256::digest(x509.public_key().raw).into();
+        if self.pins.contains(&got) {
+            Ok(())
+        } else {
+            Err(Refused::error(format!(
+                "server public key not pinned: got sha256/{}",
+                B64.encode(got)
+            )))
+        }
+    }
+
+    /// A stapled OCSP response does not refuse the leaf.
+    fn check_staple(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        staple: &[u8],
+        now: UnixTime,
+    ) -> Result<(), rustls::Error> {
+        let candidates: Vec<&CertificateDer<'_>> =
+            intermediates.iter().chain(self.cas.iter()).collect();
+        match ocsp::check(staple, end_entity, &candidates, now) {
+            Ok(Staple::Revoked) => {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
+            }
+            Ok(Staple::Silent | Staple::Good | Staple::Unknown) => Ok(()),
+            Err(e) => Err(Refused::error(e.to_string())),
+        }
+    }
+}
+
+impl ServerCertVerifier for MinistryVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -196,19 +284,9 @@ impl ServerCertVerifier for PinnedVerifier {
             ocsp_response,
             now,
         )?;
-        let (_, x509) = x509_parser::parse_x509_certificate(end_entity.as_ref())
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        let got: [u8; 32] = Sha256::digest(x509.public_key().raw).into();
-        if self.pins.contains(&got) {
-            Ok(verified)
-        } else {
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                rustls::OtherError(Arc::new(NotPinned(format!(
-                    "server public key not pinned: got sha256/{}",
-                    B64.encode(got)
-                )))),
-            )))
-        }
+        self.check_pin(end_entity)?;
+        self.check_staple(end_entity, intermediates, ocsp_response, now)?;
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
@@ -268,6 +346,91 @@ mod tests {
         assert_eq!(spki_sha256_b64(b"not a certificate"), "");
     }
 
+    /// A ministry that staples: a good answer passes, a revoked one (or a
+    /// forged one) fails the handshake.
+    #[tokio::test]
+    async fn a_stapled_ocsp_response_is_checked_in_the_handshake() {
+        use crate::tls::ocsp::testing::{Spec, good, staple};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("Ministry CA");
+        let server = ca.issue(&CertSpec::server("mr", &["localhost"], &[]));
+        let gw = ca.issue(&CertSpec::client("gateway"));
+        let (cert, key) = gw.write(dir.path(), "gw").unwrap();
+        let cfg = ClientTlsConfig {
+            ca: vec![ca.write(dir.path(), "ca").unwrap().0],
+            cert,
+            key,
+            pin_sha256: vec![],
+            server_name: None,
+            crl: vec![],
+        };
+        let client = Arc::new(client_config(&cfg).unwrap());
+        let handshake = |ocsp: Vec<u8>| {
+            let server_cfg = stapling_server(&server, ocsp);
+            let client = client.clone();
+            async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let acceptor = tokio_rustls::TlsAcceptor::from(server_cfg);
+                tokio::spawn(async move {
+                    if let Ok((tcp, _)) = listener.accept().await {
+                        let _ = acceptor.accept(tcp).await;
+                    }
+                });
+                let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let name = ServerName::try_from("localhost").unwrap();
+                match tokio_rustls::TlsConnector::from(client)
+                    .connect(name, tcp)
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(crate::tls::find_rustls_error(&e).cloned()),
+                }
+            }
+        };
+        assert_eq!(handshake(vec![]).await, Ok(()));
+        assert_eq!(handshake(staple(&server, &ca, &good(&ca))).await, Ok(()));
+        let revoked = Spec {
+            status: x509_ocsp::CertStatus::revoked(x509_ocsp::RevokedInfo {
+                revocation_time: x509_ocsp::OcspGeneralizedTime(
+                    x509_cert::der::asn1::GeneralizedTime::from_unix_duration(
+                        std::time::Duration::from_secs(1_700_000_000),
+                    )
+                    .unwrap(),
+                ),
+                revocation_reason: None,
+            }),
+            ..good(&ca)
+        };
+        assert_eq!(
+            handshake(staple(&server, &ca, &revoked)).await,
+            Err(Some(rustls::Error::InvalidCertificate(
+                CertificateError::Revoked
+            )))
+        );
+        let impostor = Ca::new("Ministry CA");
+        let forged = Spec {
+            signer_key_pem: impostor.key_pem(),
+            ..good(&ca)
+        };
+        let err = handshake(staple(&server, &ca, &forged)).await.unwrap_err();
+        assert!(
+            format!("{err:?}").contains("stapled OCSP response not signed"),
+            "{err:?}"
+        );
+    }
+
+    /// A server config that staples `ocsp` to `server`'s certificate.
+    fn stapling_server(server: &yiwang_pki::Issued, ocsp: Vec<u8>) -> Arc<rustls::ServerConfig> {
+        let config = rustls::ServerConfig::builder_with_provider(crypto_provider())
+            .with_protocol_versions(crate::tls::PROTOCOL_VERSIONS)
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert_with_ocsp(vec![server.cert_der.clone()], server.key_der(), ocsp)
+            .unwrap();
+        Arc::new(config)
+    }
+
     #[test]
     fn bad_settings_are_refused_with_their_value() {
         let dir = tempfile::tempdir().unwrap();
@@ -280,6 +443,7 @@ mod tests {
             key,
             pin_sha256: vec![],
             server_name: None,
+            crl: vec![],
         };
         client_config(&cfg).unwrap();
 

@@ -36,17 +36,22 @@
 //! `files` reads and parses PEM files (certificates, keys, CAs, CRLs);
 //! [`server`] builds and reloads a listener's config; `peer` reads a peer's
 //! identity and words a refused handshake; [`client`] builds the per-network
-//! client configs; `reload` swaps a config when its files change.
+//! client configs ([`ocsp`] checks a ministry's stapled OCSP response);
+//! `reload` swaps a config when its files change; [`open`]
+//! keeps a listener's open connections so a reloaded CRL can close those it
+//! revokes.
 
 pub mod client;
 mod files;
+pub mod ocsp;
+pub mod open;
 mod peer;
 pub(crate) mod reload;
 pub mod server;
 
 pub use client::{ClientTlsConfig, client_config, spki_sha256_b64};
 pub(crate) use files::{Snapshot, root_store};
-pub use peer::{PeerIdentity, handshake_refusal, peer_identity};
+pub use peer::{PeerIdentity, handshake_refusal, peer_identity, peer_identity_in};
 pub use server::{ServerTls, ServerTlsConfig};
 
 use rustls::SupportedCipherSuite;

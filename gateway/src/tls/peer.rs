@@ -1,10 +1,22 @@
 //! Who is at the other end of a TLS connection, read from their certificate
 //! for the audit trail, and a short specific reason when a handshake is
 //! refused (for logs, the audit trail and the operator who must fix it).
+//!
+//! # Which CA issued it
+//!
+//! A listener may trust several CAs, and a CA's name is only a claim: any
+//! CA can call itself `CN=Fuzhou Bureau CA`. So besides the issuer's name
+//! the identity carries `issuer_sha256`, the SHA-256 of the CA certificate
+//! that really signed the peer's certificate: among the certificates the
+//! peer presented and those the listener trusts, the one whose subject is
+//! the certificate's issuer **and whose key verifies its signature**
+//! ([`peer_identity_in`]). Only the holder of that CA's private key can
+//! produce a certificate that resolves to that fingerprint.
 
 use super::TlsError;
 use rustls::{CertificateError, PeerIncompatible};
 use rustls_pki_types::CertificateDer;
+use x509_parser::certificate::X509Certificate;
 use yiwang_schema::Sha256Digest;
 
 /// Who is at the other end of a connection, from their certificate.
@@ -14,6 +26,10 @@ pub struct PeerIdentity {
     pub subject: String,
     pub subject_cn: Option<String>,
     pub issuer: String,
+    /// SHA-256 (lowercase hex) of the issuing CA's certificate, when it is
+    /// among the certificates at hand and its key verifies this one (see
+    /// the module docs); `None` when not resolved.
+    pub issuer_sha256: Option<String>,
     pub san_dns: Vec<String>,
     pub san_uri: Vec<String>,
     pub san_email: Vec<String>,
@@ -25,10 +41,28 @@ pub struct PeerIdentity {
     pub not_after: i64,
 }
 
-/// Reads a certificate's identity.
+/// Reads a certificate's identity (the issuer by name only).
 pub fn peer_identity(cert: &CertificateDer<'_>) -> Result<PeerIdentity, TlsError> {
+    peer_identity_in(std::slice::from_ref(cert), &[])
+}
+
+/// Reads the identity of `chain[0]` and resolves its issuer among the rest
+/// of `chain` (what the peer presented) and `trusted` (the CAs the listener
+/// trusts): see the module docs.
+pub fn peer_identity_in(
+    chain: &[CertificateDer<'_>],
+    trusted: &[CertificateDer<'_>],
+) -> Result<PeerIdentity, TlsError> {
+    let Some(cert) = chain.first() else {
+        return Err(TlsError::Certificate("no certificate presented".into()));
+    };
     let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref())
         .map_err(|e| TlsError::Certificate(e.to_string()))?;
+    let issuer_sha256 = chain[1..]
+        .iter()
+        .chain(trusted)
+        .find(|ca| signed_by(&x509, ca))
+        .map(|ca| Sha256Digest::of(ca.as_ref()).to_string());
     let subject_cn = x509
         .subject()
         .iter_common_name()
@@ -57,6 +91,7 @@ pub fn peer_identity(cert: &CertificateDer<'_>) -> Result<PeerIdentity, TlsError
         subject: x509.subject().to_string(),
         subject_cn,
         issuer: x509.issuer().to_string(),
+        issuer_sha256,
         san_dns,
         san_uri,
         san_email,
@@ -64,6 +99,18 @@ pub fn peer_identity(cert: &CertificateDer<'_>) -> Result<PeerIdentity, TlsError
         fingerprint_sha256: Sha256Digest::of(cert.as_ref()).to_string(),
         not_after: x509.validity().not_after.timestamp(),
     })
+}
+
+/// Whether `ca` is the certificate that issued `cert`: its subject is the
+/// issuer's name and its key verifies the signature.
+fn signed_by(cert: &X509Certificate<'_>, ca: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(ca.as_ref()).is_ok_and(|(_, ca)| issued_by(cert, &ca))
+}
+
+/// [`signed_by`] for a CA already parsed.
+pub(super) fn issued_by(cert: &X509Certificate<'_>, ca: &X509Certificate<'_>) -> bool {
+    ca.subject().as_raw() == cert.issuer().as_raw()
+        && cert.verify_signature(Some(ca.public_key())).is_ok()
 }
 
 /// A short, specific reason why a server-side handshake failed, for logs and

@@ -39,11 +39,27 @@
 //! error. [`ServerTls::watch`] polls the files every `reload-interval-ms`.
 //! The state machine is the one the network clients use too
 //! (`super::reload::Reloadable`).
+//!
+//! # Revoked certificates on open connections
+//!
+//! With `close-revoked-connections` (default `true`), each swap re-checks
+//! the certificate of every open connection ([`ServerTls::register`]) with
+//! the new verifier and signals the connections it finds revoked, which the
+//! HTTP server then closes gracefully (see [`super::open`]). Default on: a
+//! revocation is meant to end a client's access now, not at its next
+//! handshake, which a keep-alive client can put off indefinitely; the
+//! request in progress still gets its answer.
 
+use super::open::{OpenConnections, Registration};
 use super::reload::{self, Reload, Reloadable, TlsFiles};
-use super::{Snapshot, TlsError, crypto_provider, now_unix, peer_identity, root_store};
+use super::{
+    PeerIdentity, Snapshot, TlsError, crypto_provider, now_unix, peer_identity, peer_identity_in,
+    root_store,
+};
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
+use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,6 +83,14 @@ pub struct ServerTlsConfig {
     /// How often [`ServerTls::watch`] looks at the files.
     #[serde(default = "default_reload_interval_ms")]
     pub reload_interval_ms: u64,
+    /// Close open connections whose client certificate a reloaded CRL
+    /// revokes.
+    #[serde(default = "default_close_revoked_connections")]
+    pub close_revoked_connections: bool,
+}
+
+fn default_close_revoked_connections() -> bool {
+    true
 }
 
 fn default_reload_interval_ms() -> u64 {
@@ -97,12 +121,17 @@ struct Loaded {
     config: Arc<ServerConfig>,
     /// The server certificate's notAfter (unix seconds).
     not_after: i64,
+    /// The `client-ca` certificates, to resolve a peer's issuer.
+    client_cas: Vec<CertificateDer<'static>>,
+    /// The client verifier (CAs and CRLs) of this generation.
+    verifier: Arc<dyn ClientCertVerifier>,
 }
 
 /// A listener's TLS configuration, reloadable in place.
 pub struct ServerTls {
     name: String,
     files: Reloadable<ListenerFiles>,
+    open: Arc<OpenConnections>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -120,6 +149,7 @@ impl ServerTls {
         let tls = Arc::new(ServerTls {
             name: name.to_string(),
             files: Reloadable::load(ListenerFiles(cfg.clone()))?,
+            open: Arc::default(),
         });
         tls.report_expiry();
         Ok(tls)
@@ -141,6 +171,30 @@ impl ServerTls {
         self.files.current().config.clone()
     }
 
+    /// The identity of a verified peer (`chain` as it presented it, leaf
+    /// first), its issuer resolved against the presented chain and the
+    /// current `client-ca` certificates ([`super::peer_identity_in`]).
+    pub fn peer_identity(&self, chain: &[CertificateDer<'_>]) -> Result<PeerIdentity, TlsError> {
+        peer_identity_in(chain, &self.files.current().client_cas)
+    }
+
+    /// Registers an open connection established with `chain` (leaf first)
+    /// so that a reloaded CRL that revokes its certificate signals it;
+    /// `None` when `close-revoked-connections` is off. Keep the
+    /// registration as long as the connection.
+    pub fn register(&self, chain: &[CertificateDer<'_>]) -> Option<Registration> {
+        self.files
+            .files()
+            .0
+            .close_revoked_connections
+            .then(|| self.open.register(chain, &*self.files.current().verifier))
+    }
+
+    /// The open connections registered.
+    pub fn open_connections(&self) -> usize {
+        self.open.len()
+    }
+
     /// When the current server certificate expires (unix seconds).
     pub fn cert_not_after(&self) -> i64 {
         self.files.current().not_after
@@ -157,6 +211,7 @@ impl ServerTls {
                     .increment(1);
                 tracing::info!(listener = %self.name, "TLS certificates reloaded");
                 self.report_expiry();
+                self.close_revoked();
             }
             Reload::Failed { error, first: true } => {
                 metrics::counter!("yiwang_tls_reloads_total", "listener" => self.name.clone(), "result" => "error")
@@ -166,6 +221,19 @@ impl ServerTls {
             Reload::Unchanged | Reload::Failed { first: false, .. } => {}
         }
         outcome.into_result()
+    }
+
+    /// Signals the open connections the new verifier finds revoked.
+    fn close_revoked(&self) {
+        if !self.files.files().0.close_revoked_connections {
+            return;
+        }
+        let closed = self.open.close_revoked(&*self.files.current().verifier);
+        if closed > 0 {
+            metrics::counter!("yiwang_tls_revoked_connections_closed_total", "listener" => self.name.clone())
+                .increment(closed as u64);
+            tracing::warn!(listener = %self.name, closed, "closing open connections whose client certificate is now revoked");
+        }
     }
 
     /// Sets `yiwang_tls_cert_expiry_seconds{listener}`.
@@ -201,6 +269,10 @@ fn build(cfg: &ServerTlsConfig, snapshot: &Snapshot) -> Result<Loaded, TlsError>
     let chain = snapshot.certs(&cfg.cert, "certificate")?;
     let key = snapshot.key(&cfg.key)?;
     let roots = root_store(snapshot, &cfg.client_ca, "client CA")?;
+    let mut client_cas = Vec::new();
+    for path in &cfg.client_ca {
+        client_cas.extend(snapshot.certs(path, "client CA")?);
+    }
     let mut crls = Vec::new();
     for path in &cfg.crl {
         crls.extend(snapshot.crls(path)?);
@@ -216,16 +288,17 @@ fn build(cfg: &ServerTlsConfig, snapshot: &Snapshot) -> Result<Loaded, TlsError>
         None => 0,
     };
     let provider = crypto_provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .with_crls(crls)
-        .only_check_end_entity_revocation()
-        .allow_unknown_revocation_status()
-        .build()
-        .map_err(|e| TlsError::Config(format!("client verification: {e}")))?;
+    let verifier: Arc<dyn ClientCertVerifier> =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .with_crls(crls)
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status()
+            .build()
+            .map_err(|e| TlsError::Config(format!("client verification: {e}")))?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(super::PROTOCOL_VERSIONS)
         .map_err(|e| TlsError::Config(format!("TLS versions: {e}")))?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(Arc::clone(&verifier))
         .with_single_cert(chain, key)
         .map_err(|e| {
             TlsError::Config(format!(
@@ -238,13 +311,15 @@ fn build(cfg: &ServerTlsConfig, snapshot: &Snapshot) -> Result<Loaded, TlsError>
     Ok(Loaded {
         config: Arc::new(config),
         not_after,
+        client_cas,
+        verifier,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::peer::{handshake_refusal, peer_identity};
+    use crate::tls::peer::handshake_refusal;
     use rustls::AlertDescription;
     use rustls::pki_types::ServerName;
     use sha2::{Digest, Sha256};
@@ -276,12 +351,13 @@ mod tests {
                 };
                 let acceptor = tls.acceptor();
                 let tx = tx.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     match acceptor.accept(tcp).await {
                         Ok(mut stream) => {
-                            let peer = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
-                            let _ =
-                                tx.send(Seen::Accepted(Box::new(peer_identity(&peer).unwrap())));
+                            let chain = stream.get_ref().1.peer_certificates().unwrap();
+                            let id = tls.peer_identity(chain).unwrap();
+                            let _ = tx.send(Seen::Accepted(Box::new(id)));
                             let mut buf = [0u8; 1024];
                             loop {
                                 match stream.read(&mut buf).await {
@@ -394,6 +470,7 @@ mod tests {
             client_ca: vec![ca.write(dir.path(), "ca").unwrap().0],
             crl: vec![],
             reload_interval_ms: 5000,
+            close_revoked_connections: true,
         };
         Setup { dir, ca, cfg }
     }
@@ -548,6 +625,29 @@ mod tests {
             panic!("refused")
         };
         assert_eq!(id.subject_cn.as_deref(), Some("other"));
+    }
+
+    #[tokio::test]
+    async fn the_issuer_of_a_client_is_the_trusted_ca_that_signed_it_not_its_namesake() {
+        let mut s = setup();
+        let namesake = Ca::new("Bureau client CA");
+        s.cfg
+            .client_ca
+            .push(namesake.write(s.dir.path(), "namesake").unwrap().0);
+        let (addr, mut seen) = spawn_echo(ServerTls::load("intake", &s.cfg).unwrap()).await;
+        for ca in [&s.ca, &namesake] {
+            let client = ca.issue(&CertSpec::client("fuzhou-bureau"));
+            try_exchange(client_config(&s.ca, Some(&client), PROTOCOLS), addr)
+                .await
+                .unwrap();
+            let Seen::Accepted(id) = next(&mut seen).await else {
+                panic!("refused")
+            };
+            assert_eq!(
+                id.issuer_sha256,
+                Some(hex::encode(Sha256::digest(ca.cert_der().as_ref())))
+            );
+        }
     }
 
     #[tokio::test]
@@ -766,7 +866,9 @@ mod tests {
             panic!("accepted")
         };
         assert_eq!(reason, "client certificate revoked");
-        // Revocation applies to new handshakes; the open connection stays.
+        // Revocation applies to new handshakes; this echo server registers
+        // no connection, so its open one stays (closing them is the HTTP
+        // server's, through `register`: see `super::open`).
         ping(&mut established, b"still open").await.unwrap();
 
         stop.cancel();

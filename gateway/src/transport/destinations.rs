@@ -260,6 +260,7 @@ mod tests {
                 .collect(),
             crl: vec![],
             reload_interval_ms: 5000,
+            close_revoked_connections: true,
         };
         ServerTls::load("ministry", &cfg).unwrap()
     }
@@ -273,6 +274,7 @@ mod tests {
             cert,
             key,
             pin_sha256: vec![],
+            crl: vec![],
             server_name: None,
         }
     }
@@ -410,6 +412,32 @@ mod tests {
                 .await,
         );
         assert!(m.contains("certificate expired"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn revoked_server_certificate_is_peer_rejected_once_the_crl_reloads() {
+        let w = world();
+        let server = w.localhost_server();
+        let addr = w.ministry(&server).await;
+        let url = format!("https://localhost:{}/", addr.port());
+        let mut cfg = w.cfg();
+        let crl = w.dir.path().join("mr.crl");
+        std::fs::write(&crl, w.ministry_ca.crl(&[])).unwrap();
+        cfg.crl = vec![crl.clone()];
+        let t = w.transport(&cfg);
+        assert_eq!(t.send(request("mr", &url)).await.unwrap().status, 200);
+
+        std::fs::write(&crl, w.ministry_ca.crl(&[&server])).unwrap();
+        assert_eq!(t.reload(), vec![("mr".to_string(), Ok(true))]);
+        let m = peer_rejected(t.send(request("mr", &url)).await);
+        assert!(
+            m.starts_with("server certificate revoked (network mr): "),
+            "{m}"
+        );
+        // The ministry's other certificates are not on the list.
+        let renewed = w.ministry(&w.localhost_server()).await;
+        let url = format!("https://localhost:{}/", renewed.port());
+        assert_eq!(t.send(request("mr", &url)).await.unwrap().status, 200);
     }
 
     #[tokio::test]

@@ -29,8 +29,12 @@ where
         .body(Full::new(request.body))
         .map_err(|e| TransportError::NotSent(format!("invalid request: {e}")))?;
     let limit = request.max_response_bytes;
+    let network = request.network;
     let exchange = async move {
-        let resp = client.request(req).await.map_err(|e| classify(&e))?;
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| classify(&e, &network))?;
         let (parts, body) = resp.into_parts();
         let body = Limited::new(body, limit).collect().await.map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -69,10 +73,14 @@ where
 /// Sorts a failed request: a TLS peer refusal first (whether or not hyper
 /// counts it as a connect error: with TLS 1.3 the server judges our client
 /// certificate after our side of the handshake is done), then connect
-/// failures (nothing sent), then the rest (maybe sent).
-fn classify(e: &hyper_util::client::legacy::Error) -> TransportError {
+/// failures (nothing sent), then the rest (maybe sent). A peer rejection
+/// names the network (`server certificate revoked (network mr): …`).
+fn classify(e: &hyper_util::client::legacy::Error, network: &str) -> TransportError {
     if let Some(reason) = crate::tls::find_rustls_error(e).and_then(peer_rejection) {
-        return TransportError::PeerRejected(format!("{reason}: {}", error_chain(e)));
+        return TransportError::PeerRejected(format!(
+            "{reason} (network {network}): {}",
+            error_chain(e)
+        ));
     }
     if e.is_connect() {
         TransportError::NotSent(error_chain(e))
@@ -86,6 +94,9 @@ fn classify(e: &hyper_util::client::legacy::Error) -> TransportError {
 fn peer_rejection(e: &rustls::Error) -> Option<&'static str> {
     use rustls::AlertDescription as A;
     match e {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked) => {
+            Some("server certificate revoked")
+        }
         rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
             Some("server certificate refused")
         }

@@ -63,6 +63,7 @@ pub async fn run(scale: Scale) -> Result<()> {
             cert: net.gateway_client.cert_path.clone(),
             key: net.gateway_client.key_path.clone(),
             pin_sha256: Vec::new(),
+            crl: Vec::new(),
             server_name: Some(net.server_name.clone()),
         },
     )?;

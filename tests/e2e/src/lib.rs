@@ -472,6 +472,7 @@ impl Client {
                 cert: cert.to_path_buf(),
                 key: key.to_path_buf(),
                 pin_sha256: Vec::new(),
+                crl: Vec::new(),
                 server_name: None,
             },
         )

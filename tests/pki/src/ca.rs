@@ -145,6 +145,7 @@ impl Ca {
         params.extended_key_usages = [
             (spec.server, ExtendedKeyUsagePurpose::ServerAuth),
             (spec.client, ExtendedKeyUsagePurpose::ClientAuth),
+            (spec.ocsp_signing, ExtendedKeyUsagePurpose::OcspSigning),
         ]
         .into_iter()
         .filter_map(|(wanted, eku)| wanted.then_some(eku))
@@ -261,6 +262,8 @@ pub struct CertSpec {
     pub server: bool,
     /// Extended key usage `clientAuth`.
     pub client: bool,
+    /// Extended key usage `OCSPSigning` (a delegated OCSP responder).
+    pub ocsp_signing: bool,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
 }
@@ -277,6 +280,7 @@ impl CertSpec {
             ips: Vec::new(),
             server: false,
             client: false,
+            ocsp_signing: false,
             not_before: now - LEAF_BACKDATE,
             not_after: now + LEAF_VALIDITY,
         }
@@ -288,6 +292,14 @@ impl CertSpec {
             dns: dns.iter().map(|d| (*d).to_owned()).collect(),
             ips: ips.to_vec(),
             server: true,
+            ..CertSpec::new(common_name)
+        }
+    }
+
+    /// A delegated OCSP responder's certificate (`OCSPSigning`).
+    pub fn ocsp_responder(common_name: &str) -> CertSpec {
+        CertSpec {
+            ocsp_signing: true,
             ..CertSpec::new(common_name)
         }
     }

@@ -98,6 +98,9 @@ fn check_client(
     for f in &c.ca {
         must_exist(p, base, at, what, "tls.ca", f);
     }
+    for f in &c.crl {
+        must_exist(p, base, at, what, "tls.crl", f);
+    }
     must_exist(p, base, at, what, "tls.cert", &c.cert);
     must_exist(p, base, at, what, "tls.key", &c.key);
     for pin in &c.pin_sha256 {

@@ -1,7 +1,8 @@
 //! The hardened edges, each shown by causing what it guards against:
 //! mTLS in (no, expired, foreign-CA and revoked certificates refused with a
 //! specific alert; certificates and CRLs reloaded without a restart or a
-//! dropped connection), mTLS out (a ministry presenting a bad certificate
+//! dropped connection, except the open connection of a client the new CRL
+//! revokes), mTLS out (a ministry presenting a bad certificate
 //! puts its network in alert and holds its queue), the authorization policy
 //! (deny by default, every denial audited), and the audit trail (every
 //! crossing recorded; a changed record named by `yiwang audit verify`).
@@ -485,24 +486,28 @@ async fn a_ministry_with_a_bad_certificate_is_held_in_alert_until_fixed() -> Res
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn certificates_and_crls_reload_without_a_restart_or_a_dropped_connection() -> Result<()> {
+async fn certificates_and_crls_reload_without_a_restart_and_close_only_revoked_connections()
+-> Result<()> {
     let mut w = world_with("").await?;
     let c = w.start_gateway().await?;
     let addr = w.gateway.as_ref().context("gateway")?.intake_addr;
     let ca = w.pki.gateway_ca.cert_pem().to_string();
-    // A connection opened before the reload.
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(yiwang_pki::client_config(
-        &[&ca],
-        &w.pki.platform.cert_pem,
-        &w.pki.platform.key_pem,
-    )?));
-    let mut open = connector
-        .connect(
-            tokio_rustls::rustls::pki_types::ServerName::try_from("localhost")?,
-            tcp,
-        )
-        .await?;
+    // Two keep-alive connections opened before the reload: the platform's
+    // (about to be revoked) and the Fuzhou bureau's.
+    let keep_alive = |who: &yiwang_pki::IssuedFiles| -> Result<_> {
+        let config = yiwang_pki::client_config(&[&ca], &who.cert_pem, &who.key_pem)?;
+        Ok(async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost")?;
+            anyhow::Ok(
+                tokio_rustls::TlsConnector::from(Arc::new(config))
+                    .connect(name, tcp)
+                    .await?,
+            )
+        })
+    };
+    let mut open = keep_alive(&w.pki.platform)?.await?;
+    let mut neighbour = keep_alive(&w.pki.bureau_fuzhou)?.await?;
     let old_cert = open
         .get_ref()
         .1
@@ -514,6 +519,9 @@ async fn certificates_and_crls_reload_without_a_restart_or_a_dropped_connection(
     open.write_all(ask).await?;
     let mut buf = vec![0u8; 4096];
     let n = open.read(&mut buf).await?;
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    neighbour.write_all(ask).await?;
+    let n = neighbour.read(&mut buf).await?;
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 
     // Rotate the server certificate and revoke the platform's client
@@ -562,9 +570,21 @@ async fn certificates_and_crls_reload_without_a_restart_or_a_dropped_connection(
         "new connections get the renewed certificate"
     );
     assert_eq!(new_cert, renewed.cert_der.to_vec());
-    // The connection opened before the reload still works.
-    open.write_all(ask).await?;
-    let n = open.read(&mut buf).await?;
+    // The platform's open connection is closed by the gateway, without a
+    // request from the client; a request on it gets no answer.
+    let closed = tokio::time::timeout(WAIT, open.read(&mut buf))
+        .await
+        .context("the revoked client's connection stayed open")?;
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    let again = async {
+        open.write_all(ask).await?;
+        open.read(&mut buf).await
+    };
+    let again = again.await;
+    assert!(!matches!(again, Ok(n) if n > 0), "answered: {again:?}");
+    // The bureau's connection opened before the reload still works.
+    neighbour.write_all(ask).await?;
+    let n = neighbour.read(&mut buf).await?;
     assert!(
         String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
         "the old connection was dropped"
@@ -575,5 +595,23 @@ async fn certificates_and_crls_reload_without_a_restart_or_a_dropped_connection(
         202
     );
     w.stop_gateway().await;
+    // The closing is audited, naming the principal and the serial.
+    let serial = yiwang_gateway::tls::peer_identity(&w.pki.platform.issued.cert_der)?.serial_hex;
+    let closed = records(
+        &w,
+        Query {
+            kind: Some(Kind::TlsRefused),
+            principal: Some("platform".into()),
+            ..Default::default()
+        },
+    )?;
+    assert!(
+        closed.iter().any(|r| r.detail["serial"] == serial.as_str()
+            && r.detail["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("revoked by a reloaded CRL")),
+        "{closed:?}"
+    );
     Ok(())
 }
