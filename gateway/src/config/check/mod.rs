@@ -8,6 +8,7 @@
 
 mod audit;
 mod items;
+mod listeners;
 mod networks;
 mod principals;
 mod runtime;
@@ -24,6 +25,7 @@ use toml::Spanned;
 /// (problems at the same place keep this order after sorting).
 pub(super) fn check(config: &Config, p: &mut Problems<'_>, base: &Path) {
     tls::check_server(config, p, base);
+    listeners::check(config, p);
     principals::check(config, p);
     audit::check(config, p);
     for (name, net) in &config.networks {
