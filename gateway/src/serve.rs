@@ -103,10 +103,12 @@ impl Gateway {
                     http::admin_router(state.clone())
                 }
             };
-            let router = http::with_limits(router, &listener.config, Arc::clone(&delivery.audit));
+            let refusals =
+                http::Refusals::new(listener.name, &listener.config, Arc::clone(&delivery.audit));
+            let router = http::with_limits(router, &listener.config, &refusals);
             // Certificates, keys and CRLs reload without a restart.
             tasks.spawn(listener.tls.watch(delivery.stopping()));
-            tasks.spawn(http::serve(listener, router, state.clone()));
+            tasks.spawn(http::serve(listener, router, state.clone(), refusals));
         }
         let down: Vec<&str> = delivery
             .networks

@@ -100,27 +100,25 @@ impl<'a> Problems<'a> {
         });
     }
 
-    /// Where a key is first set at the start of a line (the file's start if
-    /// nowhere): for values whose table carries no span.
+    /// Where a key is first set, at the start of a line or inside an
+    /// inline table (the file's start if nowhere): for values whose table
+    /// carries no span.
     pub(crate) fn key_span(&self, key: &str) -> Range<usize> {
-        let mut offset = 0;
-        for line in self.text.split_inclusive('\n') {
-            let trimmed = line.trim_start();
-            if trimmed
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-            {
-                let start = offset + (line.len() - trimmed.len()) + key.len();
-                let value = self.text[start..].find('=').map_or(start, |eq| {
-                    start
-                        + eq
-                        + 1
-                        + (self.text[start + eq + 1..].len()
-                            - self.text[start + eq + 1..].trim_start().len())
-                });
-                return value..value;
+        let text = self.text;
+        let mut from = 0;
+        while let Some(found) = text[from..].find(key) {
+            let at = from + found;
+            from = at + key.len();
+            let before = text[..at].chars().next_back();
+            if !before.is_none_or(|c| c.is_whitespace() || c == '{' || c == ',') {
+                continue;
             }
-            offset += line.len();
+            let rest = &text[from..];
+            let Some(after_eq) = rest.trim_start().strip_prefix('=') else {
+                continue;
+            };
+            let value = text.len() - after_eq.trim_start().len();
+            return value..value;
         }
         0..0
     }

@@ -109,6 +109,32 @@ pub struct ListenerConfig {
     /// `max-concurrent` (at least 1).
     #[serde(default)]
     pub max_concurrent_per_principal: Option<usize>,
+    /// Requests a second one principal may start, on average; beyond it
+    /// (and its burst) that principal gets 429 with `Retry-After` while
+    /// others are served. 0 turns the rate budget off (benchmarks).
+    #[serde(default = "default_rate_per_principal")]
+    pub rate_per_principal: u32,
+    /// Requests a principal may start at once above its rate. Default:
+    /// twice `rate-per-principal`.
+    #[serde(default)]
+    pub burst_per_principal: Option<u32>,
+    /// TLS handshakes in progress on the listener at once; more
+    /// connections wait for one, within `header-timeout-ms`.
+    #[serde(default = "default_max_handshakes")]
+    pub max_handshakes: usize,
+    /// TLS handshakes in progress from one source address (an IPv4
+    /// address, an IPv6 /64); as many more may wait, the rest are closed.
+    #[serde(default = "default_max_handshakes_per_peer")]
+    pub max_handshakes_per_peer: usize,
+    /// Handshakes a second one source address may start (burst: twice
+    /// that); faster connections wait. 0 turns it off.
+    #[serde(default = "default_handshake_rate_per_peer")]
+    pub handshake_rate_per_peer: u32,
+    /// Refusal records (limits, refused handshakes, malformed requests) one
+    /// source may leave in the audit trail a minute; the rest are counted
+    /// and the count recorded once a minute.
+    #[serde(default = "default_refusal_records_per_minute")]
+    pub refusal_records_per_minute: u32,
     /// CAs whose client certificates this listener accepts, instead of
     /// `[tls] client-ca` (e.g. the ministries' CA on the callback listener).
     #[serde(default)]
@@ -133,6 +159,21 @@ fn default_header_timeout() -> u64 {
 fn default_body_timeout() -> u64 {
     10_000
 }
+fn default_rate_per_principal() -> u32 {
+    500
+}
+fn default_max_handshakes() -> usize {
+    256
+}
+fn default_max_handshakes_per_peer() -> usize {
+    64
+}
+fn default_handshake_rate_per_peer() -> u32 {
+    100
+}
+fn default_refusal_records_per_minute() -> u32 {
+    60
+}
 
 impl ListenerConfig {
     pub fn new(addr: &str) -> Self {
@@ -146,6 +187,12 @@ impl ListenerConfig {
             header_timeout_ms: default_header_timeout(),
             body_timeout_ms: default_body_timeout(),
             max_concurrent_per_principal: None,
+            rate_per_principal: default_rate_per_principal(),
+            burst_per_principal: None,
+            max_handshakes: default_max_handshakes(),
+            max_handshakes_per_peer: default_max_handshakes_per_peer(),
+            handshake_rate_per_peer: default_handshake_rate_per_peer(),
+            refusal_records_per_minute: default_refusal_records_per_minute(),
             client_ca: None,
             crl: None,
         }
@@ -156,6 +203,13 @@ impl ListenerConfig {
         self.max_concurrent_per_principal
             .unwrap_or(self.max_concurrent / 4)
             .clamp(1, self.max_concurrent.max(1))
+    }
+
+    /// The burst a principal may start above its rate.
+    pub fn burst_per_principal(&self) -> u32 {
+        self.burst_per_principal
+            .unwrap_or(self.rate_per_principal.saturating_mul(2))
+            .max(1)
     }
 }
 

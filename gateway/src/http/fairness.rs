@@ -11,14 +11,19 @@
 //! A deadline for the whole body (rather than a minimum rate) is chosen
 //! because it bounds a slot's hold time whatever the client trickles.
 //!
-//! Request headers are capped at [`MAX_HEADER_BYTES`] (431).
+//! Each principal also has a rate budget: `rate-per-principal` requests a
+//! second on average, with bursts of `burst-per-principal`; a principal
+//! over it gets 429 `rate-limited` with the exact `Retry-After`, and
+//! other principals are not slowed. Request headers are capped at
+//! [`MAX_HEADER_BYTES`] (431).
 //!
 //! Every refusal made here, and every one by the listener's global limits
-//! (503 at `max-concurrent` or `request-timeout-ms`), is audited (`limit`, with the principal, the
-//! limit and its numbers), not waited for: a flood of refusals does not
-//! wait on the disk.
+//! (503 at `max-concurrent` or `request-timeout-ms`), is audited through
+//! [`Refusals`] (`limit`, with the principal, the limit and its numbers).
 
+use super::budget::Budget;
 use super::problem::Problem;
+use super::refusals::Refusals;
 use crate::config::ListenerConfig;
 use crate::policy::Caller;
 use axum::body::Body;
@@ -31,26 +36,53 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use yiwang_audit::{AuditLog, Entry, Kind};
 
 /// One listener's fairness limits and who holds its slots now.
 pub(crate) struct Fairness {
-    audit: Arc<AuditLog>,
+    refusals: Arc<Refusals>,
     per_principal: usize,
+    rate: Option<(Budget, u32, u32)>,
     body_timeout: Duration,
     max_body: usize,
     held: Mutex<HashMap<String, usize>>,
 }
 
 impl Fairness {
-    pub(crate) fn new(cfg: &ListenerConfig, audit: Arc<AuditLog>) -> Arc<Self> {
+    pub(crate) fn new(cfg: &ListenerConfig, refusals: Arc<Refusals>) -> Arc<Self> {
+        let rate = (cfg.rate_per_principal > 0).then(|| {
+            let rate = cfg.rate_per_principal;
+            let burst = cfg.burst_per_principal();
+            (Budget::per_second(rate, burst), rate, burst)
+        });
         Arc::new(Fairness {
-            audit,
+            refusals,
             per_principal: cfg.per_principal(),
+            rate,
             body_timeout: Duration::from_millis(cfg.body_timeout_ms.max(1)),
             max_body: cfg.max_body_bytes,
             held: Mutex::default(),
         })
+    }
+
+    /// `None` when `principal` may start a request now; otherwise the
+    /// 429 problem with the wait until it may.
+    fn over_rate(&self, principal: &str) -> Option<Problem> {
+        let (limiter, rate, burst) = self.rate.as_ref()?;
+        let wait = limiter.spend(principal).err()?;
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Some(
+            Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests from this client",
+            )
+            .detail(format!(
+                "principal {principal} started more than {rate} requests a second (bursts of \
+                 {burst}), its rate-per-principal on this listener; retry in {} ms",
+                wait.as_millis()
+            ))
+            .retry_after(secs.max(1)),
+        )
     }
 
     /// One of `principal`'s slots, or `None` when it holds its share.
@@ -75,19 +107,9 @@ impl Fairness {
 
     /// Log, count and audit a request refused at `limit`.
     fn record(&self, req: &RequestLine, limit: &'static str, status: StatusCode, reason: &str) {
-        tracing::warn!(principal = %req.principal, limit, %status, method = %req.method, path = %req.path, "request refused at a listener limit");
-        metrics::counter!("yiwang_limit_refusals_total", "limit" => limit).increment(1);
-        self.audit.record(
-            Entry::new(Kind::Limit)
-                .principal(req.principal.clone())
-                .detail(json!({
-                    "limit": limit,
-                    "status": status.as_u16(),
-                    "method": req.method,
-                    "path": req.path,
-                    "reason": reason,
-                })),
-        );
+        let detail = json!({ "method": req.method, "path": req.path, "reason": reason });
+        self.refusals
+            .limit(&req.principal, limit, status.as_u16(), detail);
     }
 }
 
@@ -200,6 +222,9 @@ pub(crate) async fn layer(State(f): State<Arc<Fairness>>, req: Request, next: Ne
              {MAX_HEADER_BYTES} bytes (64 KiB) a listener accepts"
         ));
         return f.refuse(&line, "max-header-bytes", problem);
+    }
+    if let Some(problem) = f.over_rate(&line.principal) {
+        return f.refuse(&line, "rate-per-principal", problem);
     }
     let Some(_slot) = f.take(&line.principal) else {
         let problem = Problem::new(

@@ -3,7 +3,7 @@ use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
 use tower::ServiceExt;
-use yiwang_audit::{AuditConfig, Query, Record};
+use yiwang_audit::{AuditConfig, AuditLog, Kind, Query, Record};
 
 /// A router behind the fairness layer: one principal's share is one
 /// request, and a body has 200 ms.
@@ -12,7 +12,7 @@ fn router(log: Arc<AuditLog>) -> (Router, Arc<Fairness>) {
     cfg.max_concurrent_per_principal = Some(1);
     cfg.body_timeout_ms = 200;
     cfg.max_body_bytes = 16;
-    let fairness = Fairness::new(&cfg, log);
+    let fairness = Fairness::new(&cfg, Refusals::new("intake", &cfg, log));
     let router = Router::new()
         .route("/v1/cases", post(|body: Bytes| async move { body }))
         .layer(axum::middleware::from_fn_with_state(
@@ -212,7 +212,7 @@ async fn a_refusal_by_the_global_limits_is_audited() {
     let router = super::super::with_limits(
         Router::new().route("/v1/cases", post(std::future::pending::<()>)),
         &cfg,
-        Arc::clone(&log),
+        &Refusals::new("intake", &cfg, Arc::clone(&log)),
     );
     let refused = call(&router, "B", Body::from("{}")).await;
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -249,7 +249,7 @@ async fn max_concurrent_counts_the_whole_listener_and_its_refusal_is_audited() {
             .route("/v1/cases", post(|body: Bytes| async move { body }))
             .route("/v1/other", post(|| async { "other" })),
         &cfg,
-        Arc::clone(&log),
+        &Refusals::new("intake", &cfg, Arc::clone(&log)),
     );
     // A's stall holds the listener's only slot; B, on another route, is
     // refused (bounded retries until the stall has taken the slot).
@@ -283,5 +283,62 @@ async fn max_concurrent_counts_the_whole_listener_and_its_refusal_is_audited() {
         seen,
         [(Some("unmapped:B"), Some("max-concurrent"))],
         "{recs:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_principal_over_its_rate_gets_429_with_retry_after_while_another_is_served() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let log =
+        AuditLog::open(dir.path(), &AuditConfig::default()).unwrap_or_else(|e| panic!("open: {e}"));
+    let mut cfg = ListenerConfig::new("127.0.0.1:0");
+    cfg.rate_per_principal = 1;
+    cfg.burst_per_principal = Some(3);
+    let router = super::super::with_limits(
+        Router::new().route("/v1/cases", post(|body: Bytes| async move { body })),
+        &cfg,
+        &Refusals::new("intake", &cfg, Arc::clone(&log)),
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            call(&router, "A", Body::from("{}")).await.status(),
+            StatusCode::OK
+        );
+    }
+    let refused = call(&router, "A", Body::from("{}")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        refused
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let said = text(refused).await;
+    assert!(
+        said.contains("unmapped:A started more than 1 requests a second (bursts of 3)"),
+        "{said}"
+    );
+    // Another principal has its own budget.
+    assert_eq!(
+        call(&router, "B", Body::from("{}")).await.status(),
+        StatusCode::OK
+    );
+
+    log.close().await.unwrap_or_else(|e| panic!("close: {e}"));
+    let recs = limit_records(dir.path());
+    let seen: Vec<_> = recs
+        .iter()
+        .map(|r| {
+            (
+                r.principal.as_deref(),
+                r.detail["limit"].as_str(),
+                r.detail["status"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [(Some("unmapped:A"), Some("rate-per-principal"), Some(429))]
     );
 }

@@ -7,10 +7,13 @@
 
 mod admin;
 mod audit;
+mod budget;
 mod callbacks;
 mod fairness;
+mod handshakes;
 mod intake;
 pub mod problem;
+mod refusals;
 
 use crate::config::ListenerConfig;
 use crate::delivery::Delivery;
@@ -33,6 +36,7 @@ use yiwang_audit::{AuditLog, Entry, Kind};
 pub use admin::router as admin_router;
 pub use callbacks::router as callback_router;
 pub use intake::router as intake_router;
+pub use refusals::Refusals;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -112,10 +116,10 @@ pub(crate) fn time_param(
 /// at `max-concurrent`, `request-timeout-ms`) wrap the whole router as one
 /// service, so they count every request of the listener (a layer on the
 /// router would give each route its own count). Inside them, each principal
-/// holds at most its share and a body must arrive within the body timeout
-/// ([`fairness`]); every refusal is audited to `audit`.
-pub fn with_limits(router: Router, cfg: &ListenerConfig, audit: Arc<AuditLog>) -> Router {
-    let fairness = fairness::Fairness::new(cfg, audit);
+/// holds at most its share and its rate and a body must arrive within the
+/// body timeout ([`fairness`]); every refusal is audited through `refusals`.
+pub fn with_limits(router: Router, cfg: &ListenerConfig, refusals: &Arc<Refusals>) -> Router {
+    let fairness = fairness::Fairness::new(cfg, Arc::clone(refusals));
     let router = router
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -178,11 +182,14 @@ impl Listener {
 }
 
 /// Serve until `stop` turns true; connections in progress finish their
-/// current request. Each connection first completes a TLS handshake with a
-/// client certificate (within the header timeout, so a slow client cannot
-/// hold a slot); the certificate maps to a [`Caller`] that every request on
-/// the connection carries. A refused handshake is logged, counted and audited.
-pub async fn serve(listener: Listener, router: Router, state: AppState) {
+/// current request. Each connection is first admitted to its TLS handshake
+/// by the handshake budgets ([`handshakes`]), then completes the handshake
+/// with a client certificate; the whole within the header timeout, so a
+/// slow client cannot hold a slot. The certificate maps to a [`Caller`]
+/// that every request on the connection carries. Refused handshakes and
+/// connections, and requests hyper refuses before they parse, are logged,
+/// counted and audited through `refusals`, which this also summarizes.
+pub async fn serve(listener: Listener, router: Router, state: AppState, refusals: Arc<Refusals>) {
     let Listener {
         name,
         listener,
@@ -190,6 +197,11 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
         tls,
     } = listener;
     let stop = state.delivery.stopping();
+    state.delivery.drain.spawn(
+        format!("{name} refusal summaries"),
+        Arc::clone(&refusals).run(stop.clone()),
+    );
+    let handshakes = handshakes::Handshakes::new(&config);
     let header_timeout = Duration::from_millis(config.header_timeout_ms.max(1));
     loop {
         let (stream, peer) = tokio::select! {
@@ -204,33 +216,33 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
             },
         };
         let _ = stream.set_nodelay(true);
-        // The configuration as of now: a reload swaps it for later
-        // connections and leaves this one alone.
-        let acceptor = tls.acceptor();
-        let tls = Arc::clone(&tls);
         let router = router.clone();
-        let state = state.clone();
-        let stop = stop.clone();
-        // On the drain: a stop lets the request in progress finish.
+        let (stop, refusals, handshakes) =
+            (stop.clone(), Arc::clone(&refusals), Arc::clone(&handshakes));
+        let tls = Arc::clone(&tls);
         let drain = state.delivery.drain.clone();
+        let state = state.clone();
+        // On the drain: a stop lets the request in progress finish.
         drain.spawn(format!("{name} connection from {peer}"), async move {
-            let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+            let deadline = tokio::time::Instant::now() + header_timeout;
+            let admitted = match handshakes.admit(peer.ip(), deadline).await {
+                Ok(a) => a,
+                Err(refused) => return refusals.connection(peer, refused.limit, &refused.reason),
+            };
+            // The configuration as of now: a reload swaps it for later
+            // connections and leaves this one alone.
+            let stream = match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
                 Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    return refused(&state, name, peer, crate::tls::handshake_refusal(&e));
-                }
+                Ok(Err(e)) => return refusals.handshake(peer, &crate::tls::handshake_refusal(&e)),
                 Err(_) => {
-                    return refused(
-                        &state,
-                        name,
-                        peer,
-                        format!(
-                            "handshake not completed within {} ms (slow client)",
-                            header_timeout.as_millis()
-                        ),
+                    let reason = format!(
+                        "handshake not completed within {} ms (slow client)",
+                        header_timeout.as_millis()
                     );
+                    return refusals.handshake(peer, &reason);
                 }
             };
+            drop(admitted);
             let (caller, identity) = caller_of(&state.policy, &tls, stream.get_ref().1);
             let caller = Arc::new(caller);
             let principal = caller.name();
@@ -258,9 +270,7 @@ pub async fn serve(listener: Listener, router: Router, state: AppState) {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
                         tracing::debug!(listener = name, %peer, error = %e, "connection ended with an error");
-                        if e.is_parse_too_large() {
-                            headers_too_large(&state, name, peer, principal);
-                        }
+                        unparsed(&refusals, peer, &principal, &e);
                     }
                 }
                 () = stop.cancelled() => {
@@ -333,38 +343,26 @@ fn closed_revoked(
     ));
 }
 
-/// A handshake the listener refused: log, count, audit.
-fn refused(state: &AppState, listener: &'static str, peer: SocketAddr, reason: String) {
-    tracing::warn!(listener, %peer, %reason, "TLS handshake refused");
-    metrics::counter!("yiwang_tls_handshake_refusals_total", "listener" => listener).increment(1);
-    state
-        .audit()
-        .record(Entry::new(Kind::TlsRefused).detail(serde_json::json!({
-            "listener": listener,
-            "peer": peer.to_string(),
-            "reason": reason,
-        })));
-}
-
-/// A header block larger than the connection's read buffer, answered 431
-/// by hyper before any request parsed: log, count, audit.
-fn headers_too_large(
-    state: &AppState,
-    listener: &'static str,
-    peer: SocketAddr,
-    principal: String,
-) {
-    tracing::warn!(listener, %peer, %principal, "request headers too large");
-    metrics::counter!("yiwang_limit_refusals_total", "limit" => "max-header-bytes").increment(1);
-    state.audit().record(
-        Entry::new(Kind::Limit)
-            .principal(principal)
-            .detail(serde_json::json!({
-                "limit": "max-header-bytes",
-                "status": 431,
-                "listener": listener,
-                "peer": peer.to_string(),
-                "reason": "the request headers did not fit the 64 KiB read buffer",
-            })),
-    );
+/// A request hyper answered itself before it parsed (431 for a header
+/// block larger than the connection's read buffer, 400 for a malformed
+/// request): audited as a `limit` refusal. A connection that ends while
+/// idle or by a reset is not a refusal.
+fn unparsed(refusals: &Refusals, peer: SocketAddr, principal: &str, e: &hyper::Error) {
+    let (limit, status, reason) = if e.is_parse_too_large() {
+        (
+            "max-header-bytes",
+            431,
+            "the request headers did not fit the 64 KiB read buffer".to_string(),
+        )
+    } else if e.is_parse() {
+        (
+            "malformed-request",
+            400,
+            format!("hyper could not parse the request: {e}"),
+        )
+    } else {
+        return;
+    };
+    let detail = serde_json::json!({ "peer": peer.to_string(), "reason": reason });
+    refusals.limit(principal, limit, status, detail);
 }

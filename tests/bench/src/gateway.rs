@@ -40,7 +40,12 @@ impl Setup {
     /// Write the configuration: these networks at these URLs, these items.
     pub fn write_config(&self, networks: &[(NetworkSpec, String)], items: &str) -> Result<()> {
         let listeners = format!(
-            "[listeners]\nintake = {{ addr = \"127.0.0.1:{}\" }}\nadmin = {{ addr = \"127.0.0.1:{}\" }}\n",
+            // The benchmarks measure the gateway's capacity, not one
+            // client's budget: the load generator is one principal at one
+            // address, opening all its connections at once.
+            "[listeners]\nintake = {{ addr = \"127.0.0.1:{}\", rate-per-principal = 0, \
+             handshake-rate-per-peer = 0, max-handshakes = 512, max-handshakes-per-peer = 512 }}\n\
+             admin = {{ addr = \"127.0.0.1:{}\" }}\n",
             self.intake, self.admin
         );
         let text = config_text(networks, items, "", &listeners, "");

@@ -9,6 +9,7 @@
 mod adapters;
 mod audit;
 mod items;
+mod listeners;
 mod networks;
 mod principals;
 mod runtime;
@@ -25,6 +26,7 @@ use toml::Spanned;
 /// (problems at the same place keep this order after sorting).
 pub(super) fn check(config: &Config, p: &mut Problems<'_>, base: &Path) {
     tls::check_server(config, p, base);
+    listeners::check(config, p);
     principals::check(config, p);
     audit::check(config, p);
     adapters::check(config, p, base);
