@@ -7,6 +7,7 @@ use crate::{AuditError, HashAlg, Kind, Record, key_id, read_public_keys};
 use chrono::{DateTime, FixedOffset};
 use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -105,7 +106,8 @@ pub fn verify_with_keys(dir: &Path, keys: &[VerifyingKey]) -> Result<VerifyRepor
             return Ok(w.finish(Some(b)));
         }
     }
-    Ok(w.finish(None))
+    let unbacked = w.unbacked_anchor(&anchor);
+    Ok(w.finish(unbacked))
 }
 
 /// Walks records in order, checking each against the one before.
@@ -119,6 +121,10 @@ pub(crate) struct Walker<'k> {
     /// Accept the first record's seq and prev as they are (open's look at
     /// the last segment alone).
     trust_first: bool,
+    /// Anchor seqs named by `prune` records not yet followed by a
+    /// checkpoint, and those a verified checkpoint has signed.
+    unsigned_prunes: Vec<u64>,
+    signed_prunes: BTreeSet<u64>,
     report: VerifyReport,
 }
 
@@ -130,6 +136,8 @@ impl<'k> Walker<'k> {
             last: None,
             after_anchor: false,
             trust_first: false,
+            unsigned_prunes: Vec::new(),
+            signed_prunes: BTreeSet::new(),
             report: VerifyReport::default(),
         }
     }
@@ -159,6 +167,30 @@ impl<'k> Walker<'k> {
     /// parses, its hash holds and, for a checkpoint, its signature.
     pub fn lone_line(&mut self, bytes: &[u8]) -> bool {
         self.line(bytes, None).is_ok()
+    }
+
+    /// After a whole walk: an anchor is valid only when the trail holds the
+    /// signed `prune` record that made it; otherwise the records up to it
+    /// were deleted, not pruned.
+    pub fn unbacked_anchor(&self, path: &Path) -> Option<Broken> {
+        let anchor = self.report.anchor_seq?;
+        if self.signed_prunes.contains(&anchor) {
+            return None;
+        }
+        let from = self
+            .signed_prunes
+            .range(..anchor)
+            .next_back()
+            .map_or(1, |earlier| earlier + 1);
+        Some(Broken {
+            seq: Some(anchor),
+            file: path.to_path_buf(),
+            line: 1,
+            reason: format!(
+                "no signed prune record made this anchor: records {from}..={anchor} are missing \
+                 (segments deleted, not pruned by retention)"
+            ),
+        })
     }
 
     pub fn finish(mut self, broken: Option<Broken>) -> VerifyReport {
@@ -312,10 +344,16 @@ impl<'k> Walker<'k> {
                 return fail(fault.to_string());
             }
             self.report.checkpoints += 1;
+            self.signed_prunes.extend(self.unsigned_prunes.drain(..));
             self.report.last_checkpoint_seq = Some(seq);
             self.report.last_checkpoint_at = Some(rec.at);
             self.report.records_after_last_checkpoint = 0;
         } else {
+            if rec.kind == Kind::Prune
+                && let Some(anchor) = rec.detail.get("anchor-seq").and_then(|v| v.as_u64())
+            {
+                self.unsigned_prunes.push(anchor);
+            }
             self.report.records_after_last_checkpoint += 1;
         }
         self.alg = Some(alg);
