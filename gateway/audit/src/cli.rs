@@ -1,7 +1,10 @@
 //! `yiwang audit verify|export`: the security team's offline tools. They
 //! read a directory (or a copy of it) and never need the running gateway.
 
-use crate::{BodyCipher, Kind, Query, VerifyReport, decrypt_bodies, query, verify};
+use crate::{
+    BodyCipher, Kind, Query, VerifyReport, WITNESS_FORMAT, WitnessDoc, decrypt_bodies, query,
+    verify, verify_witnessed,
+};
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use chrono::{DateTime, FixedOffset};
@@ -26,6 +29,19 @@ pub enum AuditCommand {
         /// gateway host, or someone who edited the log may have swapped it.
         #[arg(long, value_name = "FILE")]
         public_key: Option<PathBuf>,
+        /// Also check the trail against what a witness holds: a file of the
+        /// witness's answer to `GET /admin/witness` (saved by an auditor of
+        /// the witness). Every witnessed checkpoint must be in the trail and
+        /// identical, and the witnessed key among the verifying keys, so a
+        /// cut tail, stripped checkpoints or a swapped key are found up to
+        /// the last witnessed checkpoint.
+        #[arg(long, value_name = "FILE")]
+        witness: Option<PathBuf>,
+        /// With `--witness`: the witnessed trail(s) to check, by trail id
+        /// (SHA-256 of the public key). Default: those signed by the
+        /// verifying keys, and any other trail the same principal pushed.
+        #[arg(long = "trail", value_name = "ID", requires = "witness")]
+        trails: Vec<String>,
         /// Print the full report as JSON instead of one line.
         #[arg(long)]
         json: bool,
@@ -94,11 +110,19 @@ pub fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<i32> {
         AuditCommand::Verify {
             dir,
             public_key,
+            witness,
+            trails,
             json,
         } => {
             let key = public_key.as_deref().map(read_key).transpose()?;
-            let report = verify(&dir, key.as_ref())
-                .with_context(|| format!("verifying {}", dir.display()))?;
+            let report = match witness {
+                None => verify(&dir, key.as_ref()),
+                Some(file) => {
+                    let doc = read_witness(&file)?;
+                    verify_witnessed(&dir, key.as_ref(), &doc, &trails)
+                }
+            }
+            .with_context(|| format!("verifying {}", dir.display()))?;
             if json {
                 serde_json::to_writer_pretty(&mut *out, &report)?;
                 writeln!(out)?;
@@ -159,6 +183,21 @@ pub fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<i32> {
     }
 }
 
+/// A witness's answer, saved to a file.
+fn read_witness(path: &Path) -> Result<WitnessDoc> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: WitnessDoc = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a witness's answer", path.display()))?;
+    if doc.format != WITNESS_FORMAT {
+        anyhow::bail!(
+            "{}: format {:?}, expected {WITNESS_FORMAT:?}",
+            path.display(),
+            doc.format
+        );
+    }
+    Ok(doc)
+}
+
 fn read_key(path: &Path) -> Result<VerifyingKey> {
     let keys = crate::read_public_keys(path)?;
     match keys.as_slice() {
@@ -197,6 +236,18 @@ pub fn summary(r: &VerifyReport) -> String {
             r.records_after_last_checkpoint
         )),
         None => s.push_str("; no checkpoint yet: nothing is signed"),
+    }
+    if let Some(w) = &r.witness {
+        match w.last_witnessed_seq {
+            Some(seq) => s.push_str(&format!(
+                "; witnessed: {} checkpoints identical up to seq {seq} (trail {}), {} records \
+                 after it not witnessed",
+                w.checkpoints,
+                w.trails.join(", "),
+                w.records_not_witnessed
+            )),
+            None => s.push_str("; the witness holds no checkpoint of this trail yet"),
+        }
     }
     if r.unterminated_tail_bytes > 0 {
         s.push_str(&format!(

@@ -16,9 +16,17 @@ pub struct AuditConfig {
     pub dir: Option<PathBuf>,
     /// `sha256` (default) or `sm3`: the hash of the chain.
     pub hash: HashAlg,
-    /// An Ed25519 seed, 64 hex chars. By default `<dir>/signing.key`,
-    /// created (0600) on first open; a file named here must exist.
+    /// An Ed25519 seed, 64 hex chars; a file named here must exist. By
+    /// default the gateway keeps it outside the audit directory
+    /// (`<data-dir>/keys/audit-signing.key`, see
+    /// [`default_signing_key_file`](Self::default_signing_key_file)).
     pub signing_key_file: Option<PathBuf>,
+    /// Where the key is created (0600, in a 0700 folder) when
+    /// `signing-key-file` is not set: not a config key, the caller's
+    /// default. A key already at `<dir>/signing.key` (the old default) is
+    /// still used there, with a warning. `None`: `<dir>/signing.key`.
+    #[serde(skip)]
+    pub default_signing_key_file: Option<PathBuf>,
     /// Records between signed checkpoints (1000).
     pub checkpoint_every: u64,
     /// And a checkpoint at least this often while records arrive (60000).
@@ -41,6 +49,7 @@ impl Default for AuditConfig {
             dir: None,
             hash: HashAlg::Sha256,
             signing_key_file: None,
+            default_signing_key_file: None,
             checkpoint_every: 1000,
             checkpoint_interval_ms: 60_000,
             keep_bodies: false,

@@ -181,6 +181,7 @@ mod query;
 mod record;
 mod tail;
 mod verify;
+mod witness;
 mod writer;
 
 #[cfg(test)]
@@ -195,4 +196,9 @@ pub use prune::PruneReport;
 pub use query::{Query, Records, query};
 pub use record::{Body, BodyRecord, Entry, Kind, Record, UnknownKind};
 pub use verify::{Broken, VerifyReport, verify, verify_with_keys};
+pub use witness::{
+    Accepted, CheckpointPush, Refusal, WITNESS_FORMAT, WitnessCoverage, WitnessDoc, WitnessError,
+    WitnessStore, WitnessedCheckpoint, WitnessedTrail, checkpoints_after, trail_id,
+    verify_witnessed,
+};
 pub use writer::Receipt;

@@ -3,11 +3,12 @@
 
 use crate::chain::{self, CheckpointDetail, GENESIS, Split};
 use crate::layout::{ANCHOR, ANCHOR_FORMAT, Anchor, PUBLIC_KEYS, segments};
+use crate::witness::WitnessCoverage;
 use crate::{AuditError, HashAlg, Kind, Record, key_id, read_public_keys};
 use chrono::{DateTime, FixedOffset};
 use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,9 @@ pub struct VerifyReport {
     pub unterminated_tail_bytes: u64,
     /// The first broken record, if any.
     pub broken: Option<Broken>,
+    /// With `--witness`: what the witnessed checkpoints covered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness: Option<WitnessCoverage>,
 }
 
 impl VerifyReport {
@@ -125,6 +129,9 @@ pub(crate) struct Walker<'k> {
     /// checkpoint, and those a verified checkpoint has signed.
     unsigned_prunes: Vec<u64>,
     signed_prunes: BTreeSet<u64>,
+    /// Checkpoint lines a witness holds, by seq: each must be met as is.
+    witnessed: Option<&'k BTreeMap<u64, Vec<u8>>>,
+    witnessed_matches: u64,
     report: VerifyReport,
 }
 
@@ -138,6 +145,8 @@ impl<'k> Walker<'k> {
             trust_first: false,
             unsigned_prunes: Vec::new(),
             signed_prunes: BTreeSet::new(),
+            witnessed: None,
+            witnessed_matches: 0,
             report: VerifyReport::default(),
         }
     }
@@ -148,6 +157,38 @@ impl<'k> Walker<'k> {
             trust_first: true,
             ..Walker::new(keys)
         }
+    }
+
+    /// A walker that also requires these lines (a witness's checkpoints)
+    /// at their seqs, byte for byte.
+    pub fn expecting(self, witnessed: &'k BTreeMap<u64, Vec<u8>>) -> Self {
+        Walker {
+            witnessed: Some(witnessed),
+            ..self
+        }
+    }
+
+    /// Witnessed checkpoints met, identical, so far.
+    pub fn witnessed_matches(&self) -> u64 {
+        self.witnessed_matches
+    }
+
+    /// The seq the chain walked so far ends at (the anchor's, or 0).
+    pub fn end_seq(&self) -> u64 {
+        self.last.map_or(0, |(seq, _)| seq)
+    }
+
+    /// A line the witness holds for `seq` that `bytes` is not.
+    fn unwitnessed(&mut self, seq: u64, bytes: &[u8]) -> Option<String> {
+        let held = self.witnessed?.get(&seq)?;
+        if held.as_slice() == bytes {
+            self.witnessed_matches += 1;
+            return None;
+        }
+        Some(format!(
+            "differs from the checkpoint the witness holds for seq {seq} \
+             (rewritten, re-signed, or a checkpoint stripped)"
+        ))
     }
 
     pub fn alg(&self) -> Option<HashAlg> {
@@ -233,6 +274,9 @@ impl<'k> Walker<'k> {
                 seq,
                 "the anchor's seq or hash differ from its checkpoint",
             ));
+        }
+        if let Some(reason) = self.unwitnessed(rec.seq, anchor.checkpoint.as_bytes()) {
+            return Ok(broken(seq, &format!("the anchor {reason}")));
         }
         self.alg = Some(alg);
         self.last = Some((rec.seq, split.hash));
@@ -338,6 +382,9 @@ impl<'k> Walker<'k> {
             return fail(format!(
                 "the segment is named for seq {named} but starts at seq {seq} (renamed?)"
             ));
+        }
+        if let Some(reason) = self.unwitnessed(seq, bytes) {
+            return fail(reason);
         }
         if rec.kind == Kind::Checkpoint {
             if let Err(fault) = self.check_checkpoint("checkpoint", alg, &rec, &split) {

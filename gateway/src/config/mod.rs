@@ -118,6 +118,9 @@ impl LoadedConfig {
         let mut out = self.config.audit.clone();
         out.dir = Some(self.audit_dir());
         out.signing_key_file = out.signing_key_file.map(|f| self.base.join(f));
+        // Outside the audit directory: a copy of the trail (a backup, the
+        // SIEM's, an auditor's) must not carry the key that can re-sign it.
+        out.default_signing_key_file = Some(self.data_dir().join("keys/audit-signing.key"));
         out.body_key_file = out.body_key_file.map(|f| self.base.join(f));
         out
     }

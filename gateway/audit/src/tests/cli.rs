@@ -30,6 +30,8 @@ async fn cli_verify_and_export() {
     let verify_cmd = || AuditCommand::Verify {
         dir: dir.path().to_path_buf(),
         public_key: Some(pubkey.clone()),
+        witness: None,
+        trails: Vec::new(),
         json: false,
     };
     let (code, out) = run(verify_cmd());

@@ -19,6 +19,7 @@ mod prune;
 mod query;
 mod tail;
 mod verify;
+mod witness;
 mod writer;
 
 fn cfg() -> AuditConfig {

@@ -41,6 +41,8 @@ async fn prune_leaves_a_verifiable_anchor() {
     let cmd = AuditCommand::Verify {
         dir: dir.path().to_path_buf(),
         public_key: None,
+        witness: None,
+        trails: Vec::new(),
         json: false,
     };
     assert_eq!(run_to(cmd, &mut out).expect("cli"), 0);
