@@ -4,6 +4,7 @@
 //! told the same names and a test holds them equal.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use strum::{EnumIter, EnumString, IntoEnumIterator, IntoStaticStr};
 
@@ -41,6 +42,65 @@ pub struct AuditConfig {
     pub retention_days: Option<u64>,
     /// Roll to a new segment (after a checkpoint) past this size (64 MiB).
     pub segment_max_bytes: u64,
+    /// `[audit.witness.<name>]`: where signed checkpoints are pushed (the
+    /// gateway's push loop; see [`WitnessConfig`]).
+    pub witness: BTreeMap<String, WitnessConfig>,
+}
+
+/// `[audit.witness.<name>]`: a witness the gateway pushes every signed
+/// checkpoint to — another gateway's `POST /admin/witness`
+/// (`url = "https://witness.example:8442/admin/witness"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WitnessConfig {
+    pub url: String,
+    /// Time allowed for one push (`timeout-ms = 10000`).
+    #[serde(default = "default_witness_timeout")]
+    pub timeout_ms: u64,
+    /// `[audit.witness.<name>.tls]`: the gateway's outbound mTLS client
+    /// settings, the same table as `[subscribers.X.tls]` (`ca`, `cert`,
+    /// `key`, `pin-sha256`, `server-name`); read and checked by the
+    /// gateway, which owns TLS. Required for https.
+    #[serde(default)]
+    pub tls: Option<serde_json::Value>,
+    /// Allow an `http://` url (a lab set-up only).
+    #[serde(default)]
+    pub plaintext: bool,
+}
+
+fn default_witness_timeout() -> u64 {
+    10_000
+}
+
+impl WitnessConfig {
+    /// Problems with this witness (`name` for the messages).
+    fn check(&self, name: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let at = format!("[audit.witness.{name}]");
+        if self.url.starts_with("https://") {
+            if self.tls.is_none() {
+                problems.push(format!(
+                    "{at} url is https but there is no [audit.witness.{name}.tls] (ca, cert, key)"
+                ));
+            }
+        } else if self.url.starts_with("http://") {
+            if !self.plaintext {
+                problems.push(format!(
+                    "{at} url {:?} is plain http: set plaintext = true (a lab only) or use https",
+                    self.url
+                ));
+            }
+        } else {
+            problems.push(format!(
+                "{at} url {:?} must start with https:// (or http:// with plaintext = true)",
+                self.url
+            ));
+        }
+        if self.timeout_ms == 0 {
+            problems.push(format!("{at} timeout-ms must be at least 1"));
+        }
+        problems
+    }
 }
 
 impl Default for AuditConfig {
@@ -57,6 +117,7 @@ impl Default for AuditConfig {
             body_cipher: BodyCipher::Aes256Gcm,
             retention_days: None,
             segment_max_bytes: 64 * 1024 * 1024,
+            witness: BTreeMap::new(),
         }
     }
 }
@@ -95,6 +156,9 @@ impl AuditConfig {
                 "[audit] retention-days = 0 would delete the trail; leave it out to keep forever"
                     .to_string(),
             );
+        }
+        for (name, witness) in &self.witness {
+            problems.extend(witness.check(name));
         }
         problems
     }

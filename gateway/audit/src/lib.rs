@@ -189,7 +189,7 @@ mod tests;
 
 pub use bodies::decrypt_bodies;
 pub use chain::{key_id, read_public_keys};
-pub use config::{AuditConfig, BodyCipher, HashAlg, UnknownCipher};
+pub use config::{AuditConfig, BodyCipher, HashAlg, UnknownCipher, WitnessConfig};
 pub use error::AuditError;
 pub use log::{AuditLog, AuditStats};
 pub use prune::PruneReport;
@@ -197,8 +197,8 @@ pub use query::{Query, Records, query};
 pub use record::{Body, BodyRecord, Entry, Kind, Record, UnknownKind};
 pub use verify::{Broken, VerifyReport, verify, verify_with_keys};
 pub use witness::{
-    Accepted, CheckpointPush, Refusal, WITNESS_FORMAT, WitnessCoverage, WitnessDoc, WitnessError,
-    WitnessStore, WitnessedCheckpoint, WitnessedTrail, checkpoints_after, trail_id,
-    verify_witnessed,
+    Accepted, CheckpointPush, PendingCheckpoint, Refusal, WITNESS_FORMAT, WitnessCoverage,
+    WitnessDoc, WitnessError, WitnessStore, WitnessedCheckpoint, WitnessedTrail, checkpoints_after,
+    trail_id, verify_witnessed,
 };
 pub use writer::Receipt;

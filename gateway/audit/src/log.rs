@@ -195,6 +195,12 @@ impl AuditLog {
         Ok(report)
     }
 
+    /// The seq of the last checkpoint made durable, changing with each
+    /// new one (what a witness push loop waits on).
+    pub fn checkpoints(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.checkpoint.subscribe()
+    }
+
     pub fn stats(&self) -> AuditStats {
         AuditStats {
             records: self.shared.records.load(Ordering::Relaxed),

@@ -108,7 +108,8 @@ impl Retention {
         let (cp_tx, cp_rx) = tokio::sync::oneshot::channel();
         let entry = self.prune_entry(&plan);
         let closed = |_| AuditError::Closed;
-        tx.send(Msg::Append { entry, reply: None }).map_err(closed)?;
+        tx.send(Msg::Append { entry, reply: None })
+            .map_err(closed)?;
         tx.send(Msg::Checkpoint { reply: cp_tx }).map_err(closed)?;
         cp_rx.blocking_recv().map_err(|_| AuditError::Closed)??;
         self.execute(plan, now, &mut report)?;

@@ -322,9 +322,22 @@ fn read_held(path: &Path) -> Result<Vec<WitnessedCheckpoint>, AuditError> {
     Ok(out)
 }
 
-/// The checkpoint lines of the trail in `dir` after seq `after`, oldest
-/// first, at most `max` (what a push loop sends next).
-pub fn checkpoints_after(dir: &Path, after: u64, max: usize) -> Result<Vec<String>, AuditError> {
+/// A checkpoint of this trail not yet acknowledged by a witness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCheckpoint {
+    pub seq: u64,
+    pub push: CheckpointPush,
+}
+
+/// The checkpoints of the trail in `dir` after seq `after`, oldest first,
+/// at most `max`, each with the public key (from `signing.pub`, by the key
+/// id it names) that signed it: what a push loop sends next.
+pub fn checkpoints_after(
+    dir: &Path,
+    after: u64,
+    max: usize,
+) -> Result<Vec<PendingCheckpoint>, AuditError> {
+    let keys = read_public_keys(&dir.join(PUBLIC_KEYS))?;
     let segs = segments(dir)?;
     // The last segment starting at or before the next seq, and those after.
     let from = segs
@@ -339,11 +352,28 @@ pub fn checkpoints_after(dir: &Path, after: u64, max: usize) -> Result<Vec<Strin
             let Some((_, rec)) = parse_line(&line) else {
                 continue;
             };
-            if rec.seq > after && rec.kind == Kind::Checkpoint {
-                out.push(String::from_utf8_lossy(&line).into_owned());
-                if out.len() >= max {
-                    return Ok(out);
-                }
+            if rec.seq <= after || rec.kind != Kind::Checkpoint {
+                continue;
+            }
+            let named = rec.detail.get("key-id").and_then(|v| v.as_str());
+            let key = keys
+                .iter()
+                .find(|k| Some(key_id(k).as_str()) == named)
+                .ok_or_else(|| {
+                    AuditError::Key(format!(
+                        "checkpoint seq {} names key {named:?}, which {} does not hold",
+                        rec.seq, PUBLIC_KEYS
+                    ))
+                })?;
+            out.push(PendingCheckpoint {
+                seq: rec.seq,
+                push: CheckpointPush {
+                    public_key: hex::encode(key.as_bytes()),
+                    line: String::from_utf8_lossy(&line).into_owned(),
+                },
+            });
+            if out.len() >= max {
+                return Ok(out);
             }
         }
     }

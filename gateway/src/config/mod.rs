@@ -113,6 +113,17 @@ impl LoadedConfig {
         }
     }
 
+    /// What this gateway holds as a witness (`<data-dir>/witness/held`),
+    /// and the push cursors of the witnesses it pushes to
+    /// (`<data-dir>/witness/pushed`).
+    pub fn witness_dir(&self) -> PathBuf {
+        self.data_dir().join("witness/held")
+    }
+
+    pub fn witness_cursor_dir(&self) -> PathBuf {
+        self.data_dir().join("witness/pushed")
+    }
+
     /// The audit settings with key paths resolved.
     pub fn audit_config(&self) -> AuditConfig {
         let mut out = self.config.audit.clone();

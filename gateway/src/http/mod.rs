@@ -11,6 +11,7 @@ mod callbacks;
 mod fairness;
 mod intake;
 pub mod problem;
+mod witness;
 
 use crate::config::ListenerConfig;
 use crate::delivery::Delivery;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub delivery: Arc<Delivery>,
     pub policy: Arc<Policy>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// What this gateway holds as a witness of other gateways' trails.
+    pub witness: Arc<yiwang_audit::WitnessStore>,
 }
 
 impl AppState {

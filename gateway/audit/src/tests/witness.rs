@@ -15,17 +15,12 @@ fn public_key_hex(dir: &Path) -> String {
 
 /// Push every checkpoint of `dir` to `store`, as `pushed_by`.
 fn witness_all(dir: &Path, store: &WitnessStore, pushed_by: &str) -> Vec<Accepted> {
-    let key = public_key_hex(dir);
     checkpoints_after(dir, 0, usize::MAX)
         .expect("checkpoints")
         .into_iter()
-        .map(|line| {
-            let push = CheckpointPush {
-                public_key: key.clone(),
-                line,
-            };
+        .map(|pending| {
             store
-                .accept(&push, pushed_by, "2026-01-01T00:00:00Z")
+                .accept(&pending.push, pushed_by, "2026-01-01T00:00:00Z")
                 .expect("accepted")
         })
         .collect()
@@ -215,8 +210,18 @@ async fn a_witness_refuses_forks_backwards_seqs_and_forged_checkpoints() {
     log.close().await.expect("close");
     let store = WitnessStore::open(&tmp.path().join("held")).expect("store");
     let pk = public_key_hex(&a);
-    let lines_a = checkpoints_after(&a, 0, 10).expect("a");
-    let lines_b = checkpoints_after(&b, 0, 10).expect("b");
+    let line_of = |p: PendingCheckpoint| p.push.line;
+    let lines_a: Vec<String> = checkpoints_after(&a, 0, 10)
+        .expect("a")
+        .into_iter()
+        .map(line_of)
+        .collect();
+    let lines_b: Vec<String> = checkpoints_after(&b, 0, 10)
+        .expect("b")
+        .into_iter()
+        .map(line_of)
+        .collect();
+    assert_eq!(checkpoints_after(&a, 6, 1).expect("after 6")[0].seq, 12);
     let push = |line: &str| {
         store.accept(
             &CheckpointPush {

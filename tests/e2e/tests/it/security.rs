@@ -577,3 +577,204 @@ async fn certificates_and_crls_reload_without_a_restart_or_a_dropped_connection(
     w.stop_gateway().await;
     Ok(())
 }
+
+/// A free loopback port (bound, read, released), for a witness that must
+/// come back on the address its pushers were configured with.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The checkpoint seqs of a trail.
+fn checkpoint_seqs(dir: &std::path::Path) -> Result<Vec<u64>> {
+    let q = Query {
+        kind: Some(Kind::Checkpoint),
+        ..Query::default()
+    };
+    Ok(yiwang_audit::query(dir, &q)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .iter()
+        .map(|r| r.seq)
+        .collect())
+}
+
+/// The seqs a witness holds for its (only) trail, as its auditor reads them.
+async fn witnessed_seqs(witness: &yiwang_e2e::Client) -> Result<Vec<u64>> {
+    let (status, doc) = witness.get("/admin/witness").await?;
+    anyhow::ensure!(status == 200, "GET /admin/witness: {status} {doc}");
+    let doc: yiwang_audit::WitnessDoc = serde_json::from_value(doc)?;
+    Ok(doc
+        .trails
+        .iter()
+        .flat_map(|t| t.checkpoints.iter().map(|c| c.seq))
+        .collect())
+}
+
+/// Gateway B pushes its checkpoints to gateway A's witness API over mTLS:
+/// while A is down nothing is acknowledged and B serves on; once A is up
+/// every checkpoint arrives, and after B restarts those it signed at its
+/// stop too (nothing lost). A's answer, saved by A's auditor, then makes
+/// `yiwang audit verify --witness` find a tail cut off B's trail, which
+/// plain verify cannot; and A refuses a forked checkpoint signed with B's
+/// own key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_witnesses_the_trail_and_a_cut_tail_is_found() -> Result<()> {
+    let port = free_port()?;
+    let witness_listeners = format!(
+        "[listeners]\nintake = {{ addr = \"127.0.0.1:0\" }}\nadmin = {{ addr = \"127.0.0.1:{port}\" }}\n"
+    );
+    let mut a = World::prepare(vec![], "", "", &witness_listeners).await?;
+    let mut principals = default_principals(&[MR]);
+    principals.push_str(&format!(
+        "[audit]\ncheckpoint-every = 5\n[audit.witness.a]\nurl = \"https://127.0.0.1:{port}/admin/witness\"\n\
+         [audit.witness.a.tls]\nca = [{ca:?}]\ncert = {cert:?}\nkey = {key:?}\n",
+        ca = a.pki.gateway_ca.cert_path,
+        cert = a.pki.auditor.cert_path,
+        key = a.pki.auditor.key_path,
+    ));
+    let mut b = world_with(&principals).await?;
+    let cursor = b.dir.path().join("data/witness/pushed/a.json");
+
+    // The witness is down: B serves, signs, and has nothing acknowledged.
+    let c = b.start_gateway().await?;
+    for n in 1..=3 {
+        let number = format!("WIT-000{n}");
+        assert_eq!(c.post("/v1/cases", &permit_case(&number)?).await?.0, 202);
+        c.wait_case(&number, WAIT, |v| delivery_state(v, MR) == "delivered")
+            .await?;
+    }
+    let signed = checkpoint_seqs(&b.audit_dir())?;
+    assert!(signed.len() >= 2, "{signed:?}");
+    assert!(
+        !cursor.exists(),
+        "nothing acknowledged while the witness is down"
+    );
+
+    // Up: every checkpoint arrives, in order.
+    a.start_gateway().await?;
+    let witness = a.admin_as(&a.pki.auditor)?;
+    let long = Duration::from_secs(90);
+    until(long, "the witness to hold B's checkpoints", || async {
+        let held = witnessed_seqs(&witness).await.ok()?;
+        held.contains(signed.last()?).then_some(())
+    })
+    .await?;
+    b.stop_gateway().await;
+    // The checkpoint signed at B's stop is pushed after its restart.
+    let before_restart = checkpoint_seqs(&b.audit_dir())?;
+    b.start_gateway().await?;
+    let held = until(
+        long,
+        "the witness to hold the stop's checkpoint",
+        || async {
+            let held = witnessed_seqs(&witness).await.ok()?;
+            let last = *before_restart.last()?;
+            held.contains(&last).then_some(held)
+        },
+    )
+    .await?;
+    b.stop_gateway().await;
+    let all = checkpoint_seqs(&b.audit_dir())?;
+    assert_eq!(
+        held,
+        all[..held.len()].to_vec(),
+        "every checkpoint, in order, none lost"
+    );
+
+    // A's auditor saves what A holds; B's trail verifies against it.
+    let (status, doc) = witness.get("/admin/witness").await?;
+    assert_eq!(status, 200);
+    let saved = b.dir.path().join("witness.json");
+    std::fs::write(&saved, serde_json::to_vec(&doc)?)?;
+    let dir = b.audit_dir();
+    let verify = |with_witness: bool| -> Result<(i32, String)> {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_yiwang-under-test"));
+        cmd.args(["audit", "verify"]).arg(&dir);
+        if with_witness {
+            cmd.arg("--witness").arg(&saved);
+        }
+        let out = cmd.output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
+    };
+    let (code, out) = verify(true)?;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("witnessed:"), "{out}");
+
+    // Cut the tail just before the last witnessed checkpoint: a valid
+    // chain, so plain verify passes; the witness finds the cut.
+    let last_witnessed = *held.last().context("held")?;
+    let segment = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .max()
+        .context("segment")?;
+    let text = std::fs::read_to_string(&segment)?;
+    let kept: String = text
+        .lines()
+        .take_while(|l| !l.starts_with(&format!("{{\"seq\":{last_witnessed},")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(kept.len() < text.len());
+    std::fs::write(&segment, kept)?;
+    let (code, out) = verify(false)?;
+    assert_eq!(code, 0, "plain verify cannot see a cut tail: {out}");
+    let (code, out) = verify(true)?;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "the witness holds checkpoint seq {last_witnessed} but the trail ends"
+        )),
+        "{out}"
+    );
+
+    // A fork: B's own key signs another history up to a witnessed seq.
+    let forked = b.dir.path().join("forked");
+    let cfg = yiwang_audit::AuditConfig {
+        signing_key_file: Some(b.dir.path().join("data/keys/audit-signing.key")),
+        checkpoint_every: 1000,
+        ..Default::default()
+    };
+    let log = yiwang_audit::AuditLog::open(&forked, &cfg)?;
+    let mut seq = 1;
+    while seq + 1 < last_witnessed {
+        seq = log.append(yiwang_audit::Entry::new(Kind::Admin)).await?.seq;
+    }
+    assert_eq!(log.checkpoint().await?.seq, last_witnessed);
+    log.close().await?;
+    let push = yiwang_audit::checkpoints_after(&forked, last_witnessed - 1, 1)?
+        .pop()
+        .context("the forked checkpoint")?
+        .push;
+    let (status, body) = witness
+        .post("/admin/witness", &serde_json::to_value(&push)?)
+        .await?;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("a fork")),
+        "{body}"
+    );
+    a.stop_gateway().await;
+    let alerts = yiwang_audit::query(
+        &a.audit_dir(),
+        &Query {
+            kind: Some(Kind::Alert),
+            ..Query::default()
+        },
+    )
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(alerts.len(), 1, "the refused fork is an alert: {alerts:?}");
+    Ok(())
+}
