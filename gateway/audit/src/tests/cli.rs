@@ -31,6 +31,7 @@ async fn cli_verify_and_export() {
         dir: dir.path().to_path_buf(),
         public_key: Some(pubkey.clone()),
         witness: None,
+        witness_client: Default::default(),
         trails: Vec::new(),
         json: false,
     };

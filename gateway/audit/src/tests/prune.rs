@@ -42,6 +42,7 @@ async fn prune_leaves_a_verifiable_anchor() {
         dir: dir.path().to_path_buf(),
         public_key: None,
         witness: None,
+        witness_client: Default::default(),
         trails: Vec::new(),
         json: false,
     };

@@ -70,7 +70,8 @@ async fn a_witnessed_trail_verifies_and_says_what_is_not_covered() {
     let cmd = AuditCommand::Verify {
         dir: dir.clone(),
         public_key: None,
-        witness: Some(file),
+        witness: Some(file.display().to_string()),
+        witness_client: Default::default(),
         trails: Vec::new(),
         json: false,
     };

@@ -689,11 +689,23 @@ async fn a_second_gateway_witnesses_the_trail_and_a_cut_tail_is_found() -> Resul
     let saved = b.dir.path().join("witness.json");
     std::fs::write(&saved, serde_json::to_vec(&doc)?)?;
     let dir = b.audit_dir();
-    let verify = |with_witness: bool| -> Result<(i32, String)> {
+    let url = format!("https://127.0.0.1:{port}/admin/witness");
+    let verify = |witness: Option<&str>| -> Result<(i32, String)> {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_yiwang-under-test"));
         cmd.args(["audit", "verify"]).arg(&dir);
-        if with_witness {
-            cmd.arg("--witness").arg(&saved);
+        match witness {
+            Some("url") => {
+                cmd.args(["--witness", &url, "--witness-ca"])
+                    .arg(&a.pki.gateway_ca.cert_path)
+                    .arg("--witness-cert")
+                    .arg(&a.pki.auditor.cert_path)
+                    .arg("--witness-key")
+                    .arg(&a.pki.auditor.key_path);
+            }
+            Some(_) => {
+                cmd.arg("--witness").arg(&saved);
+            }
+            None => {}
         }
         let out = cmd.output()?;
         Ok((
@@ -705,7 +717,7 @@ async fn a_second_gateway_witnesses_the_trail_and_a_cut_tail_is_found() -> Resul
             ),
         ))
     };
-    let (code, out) = verify(true)?;
+    let (code, out) = verify(Some("file"))?;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("witnessed:"), "{out}");
 
@@ -726,9 +738,10 @@ async fn a_second_gateway_witnesses_the_trail_and_a_cut_tail_is_found() -> Resul
         .collect();
     assert!(kept.len() < text.len());
     std::fs::write(&segment, kept)?;
-    let (code, out) = verify(false)?;
+    let (code, out) = verify(None)?;
     assert_eq!(code, 0, "plain verify cannot see a cut tail: {out}");
-    let (code, out) = verify(true)?;
+    // Fetched from the witness itself, as its auditor.
+    let (code, out) = verify(Some("url"))?;
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(&format!(
