@@ -395,26 +395,27 @@ pub struct WitnessCoverage {
     pub records_not_witnessed: u64,
 }
 
-/// The trails of `doc` that are this trail's: those named in `only`, else
-/// those signed by one of `keys`; with every trail pushed by the same
-/// principal as one of them (so a key swapped at the gateway and pushed
-/// as a "new" trail does not hide the old one).
+/// The trails of `doc` that are this trail's: those named in `only`
+/// exactly; else those signed by one of `keys`, with every trail pushed by
+/// the same principal as one of them (so a key swapped at the gateway and
+/// pushed as a "new" trail does not hide the old one).
 fn select<'d>(
     doc: &'d WitnessDoc,
     keys: &[VerifyingKey],
     only: &[String],
 ) -> Vec<&'d WitnessedTrail> {
+    if !only.is_empty() {
+        return doc
+            .trails
+            .iter()
+            .filter(|t| only.contains(&t.trail_id))
+            .collect();
+    }
     let ids: BTreeSet<String> = keys.iter().map(trail_id).collect();
     let chosen: Vec<&WitnessedTrail> = doc
         .trails
         .iter()
-        .filter(|t| {
-            if only.is_empty() {
-                ids.contains(&t.trail_id)
-            } else {
-                only.contains(&t.trail_id)
-            }
-        })
+        .filter(|t| ids.contains(&t.trail_id))
         .collect();
     let pushers: BTreeSet<&str> = chosen.iter().flat_map(|t| t.pushers()).collect();
     doc.trails

@@ -155,3 +155,34 @@ async fn the_default_signing_key_is_outside_the_audit_directory() {
     assert!(of_kind(&old, Kind::KeyChange).is_empty());
     assert!(verify(&old, None).expect("verify").intact());
 }
+
+#[test]
+fn a_witness_needs_https_with_tls_or_an_explicit_plaintext() {
+    let parse = |text: &str| -> AuditConfig { toml::from_str(text).expect("parses") };
+    let ok = parse(
+        "[witness.xm]\nurl = \"https://xm.example/admin/witness\"\n\
+         [witness.xm.tls]\nca = [\"ca.crt\"]\ncert = \"c.crt\"\nkey = \"c.key\"\n",
+    );
+    assert!(ok.check().is_empty(), "{:?}", ok.check());
+    assert_eq!(ok.witness["xm"].timeout_ms, 10_000);
+    let problems = parse(
+        "[witness.a]\nurl = \"https://a.example/admin/witness\"\n\
+         [witness.b]\nurl = \"http://b.example/admin/witness\"\n\
+         [witness.c]\nurl = \"ftp://c.example\"\ntimeout-ms = 0\n",
+    )
+    .check();
+    assert_eq!(
+        problems,
+        vec![
+            "[audit.witness.a] url is https but there is no [audit.witness.a.tls] (ca, cert, key)",
+            "[audit.witness.b] url \"http://b.example/admin/witness\" is plain http: set \
+             plaintext = true (a lab only) or use https",
+            "[audit.witness.c] url \"ftp://c.example\" must start with https:// (or http:// \
+             with plaintext = true)",
+            "[audit.witness.c] timeout-ms must be at least 1",
+        ]
+    );
+    let lab = parse("[witness.b]\nurl = \"http://b.example/w\"\nplaintext = true\n");
+    assert!(lab.check().is_empty());
+    assert!(toml::from_str::<AuditConfig>("[witness.x]\nurl = \"https://x\"\nurls = 1\n").is_err());
+}

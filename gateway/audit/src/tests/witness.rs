@@ -169,6 +169,7 @@ async fn a_swapped_key_and_a_re_signed_trail_are_found_with_the_witness() {
         std::fs::copy(forged.join(name), dir.join(name)).expect("swap");
     }
     assert!(verify(&dir, None).expect("verify").intact());
+    let original = store.held(None).expect("held").trails[0].trail_id.clone();
 
     let b = witnessed(&dir, &store.held(None).expect("held"))
         .broken
@@ -188,6 +189,17 @@ async fn a_swapped_key_and_a_re_signed_trail_are_found_with_the_witness() {
     let b = witnessed(&dir, &doc).broken.expect("swap found");
     assert!(
         b.reason.starts_with("the witnessed key of trail"),
+        "{}",
+        b.reason
+    );
+    // Named by the id the auditor recorded, the original trail alone.
+    let b = verify_witnessed(&dir, None, &doc, std::slice::from_ref(&original))
+        .expect("verify")
+        .broken
+        .expect("swap found");
+    assert!(
+        b.reason
+            .starts_with(&format!("the witnessed key of trail {original}")),
         "{}",
         b.reason
     );
