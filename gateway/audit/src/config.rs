@@ -49,11 +49,15 @@ pub struct AuditConfig {
 
 /// `[audit.witness.<name>]`: a witness the gateway pushes every signed
 /// checkpoint to — another gateway's `POST /admin/witness`
-/// (`url = "https://witness.example:8442/admin/witness"`).
+/// (`url = "https://witness.example:8442/admin/witness"`), or an RFC 3161
+/// time-stamping authority (`protocol = "rfc3161"`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct WitnessConfig {
     pub url: String,
+    /// `yiwang` (default: a gateway's witness API) or `rfc3161` (a TSA).
+    #[serde(default)]
+    pub protocol: WitnessProtocol,
     /// Time allowed for one push (`timeout-ms = 10000`).
     #[serde(default = "default_witness_timeout")]
     pub timeout_ms: u64,
@@ -66,6 +70,18 @@ pub struct WitnessConfig {
     /// Allow an `http://` url (a lab set-up only).
     #[serde(default)]
     pub plaintext: bool,
+}
+
+/// What a witness speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WitnessProtocol {
+    /// Another gateway's `POST /admin/witness`: it holds the checkpoints.
+    #[default]
+    Yiwang,
+    /// An RFC 3161 time-stamping authority: it signs each checkpoint's
+    /// SHA-256 with a time; the replies are kept by the pusher.
+    Rfc3161,
 }
 
 fn default_witness_timeout() -> u64 {
@@ -84,7 +100,9 @@ impl WitnessConfig {
                 ));
             }
         } else if self.url.starts_with("http://") {
-            if !self.plaintext {
+            // A time-stamp is signed by the TSA: plain HTTP is the usual
+            // way to reach one.
+            if !self.plaintext && self.protocol != WitnessProtocol::Rfc3161 {
                 problems.push(format!(
                     "{at} url {:?} is plain http: set plaintext = true (a lab only) or use https",
                     self.url

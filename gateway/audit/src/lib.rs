@@ -179,7 +179,8 @@
 //! group-commit thread and the checkpoint rules), `tail` (where
 //! the chain ends at open, crash recovery), `prune` (retention and anchors),
 //! `verify` and `query` (offline, read-only), `witness` (what a witness
-//! holds, and verifying against it), `cli` (`yiwang audit`). The
+//! holds, and verifying against it), `timestamp` (RFC 3161 requests and
+//! replies for checkpoints), `cli` (`yiwang audit`). The
 //! crate depends on nothing of the gateway's, so the offline tools work on
 //! a copied directory with no gateway around.
 
@@ -194,6 +195,7 @@ mod prune;
 mod query;
 mod record;
 mod tail;
+pub mod timestamp;
 mod verify;
 mod witness;
 mod writer;
@@ -203,7 +205,7 @@ mod tests;
 
 pub use bodies::decrypt_bodies;
 pub use chain::{key_id, read_public_keys};
-pub use config::{AuditConfig, BodyCipher, HashAlg, UnknownCipher, WitnessConfig};
+pub use config::{AuditConfig, BodyCipher, HashAlg, UnknownCipher, WitnessConfig, WitnessProtocol};
 pub use error::AuditError;
 pub use log::{AuditLog, AuditStats};
 pub use prune::PruneReport;

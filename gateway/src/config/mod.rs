@@ -113,15 +113,16 @@ impl LoadedConfig {
         }
     }
 
-    /// What this gateway holds as a witness (`<data-dir>/witness/held`),
-    /// and the push cursors of the witnesses it pushes to
-    /// (`<data-dir>/witness/pushed`).
+    /// What this gateway holds as a witness (`<data-dir>/witness/held`).
     pub fn witness_dir(&self) -> PathBuf {
         self.data_dir().join("witness/held")
     }
 
-    pub fn witness_cursor_dir(&self) -> PathBuf {
-        self.data_dir().join("witness/pushed")
+    /// The push side: the cursors of the witnesses it pushes to
+    /// (`<data-dir>/witness/pushed`) and a TSA's replies
+    /// (`<data-dir>/witness/timestamps`).
+    pub fn witness_push_dir(&self) -> PathBuf {
+        self.data_dir().join("witness")
     }
 
     /// The audit settings with key paths resolved.

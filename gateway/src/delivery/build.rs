@@ -160,14 +160,14 @@ fn mtls_transport(config: &LoadedConfig) -> anyhow::Result<Arc<GatewayTransport>
 
 /// The witnesses the trail's checkpoints are pushed to.
 fn witnesses(config: &LoadedConfig) -> anyhow::Result<Vec<Arc<Witness>>> {
-    let cursors = config.witness_cursor_dir();
+    let dir = config.witness_push_dir();
     config
         .config
         .audit
         .witness
         .iter()
         .map(|(name, w)| {
-            Witness::from_config(name, w, &cursors)
+            Witness::from_config(name, w, &dir)
                 .map(Arc::new)
                 .map_err(|e| anyhow::anyhow!("[audit.witness.{name}] url: {e}"))
         })

@@ -15,6 +15,12 @@
 //!
 //! Rounds run when a checkpoint is made durable (the audit log's watch),
 //! at least every minute, and after each failure's delay.
+//!
+//! A witness with `protocol = "rfc3161"` is a time-stamping authority: it
+//! gets a `TimeStampReq` over the checkpoint line's SHA-256, and its
+//! granted reply is kept as `<data-dir>/witness/timestamps/<name>/<seq>.tsr`
+//! (`openssl ts -verify` checks it offline); a refused or unrelated reply
+//! is a refusal like a witness's 409.
 
 use super::Delivery;
 use crate::transport::{OutboundRequest, TransportError};
@@ -22,7 +28,9 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use yiwang_audit::{AuditError, Entry, Kind, PendingCheckpoint, WitnessConfig};
+use yiwang_audit::{
+    AuditError, Entry, Kind, PendingCheckpoint, WitnessConfig, WitnessProtocol, timestamp,
+};
 
 /// A round also runs this often without a new checkpoint.
 const POLL: Duration = Duration::from_secs(60);
@@ -34,23 +42,29 @@ const BATCH: usize = 64;
 pub struct Witness {
     pub name: String,
     pub url: http::Uri,
+    pub protocol: WitnessProtocol,
     pub timeout: Duration,
     /// The cursor file.
     pub cursor: PathBuf,
+    /// An RFC 3161 witness's replies: `<seq>.tsr`.
+    pub replies: PathBuf,
 }
 
 impl Witness {
-    /// From `[audit.witness.<name>]`; the cursor lives in `cursor_dir`.
+    /// From `[audit.witness.<name>]`; its cursor and (for a TSA) its
+    /// replies live under `dir`.
     pub fn from_config(
         name: &str,
         cfg: &WitnessConfig,
-        cursor_dir: &std::path::Path,
+        dir: &std::path::Path,
     ) -> Result<Witness, http::uri::InvalidUri> {
         Ok(Witness {
             name: name.to_string(),
             url: cfg.url.parse()?,
+            protocol: cfg.protocol,
             timeout: Duration::from_millis(cfg.timeout_ms),
-            cursor: cursor_dir.join(format!("{name}.json")),
+            cursor: dir.join("pushed").join(format!("{name}.json")),
+            replies: dir.join("timestamps").join(name),
         })
     }
 
@@ -101,7 +115,7 @@ pub enum PushError {
     },
     #[error("witness `{witness}`: reading the trail: {0}", witness = .1)]
     Trail(AuditError, String),
-    #[error("witness `{witness}`: cursor {}: {source}", path.display())]
+    #[error("witness `{witness}`: writing {}: {source}", path.display())]
     Cursor {
         witness: String,
         path: PathBuf,
@@ -197,19 +211,30 @@ async fn push_pending(delivery: &Delivery, witness: &Witness) -> Result<u64, Pus
     }
 }
 
-/// POST one checkpoint; `Ok` on the witness's 2xx.
+/// POST one checkpoint; `Ok` on the witness's 2xx (for a TSA: a granted
+/// time-stamp of this checkpoint, kept as `<seq>.tsr`).
 async fn post(
     delivery: &Delivery,
     witness: &Witness,
     pending: &PendingCheckpoint,
 ) -> Result<(), PushError> {
-    let body = serde_json::to_vec(&pending.push).unwrap_or_default();
+    let line = pending.push.line.as_bytes();
+    let (content_type, body) = match witness.protocol {
+        WitnessProtocol::Yiwang => (
+            "application/json",
+            serde_json::to_vec(&pending.push).unwrap_or_default(),
+        ),
+        WitnessProtocol::Rfc3161 => (
+            "application/timestamp-query",
+            timestamp::request(line, rand::random::<u64>()),
+        ),
+    };
     let request = OutboundRequest {
         network: Witness::transport_key(&witness.name),
         method: http::Method::POST,
         uri: witness.url.clone(),
         headers: vec![
-            ("content-type".into(), "application/json".into()),
+            ("content-type".into(), content_type.into()),
             (
                 "user-agent".into(),
                 concat!("yiwang/", env!("CARGO_PKG_VERSION")).into(),
@@ -229,6 +254,9 @@ async fn post(
         })?;
     let text = || String::from_utf8_lossy(&resp.body[..resp.body.len().min(300)]).into_owned();
     match resp.status {
+        200..=299 if witness.protocol == WitnessProtocol::Rfc3161 => {
+            keep_reply(witness, pending, &resp.body)
+        }
         200..=299 => Ok(()),
         409 | 422 => Err(PushError::Refused {
             witness: witness.name.clone(),
@@ -243,6 +271,30 @@ async fn post(
             body: text(),
         }),
     }
+}
+
+/// A TSA's reply: checked (granted, over this checkpoint) and kept.
+fn keep_reply(
+    witness: &Witness,
+    pending: &PendingCheckpoint,
+    reply: &[u8],
+) -> Result<(), PushError> {
+    if let Err(e) = timestamp::check_reply(reply, pending.push.line.as_bytes()) {
+        return Err(PushError::Refused {
+            witness: witness.name.clone(),
+            seq: pending.seq,
+            status: 200,
+            body: e.to_string(),
+        });
+    }
+    let path = witness.replies.join(format!("{}.tsr", pending.seq));
+    let io = |source| PushError::Cursor {
+        witness: witness.name.clone(),
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&witness.replies).map_err(io)?;
+    yiwang_fsutil::atomic_write(&path, reply).map_err(io)
 }
 
 fn read_cursor(witness: &Witness) -> Result<Cursor, PushError> {

@@ -184,5 +184,9 @@ fn a_witness_needs_https_with_tls_or_an_explicit_plaintext() {
     );
     let lab = parse("[witness.b]\nurl = \"http://b.example/w\"\nplaintext = true\n");
     assert!(lab.check().is_empty());
+    // A TSA's reply is signed: plain HTTP is its usual way.
+    let tsa = parse("[witness.t]\nurl = \"http://tsa.example/tsr\"\nprotocol = \"rfc3161\"\n");
+    assert!(tsa.check().is_empty(), "{:?}", tsa.check());
+    assert_eq!(tsa.witness["t"].protocol, WitnessProtocol::Rfc3161);
     assert!(toml::from_str::<AuditConfig>("[witness.x]\nurl = \"https://x\"\nurls = 1\n").is_err());
 }

@@ -18,6 +18,7 @@ mod crash_loop;
 mod prune;
 mod query;
 mod tail;
+mod timestamp;
 mod verify;
 mod witness;
 mod writer;

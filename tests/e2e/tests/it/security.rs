@@ -586,6 +586,125 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
+/// `openssl ts` as an RFC 3161 time-stamping authority over plain HTTP
+/// (a throwaway key and timeStamping certificate in `dir`); its URL.
+async fn start_tsa(dir: std::path::PathBuf) -> Result<String> {
+    use http_body_util::BodyExt;
+    let openssl = |args: &[&str]| -> Result<()> {
+        let out = std::process::Command::new("openssl")
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .context("openssl (the test TSA) must be installed")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    };
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("tsa.cnf"),
+        "[tsa]\ndefault_tsa = t\n[t]\nserial = ./serial\ncrypto_device = builtin\n\
+         signer_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256\n\
+         ess_cert_id_alg = sha256\n[req]\ndistinguished_name = dn\nprompt = no\n\
+         [dn]\nCN = test-tsa\n[ext]\nbasicConstraints = critical,CA:false\n\
+         keyUsage = critical,digitalSignature\nextendedKeyUsage = critical,timeStamping\n",
+    )?;
+    std::fs::write(dir.join("serial"), "01\n")?;
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "tsa.key",
+        "-out",
+        "tsa.crt",
+        "-days",
+        "2",
+        "-config",
+        "tsa.cnf",
+        "-extensions",
+        "ext",
+    ])?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/tsr", listener.local_addr()?);
+    let dir = Arc::new(dir);
+    let answered = Arc::new(std::sync::Mutex::new(()));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (dir, answered) = (dir.clone(), answered.clone());
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let (dir, answered) = (dir.clone(), answered.clone());
+                    async move {
+                        let query = req.into_body().collect().await?.to_bytes();
+                        // One reply at a time: `openssl ts` keeps a serial file.
+                        let reply = tokio::task::spawn_blocking(move || {
+                            let _one = answered.lock().unwrap_or_else(|p| p.into_inner());
+                            std::fs::write(dir.join("q.tsq"), &query).ok()?;
+                            let ok = std::process::Command::new("openssl")
+                                .current_dir(dir.as_path())
+                                .args([
+                                    "ts",
+                                    "-reply",
+                                    "-queryfile",
+                                    "q.tsq",
+                                    "-signer",
+                                    "tsa.crt",
+                                    "-inkey",
+                                    "tsa.key",
+                                    "-config",
+                                    "tsa.cnf",
+                                    "-out",
+                                    "r.tsr",
+                                ])
+                                .output()
+                                .ok()?
+                                .status
+                                .success();
+                            ok.then(|| std::fs::read(dir.join("r.tsr")).ok()).flatten()
+                        })
+                        .await
+                        .ok()
+                        .flatten();
+                        let (status, body) = match reply {
+                            Some(r) => (200, r),
+                            None => (500, Vec::new()),
+                        };
+                        Ok::<_, hyper::Error>(
+                            http::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/timestamp-reply")
+                                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                                .unwrap_or_default(),
+                        )
+                    }
+                });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc),
+            );
+        }
+    });
+    Ok(url)
+}
+
+/// The (first) segment of a trail.
+fn dir_of_b_segment(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .min()
+        .context("segment")
+}
+
 /// The checkpoint seqs of a trail.
 fn checkpoint_seqs(dir: &std::path::Path) -> Result<Vec<u64>> {
     let q = Query {
@@ -618,10 +737,13 @@ async fn witnessed_seqs(witness: &yiwang_e2e::Client) -> Result<Vec<u64>> {
 /// stop too (nothing lost). A's answer, saved by A's auditor, then makes
 /// `yiwang audit verify --witness` find a tail cut off B's trail, which
 /// plain verify cannot; and A refuses a forked checkpoint signed with B's
-/// own key.
+/// own key. B also has every checkpoint time-stamped by an RFC 3161 TSA
+/// (`openssl ts`), whose replies `openssl ts -verify` accepts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_gateway_witnesses_the_trail_and_a_cut_tail_is_found() -> Result<()> {
     let port = free_port()?;
+    let tsa_dir = tempfile::tempdir()?;
+    let tsa = start_tsa(tsa_dir.path().to_path_buf()).await?;
     let witness_listeners = format!(
         "[listeners]\nintake = {{ addr = \"127.0.0.1:0\" }}\nadmin = {{ addr = \"127.0.0.1:{port}\" }}\n"
     );
@@ -629,7 +751,8 @@ async fn a_second_gateway_witnesses_the_trail_and_a_cut_tail_is_found() -> Resul
     let mut principals = default_principals(&[MR]);
     principals.push_str(&format!(
         "[audit]\ncheckpoint-every = 5\n[audit.witness.a]\nurl = \"https://127.0.0.1:{port}/admin/witness\"\n\
-         [audit.witness.a.tls]\nca = [{ca:?}]\ncert = {cert:?}\nkey = {key:?}\n",
+         [audit.witness.a.tls]\nca = [{ca:?}]\ncert = {cert:?}\nkey = {key:?}\n\
+         [audit.witness.tsa]\nurl = {tsa:?}\nprotocol = \"rfc3161\"\n",
         ca = a.pki.gateway_ca.cert_path,
         cert = a.pki.auditor.cert_path,
         key = a.pki.auditor.key_path,
@@ -675,12 +798,41 @@ async fn a_second_gateway_witnesses_the_trail_and_a_cut_tail_is_found() -> Resul
         },
     )
     .await?;
+    // The TSA has time-stamped each of them too.
+    let stamps = b.dir.path().join("data/witness/timestamps/tsa");
+    until(long, "a time-stamp of every checkpoint", || async {
+        held.iter()
+            .all(|seq| stamps.join(format!("{seq}.tsr")).exists())
+            .then_some(())
+    })
+    .await?;
     b.stop_gateway().await;
     let all = checkpoint_seqs(&b.audit_dir())?;
     assert_eq!(
         held,
         all[..held.len()].to_vec(),
         "every checkpoint, in order, none lost"
+    );
+
+    let first = held[0];
+    let line = std::fs::read_to_string(&dir_of_b_segment(&b.audit_dir())?)?
+        .lines()
+        .find(|l| l.starts_with(&format!("{{\"seq\":{first},")))
+        .context("the first checkpoint's line")?
+        .to_string();
+    std::fs::write(tsa_dir.path().join("line"), &line)?;
+    let out = std::process::Command::new("openssl")
+        .args(["ts", "-verify", "-in"])
+        .arg(stamps.join(format!("{first}.tsr")))
+        .arg("-data")
+        .arg(tsa_dir.path().join("line"))
+        .arg("-CAfile")
+        .arg(tsa_dir.path().join("tsa.crt"))
+        .output()?;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Verification: OK"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 
     // A's auditor saves what A holds; B's trail verifies against it.
