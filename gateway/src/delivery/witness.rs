@@ -113,10 +113,10 @@ pub enum PushError {
         status: u16,
         body: String,
     },
-    #[error("witness `{witness}`: reading the trail: {0}", witness = .1)]
-    Trail(AuditError, String),
+    #[error("witness `{witness}`: reading the trail: {source}")]
+    Trail { witness: String, source: AuditError },
     #[error("witness `{witness}`: writing {}: {source}", path.display())]
-    Cursor {
+    Write {
         witness: String,
         path: PathBuf,
         source: std::io::Error,
@@ -128,6 +128,8 @@ pub async fn run(delivery: Arc<Delivery>, witness: Arc<Witness>) {
     let stop = delivery.stopping();
     let mut checkpoints = delivery.audit.checkpoints();
     let mut failures = 0u32;
+    // The seq last raised as refused: one alert per refused checkpoint.
+    let mut alerted = None;
     loop {
         let round = tokio::select! {
             () = stop.cancelled() => return,
@@ -140,7 +142,7 @@ pub async fn run(delivery: Arc<Delivery>, witness: Arc<Witness>) {
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                failed(&delivery, &witness, &e, failures);
+                failed(&delivery, &witness, &e, failures, &mut alerted);
                 Some(backoff(failures))
             }
         };
@@ -156,9 +158,15 @@ pub async fn run(delivery: Arc<Delivery>, witness: Arc<Witness>) {
     }
 }
 
-/// Log, count, and for a refusal raise an alert record (once per run of
-/// failures, not at every retry).
-fn failed(delivery: &Delivery, witness: &Witness, e: &PushError, failures: u32) {
+/// Log, count, and for a refusal raise an alert record (once per refused
+/// checkpoint, not at every retry).
+fn failed(
+    delivery: &Delivery,
+    witness: &Witness,
+    e: &PushError,
+    failures: u32,
+    alerted: &mut Option<u64>,
+) {
     metrics::counter!("yiwang_witness_push_failures_total", "witness" => witness.name.clone())
         .increment(1);
     if let PushError::Refused {
@@ -166,7 +174,7 @@ fn failed(delivery: &Delivery, witness: &Witness, e: &PushError, failures: u32) 
     } = e
     {
         tracing::error!(witness = %witness.name, error = %e, "a witness refused a checkpoint");
-        if failures == 1 {
+        if alerted.replace(*seq) != Some(*seq) {
             delivery
                 .audit
                 .record(Entry::new(Kind::Alert).detail(serde_json::json!({
@@ -189,12 +197,17 @@ async fn push_pending(delivery: &Delivery, witness: &Witness) -> Result<u64, Pus
     loop {
         let dir = delivery.audit.dir().to_path_buf();
         let after = cursor.acknowledged_seq;
+        let trail = |source| PushError::Trail {
+            witness: witness.name.clone(),
+            source,
+        };
         let batch = tokio::task::spawn_blocking(move || {
             yiwang_audit::checkpoints_after(&dir, after, BATCH)
         })
         .await
-        .map_err(|e| PushError::Trail(AuditError::Write(e.to_string()), witness.name.clone()))?
-        .map_err(|e| PushError::Trail(e, witness.name.clone()))?;
+        // The read panicked: reported as a failed round, retried.
+        .map_err(|e| trail(AuditError::Write(e.to_string())))?
+        .map_err(trail)?;
         if batch.is_empty() {
             return Ok(pushed);
         }
@@ -288,7 +301,7 @@ fn keep_reply(
         });
     }
     let path = witness.replies.join(format!("{}.tsr", pending.seq));
-    let io = |source| PushError::Cursor {
+    let io = |source| PushError::Write {
         witness: witness.name.clone(),
         path: path.clone(),
         source,
@@ -298,7 +311,7 @@ fn keep_reply(
 }
 
 fn read_cursor(witness: &Witness) -> Result<Cursor, PushError> {
-    let io = |source| PushError::Cursor {
+    let io = |source| PushError::Write {
         witness: witness.name.clone(),
         path: witness.cursor.clone(),
         source,
@@ -312,7 +325,7 @@ fn read_cursor(witness: &Witness) -> Result<Cursor, PushError> {
 }
 
 fn write_cursor(witness: &Witness, cursor: Cursor) -> Result<(), PushError> {
-    let io = |source| PushError::Cursor {
+    let io = |source| PushError::Write {
         witness: witness.name.clone(),
         path: witness.cursor.clone(),
         source,

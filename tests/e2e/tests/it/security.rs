@@ -930,6 +930,35 @@ async fn a_second_gateway_witnesses_the_trail_and_a_cut_tail_is_found() -> Resul
             .is_some_and(|d| d.contains("a fork")),
         "{body}"
     );
+
+    // B itself, its trail cut back to before the first witnessed checkpoint
+    // and its cursor lost, goes on writing: its next checkpoint goes
+    // backwards for the witness, which refuses it, and B raises an alert.
+    let first_witnessed = held[0];
+    let text = std::fs::read_to_string(&segment)?;
+    let kept: String = text
+        .lines()
+        .take_while(|l| !l.starts_with(&format!("{{\"seq\":{first_witnessed},")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&segment, kept)?;
+    std::fs::remove_file(&cursor)?;
+    b.start_gateway().await?;
+    let refused = until(long, "B to raise the witness's refusal", || async {
+        let q = Query {
+            kind: Some(Kind::Alert),
+            ..Query::default()
+        };
+        let found = yiwang_audit::query(&b.audit_dir(), &q)
+            .filter_map(|r| r.ok())
+            .find(|r| r.detail.get("refused-seq").is_some());
+        found
+    })
+    .await?;
+    b.stop_gateway().await;
+    assert_eq!(refused.detail["witness"], "a", "{refused:?}");
+    assert_eq!(refused.detail["status"], 409, "{refused:?}");
+
     a.stop_gateway().await;
     let alerts = yiwang_audit::query(
         &a.audit_dir(),
@@ -940,6 +969,12 @@ async fn a_second_gateway_witnesses_the_trail_and_a_cut_tail_is_found() -> Resul
     )
     .collect::<Result<Vec<_>, _>>()
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    assert_eq!(alerts.len(), 1, "the refused fork is an alert: {alerts:?}");
+    let reasons: Vec<&str> = alerts
+        .iter()
+        .filter_map(|r| r.detail["reason"].as_str())
+        .collect();
+    assert_eq!(reasons.len(), 2, "each refusal is an alert: {alerts:?}");
+    assert!(reasons[0].ends_with("a fork"), "{reasons:?}");
+    assert!(reasons[1].contains("goes backwards"), "{reasons:?}");
     Ok(())
 }
