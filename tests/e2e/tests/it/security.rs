@@ -949,10 +949,10 @@ async fn a_second_gateway_witnesses_the_trail_and_a_cut_tail_is_found() -> Resul
             kind: Some(Kind::Alert),
             ..Query::default()
         };
-        let found = yiwang_audit::query(&b.audit_dir(), &q)
+        let dir = b.audit_dir();
+        yiwang_audit::query(&dir, &q)
             .filter_map(|r| r.ok())
-            .find(|r| r.detail.get("refused-seq").is_some());
-        found
+            .find(|r| r.detail.get("refused-seq").is_some())
     })
     .await?;
     b.stop_gateway().await;
