@@ -9,7 +9,10 @@
 //! | `platform` | the same (the unified platform, acting for the bureaus it lists)    |
 //! | `ministry` | post callbacks for its own `network`, nothing else                  |
 //! | `operator` | the admin operations in its `admin` list                            |
-//! | `auditor`  | read the audit trail, nothing else                                  |
+//! | `auditor`  | read the audit trail (and what this gateway witnesses), nothing else |
+//!
+//! An operator granted `witness` (another gateway pushing its checkpoints
+//! here) may post to and read this gateway's witness, nothing else.
 //!
 //! Deny by default: a certificate that matches no principal (or more than
 //! one) is refused everything, a grant list that is empty allows nothing,
@@ -80,6 +83,9 @@ pub enum AdminOp {
     AdapterReload,
     /// Lift a network's TLS alert and resume its queue.
     Resume,
+    /// Post audit checkpoints to this gateway's witness, and read them
+    /// (another gateway's grant).
+    Witness,
 }
 
 impl AdminOp {
@@ -89,6 +95,7 @@ impl AdminOp {
             AdminOp::Replay => "replay",
             AdminOp::AdapterReload => "adapter-reload",
             AdminOp::Resume => "resume",
+            AdminOp::Witness => "witness",
         }
     }
 }
@@ -310,6 +317,8 @@ pub enum Action<'a> {
     Admin(AdminOp),
     /// Read or export the audit trail.
     ReadAudit,
+    /// Post checkpoints to this gateway's witness, or read what it holds.
+    Witness,
     /// Liveness probe: any mapped principal.
     Health,
 }
@@ -332,6 +341,7 @@ impl fmt::Display for Action<'_> {
             Action::Callback { network } => write!(f, "post a callback for network {network}"),
             Action::Admin(op) => write!(f, "perform admin operation {}", op.as_str()),
             Action::ReadAudit => f.write_str("read the audit trail"),
+            Action::Witness => f.write_str("use the audit witness"),
             Action::Health => f.write_str("check health"),
         }
     }
@@ -564,6 +574,14 @@ impl Policy {
                     "the audit trail is for auditor principals; its role is {role}"
                 ))),
             },
+            Action::Witness => match p.role {
+                Role::Auditor => Ok(()),
+                Role::Operator if p.admin.contains(&AdminOp::Witness) => Ok(()),
+                _ => Err(deny(format!(
+                    "the witness is for auditors and operators granted `witness`; its role is \
+                     {role}"
+                ))),
+            },
         }
     }
 
@@ -628,6 +646,10 @@ mod tests {
             [audit]
             role = "auditor"
             match = { subject-cn = "audit-1" }
+            [peer]
+            role = "operator"
+            match = { subject-cn = "peer-gateway" }
+            admin = ["witness"]
             [twin-a]
             role = "operator"
             match = { subject-cn = "twin" }
@@ -739,6 +761,24 @@ mod tests {
         assert!(p.check(&audit, Action::ReadAudit).is_ok());
         assert!(p.check(&audit, Action::Admin(AdminOp::Read)).is_err());
         assert!(p.check(&audit, Action::Search).is_err());
+    }
+
+    #[test]
+    fn the_witness_takes_checkpoints_from_its_grant_and_auditors_only() {
+        let p = policy();
+        let peer = p.identify(&id("peer-gateway", &[]));
+        assert!(p.check(&peer, Action::Witness).is_ok());
+        assert!(p.check(&peer, Action::ReadAudit).is_err());
+        assert!(p.check(&peer, Action::Admin(AdminOp::Read)).is_err());
+        let audit = p.identify(&id("audit-1", &[]));
+        assert!(p.check(&audit, Action::Witness).is_ok());
+        let ops = p.identify(&id("ops-1", &[]));
+        let e = p
+            .check(&ops, Action::Witness)
+            .expect_err("no witness grant");
+        assert!(e.rule.contains("granted `witness`"), "{e}");
+        let bureau = p.identify(&id("fuzhou-bureau", &["yiwang://bureau/fuzhou"]));
+        assert!(p.check(&bureau, Action::Witness).is_err());
     }
 
     #[test]

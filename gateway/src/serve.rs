@@ -85,6 +85,7 @@ impl Gateway {
             delivery: delivery.clone(),
             policy: Arc::new(config.policy()),
             metrics,
+            witness: Arc::new(yiwang_audit::WitnessStore::open(&config.witness_dir())?),
         };
         delivery.start().await?;
         let tasks = delivery.tasks();

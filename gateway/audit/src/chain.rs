@@ -1,13 +1,13 @@
 //! The byte-exact line format, the hash chain, checkpoint messages and keys.
 
-use crate::layout::PUBLIC_KEYS;
+use crate::layout::{PUBLIC_KEYS, SIGNING_KEY, make_dir};
 use crate::{AuditConfig, AuditError, Entry, HashAlg, Kind, Record};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Digest;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use strum::IntoEnumIterator;
 
 /// `,"prev":"` 64 hex `","hash":"` 64 hex `"}`
@@ -284,11 +284,8 @@ pub(crate) fn load_keys(
     cfg: &AuditConfig,
     notes: &mut Vec<Entry>,
 ) -> Result<(SigningKey, Vec<VerifyingKey>), AuditError> {
-    let key_path = cfg
-        .signing_key_file
-        .clone()
-        .unwrap_or_else(|| dir.join("signing.key"));
-    let key = load_signing_key(&key_path, cfg.signing_key_file.is_none())?;
+    let (key_path, create) = signing_key_path(dir, cfg)?;
+    let key = load_signing_key(&key_path, create)?;
     let public_key = key.verifying_key();
     let pub_path = dir.join(PUBLIC_KEYS);
     let mut keys = if pub_path.exists() {
@@ -314,4 +311,33 @@ pub(crate) fn load_keys(
         write_atomic(&pub_path, text.as_bytes())?;
     }
     Ok((key, keys))
+}
+
+/// Where the signing key is, and whether it may be created there: a
+/// `signing-key-file` must exist; else the default outside the audit
+/// directory (created, in a 0700 folder), unless a key from before that
+/// default is still inside it (used, with a warning); a caller that gives
+/// no default keeps it in `<dir>/signing.key`.
+fn signing_key_path(dir: &Path, cfg: &AuditConfig) -> Result<(PathBuf, bool), AuditError> {
+    if let Some(file) = &cfg.signing_key_file {
+        return Ok((file.clone(), false));
+    }
+    let inside = dir.join(SIGNING_KEY);
+    let Some(default) = &cfg.default_signing_key_file else {
+        return Ok((inside, true));
+    };
+    if !default.exists() && inside.exists() {
+        tracing::warn!(
+            key = %inside.display(),
+            default = %default.display(),
+            "the audit signing key is inside the audit directory, so every copy of the \
+             trail carries the key that can re-sign it; move it to the default place \
+             (or set [audit] signing-key-file)"
+        );
+        return Ok((inside, false));
+    }
+    if let Some(parent) = default.parent() {
+        make_dir(parent)?;
+    }
+    Ok((default.clone(), true))
 }

@@ -1,7 +1,10 @@
 //! `yiwang audit verify|export`: the security team's offline tools. They
 //! read a directory (or a copy of it) and never need the running gateway.
 
-use crate::{BodyCipher, Kind, Query, VerifyReport, decrypt_bodies, query, verify};
+use crate::{
+    BodyCipher, Kind, Query, VerifyReport, WITNESS_FORMAT, WitnessDoc, decrypt_bodies, query,
+    verify, verify_witnessed,
+};
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use chrono::{DateTime, FixedOffset};
@@ -26,6 +29,22 @@ pub enum AuditCommand {
         /// gateway host, or someone who edited the log may have swapped it.
         #[arg(long, value_name = "FILE")]
         public_key: Option<PathBuf>,
+        /// Also check the trail against what a witness holds: its
+        /// `https://…/admin/witness` URL (with `--witness-ca`, `-cert`,
+        /// `-key`: an auditor's identity at the witness), or a file of that
+        /// answer. Every witnessed checkpoint must be in the trail and
+        /// identical, and the witnessed key among the verifying keys, so a
+        /// cut tail, stripped checkpoints or a swapped key are found up to
+        /// the last witnessed checkpoint.
+        #[arg(long, value_name = "URL|FILE")]
+        witness: Option<String>,
+        #[command(flatten)]
+        witness_client: WitnessClient,
+        /// With `--witness`: the witnessed trail(s) to check, by trail id
+        /// (SHA-256 of the public key). Default: those signed by the
+        /// verifying keys, and any other trail the same principal pushed.
+        #[arg(long = "trail", value_name = "ID", requires = "witness")]
+        trails: Vec<String>,
         /// Print the full report as JSON instead of one line.
         #[arg(long)]
         json: bool,
@@ -67,6 +86,33 @@ pub enum AuditCommand {
     },
 }
 
+/// The client identity `verify --witness https://…` fetches with.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct WitnessClient {
+    /// The CA that issued the witness's server certificate (PEM).
+    #[arg(long = "witness-ca", value_name = "FILE", requires = "witness")]
+    pub ca: Option<PathBuf>,
+    /// A client certificate the witness maps to an auditor (PEM).
+    #[arg(long = "witness-cert", value_name = "FILE", requires = "witness")]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long = "witness-key", value_name = "FILE", requires = "witness")]
+    pub key: Option<PathBuf>,
+    /// Verify the witness's certificate for this name instead of the URL's host.
+    #[arg(
+        long = "witness-server-name",
+        value_name = "NAME",
+        requires = "witness"
+    )]
+    pub server_name: Option<String>,
+}
+
+/// Fetches a witness's answer over the network: the gateway's binary
+/// supplies one (with its mTLS client); this crate has no HTTP client.
+pub trait FetchWitness {
+    fn fetch(&self, url: &str, client: &WitnessClient) -> Result<Vec<u8>>;
+}
+
 /// A `--since`/`--until` that is not an RFC 3339 time.
 #[derive(Debug, thiserror::Error)]
 #[error("not an RFC 3339 time ({0})")]
@@ -79,9 +125,14 @@ fn parse_time(s: &str) -> std::result::Result<DateTime<FixedOffset>, NotATime> {
 /// Run a command, printing to stdout; the exit code is 0 when the trail is
 /// intact (or the export done), 1 when it is broken.
 pub fn run(cmd: AuditCommand) -> Result<i32> {
+    run_with(cmd, None)
+}
+
+/// [`run`], fetching `--witness https://…` with `fetch`.
+pub fn run_with(cmd: AuditCommand, fetch: Option<&dyn FetchWitness>) -> Result<i32> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let code = run_to(cmd, &mut out)?;
+    let code = run_to_with(cmd, &mut out, fetch)?;
     match out.flush() {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
         other => other.map(|()| code).context("writing to stdout"),
@@ -90,15 +141,33 @@ pub fn run(cmd: AuditCommand) -> Result<i32> {
 
 /// [`run`], writing to `out`.
 pub fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<i32> {
+    run_to_with(cmd, out, None)
+}
+
+/// [`run_with`], writing to `out`.
+pub fn run_to_with(
+    cmd: AuditCommand,
+    out: &mut dyn Write,
+    fetch: Option<&dyn FetchWitness>,
+) -> Result<i32> {
     match cmd {
         AuditCommand::Verify {
             dir,
             public_key,
+            witness,
+            witness_client,
+            trails,
             json,
         } => {
             let key = public_key.as_deref().map(read_key).transpose()?;
-            let report = verify(&dir, key.as_ref())
-                .with_context(|| format!("verifying {}", dir.display()))?;
+            let report = match witness {
+                None => verify(&dir, key.as_ref()),
+                Some(source) => {
+                    let doc = read_witness(&source, &witness_client, fetch)?;
+                    verify_witnessed(&dir, key.as_ref(), &doc, &trails)
+                }
+            }
+            .with_context(|| format!("verifying {}", dir.display()))?;
             if json {
                 serde_json::to_writer_pretty(&mut *out, &report)?;
                 writeln!(out)?;
@@ -159,6 +228,31 @@ pub fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<i32> {
     }
 }
 
+/// A witness's answer: fetched from its URL, or saved to a file.
+fn read_witness(
+    source: &str,
+    client: &WitnessClient,
+    fetch: Option<&dyn FetchWitness>,
+) -> Result<WitnessDoc> {
+    let text = if source.starts_with("https://") || source.starts_with("http://") {
+        let fetch = fetch.context(
+            "this build cannot fetch a witness; save its answer (GET /admin/witness) to a file",
+        )?;
+        fetch.fetch(source, client)?
+    } else {
+        std::fs::read(source).with_context(|| format!("reading {source}"))?
+    };
+    let doc: WitnessDoc = serde_json::from_slice(&text)
+        .with_context(|| format!("{source}: not a witness's answer"))?;
+    if doc.format != WITNESS_FORMAT {
+        anyhow::bail!(
+            "{source}: format {:?}, expected {WITNESS_FORMAT:?}",
+            doc.format
+        );
+    }
+    Ok(doc)
+}
+
 fn read_key(path: &Path) -> Result<VerifyingKey> {
     let keys = crate::read_public_keys(path)?;
     match keys.as_slice() {
@@ -197,6 +291,18 @@ pub fn summary(r: &VerifyReport) -> String {
             r.records_after_last_checkpoint
         )),
         None => s.push_str("; no checkpoint yet: nothing is signed"),
+    }
+    if let Some(w) = &r.witness {
+        match w.last_witnessed_seq {
+            Some(seq) => s.push_str(&format!(
+                "; witnessed: {} checkpoints identical up to seq {seq} (trail {}), {} records \
+                 after it not witnessed",
+                w.checkpoints,
+                w.trails.join(", "),
+                w.records_not_witnessed
+            )),
+            None => s.push_str("; the witness holds no checkpoint of this trail yet"),
+        }
     }
     if r.unterminated_tail_bytes > 0 {
         s.push_str(&format!(

@@ -4,6 +4,7 @@
 //! told the same names and a test holds them equal.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use strum::{EnumIter, EnumString, IntoEnumIterator, IntoStaticStr};
 
@@ -16,9 +17,17 @@ pub struct AuditConfig {
     pub dir: Option<PathBuf>,
     /// `sha256` (default) or `sm3`: the hash of the chain.
     pub hash: HashAlg,
-    /// An Ed25519 seed, 64 hex chars. By default `<dir>/signing.key`,
-    /// created (0600) on first open; a file named here must exist.
+    /// An Ed25519 seed, 64 hex chars; a file named here must exist. By
+    /// default the gateway keeps it outside the audit directory
+    /// (`<data-dir>/keys/audit-signing.key`, see
+    /// [`default_signing_key_file`](Self::default_signing_key_file)).
     pub signing_key_file: Option<PathBuf>,
+    /// Where the key is created (0600, in a 0700 folder) when
+    /// `signing-key-file` is not set: not a config key, the caller's
+    /// default. A key already at `<dir>/signing.key` (the old default) is
+    /// still used there, with a warning. `None`: `<dir>/signing.key`.
+    #[serde(skip)]
+    pub default_signing_key_file: Option<PathBuf>,
     /// Records between signed checkpoints (1000).
     pub checkpoint_every: u64,
     /// And a checkpoint at least this often while records arrive (60000).
@@ -33,6 +42,83 @@ pub struct AuditConfig {
     pub retention_days: Option<u64>,
     /// Roll to a new segment (after a checkpoint) past this size (64 MiB).
     pub segment_max_bytes: u64,
+    /// `[audit.witness.<name>]`: where signed checkpoints are pushed (the
+    /// gateway's push loop; see [`WitnessConfig`]).
+    pub witness: BTreeMap<String, WitnessConfig>,
+}
+
+/// `[audit.witness.<name>]`: a witness the gateway pushes every signed
+/// checkpoint to — another gateway's `POST /admin/witness`
+/// (`url = "https://witness.example:8442/admin/witness"`), or an RFC 3161
+/// time-stamping authority (`protocol = "rfc3161"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WitnessConfig {
+    pub url: String,
+    /// `yiwang` (default: a gateway's witness API) or `rfc3161` (a TSA).
+    #[serde(default)]
+    pub protocol: WitnessProtocol,
+    /// Time allowed for one push (`timeout-ms = 10000`).
+    #[serde(default = "default_witness_timeout")]
+    pub timeout_ms: u64,
+    /// `[audit.witness.<name>.tls]`: the gateway's outbound mTLS client
+    /// settings, the same table as `[subscribers.X.tls]` (`ca`, `cert`,
+    /// `key`, `pin-sha256`, `server-name`); read and checked by the
+    /// gateway, which owns TLS. Required for https.
+    #[serde(default)]
+    pub tls: Option<serde_json::Value>,
+    /// Allow an `http://` url (a lab set-up only).
+    #[serde(default)]
+    pub plaintext: bool,
+}
+
+/// What a witness speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WitnessProtocol {
+    /// Another gateway's `POST /admin/witness`: it holds the checkpoints.
+    #[default]
+    Yiwang,
+    /// An RFC 3161 time-stamping authority: it signs each checkpoint's
+    /// SHA-256 with a time; the replies are kept by the pusher.
+    Rfc3161,
+}
+
+fn default_witness_timeout() -> u64 {
+    10_000
+}
+
+impl WitnessConfig {
+    /// Problems with this witness (`name` for the messages).
+    fn check(&self, name: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let at = format!("[audit.witness.{name}]");
+        if self.url.starts_with("https://") {
+            if self.tls.is_none() {
+                problems.push(format!(
+                    "{at} url is https but there is no [audit.witness.{name}.tls] (ca, cert, key)"
+                ));
+            }
+        } else if self.url.starts_with("http://") {
+            // A time-stamp is signed by the TSA: plain HTTP is the usual
+            // way to reach one.
+            if !self.plaintext && self.protocol != WitnessProtocol::Rfc3161 {
+                problems.push(format!(
+                    "{at} url {:?} is plain http: set plaintext = true (a lab only) or use https",
+                    self.url
+                ));
+            }
+        } else {
+            problems.push(format!(
+                "{at} url {:?} must start with https:// (or http:// with plaintext = true)",
+                self.url
+            ));
+        }
+        if self.timeout_ms == 0 {
+            problems.push(format!("{at} timeout-ms must be at least 1"));
+        }
+        problems
+    }
 }
 
 impl Default for AuditConfig {
@@ -41,6 +127,7 @@ impl Default for AuditConfig {
             dir: None,
             hash: HashAlg::Sha256,
             signing_key_file: None,
+            default_signing_key_file: None,
             checkpoint_every: 1000,
             checkpoint_interval_ms: 60_000,
             keep_bodies: false,
@@ -48,6 +135,7 @@ impl Default for AuditConfig {
             body_cipher: BodyCipher::Aes256Gcm,
             retention_days: None,
             segment_max_bytes: 64 * 1024 * 1024,
+            witness: BTreeMap::new(),
         }
     }
 }
@@ -86,6 +174,9 @@ impl AuditConfig {
                 "[audit] retention-days = 0 would delete the trail; leave it out to keep forever"
                     .to_string(),
             );
+        }
+        for (name, witness) in &self.witness {
+            problems.extend(witness.check(name));
         }
         problems
     }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 pub(crate) const ANCHOR: &str = "anchor.json";
 pub(crate) const PUBLIC_KEYS: &str = "signing.pub";
+/// The signing key's old default place (still used when found there).
+pub(crate) const SIGNING_KEY: &str = "signing.key";
 pub(crate) const ANCHOR_FORMAT: &str = "yiwang-audit-anchor/1";
 
 /// `anchor.json`: the signed checkpoint closing the last pruned segment.

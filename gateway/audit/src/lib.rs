@@ -12,10 +12,15 @@
 //!   000000000001.jsonl        segments, named by the seq of their first record
 //!   000000001843.jsonl        (the last one is being written)
 //!   anchor.json               after retention pruned older segments
-//!   signing.key               Ed25519 seed, 64 hex chars, 0600 (unless
-//!                             `signing-key-file` points elsewhere)
 //!   signing.pub               the public key(s), 64 hex chars a line
 //! ```
+//!
+//! The signing key (an Ed25519 seed, 64 hex chars, 0600) is kept outside
+//! the directory: the gateway's default is `<data-dir>/keys/audit-signing.key`
+//! ([`AuditConfig::default_signing_key_file`]), because the directory is
+//! what gets copied (backups, the SIEM, an auditor) and a copy must not
+//! carry the key that can re-sign it. A key at `<dir>/signing.key`, the old
+//! default, is still used (with a warning).
 //!
 //! # Records
 //!
@@ -97,7 +102,10 @@
 //! `anchor.json`: the raw line of the signed checkpoint that closes the last
 //! pruned segment. The next segment's first record must link to it, so the
 //! chain stays verifiable from the anchor. Each pruning is itself recorded
-//! (kind `prune`).
+//! (kind `prune`, naming the anchor's seq and hash), and that record is
+//! committed and signed by a checkpoint *before* the anchor is written and
+//! anything deleted: verify accepts an anchor only when the trail holds the
+//! signed `prune` record naming it.
 //!
 //! # Opening after a crash
 //!
@@ -127,7 +135,11 @@
 //! key (`checkpoint signed by key …`), deleted older segments (`first record
 //! is seq N, not 1, and there is no anchor.json`), a forged or swapped
 //! anchor (`anchor signature invalid`, `first record after the anchor does
-//! not link to it`) and garbage (`unparsable line`). An unterminated
+//! not link to it`), older segments deleted behind an anchor written around
+//! a genuine checkpoint (`no signed prune record made this anchor: records
+//! 1..=N are missing`) and garbage (`unparsable line`). Against a witness
+//! ([`verify_witnessed`]) also a cut tail, stripped checkpoints and a
+//! swapped key, up to the last witnessed checkpoint (see `witness`). An unterminated
 //! fragment at the very end of the last segment is not a break (it is what
 //! a reader racing the writer, or a crash before open recovers, looks like);
 //! the report counts its bytes.
@@ -145,10 +157,11 @@
 //!   restore), not against root on the gateway.
 //!
 //! Mitigations: frequent checkpoints (small `checkpoint-every` and
-//! `checkpoint-interval-ms`), and shipping checkpoint records and the public
-//! key off the box (to the SIEM, another ministry, paper): a verifier given
-//! `--public-key` from elsewhere and a recent checkpoint from elsewhere can
-//! detect both truncation and re-signing before that checkpoint.
+//! `checkpoint-interval-ms`), and witnesses: every checkpoint pushed to
+//! another gateway as it is made (`[audit.witness.*]`), so that
+//! `verify --witness` detects truncation, stripped checkpoints and
+//! re-signing up to the last witnessed checkpoint. What remains: the
+//! records after it, and whatever a key holder wrote before the first.
 //!
 //! # Keys
 //!
@@ -165,7 +178,9 @@
 //! bodies), `log` ([`AuditLog`]: the handle, open and close), `writer` (the
 //! group-commit thread and the checkpoint rules), `tail` (where
 //! the chain ends at open, crash recovery), `prune` (retention and anchors),
-//! `verify` and `query` (offline, read-only), `cli` (`yiwang audit`). The
+//! `verify` and `query` (offline, read-only), `witness` (what a witness
+//! holds, and verifying against it), `timestamp` (RFC 3161 requests and
+//! replies for checkpoints), `cli` (`yiwang audit`). The
 //! crate depends on nothing of the gateway's, so the offline tools work on
 //! a copied directory with no gateway around.
 
@@ -180,7 +195,9 @@ mod prune;
 mod query;
 mod record;
 mod tail;
+pub mod timestamp;
 mod verify;
+mod witness;
 mod writer;
 
 #[cfg(test)]
@@ -188,11 +205,16 @@ mod tests;
 
 pub use bodies::decrypt_bodies;
 pub use chain::{key_id, read_public_keys};
-pub use config::{AuditConfig, BodyCipher, HashAlg, UnknownCipher};
+pub use config::{AuditConfig, BodyCipher, HashAlg, UnknownCipher, WitnessConfig, WitnessProtocol};
 pub use error::AuditError;
 pub use log::{AuditLog, AuditStats};
 pub use prune::PruneReport;
 pub use query::{Query, Records, query};
 pub use record::{Body, BodyRecord, Entry, Kind, Record, UnknownKind};
 pub use verify::{Broken, VerifyReport, verify, verify_with_keys};
+pub use witness::{
+    Accepted, CheckpointPush, PendingCheckpoint, Refusal, WITNESS_FORMAT, WitnessCoverage,
+    WitnessDoc, WitnessError, WitnessStore, WitnessedCheckpoint, WitnessedTrail, checkpoints_after,
+    trail_id, verify_witnessed,
+};
 pub use writer::Receipt;

@@ -7,7 +7,7 @@
 use crate::bodies::body_key;
 use crate::chain::load_keys;
 use crate::layout::make_dir;
-use crate::prune::{PruneReport, Retention, prune_entry};
+use crate::prune::{PruneReport, Retention};
 use crate::tail::find_tail;
 use crate::writer::{Clock, Msg, Receipt, Shared, Writer};
 use crate::{AuditConfig, AuditError, Entry, HashAlg, Kind, key_id};
@@ -124,12 +124,7 @@ impl AuditLog {
             lock: Arc::default(),
         };
         let pruner_stop = match cfg.retention_days {
-            Some(_) => {
-                let tx = tx.clone();
-                Some(retention.clone().spawn(move |entry| {
-                    let _ = tx.send(Msg::Append { entry, reply: None });
-                })?)
-            }
+            Some(_) => Some(retention.clone().spawn(tx.clone())?),
             None => None,
         };
 
@@ -184,16 +179,26 @@ impl AuditLog {
     }
 
     /// Delete whole closed segments whose newest record is older than
-    /// `retention-days` before `now`, after verifying them and writing
-    /// `anchor.json` (the checkpoint closing the last one). Records a
-    /// `prune` entry when something was deleted. Without `retention-days`,
-    /// does nothing.
-    pub fn prune(&self, now: DateTime<Utc>) -> Result<PruneReport, AuditError> {
-        let report = self.retention.prune(now)?;
-        if let Some(entry) = prune_entry(&report) {
-            self.record(entry);
-        }
+    /// `retention-days` before `now`: verify them, commit a `prune` record
+    /// and a checkpoint signing it, then write `anchor.json` (the
+    /// checkpoint closing the last one) and delete. Without
+    /// `retention-days`, does nothing.
+    pub async fn prune(&self, now: DateTime<Utc>) -> Result<PruneReport, AuditError> {
+        let _guard = self.retention.lock.lock().await;
+        let mut report = PruneReport::default();
+        let Some(plan) = self.retention.plan(now, &mut report)? else {
+            return Ok(report);
+        };
+        self.append(self.retention.prune_entry(&plan)).await?;
+        self.checkpoint().await?;
+        self.retention.execute(plan, now, &mut report)?;
         Ok(report)
+    }
+
+    /// The seq of the last checkpoint made durable, changing with each
+    /// new one (what a witness push loop waits on).
+    pub fn checkpoints(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.checkpoint.subscribe()
     }
 
     pub fn stats(&self) -> AuditStats {

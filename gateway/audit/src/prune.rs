@@ -3,18 +3,28 @@
 //! (evidence of tampering is never pruned) and `anchor.json` holds the
 //! signed checkpoint closing the last of them, so the chain stays
 //! verifiable from there. The last segment, being written, is never pruned.
+//!
+//! The order matters: the `prune` record (naming the segments, the anchor's
+//! seq and hash, and the retention) is committed and signed by a checkpoint
+//! *before* `anchor.json` is written and anything deleted. `verify` accepts
+//! an anchor only when the trail after it holds that signed record, so
+//! deleting the first segments and writing an anchor around a genuine
+//! checkpoint (finding: old history deleted without the key) is a break. A
+//! crash between the record and the deletion leaves a harmless record and
+//! every segment; the next pruning does it again.
 
 use crate::chain::{parse_line, write_atomic};
 use crate::layout::sync_dir;
 use crate::layout::{ANCHOR, ANCHOR_FORMAT, Anchor, file_name, last_line, segments};
 use crate::verify::{Broken, Walker};
+use crate::writer::Msg;
 use crate::{AuditError, Entry, Kind};
 use chrono::{DateTime, Utc};
 use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 /// The pruner's first run after open, then its period.
@@ -40,7 +50,8 @@ pub(crate) struct Retention {
     pub dir: PathBuf,
     pub keys: Vec<VerifyingKey>,
     pub days: Option<u64>,
-    pub lock: Arc<Mutex<()>>,
+    /// Keeps two prunings (the hourly one, one asked for) apart.
+    pub lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The last segment to go, and the checkpoint that closes it.
@@ -52,14 +63,19 @@ struct Cut {
     hash: [u8; 32],
 }
 
+/// A pruning decided and verified, not yet done: what goes, and the
+/// checkpoint that will be the anchor.
+pub(crate) struct Plan {
+    cut: Cut,
+    going: Vec<(u64, PathBuf)>,
+    records: u64,
+}
+
 impl Retention {
-    /// Run [`Retention::prune`] about hourly on a thread of its own, handing
-    /// each `prune` record to `record`, until the returned sender is
-    /// dropped.
-    pub fn spawn(
-        self,
-        record: impl Fn(Entry) + Send + 'static,
-    ) -> Result<mpsc::Sender<()>, AuditError> {
+    /// Run a pruning about hourly on a thread of its own, committing each
+    /// `prune` record (and the checkpoint that signs it) through `tx`
+    /// before anything is deleted, until the returned sender is dropped.
+    pub fn spawn(self, tx: mpsc::Sender<Msg>) -> Result<mpsc::Sender<()>, AuditError> {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let dir = self.dir.clone();
         std::thread::Builder::new()
@@ -68,13 +84,8 @@ impl Retention {
                 let mut wait = PRUNE_FIRST;
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(wait) {
                     wait = PRUNE_EVERY;
-                    match self.prune(Utc::now()) {
-                        Ok(report) => {
-                            if let Some(entry) = prune_entry(&report) {
-                                record(entry);
-                            }
-                        }
-                        Err(e) => tracing::error!(error = %e, "audit retention failed"),
+                    if let Err(e) = self.prune_blocking(Utc::now(), &tx) {
+                        tracing::error!(error = %e, "audit retention failed");
                     }
                 }
             })
@@ -82,47 +93,102 @@ impl Retention {
         Ok(stop_tx)
     }
 
-    /// Delete the closed segments older than the retention before `now`.
-    pub fn prune(&self, now: DateTime<Utc>) -> Result<PruneReport, AuditError> {
+    /// [`Retention::plan`], the signed `prune` record through the writer,
+    /// then [`Retention::execute`] (from a thread that may block).
+    fn prune_blocking(
+        &self,
+        now: DateTime<Utc>,
+        tx: &mpsc::Sender<Msg>,
+    ) -> Result<PruneReport, AuditError> {
+        let _guard = self.lock.blocking_lock();
         let mut report = PruneReport::default();
+        let Some(plan) = self.plan(now, &mut report)? else {
+            return Ok(report);
+        };
+        let (cp_tx, cp_rx) = tokio::sync::oneshot::channel();
+        let entry = self.prune_entry(&plan);
+        let closed = |_| AuditError::Closed;
+        tx.send(Msg::Append { entry, reply: None })
+            .map_err(closed)?;
+        tx.send(Msg::Checkpoint { reply: cp_tx }).map_err(closed)?;
+        cp_rx.blocking_recv().map_err(|_| AuditError::Closed)??;
+        self.execute(plan, now, &mut report)?;
+        Ok(report)
+    }
+
+    /// Choose the closed segments older than the retention before `now`
+    /// and verify them; `None` when nothing is to go (`report` says why
+    /// when something was kept back).
+    pub fn plan(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut PruneReport,
+    ) -> Result<Option<Plan>, AuditError> {
         let Some(cutoff) = self
             .days
             .and_then(|days| i64::try_from(days).ok())
             .and_then(chrono::Duration::try_days)
             .and_then(|span| now.checked_sub_signed(span))
         else {
-            return Ok(report);
+            return Ok(None);
         };
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let segs = segments(&self.dir)?;
         // Never the last segment: it is being written.
         let closed = &segs[..segs.len().saturating_sub(1)];
-        let Some(cut) = choose(closed, cutoff, &mut report)? else {
-            return Ok(report);
+        let Some(cut) = choose(closed, cutoff, report)? else {
+            return Ok(None);
         };
-        let going = &closed[..cut.segments];
+        let going = closed[..cut.segments].to_vec();
         let mut w = Walker::new(&self.keys);
-        if let Some(b) = self.verify_going(&mut w, going)? {
+        if let Some(b) = self.verify_going(&mut w, &going)? {
             tracing::error!(broken = %b, "audit retention: not pruning a broken chain");
             report.kept_back = Some(format!("not pruned, the chain is broken at {b}"));
-            return Ok(report);
+            return Ok(None);
         }
         let records = w.finish(None).records;
-        self.write_anchor(&cut, going, now)?;
-        for (_, path) in going {
+        Ok(Some(Plan {
+            cut,
+            going,
+            records,
+        }))
+    }
+
+    /// The `prune` record of a plan: written, and signed by a checkpoint,
+    /// before the anchor exists (so an anchor without it is a forgery).
+    pub fn prune_entry(&self, plan: &Plan) -> Entry {
+        let names: Vec<String> = plan.going.iter().map(|(_, p)| file_name(p)).collect();
+        Entry::new(Kind::Prune).detail(json!({
+            "removed": names,
+            "records-removed": plan.records,
+            "anchor-seq": plan.cut.seq,
+            "anchor-hash": hex::encode(plan.cut.hash),
+            "retention-days": self.days,
+        }))
+    }
+
+    /// Write `anchor.json` and delete the planned segments (once their
+    /// `prune` record is signed).
+    pub fn execute(
+        &self,
+        plan: Plan,
+        now: DateTime<Utc>,
+        report: &mut PruneReport,
+    ) -> Result<(), AuditError> {
+        self.write_anchor(&plan.cut, &plan.going, now)?;
+        for (_, path) in &plan.going {
             std::fs::remove_file(path).map_err(|e| AuditError::io(path, e))?;
             report.removed.push(path.clone());
         }
         sync_dir(&self.dir)?;
-        report.records_removed = records;
-        report.anchor_seq = Some(cut.seq);
+        report.records_removed = plan.records;
+        report.anchor_seq = Some(plan.cut.seq);
         tracing::info!(
-            segments = cut.segments,
-            records,
-            anchor_seq = cut.seq,
+            segments = plan.going.len(),
+            records = plan.records,
+            anchor_seq = plan.cut.seq,
             "audit retention pruned old segments"
         );
-        Ok(report)
+        Ok(())
     }
 
     /// Walk the anchor (if any) and the segments about to go.
@@ -209,17 +275,4 @@ fn choose(
         });
     }
     Ok(cut)
-}
-
-/// The `prune` record of a pruning that deleted something.
-pub(crate) fn prune_entry(report: &PruneReport) -> Option<Entry> {
-    if report.removed.is_empty() {
-        return None;
-    }
-    let names: Vec<String> = report.removed.iter().map(|p| file_name(p)).collect();
-    Some(Entry::new(Kind::Prune).detail(json!({
-        "removed": names,
-        "records-removed": report.records_removed,
-        "anchor-seq": report.anchor_seq,
-    })))
 }

@@ -3,10 +3,12 @@
 
 use crate::chain::{self, CheckpointDetail, GENESIS, Split};
 use crate::layout::{ANCHOR, ANCHOR_FORMAT, Anchor, PUBLIC_KEYS, segments};
+use crate::witness::WitnessCoverage;
 use crate::{AuditError, HashAlg, Kind, Record, key_id, read_public_keys};
 use chrono::{DateTime, FixedOffset};
 use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -36,6 +38,9 @@ pub struct VerifyReport {
     pub unterminated_tail_bytes: u64,
     /// The first broken record, if any.
     pub broken: Option<Broken>,
+    /// With `--witness`: what the witnessed checkpoints covered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness: Option<WitnessCoverage>,
 }
 
 impl VerifyReport {
@@ -105,7 +110,8 @@ pub fn verify_with_keys(dir: &Path, keys: &[VerifyingKey]) -> Result<VerifyRepor
             return Ok(w.finish(Some(b)));
         }
     }
-    Ok(w.finish(None))
+    let unbacked = w.unbacked_anchor(&anchor);
+    Ok(w.finish(unbacked))
 }
 
 /// Walks records in order, checking each against the one before.
@@ -119,6 +125,13 @@ pub(crate) struct Walker<'k> {
     /// Accept the first record's seq and prev as they are (open's look at
     /// the last segment alone).
     trust_first: bool,
+    /// Anchor seqs named by `prune` records not yet followed by a
+    /// checkpoint, and those a verified checkpoint has signed.
+    unsigned_prunes: Vec<u64>,
+    signed_prunes: BTreeSet<u64>,
+    /// Checkpoint lines a witness holds, by seq: each must be met as is.
+    witnessed: Option<&'k BTreeMap<u64, Vec<u8>>>,
+    witnessed_matches: u64,
     report: VerifyReport,
 }
 
@@ -130,6 +143,10 @@ impl<'k> Walker<'k> {
             last: None,
             after_anchor: false,
             trust_first: false,
+            unsigned_prunes: Vec::new(),
+            signed_prunes: BTreeSet::new(),
+            witnessed: None,
+            witnessed_matches: 0,
             report: VerifyReport::default(),
         }
     }
@@ -140,6 +157,38 @@ impl<'k> Walker<'k> {
             trust_first: true,
             ..Walker::new(keys)
         }
+    }
+
+    /// A walker that also requires these lines (a witness's checkpoints)
+    /// at their seqs, byte for byte.
+    pub fn expecting(self, witnessed: &'k BTreeMap<u64, Vec<u8>>) -> Self {
+        Walker {
+            witnessed: Some(witnessed),
+            ..self
+        }
+    }
+
+    /// Witnessed checkpoints met, identical, so far.
+    pub fn witnessed_matches(&self) -> u64 {
+        self.witnessed_matches
+    }
+
+    /// The seq the chain walked so far ends at (the anchor's, or 0).
+    pub fn end_seq(&self) -> u64 {
+        self.last.map_or(0, |(seq, _)| seq)
+    }
+
+    /// A line the witness holds for `seq` that `bytes` is not.
+    fn unwitnessed(&mut self, seq: u64, bytes: &[u8]) -> Option<String> {
+        let held = self.witnessed?.get(&seq)?;
+        if held.as_slice() == bytes {
+            self.witnessed_matches += 1;
+            return None;
+        }
+        Some(format!(
+            "differs from the checkpoint the witness holds for seq {seq} \
+             (rewritten, re-signed, or a checkpoint stripped)"
+        ))
     }
 
     pub fn alg(&self) -> Option<HashAlg> {
@@ -159,6 +208,30 @@ impl<'k> Walker<'k> {
     /// parses, its hash holds and, for a checkpoint, its signature.
     pub fn lone_line(&mut self, bytes: &[u8]) -> bool {
         self.line(bytes, None).is_ok()
+    }
+
+    /// After a whole walk: an anchor is valid only when the trail holds the
+    /// signed `prune` record that made it; otherwise the records up to it
+    /// were deleted, not pruned.
+    pub fn unbacked_anchor(&self, path: &Path) -> Option<Broken> {
+        let anchor = self.report.anchor_seq?;
+        if self.signed_prunes.contains(&anchor) {
+            return None;
+        }
+        let from = self
+            .signed_prunes
+            .range(..anchor)
+            .next_back()
+            .map_or(1, |earlier| earlier + 1);
+        Some(Broken {
+            seq: Some(anchor),
+            file: path.to_path_buf(),
+            line: 1,
+            reason: format!(
+                "no signed prune record made this anchor: records {from}..={anchor} are missing \
+                 (segments deleted, not pruned by retention)"
+            ),
+        })
     }
 
     pub fn finish(mut self, broken: Option<Broken>) -> VerifyReport {
@@ -201,6 +274,9 @@ impl<'k> Walker<'k> {
                 seq,
                 "the anchor's seq or hash differ from its checkpoint",
             ));
+        }
+        if let Some(reason) = self.unwitnessed(rec.seq, anchor.checkpoint.as_bytes()) {
+            return Ok(broken(seq, &format!("the anchor {reason}")));
         }
         self.alg = Some(alg);
         self.last = Some((rec.seq, split.hash));
@@ -307,15 +383,24 @@ impl<'k> Walker<'k> {
                 "the segment is named for seq {named} but starts at seq {seq} (renamed?)"
             ));
         }
+        if let Some(reason) = self.unwitnessed(seq, bytes) {
+            return fail(reason);
+        }
         if rec.kind == Kind::Checkpoint {
             if let Err(fault) = self.check_checkpoint("checkpoint", alg, &rec, &split) {
                 return fail(fault.to_string());
             }
             self.report.checkpoints += 1;
+            self.signed_prunes.extend(self.unsigned_prunes.drain(..));
             self.report.last_checkpoint_seq = Some(seq);
             self.report.last_checkpoint_at = Some(rec.at);
             self.report.records_after_last_checkpoint = 0;
         } else {
+            if rec.kind == Kind::Prune
+                && let Some(anchor) = rec.detail.get("anchor-seq").and_then(|v| v.as_u64())
+            {
+                self.unsigned_prunes.push(anchor);
+            }
             self.report.records_after_last_checkpoint += 1;
         }
         self.alg = Some(alg);

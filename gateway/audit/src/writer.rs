@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub failures: AtomicU64,
     /// Messages sent to the writer (for tests).
     pub queued: AtomicU64,
+    /// The seq of the last checkpoint made durable (what witnesses follow).
+    pub checkpoint: tokio::sync::watch::Sender<u64>,
     #[cfg(test)]
     pub gate: (std::sync::Mutex<bool>, std::sync::Condvar),
 }
@@ -377,6 +379,9 @@ impl Writer {
                     .records
                     .fetch_add(self.waiting.len() as u64, Ordering::Relaxed);
                 for (reply, kind, receipt) in self.waiting.drain(..) {
+                    if kind == Kind::Checkpoint {
+                        self.shared.checkpoint.send_replace(receipt.seq);
+                    }
                     metrics::counter!("yiwang_audit_records_total", "kind" => kind.as_str())
                         .increment(1);
                     if let Some(r) = reply {

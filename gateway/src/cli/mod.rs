@@ -8,6 +8,7 @@
 mod adapter;
 mod adapter_sign;
 mod queue;
+mod witness;
 
 use adapter::AdapterCmd;
 use anyhow::{Context, Result};
@@ -107,7 +108,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Top::Serve { config } => serve(&config),
         Top::Queue(cmd) => queue::run(cmd),
         Top::Audit(cmd) => Ok(ExitCode::from(
-            u8::try_from(yiwang_audit::cli::run(cmd)?).unwrap_or(2),
+            u8::try_from(yiwang_audit::cli::run_with(cmd, Some(&witness::Fetcher))?).unwrap_or(2),
         )),
         Top::Schema { which } => {
             let schema = match which.as_str() {

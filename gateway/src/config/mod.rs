@@ -161,11 +161,26 @@ impl LoadedConfig {
         }
     }
 
+    /// What this gateway holds as a witness (`<data-dir>/witness/held`).
+    pub fn witness_dir(&self) -> PathBuf {
+        self.data_dir().join("witness/held")
+    }
+
+    /// The push side: the cursors of the witnesses it pushes to
+    /// (`<data-dir>/witness/pushed`) and a TSA's replies
+    /// (`<data-dir>/witness/timestamps`).
+    pub fn witness_push_dir(&self) -> PathBuf {
+        self.data_dir().join("witness")
+    }
+
     /// The audit settings with key paths resolved.
     pub fn audit_config(&self) -> AuditConfig {
         let mut out = self.config.audit.clone();
         out.dir = Some(self.audit_dir());
         out.signing_key_file = out.signing_key_file.map(|f| self.base.join(f));
+        // Outside the audit directory: a copy of the trail (a backup, the
+        // SIEM's, an auditor's) must not carry the key that can re-sign it.
+        out.default_signing_key_file = Some(self.data_dir().join("keys/audit-signing.key"));
         out.body_key_file = out.body_key_file.map(|f| self.base.join(f));
         out
     }

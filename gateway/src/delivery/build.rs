@@ -1,7 +1,8 @@
 //! From the checked configuration to a delivery service ready to start:
 //! the Wasm runtime, the audit trail, the mTLS transport (one client per
 //! network and subscriber), every network's adapter loaded in its sandbox,
-//! the subscribers and the routes. Nothing runs until [`Delivery::start`].
+//! the subscribers, the witnesses and the routes. Nothing runs until
+//! [`Delivery::start`].
 //!
 //! Adapters load side by side, and one that fails (is refused for its
 //! signature, does not compile, breaks the contract, or fails `describe`)
@@ -10,12 +11,15 @@
 //! fault of the configuration itself stops the start.
 
 use super::versions::ConfiguredAdapter;
+use super::witness::Witness;
 use super::{Alerts, Delivery, DeliveryOptions, NetworkRuntime, Routes, Subscriber, Versions};
 use crate::config::{LoadedConfig, NetworkConfig};
 use crate::runtime::{NetworkSandbox, Runtime, Services, SystemClock};
 use crate::store::{Destination, Store};
+use crate::tls::ClientTlsConfig;
 use crate::transport::{GatewayTransport, Transport};
 use anyhow::Context;
+use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -90,6 +94,7 @@ impl Delivery {
             tls_transport,
             alerts: Alerts::new(audit.clone()),
             audit,
+            witnesses: witnesses(config)?,
             yellow_ms: hours_ms(cfg.deadlines.yellow_hours),
             retention_ms: hours_ms(cfg.storage.retention_days.saturating_mul(24)),
             shutdown: CancellationToken::new(),
@@ -146,7 +151,31 @@ fn mtls_transport(config: &LoadedConfig) -> anyhow::Result<Arc<GatewayTransport>
                 .map_err(|e| anyhow::anyhow!("subscriber `{name}`: tls: {e}"))?;
         }
     }
+    for (name, w) in &cfg.audit.witness {
+        if let Some(tls) = &w.tls {
+            let tls = ClientTlsConfig::deserialize(tls.clone())
+                .map_err(|e| anyhow::anyhow!("[audit.witness.{name}.tls]: {e}"))?;
+            t.add(&Witness::transport_key(name), &config.client_tls(&tls))
+                .map_err(|e| anyhow::anyhow!("witness `{name}`: tls: {e}"))?;
+        }
+    }
     Ok(t)
+}
+
+/// The witnesses the trail's checkpoints are pushed to.
+fn witnesses(config: &LoadedConfig) -> anyhow::Result<Vec<Arc<Witness>>> {
+    let dir = config.witness_push_dir();
+    config
+        .config
+        .audit
+        .witness
+        .iter()
+        .map(|(name, w)| {
+            Witness::from_config(name, w, &dir)
+                .map(Arc::new)
+                .map_err(|e| anyhow::anyhow!("[audit.witness.{name}] url: {e}"))
+        })
+        .collect()
 }
 
 /// One network: its sandbox (endpoints, config, secrets and limits) and its

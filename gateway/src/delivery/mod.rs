@@ -35,6 +35,7 @@ pub mod start;
 pub mod versions;
 pub mod view;
 pub mod webhook;
+pub mod witness;
 
 pub use alert::{Alert, Alerts};
 pub use route::{RouteStep, Routes};
@@ -120,6 +121,8 @@ pub struct Delivery {
     pub alerts: Alerts,
     /// The tamper-evident audit trail.
     pub audit: Arc<AuditLog>,
+    /// Where its signed checkpoints are pushed (`[audit.witness.*]`).
+    witnesses: Vec<Arc<witness::Witness>>,
     yellow_ms: i64,
     retention_ms: i64,
     /// Cancelled when the service stops; every loop watches it.

@@ -1,7 +1,7 @@
 //! Starting the delivery service: recover what a crash interrupted, then
 //! spawn one dispatcher per destination (a network that is down holds its
 //! queue in alert), one poller per polled network that is up, the
-//! deadline monitor, housekeeping, and the watch that lifts a destination's
+//! deadline monitor, housekeeping, the witness push loops, and the watch that lifts a destination's
 //! TLS alert when its trust material changes. Later, a network that was
 //! down comes up here too: an installed adapter, or a resume that loads the
 //! configured one (or the swapped one a restart keeps), lifts its alert and
@@ -9,6 +9,7 @@
 
 use super::{
     Alert, Delivery, NetworkRuntime, ResumeError, VersionError, alert, backflow, dispatch, monitor,
+    witness,
 };
 use crate::store::Destination;
 use std::sync::Arc;
@@ -37,6 +38,9 @@ impl Delivery {
         }
         tasks.spawn(monitor::deadlines(self.clone()));
         tasks.spawn(monitor::housekeeping(self.clone()));
+        for w in &self.witnesses {
+            tasks.spawn(witness::run(self.clone(), w.clone()));
+        }
         if let Some(t) = &self.tls_transport {
             // New trust material for a destination lifts its alert.
             let delivery = Arc::downgrade(self);

@@ -35,6 +35,10 @@ pub fn router(state: AppState) -> Router {
             .route("/admin/networks/{network}/resume", post(resume))
             .route("/admin/audit", get(audit_records))
             .route("/admin/audit/verify", get(audit_verify))
+            .route(
+                "/admin/witness",
+                get(super::witness::get).post(super::witness::post),
+            )
             .route("/metrics", get(metrics))
             .route("/healthz", get(health)),
         state,

@@ -14,6 +14,7 @@ mod handshakes;
 mod intake;
 pub mod problem;
 mod refusals;
+mod witness;
 
 use crate::config::ListenerConfig;
 use crate::delivery::Delivery;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub delivery: Arc<Delivery>,
     pub policy: Arc<Policy>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// What this gateway holds as a witness of other gateways' trails.
+    pub witness: Arc<yiwang_audit::WitnessStore>,
 }
 
 impl AppState {

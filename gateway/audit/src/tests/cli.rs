@@ -30,6 +30,9 @@ async fn cli_verify_and_export() {
     let verify_cmd = || AuditCommand::Verify {
         dir: dir.path().to_path_buf(),
         public_key: Some(pubkey.clone()),
+        witness: None,
+        witness_client: Default::default(),
+        trails: Vec::new(),
         json: false,
     };
     let (code, out) = run(verify_cmd());

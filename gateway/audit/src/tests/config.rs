@@ -115,3 +115,78 @@ fn unknown_names_are_refused_with_the_list() {
         "{err}"
     );
 }
+
+/// The gateway's default key lives outside the audit directory, so a copy
+/// of the trail does not carry the key that can re-sign it; a key left
+/// inside by an older version is still the one used.
+#[tokio::test]
+async fn the_default_signing_key_is_outside_the_audit_directory() {
+    let root = tempfile::tempdir().expect("tmp");
+    let audit = root.path().join("audit");
+    let key = root.path().join("keys/audit-signing.key");
+    let outside = AuditConfig {
+        default_signing_key_file: Some(key.clone()),
+        ..cfg()
+    };
+    write_log(&audit, &outside, 3).await;
+    assert!(key.exists());
+    assert!(!audit.join("signing.key").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(key.parent().expect("keys")), 0o700);
+    let seed = crate::chain::read_hex32(&key).expect("seed");
+    let public = SigningKey::from_bytes(&seed).verifying_key();
+    assert_eq!(
+        read_public_keys(&audit.join("signing.pub")).expect("pub"),
+        vec![public]
+    );
+
+    // An older trail with its key inside keeps it (no key change).
+    let old = root.path().join("old-audit");
+    write_log(&old, &cfg(), 3).await;
+    assert!(old.join("signing.key").exists());
+    let elsewhere = AuditConfig {
+        default_signing_key_file: Some(root.path().join("keys2/audit-signing.key")),
+        ..cfg()
+    };
+    write_log(&old, &elsewhere, 3).await;
+    assert!(!root.path().join("keys2/audit-signing.key").exists());
+    assert!(of_kind(&old, Kind::KeyChange).is_empty());
+    assert!(verify(&old, None).expect("verify").intact());
+}
+
+#[test]
+fn a_witness_needs_https_with_tls_or_an_explicit_plaintext() {
+    let parse = |text: &str| -> AuditConfig { toml::from_str(text).expect("parses") };
+    let ok = parse(
+        "[witness.xm]\nurl = \"https://xm.example/admin/witness\"\n\
+         [witness.xm.tls]\nca = [\"ca.crt\"]\ncert = \"c.crt\"\nkey = \"c.key\"\n",
+    );
+    assert!(ok.check().is_empty(), "{:?}", ok.check());
+    assert_eq!(ok.witness["xm"].timeout_ms, 10_000);
+    let problems = parse(
+        "[witness.a]\nurl = \"https://a.example/admin/witness\"\n\
+         [witness.b]\nurl = \"http://b.example/admin/witness\"\n\
+         [witness.c]\nurl = \"ftp://c.example\"\ntimeout-ms = 0\n",
+    )
+    .check();
+    assert_eq!(
+        problems,
+        vec![
+            "[audit.witness.a] url is https but there is no [audit.witness.a.tls] (ca, cert, key)",
+            "[audit.witness.b] url \"http://b.example/admin/witness\" is plain http: set \
+             plaintext = true (a lab only) or use https",
+            "[audit.witness.c] url \"ftp://c.example\" must start with https:// (or http:// \
+             with plaintext = true)",
+            "[audit.witness.c] timeout-ms must be at least 1",
+        ]
+    );
+    let lab = parse("[witness.b]\nurl = \"http://b.example/w\"\nplaintext = true\n");
+    assert!(lab.check().is_empty());
+    // A TSA's reply is signed: plain HTTP is its usual way.
+    let tsa = parse("[witness.t]\nurl = \"http://tsa.example/tsr\"\nprotocol = \"rfc3161\"\n");
+    assert!(tsa.check().is_empty(), "{:?}", tsa.check());
+    assert_eq!(tsa.witness["t"].protocol, WitnessProtocol::Rfc3161);
+    assert!(toml::from_str::<AuditConfig>("[witness.x]\nurl = \"https://x\"\nurls = 1\n").is_err());
+}

@@ -18,7 +18,9 @@ mod crash_loop;
 mod prune;
 mod query;
 mod tail;
+mod timestamp;
 mod verify;
+mod witness;
 mod writer;
 
 fn cfg() -> AuditConfig {

@@ -21,6 +21,7 @@ async fn prune_leaves_a_verifiable_anchor() {
                 .single()
                 .expect("now"),
         )
+        .await
         .expect("prune");
     assert!(!report.removed.is_empty(), "{report:?}");
     assert!(report.removed.len() < files_before.len());
@@ -40,6 +41,9 @@ async fn prune_leaves_a_verifiable_anchor() {
     let cmd = AuditCommand::Verify {
         dir: dir.path().to_path_buf(),
         public_key: None,
+        witness: None,
+        witness_client: Default::default(),
+        trails: Vec::new(),
         json: false,
     };
     assert_eq!(run_to(cmd, &mut out).expect("cli"), 0);
@@ -93,7 +97,7 @@ async fn prune_without_retention_or_young_segments_does_nothing() {
     for i in 0..60 {
         log.append(entry(i)).await.expect("append");
     }
-    let report = log.prune(Utc::now()).expect("prune");
+    let report = log.prune(Utc::now()).await.expect("prune");
     assert!(report.removed.is_empty());
     assert!(!dir.path().join("anchor.json").exists());
     log.close().await.expect("close");
@@ -121,6 +125,7 @@ async fn prune_keeps_a_broken_segment_as_evidence() {
                 .single()
                 .expect("now"),
         )
+        .await
         .expect("prune");
     assert!(report.removed.is_empty(), "{report:?}");
     assert!(
@@ -134,4 +139,77 @@ async fn prune_keeps_a_broken_segment_as_evidence() {
     assert!(!dir.path().join("anchor.json").exists());
     log.close().await.expect("close");
     assert_eq!(broken(dir.path()).seq, Some(4));
+}
+
+/// Old history deleted without the key: the first segments removed and an
+/// `anchor.json` written around the genuine signed checkpoint that closed
+/// them, with retention off and no pruning — then the same with a forged,
+/// chained (but unsigned) `prune` record appended at the tail.
+#[tokio::test]
+async fn deleted_leading_segments_behind_a_forged_anchor_are_a_break() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = AuditConfig {
+        retention_days: None,
+        ..small_segments()
+    };
+    let log = AuditLog::open(dir.path(), &cfg).expect("open");
+    for i in 0..80 {
+        log.append(entry(i)).await.expect("append");
+    }
+    log.close().await.expect("close");
+    let files = segs(dir.path());
+    assert!(files.len() >= 4, "{files:?}");
+    let cut = &files[..3];
+    let closing = read_lines(&cut[2]).pop().expect("closing line");
+    let (split, rec) = crate::chain::parse_line(closing.as_bytes()).expect("line");
+    assert_eq!(rec.kind, Kind::Checkpoint);
+    let anchor = json!({
+        "format": "yiwang-audit-anchor/1",
+        "seq": rec.seq,
+        "hash": hex::encode(split.hash),
+        "pruned-at": "2026-01-20T00:00:00Z",
+        "pruned-segments": cut.iter().map(|p| crate::layout::file_name(p)).collect::<Vec<_>>(),
+        "checkpoint": closing,
+    });
+    std::fs::write(dir.path().join("anchor.json"), anchor.to_string()).expect("anchor");
+    for f in cut {
+        std::fs::remove_file(f).expect("rm");
+    }
+    let b = broken(dir.path());
+    assert_eq!(b.seq, Some(rec.seq));
+    assert!(b.file.ends_with("anchor.json"), "{b}");
+    assert_eq!(
+        b.reason,
+        format!(
+            "no signed prune record made this anchor: records 1..={} are missing \
+             (segments deleted, not pruned by retention)",
+            rec.seq
+        )
+    );
+
+    // A `prune` record naming the anchor, chained at the tail but signed by
+    // no checkpoint, does not make it valid.
+    let last = segs(dir.path()).pop().expect("last");
+    let mut lines = read_lines(&last);
+    let tail: Record = serde_json::from_str(lines.last().expect("tail")).expect("rec");
+    let forged = format!(
+        "{{\"seq\":{},\"at\":\"2026-01-20T00:00:00.000+08:00\",\"kind\":\"prune\",\
+         \"detail\":{{\"anchor-seq\":{}}},\"bodies\":[],\"prev\":\"{}\",\"hash\":\"{}\"}}",
+        tail.seq + 1,
+        rec.seq,
+        "0".repeat(64),
+        "0".repeat(64)
+    );
+    lines.push(forged);
+    let n = lines.len();
+    rehash(&mut lines, n - 1, HashAlg::Sha256);
+    write_lines(&last, &lines);
+    let r = verify(dir.path(), None).expect("verify");
+    assert_eq!(
+        r.last_seq,
+        Some(tail.seq + 1),
+        "the forged record chains: {r:?}"
+    );
+    let b = r.broken.expect("still broken");
+    assert!(b.reason.starts_with("no signed prune record"), "{b}");
 }

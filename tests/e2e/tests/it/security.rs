@@ -615,3 +615,404 @@ async fn certificates_and_crls_reload_without_a_restart_and_close_only_revoked_c
     );
     Ok(())
 }
+
+/// A free loopback port (bound, read, released), for a witness that must
+/// come back on the address its pushers were configured with.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `openssl ts` as an RFC 3161 time-stamping authority over plain HTTP
+/// (a throwaway key and timeStamping certificate in `dir`); its URL.
+async fn start_tsa(dir: std::path::PathBuf) -> Result<String> {
+    use http_body_util::BodyExt;
+    let openssl = |args: &[&str]| -> Result<()> {
+        let out = std::process::Command::new("openssl")
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .context("openssl (the test TSA) must be installed")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    };
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("tsa.cnf"),
+        "[tsa]\ndefault_tsa = t\n[t]\nserial = ./serial\ncrypto_device = builtin\n\
+         signer_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256\n\
+         ess_cert_id_alg = sha256\n[req]\ndistinguished_name = dn\nprompt = no\n\
+         [dn]\nCN = test-tsa\n[ext]\nbasicConstraints = critical,CA:false\n\
+         keyUsage = critical,digitalSignature\nextendedKeyUsage = critical,timeStamping\n",
+    )?;
+    std::fs::write(dir.join("serial"), "01\n")?;
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "tsa.key",
+        "-out",
+        "tsa.crt",
+        "-days",
+        "2",
+        "-config",
+        "tsa.cnf",
+        "-extensions",
+        "ext",
+    ])?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/tsr", listener.local_addr()?);
+    let dir = Arc::new(dir);
+    let answered = Arc::new(std::sync::Mutex::new(()));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (dir, answered) = (dir.clone(), answered.clone());
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let (dir, answered) = (dir.clone(), answered.clone());
+                    async move {
+                        let query = req.into_body().collect().await?.to_bytes();
+                        // One reply at a time: `openssl ts` keeps a serial file.
+                        let reply = tokio::task::spawn_blocking(move || {
+                            let _one = answered.lock().unwrap_or_else(|p| p.into_inner());
+                            std::fs::write(dir.join("q.tsq"), &query).ok()?;
+                            let ok = std::process::Command::new("openssl")
+                                .current_dir(dir.as_path())
+                                .args([
+                                    "ts",
+                                    "-reply",
+                                    "-queryfile",
+                                    "q.tsq",
+                                    "-signer",
+                                    "tsa.crt",
+                                    "-inkey",
+                                    "tsa.key",
+                                    "-config",
+                                    "tsa.cnf",
+                                    "-out",
+                                    "r.tsr",
+                                ])
+                                .output()
+                                .ok()?
+                                .status
+                                .success();
+                            ok.then(|| std::fs::read(dir.join("r.tsr")).ok()).flatten()
+                        })
+                        .await
+                        .ok()
+                        .flatten();
+                        let (status, body) = match reply {
+                            Some(r) => (200, r),
+                            None => (500, Vec::new()),
+                        };
+                        Ok::<_, hyper::Error>(
+                            http::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/timestamp-reply")
+                                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                                .unwrap_or_default(),
+                        )
+                    }
+                });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc),
+            );
+        }
+    });
+    Ok(url)
+}
+
+/// The (first) segment of a trail.
+fn dir_of_b_segment(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .min()
+        .context("segment")
+}
+
+/// The checkpoint seqs of a trail.
+fn checkpoint_seqs(dir: &std::path::Path) -> Result<Vec<u64>> {
+    let q = Query {
+        kind: Some(Kind::Checkpoint),
+        ..Query::default()
+    };
+    Ok(yiwang_audit::query(dir, &q)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .iter()
+        .map(|r| r.seq)
+        .collect())
+}
+
+/// The seqs a witness holds for its (only) trail, as its auditor reads them.
+async fn witnessed_seqs(witness: &yiwang_e2e::Client) -> Result<Vec<u64>> {
+    let (status, doc) = witness.get("/admin/witness").await?;
+    anyhow::ensure!(status == 200, "GET /admin/witness: {status} {doc}");
+    let doc: yiwang_audit::WitnessDoc = serde_json::from_value(doc)?;
+    Ok(doc
+        .trails
+        .iter()
+        .flat_map(|t| t.checkpoints.iter().map(|c| c.seq))
+        .collect())
+}
+
+/// Gateway B pushes its checkpoints to gateway A's witness API over mTLS:
+/// while A is down nothing is acknowledged and B serves on; once A is up
+/// every checkpoint arrives, and after B restarts those it signed at its
+/// stop too (nothing lost). A's answer, saved by A's auditor, then makes
+/// `yiwang audit verify --witness` find a tail cut off B's trail, which
+/// plain verify cannot; and A refuses a forked checkpoint signed with B's
+/// own key. B also has every checkpoint time-stamped by an RFC 3161 TSA
+/// (`openssl ts`), whose replies `openssl ts -verify` accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_witnesses_the_trail_and_a_cut_tail_is_found() -> Result<()> {
+    let port = free_port()?;
+    let tsa_dir = tempfile::tempdir()?;
+    let tsa = start_tsa(tsa_dir.path().to_path_buf()).await?;
+    let witness_listeners = format!(
+        "[listeners]\nintake = {{ addr = \"127.0.0.1:0\" }}\nadmin = {{ addr = \"127.0.0.1:{port}\" }}\n"
+    );
+    let mut a = World::prepare(vec![], "", "", &witness_listeners).await?;
+    let mut principals = default_principals(&[MR]);
+    principals.push_str(&format!(
+        "[audit]\ncheckpoint-every = 5\n[audit.witness.a]\nurl = \"https://127.0.0.1:{port}/admin/witness\"\n\
+         [audit.witness.a.tls]\nca = [{ca:?}]\ncert = {cert:?}\nkey = {key:?}\n\
+         [audit.witness.tsa]\nurl = {tsa:?}\nprotocol = \"rfc3161\"\n",
+        ca = a.pki.gateway_ca.cert_path,
+        cert = a.pki.auditor.cert_path,
+        key = a.pki.auditor.key_path,
+    ));
+    let mut b = world_with(&principals).await?;
+    let cursor = b.dir.path().join("data/witness/pushed/a.json");
+
+    // The witness is down: B serves, signs, and has nothing acknowledged.
+    let c = b.start_gateway().await?;
+    for n in 1..=3 {
+        let number = format!("WIT-000{n}");
+        assert_eq!(c.post("/v1/cases", &permit_case(&number)?).await?.0, 202);
+        c.wait_case(&number, WAIT, |v| delivery_state(v, MR) == "delivered")
+            .await?;
+    }
+    let signed = checkpoint_seqs(&b.audit_dir())?;
+    assert!(signed.len() >= 2, "{signed:?}");
+    assert!(
+        !cursor.exists(),
+        "nothing acknowledged while the witness is down"
+    );
+
+    // Up: every checkpoint arrives, in order.
+    a.start_gateway().await?;
+    let witness = a.admin_as(&a.pki.auditor)?;
+    let long = Duration::from_secs(90);
+    until(long, "the witness to hold B's checkpoints", || async {
+        let held = witnessed_seqs(&witness).await.ok()?;
+        held.contains(signed.last()?).then_some(())
+    })
+    .await?;
+    b.stop_gateway().await;
+    // The checkpoint signed at B's stop is pushed after its restart.
+    let before_restart = checkpoint_seqs(&b.audit_dir())?;
+    b.start_gateway().await?;
+    let held = until(
+        long,
+        "the witness to hold the stop's checkpoint",
+        || async {
+            let held = witnessed_seqs(&witness).await.ok()?;
+            let last = *before_restart.last()?;
+            held.contains(&last).then_some(held)
+        },
+    )
+    .await?;
+    // The TSA has time-stamped each of them too.
+    let stamps = b.dir.path().join("data/witness/timestamps/tsa");
+    until(long, "a time-stamp of every checkpoint", || async {
+        held.iter()
+            .all(|seq| stamps.join(format!("{seq}.tsr")).exists())
+            .then_some(())
+    })
+    .await?;
+    b.stop_gateway().await;
+    let all = checkpoint_seqs(&b.audit_dir())?;
+    assert_eq!(
+        held,
+        all[..held.len()].to_vec(),
+        "every checkpoint, in order, none lost"
+    );
+
+    let first = held[0];
+    let line = std::fs::read_to_string(&dir_of_b_segment(&b.audit_dir())?)?
+        .lines()
+        .find(|l| l.starts_with(&format!("{{\"seq\":{first},")))
+        .context("the first checkpoint's line")?
+        .to_string();
+    std::fs::write(tsa_dir.path().join("line"), &line)?;
+    let out = std::process::Command::new("openssl")
+        .args(["ts", "-verify", "-in"])
+        .arg(stamps.join(format!("{first}.tsr")))
+        .arg("-data")
+        .arg(tsa_dir.path().join("line"))
+        .arg("-CAfile")
+        .arg(tsa_dir.path().join("tsa.crt"))
+        .output()?;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Verification: OK"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A's auditor saves what A holds; B's trail verifies against it.
+    let (status, doc) = witness.get("/admin/witness").await?;
+    assert_eq!(status, 200);
+    let saved = b.dir.path().join("witness.json");
+    std::fs::write(&saved, serde_json::to_vec(&doc)?)?;
+    let dir = b.audit_dir();
+    let url = format!("https://127.0.0.1:{port}/admin/witness");
+    let verify = |witness: Option<&str>| -> Result<(i32, String)> {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_yiwang-under-test"));
+        cmd.args(["audit", "verify"]).arg(&dir);
+        match witness {
+            Some("url") => {
+                cmd.args(["--witness", &url, "--witness-ca"])
+                    .arg(&a.pki.gateway_ca.cert_path)
+                    .arg("--witness-cert")
+                    .arg(&a.pki.auditor.cert_path)
+                    .arg("--witness-key")
+                    .arg(&a.pki.auditor.key_path);
+            }
+            Some(_) => {
+                cmd.arg("--witness").arg(&saved);
+            }
+            None => {}
+        }
+        let out = cmd.output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
+    };
+    let (code, out) = verify(Some("file"))?;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("witnessed:"), "{out}");
+
+    // Cut the tail just before the last witnessed checkpoint: a valid
+    // chain, so plain verify passes; the witness finds the cut.
+    let last_witnessed = *held.last().context("held")?;
+    let segment = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .max()
+        .context("segment")?;
+    let text = std::fs::read_to_string(&segment)?;
+    let kept: String = text
+        .lines()
+        .take_while(|l| !l.starts_with(&format!("{{\"seq\":{last_witnessed},")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(kept.len() < text.len());
+    std::fs::write(&segment, kept)?;
+    let (code, out) = verify(None)?;
+    assert_eq!(code, 0, "plain verify cannot see a cut tail: {out}");
+    // Fetched from the witness itself, as its auditor.
+    let (code, out) = verify(Some("url"))?;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "the witness holds checkpoint seq {last_witnessed} but the trail ends"
+        )),
+        "{out}"
+    );
+
+    // A fork: B's own key signs another history up to a witnessed seq.
+    let forked = b.dir.path().join("forked");
+    let cfg = yiwang_audit::AuditConfig {
+        signing_key_file: Some(b.dir.path().join("data/keys/audit-signing.key")),
+        checkpoint_every: 1000,
+        ..Default::default()
+    };
+    let log = yiwang_audit::AuditLog::open(&forked, &cfg)?;
+    let mut seq = 1;
+    while seq + 1 < last_witnessed {
+        seq = log.append(yiwang_audit::Entry::new(Kind::Admin)).await?.seq;
+    }
+    assert_eq!(log.checkpoint().await?.seq, last_witnessed);
+    log.close().await?;
+    let push = yiwang_audit::checkpoints_after(&forked, last_witnessed - 1, 1)?
+        .pop()
+        .context("the forked checkpoint")?
+        .push;
+    let (status, body) = witness
+        .post("/admin/witness", &serde_json::to_value(&push)?)
+        .await?;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("a fork")),
+        "{body}"
+    );
+
+    // B itself, its trail cut back to before the first witnessed checkpoint
+    // and its cursor lost, goes on writing: its next checkpoint goes
+    // backwards for the witness, which refuses it, and B raises an alert.
+    let first_witnessed = held[0];
+    let text = std::fs::read_to_string(&segment)?;
+    let kept: String = text
+        .lines()
+        .take_while(|l| !l.starts_with(&format!("{{\"seq\":{first_witnessed},")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&segment, kept)?;
+    std::fs::remove_file(&cursor)?;
+    b.start_gateway().await?;
+    let refused = until(long, "B to raise the witness's refusal", || async {
+        let q = Query {
+            kind: Some(Kind::Alert),
+            ..Query::default()
+        };
+        let dir = b.audit_dir();
+        yiwang_audit::query(&dir, &q)
+            .filter_map(|r| r.ok())
+            .find(|r| r.detail.get("refused-seq").is_some())
+    })
+    .await?;
+    b.stop_gateway().await;
+    assert_eq!(refused.detail["witness"], "a", "{refused:?}");
+    assert_eq!(refused.detail["status"], 409, "{refused:?}");
+
+    a.stop_gateway().await;
+    let alerts = yiwang_audit::query(
+        &a.audit_dir(),
+        &Query {
+            kind: Some(Kind::Alert),
+            ..Query::default()
+        },
+    )
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let reasons: Vec<&str> = alerts
+        .iter()
+        .filter_map(|r| r.detail["reason"].as_str())
+        .collect();
+    assert_eq!(reasons.len(), 2, "each refusal is an alert: {alerts:?}");
+    assert!(reasons[0].ends_with("a fork"), "{reasons:?}");
+    assert!(reasons[1].contains("goes backwards"), "{reasons:?}");
+    Ok(())
+}
