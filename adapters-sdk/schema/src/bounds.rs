@@ -120,23 +120,72 @@ pub(crate) fn not_too_early(
     }
 }
 
-/// Reports a case timestamp more than [`FUTURE_SKEW_MAX_SECS`] after `now`.
-pub(crate) fn not_in_future(
+/// The window a case's timestamps must fall in against the caller's clock: not before
+/// `earliest` (never earlier than the schema's floor, 2000-01-01T00:00:00+08:00, which
+/// [`Case::validate`] checks on its own) and at most `max_ahead_s` seconds after `now`.
+/// A gateway narrows it from its configuration (`[gateway] earliest-case-time`,
+/// `max-clock-ahead-s`).
+///
+/// ```
+/// let now = chrono::Utc::now();
+/// let w = yiwang_schema::TimeWindow::at(now);
+/// assert_eq!(w.max_ahead_s, 300);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// The caller's clock.
+    pub now: DateTime<Utc>,
+    /// No timestamp before this.
+    pub earliest: DateTime<FixedOffset>,
+    /// No timestamp more than this many seconds after `now`.
+    pub max_ahead_s: i64,
+}
+
+impl TimeWindow {
+    /// The default window at `now`: from the schema's floor to
+    /// [`FUTURE_SKEW_MAX_SECS`] ahead.
+    pub fn at(now: DateTime<Utc>) -> Self {
+        let floor = DateTime::from_timestamp(EARLIEST_UNIX, 0)
+            .unwrap_or_default()
+            .with_timezone(&crate::BEIJING);
+        TimeWindow {
+            now,
+            earliest: floor,
+            max_ahead_s: FUTURE_SKEW_MAX_SECS,
+        }
+    }
+}
+
+/// Reports a case timestamp outside `window` (rule `timestamp_range`). A timestamp
+/// before the schema's floor is left to [`not_too_early`], so it is reported once.
+pub(crate) fn in_window(
     errors: &mut ValidationErrors,
     pointer: &str,
     t: &DateTime<FixedOffset>,
-    now: DateTime<Utc>,
+    window: &TimeWindow,
 ) {
-    let ahead = t.with_timezone(&Utc) - now;
-    if ahead > TimeDelta::seconds(FUTURE_SKEW_MAX_SECS) {
+    if t < &window.earliest && t.timestamp() >= EARLIEST_UNIX {
         errors.push(
             pointer,
             rule::TIMESTAMP_RANGE,
             format!(
-                "{} is {} s ahead of the gateway's clock ({}): at most {FUTURE_SKEW_MAX_SECS} s allowed",
+                "{} is before {}, the earliest case time this gateway accepts",
+                t.to_rfc3339(),
+                window.earliest.to_rfc3339()
+            ),
+        );
+    }
+    let ahead = t.with_timezone(&Utc) - window.now;
+    if ahead > TimeDelta::seconds(window.max_ahead_s) {
+        errors.push(
+            pointer,
+            rule::TIMESTAMP_RANGE,
+            format!(
+                "{} is {} s ahead of the gateway's clock ({}): at most {} s allowed",
                 t.to_rfc3339(),
                 ahead.num_seconds(),
-                now.with_timezone(&crate::BEIJING).to_rfc3339()
+                window.now.with_timezone(&crate::BEIJING).to_rfc3339(),
+                window.max_ahead_s
             ),
         );
     }
@@ -367,13 +416,13 @@ fn materials(errors: &mut ValidationErrors, pointer: &str, materials: &[Material
 
 impl Case {
     /// Checks the timestamps against the caller's clock: `submitted_at` and `accepted_at`
-    /// at most [`FUTURE_SKEW_MAX_SECS`] after `now` (rule `timestamp_range`). Pure: the
-    /// gateway passes its clock, tests a fixed instant.
-    pub fn validate_clock(&self, now: DateTime<Utc>) -> Result<(), ValidationErrors> {
+    /// inside `window` (rule `timestamp_range`). Pure: the gateway passes its clock and
+    /// configured window, tests a fixed one.
+    pub fn validate_clock(&self, window: &TimeWindow) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        not_in_future(&mut errors, "/submitted_at", &self.submitted_at, now);
+        in_window(&mut errors, "/submitted_at", &self.submitted_at, window);
         if let Some(t) = &self.accepted_at {
-            not_in_future(&mut errors, "/accepted_at", t, now);
+            in_window(&mut errors, "/accepted_at", t, window);
         }
         errors.into_result(())
     }
@@ -382,10 +431,10 @@ impl Case {
     /// reported at once.
     pub fn validate_at(
         &self,
-        now: DateTime<Utc>,
+        window: &TimeWindow,
     ) -> Result<Vec<ChecksumOverride>, ValidationErrors> {
         let checked = self.validate();
-        let clock = self.validate_clock(now);
+        let clock = self.validate_clock(window);
         match (checked, clock) {
             (Ok(applied), Ok(())) => Ok(applied),
             (Ok(_), Err(e)) | (Err(e), Ok(())) => Err(e),
@@ -398,10 +447,10 @@ impl Case {
 }
 
 impl CaseChange {
-    /// Checks `at` against the caller's clock: at most [`FUTURE_SKEW_MAX_SECS`] after `now`.
-    pub fn validate_clock(&self, now: DateTime<Utc>) -> Result<(), ValidationErrors> {
+    /// Checks `at` against the caller's clock: inside `window`.
+    pub fn validate_clock(&self, window: &TimeWindow) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        not_in_future(&mut errors, "/at", &self.at, now);
+        in_window(&mut errors, "/at", &self.at, window);
         errors.into_result(())
     }
 }

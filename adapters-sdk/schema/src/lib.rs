@@ -22,6 +22,7 @@ mod notice;
 mod parse;
 mod validate;
 
+pub use bounds::TimeWindow;
 pub use case::{
     Bureau, Case, ChecksumOverride, Contact, ItemRef, Material, Party, PartyKind, TimeLimit,
     TimeLimitUnit,

@@ -35,10 +35,10 @@ pub fn parse_case(json: &[u8]) -> Result<ValidatedCase, ValidationErrors> {
 /// ([`Case::validate_at`]): what an intake that knows the time calls.
 pub fn parse_case_at(
     json: &[u8],
-    now: chrono::DateTime<chrono::Utc>,
+    window: &crate::TimeWindow,
 ) -> Result<ValidatedCase, ValidationErrors> {
     let case: Case = from_json(json)?;
-    let overrides_applied = case.validate_at(now)?;
+    let overrides_applied = case.validate_at(window)?;
     Ok(ValidatedCase {
         case,
         overrides_applied,

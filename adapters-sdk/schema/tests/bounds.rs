@@ -9,7 +9,9 @@ use yiwang_schema::bounds::{
     ADDRESS_MAX, FORM_BYTES_MAX, FORM_DEPTH_MAX, FORM_KEY_MAX, FORM_KEYS_MAX, FORM_PROBLEMS_MAX,
     FUTURE_SKEW_MAX_SECS, IDENTIFIER_MAX, NAME_MAX, TEXT_MAX,
 };
-use yiwang_schema::{ValidationErrors, parse_case, parse_case_at, parse_case_change, rule};
+use yiwang_schema::{
+    TimeWindow, ValidationErrors, parse_case, parse_case_at, parse_case_change, rule,
+};
 
 fn testdata(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -73,7 +75,7 @@ fn every_example_case_is_within_bounds() {
         let json = std::fs::read(root.join(path)).unwrap();
         // A clock after every example's timestamps.
         let clock = DateTime::parse_from_rfc3339("2027-01-01T00:00:00+08:00").unwrap();
-        if let Err(e) = parse_case_at(&json, clock.with_timezone(&Utc)) {
+        if let Err(e) = parse_case_at(&json, &TimeWindow::at(clock.with_timezone(&Utc))) {
             panic!("{path}: {e}");
         }
     }
@@ -263,13 +265,49 @@ fn submitted_at_is_not_far_in_the_future_of_the_callers_clock() {
         *case.pointer_mut("/submitted_at").unwrap() = at(t);
         serde_json::to_vec(&case).unwrap()
     };
-    assert!(parse_case_at(&case("2026-11-20T12:05:00+08:00"), now()).is_ok());
-    let e = parse_case_at(&case("2026-11-20T12:05:01+08:00"), now()).unwrap_err();
+    assert!(parse_case_at(&case("2026-11-20T12:05:00+08:00"), &TimeWindow::at(now())).is_ok());
+    let e = parse_case_at(&case("2026-11-20T12:05:01+08:00"), &TimeWindow::at(now())).unwrap_err();
     assert!(e.contains("/submitted_at", rule::TIMESTAMP_RANGE), "{e}");
-    let e = parse_case_at(&case("2099-01-01T00:00:00+08:00"), now()).unwrap_err();
+    let e = parse_case_at(&case("2099-01-01T00:00:00+08:00"), &TimeWindow::at(now())).unwrap_err();
     assert!(e.contains("/submitted_at", rule::TIMESTAMP_RANGE), "{e}");
     // Without a clock, only the fixed epoch applies.
     passes(&case("2099-01-01T00:00:00+08:00"));
+}
+
+#[test]
+fn a_gateway_may_narrow_the_window_and_each_bound_is_reported_once() {
+    let case = |t: &str| {
+        let mut case = testdata("enterprise-establishment.json");
+        case.as_object_mut().unwrap().remove("accepted_at");
+        *case.pointer_mut("/submitted_at").unwrap() = at(t);
+        serde_json::to_vec(&case).unwrap()
+    };
+    let window = TimeWindow {
+        earliest: chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00+08:00").unwrap(),
+        max_ahead_s: 60,
+        ..TimeWindow::at(now())
+    };
+    assert!(parse_case_at(&case("2025-01-01T00:00:00+08:00"), &window).is_ok());
+    let e = parse_case_at(&case("2024-12-31T23:59:59+08:00"), &window).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert!(e.contains("/submitted_at", rule::TIMESTAMP_RANGE), "{e}");
+    assert!(
+        e.to_string()
+            .contains("the earliest case time this gateway accepts"),
+        "{e}"
+    );
+    // Before the schema's own floor: reported by the floor only.
+    let e = parse_case_at(&case("1999-12-31T00:00:00+08:00"), &window).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert!(
+        e.to_string().contains("earliest plausible case timestamp"),
+        "{e}"
+    );
+    // Ahead: 61 s is past a 60 s window that the default 300 s would allow.
+    let ahead = (now() + chrono::TimeDelta::seconds(61)).with_timezone(&yiwang_schema::BEIJING);
+    let e = parse_case_at(&case(&ahead.to_rfc3339()), &window).unwrap_err();
+    assert!(e.to_string().contains("at most 60 s allowed"), "{e}");
+    assert!(parse_case_at(&case(&ahead.to_rfc3339()), &TimeWindow::at(now())).is_ok());
 }
 
 #[test]

@@ -327,6 +327,23 @@ pub struct GatewaySection {
     /// (`shutdown-grace-ms = 15000`).
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_ms: u64,
+    /// The earliest time a case's `submitted_at` and `accepted_at`, and a
+    /// change's `at`, may name (`earliest-case-time =
+    /// "2024-01-01T00:00:00+08:00"`, a quoted RFC 3339 time). Default and
+    /// floor: 2000-01-01T00:00:00+08:00, the schema's own.
+    #[serde(default)]
+    pub earliest_case_time: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// How far ahead of this gateway's clock those times may be
+    /// (`max-clock-ahead-s = 300`).
+    #[serde(default = "default_max_clock_ahead")]
+    pub max_clock_ahead_s: i64,
+}
+
+/// The most `max-clock-ahead-s` may be: a day.
+pub const MAX_CLOCK_AHEAD_S: i64 = 86_400;
+
+fn default_max_clock_ahead() -> i64 {
+    300
 }
 
 /// The most a stop may wait: longer than any service manager waits.
@@ -341,6 +358,22 @@ impl Default for GatewaySection {
         GatewaySection {
             data_dir: PathBuf::from("data"),
             shutdown_grace_ms: default_shutdown_grace(),
+            earliest_case_time: None,
+            max_clock_ahead_s: default_max_clock_ahead(),
+        }
+    }
+}
+
+impl GatewaySection {
+    /// The window case timestamps must fall in at `now`.
+    pub fn time_window(&self, now: chrono::DateTime<chrono::Utc>) -> yiwang_schema::TimeWindow {
+        let default = yiwang_schema::TimeWindow::at(now);
+        yiwang_schema::TimeWindow {
+            earliest: self
+                .earliest_case_time
+                .map_or(default.earliest, |t| t.max(default.earliest)),
+            max_ahead_s: self.max_clock_ahead_s.clamp(0, MAX_CLOCK_AHEAD_S),
+            ..default
         }
     }
 }

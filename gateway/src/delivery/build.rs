@@ -96,6 +96,7 @@ impl Delivery {
             audit,
             witnesses: witnesses(config)?,
             yellow_ms: hours_ms(cfg.deadlines.yellow_hours),
+            window: cfg.gateway.time_window(chrono::Utc::now()),
             retention_ms: hours_ms(cfg.storage.retention_days.saturating_mul(24)),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

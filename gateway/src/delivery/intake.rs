@@ -100,6 +100,15 @@ impl NewCase<'_> {
 }
 
 impl Delivery {
+    /// The window case timestamps must fall in now (`[gateway]
+    /// earliest-case-time`, `max-clock-ahead-s`).
+    pub fn time_window(&self) -> yiwang_schema::TimeWindow {
+        yiwang_schema::TimeWindow {
+            now: chrono::Utc::now(),
+            ..self.window
+        }
+    }
+
     /// Accept a case: refuse timestamps ahead of this gateway's clock (the
     /// schema's `timestamp_range`), route it, and store it with one job per
     /// route step in one durable write.
@@ -108,7 +117,7 @@ impl Delivery {
         case: yiwang_schema::Case,
         principal: &str,
     ) -> Result<Accepted, IntakeError> {
-        case.validate_clock(chrono::Utc::now())
+        case.validate_clock(&self.time_window())
             .map_err(IntakeError::Invalid)?;
         let code = case.item.code.clone();
         let steps = self
@@ -157,7 +166,7 @@ impl Delivery {
     pub async fn change(&self, case_number: &str, body: &[u8]) -> Result<Accepted, IntakeError> {
         let change = yiwang_schema::parse_case_change(body).map_err(IntakeError::Invalid)?;
         change
-            .validate_clock(chrono::Utc::now())
+            .validate_clock(&self.time_window())
             .map_err(IntakeError::Invalid)?;
         if change.case_number != case_number {
             return Err(IntakeError::CaseMismatch {

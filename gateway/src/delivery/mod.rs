@@ -124,6 +124,9 @@ pub struct Delivery {
     /// Where its signed checkpoints are pushed (`[audit.witness.*]`).
     witnesses: Vec<Arc<witness::Witness>>,
     yellow_ms: i64,
+    /// `[gateway] earliest-case-time` and `max-clock-ahead-s` (its `now`
+    /// is replaced at each use: [`Delivery::time_window`]).
+    window: yiwang_schema::TimeWindow,
     retention_ms: i64,
     /// Cancelled when the service stops; every loop watches it.
     shutdown: CancellationToken,

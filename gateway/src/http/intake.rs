@@ -110,7 +110,7 @@ async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> (AuditNote, Result<Response, Problem>) {
     let note = AuditNote::request(Kind::Intake, body.as_ref().ok().cloned());
-    let case = match read_case(&headers, body) {
+    let case = match read_case(&state, &headers, body) {
         Ok(case) => case,
         Err(p) => return (note, Err(p)),
     };
@@ -143,12 +143,16 @@ fn announce(accepted: &Accepted, caller: &Caller) -> impl Fn() + Send + Sync + '
 }
 
 /// The case in a submission's body, validated.
-fn read_case(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Case, Problem> {
+fn read_case(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Case, Problem> {
     let body = json_body(headers, body)?;
     // Every problem in one answer, the time window included (the gateway's
-    // clock); accepting checks the window again.
-    let validated =
-        yiwang_schema::parse_case_at(&body, chrono::Utc::now()).map_err(IntakeError::Invalid)?;
+    // clock and configured window); accepting checks the window again.
+    let validated = yiwang_schema::parse_case_at(&body, &state.delivery.time_window())
+        .map_err(IntakeError::Invalid)?;
     if !validated.overrides_applied.is_empty() {
         tracing::warn!(case = %validated.case.case_number, overrides = ?validated.overrides_applied, "case carries checksum overrides");
     }

@@ -32,6 +32,8 @@ impl Transport for Nowhere {
     }
 }
 
+use yiwang_gateway::delivery::intake::IntakeError;
+
 const TLS: &str = r#"
 [gateway]
 data-dir = "data"
@@ -64,6 +66,11 @@ plaintext = true
 /// A delivery service (built, not started) over a fresh store in `dir`,
 /// configured with `networks`.
 async fn service(dir: &Path, networks: &str) -> Arc<Delivery> {
+    service_in(dir, TLS, networks).await
+}
+
+/// [`service`] with its own `[gateway]` and `[tls]` tables.
+async fn service_in(dir: &Path, head: &str, networks: &str) -> Arc<Delivery> {
     std::fs::create_dir(dir.join("adapters")).expect("mkdir");
     for (from, to) in [
         (
@@ -85,7 +92,7 @@ async fn service(dir: &Path, networks: &str) -> Arc<Delivery> {
     .expect("pki");
     let publisher = crate::publish::Publisher::in_dir(dir);
     let trust = crate::publish::TRUST;
-    std::fs::write(dir.join("yiwang.toml"), format!("{TLS}{trust}{networks}"))
+    std::fs::write(dir.join("yiwang.toml"), format!("{head}{trust}{networks}"))
         .expect("write config");
     let config = Config::load(&dir.join("yiwang.toml")).unwrap_or_else(|e| panic!("{e}"));
     crate::publish::sign_networks(&publisher, &config).await;
@@ -367,4 +374,45 @@ async fn a_case_dated_ahead_of_the_gateway_clock_is_refused_and_not_stored() {
         .expect("accepted");
     let stored = delivery.store.case(&case.case_number).await.expect("read");
     assert!(stored.is_some(), "an accepted case is stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_narrows_the_time_window_by_its_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = TLS.replace(
+        "data-dir = \"data\"",
+        "data-dir = \"data\"\nearliest-case-time = \"2026-01-01T00:00:00+08:00\"\n\
+         max-clock-ahead-s = 0",
+    );
+    let delivery = service_in(dir.path(), &head, BACKFLOW).await;
+    let mut case: yiwang_schema::Case = serde_json::from_str(ENTERPRISE).expect("the example");
+    case.accepted_at = None;
+    let refused = |e: &yiwang_schema::ValidationErrors, says: &str| {
+        e.contains("/submitted_at", yiwang_schema::rule::TIMESTAMP_RANGE)
+            && e.to_string().contains(says)
+    };
+    // Before the configured earliest time (the schema alone allows 2025).
+    case.submitted_at =
+        chrono::DateTime::parse_from_rfc3339("2025-12-31T23:59:59+08:00").expect("time");
+    match delivery.accept(case.clone(), "bureau").await {
+        Err(IntakeError::Invalid(e)) => assert!(refused(&e, "2026-01-01T00:00:00+08:00"), "{e}"),
+        other => panic!("expected a timestamp_range refusal, got {other:?}"),
+    }
+    // A minute ahead: the default 300 s would allow it, 0 does not.
+    case.submitted_at = (chrono::Utc::now() + chrono::TimeDelta::seconds(60))
+        .with_timezone(&yiwang_schema::BEIJING);
+    match delivery.accept(case.clone(), "bureau").await {
+        Err(IntakeError::Invalid(e)) => assert!(refused(&e, "at most 0 s allowed"), "{e}"),
+        other => panic!("expected a timestamp_range refusal, got {other:?}"),
+    }
+    assert!(
+        delivery
+            .store
+            .case(&case.case_number)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    delivery.stop();
+    delivery.stopped().await;
 }

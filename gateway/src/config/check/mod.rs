@@ -41,6 +41,46 @@ pub(super) fn check(config: &Config, p: &mut Problems<'_>, base: &Path) {
     }
     runtime::check(config, p);
     check_shutdown_grace(config, p);
+    check_time_window(config, p);
+}
+
+/// `[gateway] earliest-case-time` between the schema's floor and now;
+/// `max-clock-ahead-s` between 0 and a day.
+fn check_time_window(config: &Config, p: &mut Problems<'_>) {
+    let g = &config.gateway;
+    let now = chrono::Utc::now();
+    let floor = yiwang_schema::TimeWindow::at(now).earliest;
+    if let Some(t) = g.earliest_case_time {
+        if t < floor {
+            p.at(
+                p.key_span("earliest-case-time"),
+                format!(
+                    "gateway.earliest-case-time {} is before the schema's floor {}: \
+                     no case can be earlier",
+                    t.to_rfc3339(),
+                    floor.to_rfc3339()
+                ),
+            );
+        } else if t > now {
+            p.at(
+                p.key_span("earliest-case-time"),
+                format!(
+                    "gateway.earliest-case-time {} is in the future: every case would be refused",
+                    t.to_rfc3339()
+                ),
+            );
+        }
+    }
+    let max = super::types::MAX_CLOCK_AHEAD_S;
+    if !(0..=max).contains(&g.max_clock_ahead_s) {
+        p.at(
+            p.key_span("max-clock-ahead-s"),
+            format!(
+                "gateway.max-clock-ahead-s {} is outside 0..={max} (the default is 300)",
+                g.max_clock_ahead_s
+            ),
+        );
+    }
 }
 
 /// `[gateway] shutdown-grace-ms`: 0 would abandon every call at once; more
