@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use crate::case::{Case, ChecksumOverride, Material, Party};
 use crate::change::{CaseChange, ChangeKind};
 use crate::error::{ValidationErrors, escape, rule};
+use crate::event::Event;
 
 pub use crate::limits::*;
 
@@ -127,8 +128,8 @@ pub(crate) fn not_too_early(
 /// `max-clock-ahead-s`).
 ///
 /// ```
-/// let now = chrono::Utc::now();
-/// let w = yiwang_schema::TimeWindow::at(now);
+/// let now = chrono::DateTime::parse_from_rfc3339("2026-11-20T12:00:00+08:00").unwrap();
+/// let w = yiwang_schema::TimeWindow::at(now.to_utc());
 /// assert_eq!(w.max_ahead_s, 300);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,6 +349,56 @@ pub(crate) fn change(errors: &mut ValidationErrors, c: &CaseChange) {
             text(errors, "/kind/reason", reason, Class::Text, Some(TEXT_MAX));
         }
     }
+}
+
+/// Checks every text field of a ministry event against the character policy (names and
+/// codes: no control or bidi characters; a reason: free text; a requested material: one
+/// line) and its lengths, and its earliest plausible time.
+pub(crate) fn event(errors: &mut ValidationErrors, e: &Event) {
+    not_too_early(errors, "/at", &e.at);
+    text(
+        errors,
+        "/network",
+        &e.network,
+        Class::Name,
+        Some(IDENTIFIER_MAX),
+    );
+    // Its length is checked with its format (≤ 128).
+    text(
+        errors,
+        "/network_case_number",
+        &e.network_case_number,
+        Class::Name,
+        None,
+    );
+    let d = &e.details;
+    optional_text(
+        errors,
+        "/details/reason",
+        d.reason.as_deref(),
+        Class::Text,
+        Some(TEXT_MAX),
+    );
+    for (i, s) in d.supplement.iter().enumerate() {
+        let p = format!("/details/supplement/{i}");
+        text(errors, &p, s, Class::Line, Some(NAME_MAX));
+    }
+    let id = Some(IDENTIFIER_MAX);
+    let cert = d.certificate_number.as_deref();
+    optional_text(
+        errors,
+        "/details/certificate_number",
+        cert,
+        Class::Name,
+        Some(NAME_MAX),
+    );
+    optional_text(
+        errors,
+        "/details/raw_status",
+        d.raw_status.as_deref(),
+        Class::Name,
+        id,
+    );
 }
 
 /// The case number, ID number (of a type with its own format) and phone keep their own

@@ -70,8 +70,9 @@ impl Case {
 
 impl Event {
     /// Checks an event: a network and a network case number (≤ 128 characters), a well-formed
-    /// unified case number when present, non-empty details, and a `sha256:` raw reference
-    /// that is a real digest. `at` always has an offset (the parser requires one); unlike
+    /// unified case number when present, non-empty details, a `sha256:` raw reference
+    /// that is a real digest, and the content bounds (no control or bidi characters in
+    /// names and codes, bounded lengths, not before 2000). `at` always has an offset (the parser requires one); unlike
     /// case timestamps it is not forced to +08:00.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut v = Validator::default();
@@ -115,6 +116,7 @@ impl Event {
         {
             v.sha256("/raw_ref", hex);
         }
+        crate::bounds::event(&mut v.errors, self);
         v.errors.into_result(())
     }
 }

@@ -325,3 +325,35 @@ fn case_changes_are_bounded_too() {
     assert!(e.contains("/at", rule::TIMESTAMP_RANGE), "{e}");
     assert!(e.contains("/kind/reason", rule::CONTROL_CHARACTER), "{e}");
 }
+
+#[test]
+fn ministry_events_get_the_character_policy_and_lengths() {
+    let event = |details: Value, number: &str| {
+        serde_json::to_vec(&json!({
+            "network": "fj-scjg",
+            "network_case_number": number,
+            "stage": "supplement_requested",
+            "at": "2026-11-20T09:30:00+08:00",
+            "details": details,
+        }))
+        .unwrap()
+    };
+    let good = json!({ "reason": "材料不全\n请补正", "supplement": ["营业执照副本"] });
+    assert!(yiwang_schema::parse_event(&event(good, "SCJG-2026-1")).is_ok());
+    let bad = json!({
+        "reason": "x\u{7}",
+        "supplement": ["a\nb"],
+        "certificate_number": "\u{202e}123",
+        "raw_status": "r".repeat(65),
+    });
+    let e = yiwang_schema::parse_event(&event(bad, "SCJG\u{0}1")).unwrap_err();
+    for (pointer, rule) in [
+        ("/details/reason", rule::CONTROL_CHARACTER),
+        ("/details/supplement/0", rule::CONTROL_CHARACTER),
+        ("/details/certificate_number", rule::BIDI_CONTROL),
+        ("/details/raw_status", rule::MAX_LENGTH),
+        ("/network_case_number", rule::CONTROL_CHARACTER),
+    ] {
+        assert!(e.contains(pointer, rule), "{pointer} {rule}: {e}");
+    }
+}

@@ -31,7 +31,8 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -241,10 +242,9 @@ pub(crate) async fn layer(State(f): State<Arc<Fairness>>, req: Request, next: Ne
         return f.refuse(&line, "max-concurrent-per-principal", problem);
     };
     let (parts, body) = req.into_parts();
-    let read = Limited::new(body, f.max_body).collect();
-    let bytes = match tokio::time::timeout(f.body_timeout, read).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+    let bytes = match read_body(body, f.max_body, f.body_timeout).await {
+        Read::Whole(bytes) => bytes,
+        Read::TooLarge => {
             let problem = Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
@@ -256,11 +256,11 @@ pub(crate) async fn layer(State(f): State<Arc<Fairness>>, req: Request, next: Ne
             ));
             return f.refuse(&line, "max-body-bytes", problem);
         }
-        Ok(Err(e)) => {
+        Read::Unreadable(e) => {
             let problem = Problem::bad_request("unreadable-body", e.to_string());
             return f.refuse(&line, "body", problem);
         }
-        Err(_) => {
+        Read::TimedOut => {
             let problem = Problem::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "body-timeout",
@@ -275,6 +275,51 @@ pub(crate) async fn layer(State(f): State<Arc<Fairness>>, req: Request, next: Ne
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// What reading a request body came to.
+enum Read {
+    Whole(Bytes),
+    TooLarge,
+    Unreadable(axum::Error),
+    TimedOut,
+}
+
+/// How long, and how many bytes, the rest of a too-large body is drained
+/// before the 413 goes out: a client still sending then reads the answer
+/// instead of a reset connection (a lingering close, bounded).
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 16 << 20;
+
+/// Read at most `max` bytes of `body` within `timeout`; past `max`, drain
+/// the rest within [`LINGER`] and [`LINGER_BYTES`] and say it is too large.
+async fn read_body(mut body: Body, max: usize, timeout: Duration) -> Read {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = BytesMut::new();
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Read::TimedOut,
+            Ok(None) => return Read::Whole(buf.freeze()),
+            Ok(Some(Err(e))) => return Read::Unreadable(e),
+            Ok(Some(Ok(frame))) => {
+                let Ok(data) = frame.into_data() else { continue };
+                if buf.len() + data.len() > max {
+                    break;
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    drop(buf);
+    let linger = tokio::time::Instant::now() + LINGER;
+    let mut drained = 0;
+    while drained < LINGER_BYTES {
+        match tokio::time::timeout_at(linger, body.frame()).await {
+            Ok(Some(Ok(frame))) => drained += frame.data_ref().map_or(0, Bytes::len),
+            _ => break,
+        }
+    }
+    Read::TooLarge
 }
 
 #[cfg(test)]

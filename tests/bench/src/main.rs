@@ -1,6 +1,7 @@
 //! `yiwang-bench`: the side-by-side benchmarks of issue 5 that need whole
 //! processes — P1 intake durability against PostgreSQL, P2 end to end
-//! against nginx, P4 isolation, P5 growth, P6 hostile neighbours. (P3, the adapter's cost against
+//! against nginx, P4 isolation, P5 growth, P6 hostile neighbours, P7 memory after
+//! hostile input. (P3, the adapter's cost against
 //! native code, is `cargo bench -p yiwang-gateway --bench adapter_cost`.)
 //!
 //! Each benchmark starts what it measures and its baseline itself, on
@@ -20,6 +21,7 @@ mod p2;
 mod p4;
 mod p5;
 mod p6;
+mod p7;
 mod postgres;
 
 use anyhow::Result;
@@ -32,7 +34,7 @@ pub const GATEWAY_ARG: &str = "__gateway";
 #[derive(Parser)]
 #[command(
     name = "yiwang-bench",
-    about = "Yiwang's side-by-side benchmarks (P1, P2, P4, P5, P6)"
+    about = "Yiwang's side-by-side benchmarks (P1, P2, P4, P5, P6, P7)"
 )]
 struct Cli {
     /// Smaller counts and shorter runs: a smoke run of every benchmark.
@@ -56,6 +58,8 @@ enum Which {
     P5,
     /// A healthy network and the intake under load next to each hostile neighbour.
     P6(p6::Args),
+    /// The gateway's memory after a hostile intake corpus, against valid cases.
+    P7,
 }
 
 /// Sizes of one run.
@@ -112,6 +116,9 @@ fn run(cli: &Cli) -> Result<()> {
             Which::P6(args) => p6::run(scale, args).await?,
             Which::All => p6::run(scale, &p6::Args::default()).await?,
             _ => {}
+        }
+        if all || matches!(which, Which::P7) {
+            p7::run(scale).await?;
         }
         anyhow::Ok(())
     })
