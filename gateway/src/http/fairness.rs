@@ -30,8 +30,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
 use bytes::{Bytes, BytesMut};
+use http::StatusCode;
 use http_body_util::BodyExt;
 use serde_json::json;
 use std::collections::HashMap;
@@ -302,7 +302,9 @@ async fn read_body(mut body: Body, max: usize, timeout: Duration) -> Read {
             Ok(None) => return Read::Whole(buf.freeze()),
             Ok(Some(Err(e))) => return Read::Unreadable(e),
             Ok(Some(Ok(frame))) => {
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 if buf.len() + data.len() > max {
                     break;
                 }
