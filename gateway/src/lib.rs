@@ -15,6 +15,7 @@ pub mod fixture;
 #[cfg(any(test, feature = "fuzz"))]
 pub mod fuzz;
 pub mod http;
+pub mod memory;
 pub mod policy;
 pub mod publisher;
 pub mod runtime;

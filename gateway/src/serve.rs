@@ -56,6 +56,10 @@ impl Gateway {
         options: DeliveryOptions,
     ) -> anyhow::Result<Gateway> {
         let metrics = metrics_handle();
+        let return_memory = config.config.gateway.return_memory;
+        if return_memory {
+            crate::memory::tune();
+        }
         let delivery = Delivery::build(config, store, options).await?;
         let listeners = &config.config.listeners;
         let tls = |name: &'static str, l: &crate::config::ListenerConfig| {
@@ -89,6 +93,9 @@ impl Gateway {
         };
         delivery.start().await?;
         let tasks = delivery.tasks();
+        if return_memory {
+            tasks.spawn(crate::memory::trim_until(delivery.stopping()));
+        }
         let intake_addr = intake.local_addr()?;
         let mut callback_addr = None;
         let mut admin_addr = None;

@@ -337,6 +337,14 @@ pub struct GatewaySection {
     /// (`max-clock-ahead-s = 300`).
     #[serde(default = "default_max_clock_ahead")]
     pub max_clock_ahead_s: i64,
+    /// Hand freed memory back to the operating system (`return-memory =
+    /// true`, the default; see `gateway::memory`).
+    #[serde(default = "default_true")]
+    pub return_memory: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The most `max-clock-ahead-s` may be: a day.
@@ -360,6 +368,7 @@ impl Default for GatewaySection {
             shutdown_grace_ms: default_shutdown_grace(),
             earliest_case_time: None,
             max_clock_ahead_s: default_max_clock_ahead(),
+            return_memory: true,
         }
     }
 }

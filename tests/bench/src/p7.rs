@@ -7,7 +7,9 @@
 //! `submitted_at` in year 0000 and 2099, a 5 MiB body. The question is not
 //! whether they are refused (the tests prove that) but whether the memory
 //! their parsing took is given back: RSS is sampled while the corpus runs,
-//! after it settles and after a minute idle.
+//! after it settles and after an idle period — for a gateway with
+//! `[gateway] return-memory = false` (glibc's allocator as it comes) and one
+//! with the default `true` (`gateway::memory`), one after the other.
 
 use crate::Scale;
 use crate::gateway::{GatewayProcess, Setup, free_port, route};
@@ -25,6 +27,62 @@ const ITEM: &str = "SC-QYKB-001";
 
 pub async fn run(scale: Scale) -> Result<()> {
     println!("\n== P7 memory after hostile input: refused cases against valid ones ==");
+    let kept = measure(scale, false).await?;
+    let returned = measure(scale, true).await?;
+    let template = case_json("enterprise-establishment.json", "P7")?;
+    let corpus = corpus(&template);
+    let bytes: usize = corpus.iter().map(|(_, b)| b.len()).sum();
+    println!(
+        "\nCorpus: {} bodies, {:.1} MiB a round, {} rounds ({} requests); as many valid \
+         cases before it. Each column is its own gateway, one after the other.",
+        corpus.len(),
+        bytes as f64 / 1048576.0,
+        returned.rounds,
+        returned.requests
+    );
+    for (answer, n) in &returned.answers {
+        println!("  {answer}: {n}");
+    }
+    println!(
+        "\n| RSS MiB | return-memory = false | ÷ after valid | return-memory = true (default) | ÷ after valid |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for (i, moment) in [
+        "started, settled",
+        "after the valid cases",
+        "peak during the hostile corpus",
+        "after the hostile corpus, settled",
+        "after a further idle period",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (a, b) = (kept.rss[i], returned.rss[i]);
+        println!(
+            "| {moment} | {a:.0} | {:.2} | {b:.0} | {:.2} |",
+            ratio(a, kept.rss[1]),
+            ratio(b, returned.rss[1])
+        );
+    }
+    println!(
+        "\nHostile requests answered at {:.0}/s and {:.0}/s; valid cases accepted at {:.0}/s \
+         and {:.0}/s.",
+        kept.hostile_rate, returned.hostile_rate, kept.valid_rate, returned.valid_rate
+    );
+    Ok(())
+}
+
+/// One gateway's figures: RSS at the five moments, rates, answers.
+struct Measured {
+    rss: [f64; 5],
+    rounds: u64,
+    requests: u64,
+    answers: BTreeMap<String, u64>,
+    valid_rate: f64,
+    hostile_rate: f64,
+}
+
+async fn measure(scale: Scale, return_memory: bool) -> Result<Measured> {
     let setup = Setup::new(&[NETWORK])?;
     let mut spec = NetworkSpec::market_regulation(NETWORK).with_breaker(1, 3_600_000);
     spec.poll_interval_ms = Some(3_600_000);
@@ -34,13 +92,20 @@ pub async fn run(scale: Scale) -> Result<()> {
         &[(spec, format!("https://127.0.0.1:{dead}"))],
         &route(ITEM, &[NETWORK]),
     )?;
+    let text = std::fs::read_to_string(&setup.config)?.replacen(
+        "data-dir = \"data\"\n",
+        &format!("data-dir = \"data\"\nreturn-memory = {return_memory}\n"),
+        1,
+    );
+    std::fs::write(&setup.config, text)?;
     let intake = setup.intake()?;
     let template = case_json("enterprise-establishment.json", "P7")?;
     let corpus = Arc::new(corpus(&template));
     let rounds: u64 = scale.pick(40, 4);
     let requests = rounds * corpus.len() as u64;
     let settle = Duration::from_secs(3);
-    let idle = Duration::from_secs(scale.pick(60, 5));
+    // Longer than the trim period (10 s), so a trim has run.
+    let idle = Duration::from_secs(scale.pick(30, 12));
 
     let gateway = GatewayProcess::spawn(&setup.config)?;
     tokio::time::sleep(settle).await;
@@ -117,34 +182,15 @@ pub async fn run(scale: Scale) -> Result<()> {
     tokio::time::sleep(idle).await;
     let after_idle = gateway.memory()?.rss_mib;
     gateway.stop()?;
-
-    let bytes: usize = corpus.iter().map(|(_, b)| b.len()).sum();
-    println!(
-        "\nCorpus: {} bodies, {:.1} MiB a round, {rounds} rounds ({requests} requests); \
-         as many valid cases before it.",
-        corpus.len(),
-        bytes as f64 / 1048576.0
-    );
-    for (answer, n) in answers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        println!("  {answer}: {n}");
-    }
-    println!("\n| moment | RSS MiB | ÷ after the valid cases |");
-    println!("|---|---:|---:|");
-    for (moment, mib) in [
-        ("started, settled", start),
-        ("after the valid cases", after_valid),
-        ("peak during the hostile corpus", peak),
-        ("after the hostile corpus, settled", after_hostile),
-        ("after a further idle period", after_idle),
-    ] {
-        println!("| {moment} | {mib:.0} | {:.2} |", ratio(mib, after_valid));
-    }
-    println!(
-        "\nHostile requests answered at {:.0}/s; valid cases accepted at {:.0}/s.",
-        hostile.rate(),
-        valid.rate()
-    );
-    Ok(())
+    let answers = answers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(Measured {
+        rss: [start, after_valid, peak, after_hostile, after_idle],
+        rounds,
+        requests,
+        answers,
+        valid_rate: valid.rate(),
+        hostile_rate: hostile.rate(),
+    })
 }
 
 /// The hostile bodies, each with a name for the report.
