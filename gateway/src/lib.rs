@@ -17,6 +17,7 @@ pub mod fuzz;
 pub mod http;
 pub mod policy;
 pub mod publisher;
+pub mod report;
 pub mod runtime;
 pub mod serve;
 pub mod store;

@@ -1,7 +1,8 @@
 //! The operators' API: queue, dead letters, replay, destinations, adapter
-//! hot swap, lifting a network's alert, Prometheus `/metrics`; and the
-//! auditors' read of the audit trail. Every route is authorized against the
-//! caller's grants, and every action that changes something is audited.
+//! hot swap, lifting a network's alert, Prometheus `/metrics`; the
+//! auditors' read of the audit trail; the double-entry report (`report.rs`).
+//! Every route is authorized against the caller's grants, and every action
+//! that changes something is audited.
 
 use super::AppState;
 use super::audit::AuditNote;
@@ -35,6 +36,10 @@ pub fn router(state: AppState) -> Router {
             .route("/admin/networks/{network}/resume", post(resume))
             .route("/admin/audit", get(audit_records))
             .route("/admin/audit/verify", get(audit_verify))
+            .route(
+                "/admin/reports/double-entry",
+                get(super::report::double_entry),
+            )
             .route(
                 "/admin/witness",
                 get(super::witness::get).post(super::witness::post),
