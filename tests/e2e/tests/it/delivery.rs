@@ -602,6 +602,26 @@ async fn double_entry_figures_are_the_case_s(w: &World, c: &Client, case: &str) 
     assert_eq!(status, 200, "{by_auditor}");
     let (status, p) = w.admin_as(&w.pki.bureau_fuzhou)?.get(path).await?;
     assert_eq!(status, 403, "{p}");
+    // Bad ranges are refused, naming the parameter.
+    let admin = w.admin().expect("admin");
+    for (query, names) in [
+        ("", "since"),
+        ("?since=yesterday", "since"),
+        (
+            "?since=2026-12-07T00:00:00Z&until=2026-12-06T00:00:00Z",
+            "until",
+        ),
+        ("?since=2026-12-07T00:00:00Z&period=week", "week"),
+    ] {
+        let (status, p) = admin
+            .get(&format!("/admin/reports/double-entry{query}"))
+            .await?;
+        assert_eq!(status, 400, "{query}: {p}");
+        assert!(
+            p["detail"].as_str().unwrap_or("").contains(names),
+            "{query}: {p}"
+        );
+    }
     // The answer is the typed shape the CLI, the demo and the console read.
     let typed: DoubleEntryReport = serde_json::from_value(report.clone())?;
     println!("{}\n{}", render::table(&typed), render::fields(&typed));
