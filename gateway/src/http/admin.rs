@@ -1,8 +1,7 @@
 //! The operators' API: queue, dead letters, replay, destinations, adapter
-//! hot swap, lifting a network's alert, Prometheus `/metrics`; the
-//! auditors' read of the audit trail; the double-entry report (`report.rs`).
-//! Every route is authorized against the caller's grants, and every action
-//! that changes something is audited.
+//! hot swap, lifting a network's alert, Prometheus `/metrics`; and the
+//! auditors' read of the audit trail. Every route is authorized against the
+//! caller's grants, and every action that changes something is audited.
 
 use super::AppState;
 use super::audit::AuditNote;
