@@ -33,6 +33,7 @@ pub use shape::{
 
 use crate::delivery::Delivery;
 use crate::delivery::view::rfc3339;
+use crate::runtime::Descriptor;
 use crate::store::{CaseQuery, Millis, StoreError};
 use std::collections::BTreeSet;
 
@@ -67,30 +68,35 @@ pub fn declarations(delivery: &Delivery) -> Declarations {
         .networks
         .iter()
         .map(|(name, network)| {
-            let declaration = match network.versions.current() {
-                None => Declaration::NotLoaded,
-                Some(adapter) => {
-                    let d = adapter.descriptor();
-                    let adapter = format!("{} {}", d.name, d.version);
-                    let rows: Vec<Row> = d
-                        .field_mappings
-                        .iter()
-                        .map(|m| Row {
-                            unified: m.unified.clone(),
-                            ministry: m.ministry.clone(),
-                            code_table: m.code_table.clone(),
-                        })
-                        .collect();
-                    if rows.is_empty() {
-                        Declaration::Empty { adapter }
-                    } else {
-                        Declaration::Declared { adapter, rows }
-                    }
-                }
-            };
-            (name.clone(), declaration)
+            let current = network.versions.current();
+            (
+                name.clone(),
+                declaration(current.as_ref().map(|a| a.descriptor())),
+            )
         })
         .collect()
+}
+
+/// What an adapter's `describe` declares (none: no adapter is loaded).
+pub fn declaration(descriptor: Option<&Descriptor>) -> Declaration {
+    let Some(d) = descriptor else {
+        return Declaration::NotLoaded;
+    };
+    let adapter = format!("{} {}", d.name, d.version);
+    let rows: Vec<Row> = d
+        .field_mappings
+        .iter()
+        .map(|m| Row {
+            unified: m.unified.clone(),
+            ministry: m.ministry.clone(),
+            code_table: m.code_table.clone(),
+        })
+        .collect();
+    if rows.is_empty() {
+        Declaration::Empty { adapter }
+    } else {
+        Declaration::Declared { adapter, rows }
+    }
 }
 
 /// The report over the cases accepted in the query's range.
@@ -140,4 +146,49 @@ pub async fn double_entry(
         cases_read: records.len() as u64,
         truncated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::FieldMapping;
+
+    fn descriptor(field_mappings: Vec<FieldMapping>) -> Descriptor {
+        Descriptor {
+            name: "tax".into(),
+            version: "0.1.0".into(),
+            network_kind: "signed-open-api".into(),
+            items: Vec::new(),
+            contract_version: "1.0.0".into(),
+            field_mappings,
+        }
+    }
+
+    #[test]
+    fn an_adapter_without_mappings_is_loaded_but_not_declared() {
+        assert_eq!(declaration(None), Declaration::NotLoaded);
+        assert_eq!(
+            declaration(Some(&descriptor(Vec::new()))),
+            Declaration::Empty {
+                adapter: "tax 0.1.0".into()
+            }
+        );
+        let mapping = FieldMapping {
+            unified: "/applicant/name".into(),
+            ministry: "nsrmc".into(),
+            code_table: None,
+            note: Some("dropped: the report does not read notes".into()),
+        };
+        assert_eq!(
+            declaration(Some(&descriptor(vec![mapping]))),
+            Declaration::Declared {
+                adapter: "tax 0.1.0".into(),
+                rows: vec![Row {
+                    unified: "/applicant/name".into(),
+                    ministry: "nsrmc".into(),
+                    code_table: None,
+                }],
+            }
+        );
+    }
 }
