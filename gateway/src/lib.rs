@@ -18,6 +18,7 @@ pub mod http;
 pub mod memory;
 pub mod policy;
 pub mod publisher;
+pub mod report;
 pub mod runtime;
 pub mod serve;
 pub mod store;

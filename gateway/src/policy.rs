@@ -11,6 +11,9 @@
 //! | `operator` | the admin operations in its `admin` list                            |
 //! | `auditor`  | read the audit trail (and what this gateway witnesses), nothing else |
 //!
+//! The double-entry report (figures, no case data) is read by auditors and
+//! by operators granted `read`.
+//!
 //! An operator granted `witness` (another gateway pushing its checkpoints
 //! here) may post to and read this gateway's witness, nothing else.
 //!
@@ -317,6 +320,8 @@ pub enum Action<'a> {
     Admin(AdminOp),
     /// Read or export the audit trail.
     ReadAudit,
+    /// Read the double-entry report.
+    ReadReport,
     /// Post checkpoints to this gateway's witness, or read what it holds.
     Witness,
     /// Liveness probe: any mapped principal.
@@ -341,6 +346,7 @@ impl fmt::Display for Action<'_> {
             Action::Callback { network } => write!(f, "post a callback for network {network}"),
             Action::Admin(op) => write!(f, "perform admin operation {}", op.as_str()),
             Action::ReadAudit => f.write_str("read the audit trail"),
+            Action::ReadReport => f.write_str("read the double-entry report"),
             Action::Witness => f.write_str("use the audit witness"),
             Action::Health => f.write_str("check health"),
         }
@@ -574,6 +580,14 @@ impl Policy {
                     "the audit trail is for auditor principals; its role is {role}"
                 ))),
             },
+            Action::ReadReport => match p.role {
+                Role::Auditor => Ok(()),
+                Role::Operator if p.admin.contains(&AdminOp::Read) => Ok(()),
+                _ => Err(deny(format!(
+                    "the double-entry report is for auditors and operators granted `read`; its \
+                     role is {role}"
+                ))),
+            },
             Action::Witness => match p.role {
                 Role::Auditor => Ok(()),
                 Role::Operator if p.admin.contains(&AdminOp::Witness) => Ok(()),
@@ -779,6 +793,27 @@ mod tests {
         assert!(e.rule.contains("granted `witness`"), "{e}");
         let bureau = p.identify(&id("fuzhou-bureau", &["yiwang://bureau/fuzhou"]));
         assert!(p.check(&bureau, Action::Witness).is_err());
+    }
+
+    #[test]
+    fn the_report_is_for_auditors_and_operators_granted_read() {
+        let p = policy();
+        let ops = p.identify(&id("ops-1", &[]));
+        assert!(p.check(&ops, Action::ReadReport).is_ok());
+        let audit = p.identify(&id("audit-1", &[]));
+        assert!(p.check(&audit, Action::ReadReport).is_ok());
+        // An operator without `read` (the witness peer), a bureau, a ministry: no.
+        let peer = p.identify(&id("peer-gateway", &[]));
+        let e = p
+            .check(&peer, Action::ReadReport)
+            .expect_err("no read grant");
+        assert!(e.rule.contains("granted `read`"), "{e}");
+        let bureau = p.identify(&id("fuzhou-bureau", &["yiwang://bureau/fuzhou"]));
+        let e = p.check(&bureau, Action::ReadReport).expect_err("bureau");
+        assert!(e.rule.contains("its role is bureau"), "{e}");
+        let ministry = p.identify(&id("public-security-push", &[]));
+        assert!(p.check(&ministry, Action::ReadReport).is_err());
+        assert!(p.check(&Caller::anonymous(), Action::ReadReport).is_err());
     }
 
     #[test]

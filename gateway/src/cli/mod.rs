@@ -3,17 +3,20 @@
 //!
 //! Here: the top-level commands, dispatch, and the commands that are one
 //! call each (`serve`, `config check`, `case validate`, `schema`). The
-//! adapter tools are in `adapter`, the admin API's client in `queue`.
+//! adapter tools are in `adapter`, the admin API's client in `queue` (and
+//! `report`, which uses it).
 
 mod adapter;
 mod adapter_sign;
 mod queue;
+mod report;
 mod witness;
 
 use adapter::AdapterCmd;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use queue::QueueCmd;
+use report::ReportCmd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -49,6 +52,10 @@ enum Top {
     /// its admin API).
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// Reports of a running gateway (through its admin API): what keying a
+    /// case once saves.
+    #[command(subcommand)]
+    Report(ReportCmd),
     /// Verify, query and export the tamper-evident audit trail (offline,
     /// read-only: point --dir at the gateway's <data-dir>/audit or a copy).
     #[command(subcommand)]
@@ -107,6 +114,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Top::Config(ConfigCmd::Check { file }) => config_check(&file),
         Top::Serve { config } => serve(&config),
         Top::Queue(cmd) => queue::run(cmd),
+        Top::Report(cmd) => report::run(cmd),
         Top::Audit(cmd) => Ok(ExitCode::from(
             u8::try_from(yiwang_audit::cli::run_with(cmd, Some(&witness::Fetcher))?).unwrap_or(2),
         )),

@@ -10,8 +10,9 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Where the running gateway's admin API is, and the operator's identity
-/// (the admin listener is mTLS: a client certificate mapped to an operator).
+/// Where the running gateway's admin API is, and the caller's identity
+/// (the admin listener is mTLS: a client certificate mapped to an operator,
+/// or to an auditor for `yiwang report`).
 #[derive(clap::Args)]
 pub(super) struct AdminAddr {
     /// Admin API base URL (`https://127.0.0.1:8441`).
@@ -105,7 +106,7 @@ struct DlqQuery {
 }
 
 /// `path?query`, the query form-encoded.
-fn with_query(path: &str, query: &impl Serialize) -> Result<String> {
+pub(super) fn with_query(path: &str, query: &impl Serialize) -> Result<String> {
     let query = serde_urlencoded::to_string(query).context("encode the query")?;
     Ok(if query.is_empty() {
         path.to_string()
@@ -165,7 +166,7 @@ pub(super) fn run(cmd: QueueCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn admin_base(at: &AdminAddr) -> Result<String> {
+pub(super) fn admin_base(at: &AdminAddr) -> Result<String> {
     if let Some(a) = &at.admin {
         return Ok(a.trim_end_matches('/').to_string());
     }
@@ -185,13 +186,13 @@ fn admin_base(at: &AdminAddr) -> Result<String> {
 
 /// An answer read as the shape the API publishes (`crate::wire`): a drift
 /// between server and client is an error here, not an empty listing.
-fn typed<T: serde::de::DeserializeOwned>(answer: serde_json::Value) -> Result<T> {
+pub(super) fn typed<T: serde::de::DeserializeOwned>(answer: serde_json::Value) -> Result<T> {
     serde_json::from_value(answer)
         .context("the admin API's answer is not the shape this client knows")
 }
 
 /// One request to the admin API; the JSON answer, or the problem it reported.
-fn admin_call(
+pub(super) fn admin_call(
     at: &AdminAddr,
     base: &str,
     method: http::Method,

@@ -210,6 +210,11 @@ impl Delivery {
         self.routes.get(item)
     }
 
+    /// Every item's configured route.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
     /// Lift the alert of a network (or `subscriber:<name>`) and wake its
     /// dispatcher. None if no such destination; else the alert that was
     /// lifted, if any. A network that is down keeps its alert: only an

@@ -40,6 +40,13 @@ impl Routes {
     pub fn get(&self, item: &str) -> Option<&[RouteStep]> {
         self.0.get(item).map(Vec::as_slice)
     }
+
+    /// Every item's route, by item code.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[RouteStep])> {
+        self.0
+            .iter()
+            .map(|(code, steps)| (code.as_str(), steps.as_slice()))
+    }
 }
 
 fn step(s: &crate::config::RouteStep) -> RouteStep {

@@ -36,6 +36,10 @@ pub fn router(state: AppState) -> Router {
             .route("/admin/audit", get(audit_records))
             .route("/admin/audit/verify", get(audit_verify))
             .route(
+                "/admin/reports/double-entry",
+                get(super::report::double_entry),
+            )
+            .route(
                 "/admin/witness",
                 get(super::witness::get).post(super::witness::post),
             )

@@ -14,6 +14,7 @@ mod handshakes;
 mod intake;
 pub mod problem;
 mod refusals;
+mod report;
 mod witness;
 
 use crate::config::ListenerConfig;

@@ -1,7 +1,8 @@
 //! `make demo`: four simulated ministry networks (one per protocol
 //! archetype), the gateway on `config/demo.toml`, a stand-in for the unified
 //! platform's webhook, and a few real cases — with their progress across
-//! networks printed as it happens. Ctrl-C stops it.
+//! networks printed as it happens. Ctrl-C prints the double-entry report
+//! over the demo's cases and stops it.
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -9,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::time::Duration;
 use yiwang_e2e::{Client, Pki, Webhook, case_json, permit_case, root, start_simulator};
+use yiwang_gateway::report::{DoubleEntryReport, render};
 use yiwang_simulator::SimConfig;
 
 const NETWORKS: &[(&str, &str, u16)] = &[
@@ -107,6 +109,7 @@ async fn main() -> Result<()> {
         demo.join("pki").display()
     );
 
+    let started = yiwang_gateway::store::now_millis();
     let intake = format!("https://{}", gateway.intake_addr);
     let client = Client::new(&intake, &pki, &pki.bureau_fuzhou)?;
     let mut cases = Vec::new();
@@ -194,6 +197,9 @@ async fn main() -> Result<()> {
             () = tokio::time::sleep(Duration::from_millis(300)) => {}
         }
     }
+    if let Some(admin) = gateway.admin_addr {
+        print_double_entry(&pki, admin, started).await;
+    }
     println!("\nstopping…");
     gateway.shutdown().await;
     match yiwang_audit::verify(&demo.join("data/audit"), None) {
@@ -212,6 +218,28 @@ async fn main() -> Result<()> {
         sim.shutdown().await;
     }
     Ok(())
+}
+
+/// The double-entry report over the demo's cases, as the operator reads it
+/// (`yiwang report double-entry` prints the same table).
+async fn print_double_entry(pki: &Pki, admin: std::net::SocketAddr, since: i64) {
+    let since = yiwang_gateway::delivery::view::rfc3339(since).unwrap_or_default();
+    let path = format!(
+        "/admin/reports/double-entry?since={}",
+        since.replace('+', "%2B")
+    );
+    let answer = match Client::new(format!("https://{admin}"), pki, &pki.operator) {
+        Ok(c) => c.get(&path).await,
+        Err(e) => Err(e),
+    };
+    let report = answer.and_then(|(status, body)| {
+        anyhow::ensure!(status == 200, "{status} {body}");
+        Ok(serde_json::from_value::<DoubleEntryReport>(body)?)
+    });
+    match report {
+        Ok(r) => println!("\n{}", render::table(&r)),
+        Err(e) => println!("\ndouble-entry report unavailable: {e:#}"),
+    }
 }
 
 /// What the edges refuse, shown live: each line is a real request.

@@ -9,6 +9,7 @@ use yiwang_e2e::{
     Client, LISTENERS, NetworkSpec, Webhook, World, case_json, delivery_state, eventually,
     permit_case,
 };
+use yiwang_gateway::report::{DoubleEntryReport, render};
 
 const MR: &str = "market-regulation";
 const ZJ: &str = "housing-construction";
@@ -584,7 +585,137 @@ async fn enterprise_establishment_crosses_three_protocols_with_the_licence_passe
     ] {
         assert!(text.contains(series), "/metrics lacks {series}");
     }
+    double_entry_figures_are_the_case_s(&w, &c, "QYKB-0001").await?;
     w.stop_gateway().await;
+    Ok(())
+}
+
+/// The double-entry report over the enterprise establishment just run
+/// (docs/operator-guide.md explains each figure field by field): the
+/// operator and the auditor read it, through the API and the CLI; a bureau
+/// may not.
+async fn double_entry_figures_are_the_case_s(w: &World, c: &Client, case: &str) -> Result<()> {
+    let path = "/admin/reports/double-entry?since=2000-01-01T00:00:00%2B08:00&period=total";
+    let (status, report) = w.admin().expect("admin").get(path).await?;
+    assert_eq!(status, 200, "{report}");
+    let (status, by_auditor) = w.admin_as(&w.pki.auditor)?.get(path).await?;
+    assert_eq!(status, 200, "{by_auditor}");
+    let (status, p) = w.admin_as(&w.pki.bureau_fuzhou)?.get(path).await?;
+    assert_eq!(status, 403, "{p}");
+    // Bad ranges are refused, naming the parameter.
+    let admin = w.admin().expect("admin");
+    for (query, names) in [
+        ("", "since"),
+        ("?since=yesterday", "since"),
+        (
+            "?since=2026-12-07T00:00:00Z&until=2026-12-06T00:00:00Z",
+            "until",
+        ),
+        ("?since=2026-12-07T00:00:00Z&period=week", "week"),
+    ] {
+        let (status, p) = admin
+            .get(&format!("/admin/reports/double-entry{query}"))
+            .await?;
+        assert_eq!(status, 400, "{query}: {p}");
+        assert!(
+            p["detail"].as_str().unwrap_or("").contains(names),
+            "{query}: {p}"
+        );
+    }
+    // The answer is the typed shape the CLI, the demo and the console read.
+    let typed: DoubleEntryReport = serde_json::from_value(report.clone())?;
+    println!("{}\n{}", render::table(&typed), render::fields(&typed));
+    let item = report["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["item"] == json!("SC-QYKB-001"))
+        .cloned()
+        .unwrap_or_default();
+    let keyed: Vec<(String, u64)> = item["networks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            let name = n["network"].as_str().unwrap_or("").to_string();
+            (name, n["keyed"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    let keyed_want = [
+        (MR.to_string(), 16),
+        ("tax".into(), 17),
+        ("public-security".into(), 16),
+    ];
+    assert_eq!(keyed, keyed_want, "{item}");
+    assert_eq!(item["keyed_once"], json!(18), "{item}");
+    assert_eq!(item["saved_per_case"], json!(49 + 2 - 18), "{item}");
+    // One case: 20 + 21 + 19 ministry fields (two materials each), 22
+    // unified fields, the licence number passed to two networks.
+    let total = &report["total"];
+    assert_eq!(total["cases"], json!(1), "{report}");
+    assert_eq!(total["keyed_into_networks"], json!(60), "{total}");
+    assert_eq!(total["keyed_once"], json!(22), "{total}");
+    assert_eq!(total["passed_along"], json!(2), "{total}");
+    assert_eq!(total["keyings_saved"], json!(40), "{total}");
+    assert_eq!(total["deliveries_not_counted"], json!(0), "{total}");
+    // What flowed back is what the case record holds.
+    let (_, v) = c.get(&format!("/v1/cases/{case}")).await?;
+    let nets: Vec<&Value> = v["networks"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, n)| n)
+        .collect();
+    let count = |f: &dyn Fn(&Value) -> u64| -> u64 { nets.iter().map(|n| f(n)).sum() };
+    let events = count(&|n| n["events"].as_array().map_or(0, |e| e.len() as u64));
+    let certificates = count(&|n| u64::from(n["certificate_number"].is_string()));
+    let decisions = count(&|n| u64::from(n["decision"].is_string()));
+    assert_eq!(total["ministry_case_numbers"], json!(3), "{total}");
+    assert_eq!(total["stage_changes"], json!(events), "{total}");
+    assert_eq!(total["certificate_numbers"], json!(certificates), "{total}");
+    assert_eq!(total["decisions"], json!(decisions), "{total}");
+    assert!(certificates >= 1 && events >= 3, "{v}");
+    assert_eq!(
+        total["results_flowed_back"],
+        json!(3 + events + certificates + decisions)
+    );
+    assert_eq!(by_auditor["total"], report["total"]);
+    // The CLI prints the same total, as the auditor, in CSV.
+    let admin = w
+        .gateway
+        .as_ref()
+        .and_then(|g| g.admin_addr)
+        .expect("admin");
+    let auditor = w.pki.auditor.clone();
+    let ca = w.pki.gateway_ca.cert_path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_yiwang-under-test"))
+            .args([
+                "report",
+                "double-entry",
+                "--since",
+                "2000-01-01",
+                "--format",
+                "csv",
+            ])
+            .args(["--admin", &format!("https://{admin}")])
+            .arg("--cert")
+            .arg(&auditor.cert_path)
+            .arg("--key")
+            .arg(&auditor.key_path)
+            .arg("--ca")
+            .arg(&ca)
+            .output()
+    })
+    .await??;
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = format!("total,*,1,60,22,2,40,3,{events},{decisions},{certificates},");
+    assert!(csv.lines().any(|l| l.starts_with(&want)), "{csv}");
     Ok(())
 }
 
