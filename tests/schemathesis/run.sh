@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 target=${CARGO_TARGET_DIR:-target}
-venv=${SCHEMATHESIS_VENV:-$target/schemathesis-venv}
+venv=$(realpath -m "${SCHEMATHESIS_VENV:-$target/schemathesis-venv}")
 max_examples=${MAX_EXAMPLES:-12}
 seed=${SCHEMATHESIS_SEED:-20261207}
 
@@ -40,6 +40,8 @@ done
 # shellcheck disable=SC1091
 . "$work/env"
 
+# schemathesis keeps a cache in its working directory: the scratch one.
+cd "$work"
 failed=0
 for listener in INTAKE CALLBACKS ADMIN; do
   url=${listener}_URL cert=${listener}_CERT key=${listener}_KEY
