@@ -7,9 +7,9 @@ CARGO ?= cargo
 PLUGINS := plugins
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 
-.PHONY: demo test setup fmt-check clippy unit plugins bench bench-deps fmt
+.PHONY: demo test setup fmt-check clippy unit api-conformance plugins bench bench-deps fmt
 
-test: setup fmt-check clippy unit
+test: setup fmt-check clippy unit api-conformance
 
 # The demo: four simulated ministry networks, the gateway on config/demo.toml,
 # real adapters, a few cases; prints progress until Ctrl-C.
@@ -33,6 +33,11 @@ unit:
 	$(CARGO) test --workspace
 	# The adapters' pure mapping tests, compiled natively (no component export).
 	cd $(PLUGINS) && $(CARGO) test --target $(HOST) --no-default-features
+
+# schemathesis (PyPI, pinned in tests/schemathesis/requirements.txt) against a
+# live gateway over mTLS, each listener from its own /openapi.json.
+api-conformance:
+	tests/schemathesis/run.sh
 
 # Build every adapter component (target/wasm32-wasip2/release/*.wasm in plugins/).
 plugins: setup

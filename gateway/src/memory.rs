@@ -44,10 +44,7 @@ pub fn trim() {
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[expect(
-    unsafe_code,
-    reason = "mallopt has no safe wrapper; see SAFETY below"
-)]
+#[expect(unsafe_code, reason = "mallopt has no safe wrapper; see SAFETY below")]
 fn set_mmap_threshold() {
     let threshold = libc::c_int::try_from(MMAP_THRESHOLD).unwrap_or(libc::c_int::MAX);
     // SAFETY: mallopt takes two integers and changes only the allocator's

@@ -326,6 +326,10 @@ pub enum Action<'a> {
     Witness,
     /// Liveness probe: any mapped principal.
     Health,
+    /// Read the listener's API description (`GET /openapi.json`): any
+    /// mapped principal of the listener; a certificate that maps to none
+    /// learns nothing of the API either.
+    ReadApiDescription,
 }
 
 impl fmt::Display for Action<'_> {
@@ -349,6 +353,7 @@ impl fmt::Display for Action<'_> {
             Action::ReadReport => f.write_str("read the double-entry report"),
             Action::Witness => f.write_str("use the audit witness"),
             Action::Health => f.write_str("check health"),
+            Action::ReadApiDescription => f.write_str("read the API description"),
         }
     }
 }
@@ -521,7 +526,7 @@ impl Policy {
         };
         let role = p.role.as_str();
         match action {
-            Action::Health => Ok(()),
+            Action::Health | Action::ReadApiDescription => Ok(()),
             Action::Submit { item, bureau } => {
                 submitter(p).map_err(|e| deny(e.to_string()))?;
                 if !p.items.allows(item) {
@@ -730,6 +735,12 @@ mod tests {
         let e = p.check(&c, Action::Search).expect_err("unmapped");
         assert!(e.rule.contains("matches no principal"), "{e}");
         assert!(e.principal.starts_with("unmapped:CN=fuzhou-bureau"), "{e}");
+        let e = p
+            .check(&c, Action::ReadApiDescription)
+            .expect_err("nobody reads the API description");
+        assert!(e.rule.contains("matches no principal"), "{e}");
+        let ministry = p.identify(&id("public-security-push", &[]));
+        assert!(p.check(&ministry, Action::ReadApiDescription).is_ok());
     }
 
     #[test]

@@ -166,7 +166,7 @@ pub fn key_id(key: &VerifyingKey) -> String {
 }
 
 /// A detached signature, as kept in its file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdapterSignature {
     pub format: String,

@@ -41,7 +41,7 @@ pub fn trail_id(key: &VerifyingKey) -> String {
 }
 
 /// What a gateway posts to a witness: one checkpoint and the key it claims.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct CheckpointPush {
     /// The signing public key, 64 hex chars.
@@ -51,7 +51,7 @@ pub struct CheckpointPush {
 }
 
 /// One checkpoint as a witness holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct WitnessedCheckpoint {
     /// The checkpoint record's seq.
@@ -67,7 +67,7 @@ pub struct WitnessedCheckpoint {
 }
 
 /// Everything a witness holds for one trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct WitnessedTrail {
     pub trail_id: String,
@@ -86,7 +86,7 @@ impl WitnessedTrail {
 
 /// What a witness holds: its `GET` answer, and the file `verify --witness`
 /// reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct WitnessDoc {
     pub format: String,
@@ -174,7 +174,7 @@ fn parse_key(hex_key: &str) -> Option<VerifyingKey> {
 }
 
 /// What [`WitnessStore::accept`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct Accepted {
     pub trail_id: String,

@@ -37,7 +37,7 @@ pub enum AdminError {
 }
 
 /// Which jobs a listing or replay covers.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobFilter {
     /// A network name (or `subscriber:<name>` for a subscriber).
@@ -79,7 +79,7 @@ impl JobFilter {
 }
 
 /// A replay request.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     #[serde(default)]

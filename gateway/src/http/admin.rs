@@ -5,6 +5,7 @@
 
 use super::AppState;
 use super::audit::AuditNote;
+use super::openapi::{Describe, Edge, NetworkPath, finish, op};
 use super::problem::Problem;
 use crate::delivery::admin::{self, JobFilter, ReplayRequest};
 use crate::delivery::{ResumeError, VersionError};
@@ -14,6 +15,8 @@ use crate::wire::{
     AdapterSwapped, AuditVerified, DeadLettersAnswer, DestinationsAnswer, LiftedAlert, QueueAnswer,
     ReplayAnswer, Resumed,
 };
+use aide::axum::ApiRouter;
+use aide::transform::TransformOperation;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -25,28 +28,173 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub fn router(state: AppState) -> Router {
-    super::audited(
-        Router::new()
-            .route("/admin/queue", get(queue))
-            .route("/admin/dlq", get(dlq))
-            .route("/admin/replay", post(replay))
-            .route("/admin/destinations", get(destinations))
-            .route("/admin/networks/{network}/adapter", put(swap_adapter))
-            .route("/admin/networks/{network}/resume", post(resume))
-            .route("/admin/audit", get(audit_records))
-            .route("/admin/audit/verify", get(audit_verify))
-            .route(
-                "/admin/reports/double-entry",
-                get(super::report::double_entry),
-            )
-            .route(
-                "/admin/witness",
-                get(super::witness::get).post(super::witness::post),
-            )
-            .route("/metrics", get(metrics))
-            .route("/healthz", get(health)),
-        state,
-    )
+    super::audited(finish(routes(), Edge::Admin).0, state)
+}
+
+/// The routes, each with its description (see [`super::openapi`]).
+pub(super) fn routes() -> ApiRouter<AppState> {
+    let read = "Requires the `read` admin grant.";
+    ApiRouter::new()
+        .route("/admin/queue", get(queue))
+        .api_route_docs(
+            "/admin/queue",
+            op("get", TAG, "listQueue", |o| {
+                o.summary("Jobs not yet delivered (oldest first)")
+                    .description(read)
+                    .input::<Query<JobFilter>>()
+                    .response_with::<200, Json<QueueAnswer>, _>(|r| r.description("The jobs."))
+            }),
+        )
+        .route("/admin/dlq", get(dlq))
+        .api_route_docs(
+            "/admin/dlq",
+            op("get", TAG, "listDeadLetters", |o| {
+                o.summary("Dead letters, with their attempts and the case")
+                    .description(read)
+                    .input::<Query<JobFilter>>()
+                    .response_with::<200, Json<DeadLettersAnswer>, _>(|r| {
+                        r.description("The dead letters.")
+                    })
+            }),
+        )
+        .route("/admin/replay", post(replay))
+        .api_route_docs("/admin/replay", op("post", TAG, "replay", describe_replay))
+        .route("/admin/destinations", get(destinations))
+        .api_route_docs(
+            "/admin/destinations",
+            op("get", TAG, "listDestinations", |o| {
+                o.summary("Every network and subscriber: queue depth, adapter, alert")
+                    .description(read)
+                    .response_with::<200, Json<DestinationsAnswer>, _>(|r| {
+                        r.description("Keyed `network:<name>` / `subscriber:<name>`.")
+                    })
+            }),
+        )
+        .route("/admin/networks/{network}/adapter", put(swap_adapter))
+        .api_route_docs(
+            "/admin/networks/{network}/adapter",
+            op("put", TAG, "swapAdapter", describe_swap),
+        )
+        .route("/admin/networks/{network}/resume", post(resume))
+        .api_route_docs(
+            "/admin/networks/{network}/resume",
+            op("post", TAG, "resumeNetwork", describe_resume),
+        )
+        .route("/admin/audit", get(audit_records))
+        .api_route_docs("/admin/audit", op("get", TAG, "queryAudit", describe_audit))
+        .route("/admin/audit/verify", get(audit_verify))
+        .api_route_docs(
+            "/admin/audit/verify",
+            op("get", TAG, "verifyAudit", |o| {
+                o.summary("Verify the whole audit chain now")
+                    .description("Auditors.")
+                    .response_with::<200, Json<AuditVerified>, _>(|r| {
+                        r.description("The verifier's report and its verdict.")
+                    })
+            }),
+        )
+        .route(
+            "/admin/reports/double-entry",
+            get(super::report::double_entry),
+        )
+        .api_route_docs(
+            "/admin/reports/double-entry",
+            op("get", TAG, "getDoubleEntryReport", super::report::describe),
+        )
+        .route(
+            "/admin/witness",
+            get(super::witness::get).post(super::witness::post),
+        )
+        .api_route_docs(
+            "/admin/witness",
+            op("get", TAG, "getWitness", super::witness::describe_get),
+        )
+        .api_route_docs(
+            "/admin/witness",
+            op("post", TAG, "postWitness", super::witness::describe_post),
+        )
+        .route("/metrics", get(metrics))
+        .api_route_docs(
+            "/metrics",
+            op("get", TAG, "getMetrics", |o| {
+                o.summary("Prometheus metrics")
+                    .description(read)
+                    .raw_answer(200, "text/plain", "The Prometheus text format (0.0.4).")
+                    .problem(
+                        404,
+                        "Metrics are not enabled in this process (`not-found`).",
+                    )
+            }),
+        )
+        .route("/healthz", get(health))
+        .api_route_docs(
+            "/healthz",
+            op("get", TAG, "getHealth", |o| {
+                o.summary("Liveness (any principal)")
+                    .raw_answer(200, "text/plain", "`ok`.")
+            }),
+        )
+}
+
+const TAG: &str = "admin";
+
+fn describe_replay(o: TransformOperation<'_>) -> TransformOperation<'_> {
+    o.summary("Put dead letters (or chosen jobs) back in the queue, spaced to a rate")
+        .description("Requires the `replay` admin grant. Audited with the operator.")
+        .input::<Json<ReplayRequest>>()
+        .response_with::<200, Json<ReplayAnswer>, _>(|r| r.description("The replayed jobs."))
+        .problem(
+            400,
+            "The body is not a replay request (`bad-replay-request`) or the replay was \
+             refused (`replay-refused`: bad rate, unknown adapter version, bad signature…).",
+        )
+}
+
+fn describe_swap(o: TransformOperation<'_>) -> TransformOperation<'_> {
+    o.summary("Hot swap: install a signed adapter version for a network")
+        .description(
+            "Requires the `adapter-reload` admin grant. The body is the component; the \
+             `X-Yiwang-Adapter-Signature` header its publisher signature (base64 of the \
+             signature file). Audited, refusals too.",
+        )
+        .input::<Path<NetworkPath>>()
+        .raw_body(
+            "application/octet-stream",
+            "The adapter component's bytes (wasm32-wasip2); the Content-Type is not read.",
+        )
+        .response_with::<200, Json<AdapterSwapped>, _>(|r| {
+            r.description("Installed; new jobs use it.")
+        })
+        .problem(
+            422,
+            "The adapter was refused (`adapter-refused`; the detail names the check: \
+             unsigned, unknown key, bad signature, signed for another network, not loadable).",
+        )
+}
+
+fn describe_resume(o: TransformOperation<'_>) -> TransformOperation<'_> {
+    o.summary("Lift a network's alert so its held queue moves again")
+        .description("Requires the `resume` admin grant. Audited.")
+        .input::<Path<NetworkPath>>()
+        .response_with::<200, Json<Resumed>, _>(|r| {
+            r.description("Resumed; the alert lifted, if there was one.")
+        })
+        .problem(404, "No such network (`not-found`).")
+        .problem(
+            422,
+            "The network's adapter still fails to load (`adapter-load-failed`).",
+        )
+}
+
+fn describe_audit(o: TransformOperation<'_>) -> TransformOperation<'_> {
+    o.summary("Audit records matching a query, as JSON lines (oldest first)")
+        .description("Auditors. The read itself is audited.")
+        .input::<Query<AuditParams>>()
+        .raw_answer(
+            200,
+            "application/x-ndjson",
+            "One audit record per line (docs/security-model.md has the record format).",
+        )
 }
 
 type Who = Extension<Arc<Caller>>;
@@ -266,15 +414,24 @@ async fn metrics(State(state): State<AppState>, Extension(caller): Who) -> Respo
 }
 
 /// `GET /admin/audit` query parameters.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AuditParams {
+    /// Records about this case number.
     case: Option<String>,
+    /// Records of this principal.
     principal: Option<String>,
+    /// Records about this network.
     network: Option<String>,
+    /// Records of this kind (`intake`, `delivery`, `admin`, `denial`…).
     kind: Option<String>,
+    /// At or after this time (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
     since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
     until: Option<String>,
+    /// At most this many records (default 10000; clamped to 1–1000000).
     limit: Option<usize>,
 }
 

@@ -4,10 +4,12 @@
 
 use super::AppState;
 use super::audit::AuditNote;
+use super::openapi::{Describe, Edge, NetworkPath, finish, op};
 use super::problem::Problem;
 use crate::delivery::backflow;
 use crate::policy::{Action, Caller};
 use crate::runtime::{Header, HttpRequest};
+use aide::axum::ApiRouter;
 use axum::Router;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
@@ -19,10 +21,37 @@ use std::sync::Arc;
 use yiwang_audit::Kind;
 
 pub fn router(state: AppState) -> Router {
-    super::audited(
-        Router::new().route("/v1/callbacks/{network}", post(callback)),
-        state,
-    )
+    super::audited(finish(routes(), Edge::Callbacks).0, state)
+}
+
+/// The route, with its description (see [`super::openapi`]).
+pub(super) fn routes() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .route("/v1/callbacks/{network}", post(callback))
+        .api_route_docs(
+            "/v1/callbacks/{network}",
+            op("post", "callbacks", "postCallback", |o| {
+                o.summary("A ministry's push for its own network, taken by that network's adapter")
+                    .input::<Path<NetworkPath>>()
+                    .raw_body(
+                        "*/*",
+                        "The ministry's own push format, as its adapter reads it.",
+                    )
+                    .raw_answer(
+                        200,
+                        "*/*",
+                        "The adapter's answer to the ministry (status, headers and body are \
+                         the adapter's; the events were stored first).",
+                    )
+                    .problem(404, "No such network (`not-found`).")
+                    .problem(
+                        503,
+                        "The network's callbacks are all in progress (`callbacks-busy`), the \
+                         adapter could not take this push yet (`callback-refused`: keep it and \
+                         retry), or its events could not be stored.",
+                    )
+            }),
+        )
 }
 
 /// Every push is authorized (a ministry posts for its own network only)

@@ -3,12 +3,15 @@
 
 use super::AppState;
 use super::audit::AuditNote;
+use super::openapi::{CasePath, Describe, Edge, finish, op};
 use super::problem::Problem;
 use crate::delivery::intake::{Accepted, IntakeError};
 use crate::delivery::view;
 use crate::policy::{Action, Caller, Policy, Scope};
 use crate::store::CaseQuery;
 use crate::wire::{AcceptedAnswer, AcceptedDelivery, CaseView, Links, QueueState, SearchAnswer};
+use aide::axum::ApiRouter;
+use aide::transform::TransformOperation;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -23,13 +26,83 @@ use yiwang_audit::Kind;
 use yiwang_schema::Case;
 
 pub fn router(state: AppState) -> Router {
-    super::audited(
-        Router::new()
-            .route("/v1/cases", post(submit).get(search))
-            .route("/v1/cases/{case_number}", get(case))
-            .route("/v1/cases/{case_number}/events", post(change)),
-        state,
-    )
+    super::audited(finish(routes(), Edge::Intake).0, state)
+}
+
+/// The routes, each with its description (see [`super::openapi`]).
+pub(super) fn routes() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .route("/v1/cases", post(submit).get(search))
+        .api_route_docs("/v1/cases", op("post", TAG, "submitCase", describe_submit))
+        .api_route_docs("/v1/cases", op("get", TAG, "searchCases", describe_search))
+        .route("/v1/cases/{case_number}", get(case))
+        .api_route_docs(
+            "/v1/cases/{case_number}",
+            op("get", TAG, "getCase", |o| {
+                o.summary("A case's state across every network")
+                    .input::<Path<CasePath>>()
+                    .response_with::<200, Json<CaseView>, _>(|r| r.description("The case."))
+                    .problem(404, "No such case (`not-found`).")
+            }),
+        )
+        .route("/v1/cases/{case_number}/events", post(change))
+        .api_route_docs(
+            "/v1/cases/{case_number}/events",
+            op("post", TAG, "postCaseChange", describe_change),
+        )
+}
+
+const TAG: &str = "intake";
+
+fn describe_submit(o: TransformOperation<'_>) -> TransformOperation<'_> {
+    o.summary("Submit a case once; it is delivered to every network of its item's route")
+        .input::<Json<Case>>()
+        .response_with::<202, Json<AcceptedAnswer>, _>(|r| {
+            r.description(
+                "Accepted (stored and audited) and queued; `duplicate` when the same case \
+                 was accepted before. `Location` names the case.",
+            )
+        })
+        .problem(
+            409,
+            "The case number was used for a different case (`case-conflict`).",
+        )
+        .problem(
+            415,
+            "The body is not `application/json` (`unsupported-media-type`).",
+        )
+        .problem(
+            422,
+            "The case does not satisfy the unified case schema (`invalid-case`, each field \
+             error in `errors`) or its item has no route (`unknown-item`).",
+        )
+}
+
+fn describe_search(o: TransformOperation<'_>) -> TransformOperation<'_> {
+    o.summary("Search cases (a bureau sees its own bureaus' cases only)")
+        .input::<Query<SearchParams>>()
+        .response_with::<200, Json<SearchAnswer>, _>(|r| r.description("The cases found."))
+}
+
+fn describe_change(o: TransformOperation<'_>) -> TransformOperation<'_> {
+    o.summary("Post a change to a case; it is delivered to the networks that hold it")
+        .input::<Path<CasePath>>()
+        .input::<Json<yiwang_schema::CaseChange>>()
+        .response_with::<202, Json<AcceptedAnswer>, _>(|r| {
+            r.description(
+                "Accepted and queued; `duplicate` when the same change was posted before.",
+            )
+        })
+        .problem(404, "No such case (`not-found`).")
+        .problem(
+            415,
+            "The body is not `application/json` (`unsupported-media-type`).",
+        )
+        .problem(
+            422,
+            "The change does not satisfy the case change schema (`invalid-case`) or names \
+             another case (`case-mismatch`).",
+        )
 }
 
 /// A body, or the problem with it (too large, unreadable, not JSON).
@@ -234,14 +307,24 @@ async fn case(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// `GET /v1/cases` query parameters.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SearchParams {
+    /// Cases of this item code.
     item: Option<String>,
+    /// Cases routed to this configured network.
     network: Option<String>,
+    /// Cases with a job in this state.
+    #[schemars(with = "Option<QueueState>")]
     state: Option<String>,
+    /// Accepted at or after this time (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
     since: Option<String>,
+    /// Accepted before this time (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
     until: Option<String>,
+    /// At most this many cases (default 100; clamped to 1–1000).
     limit: Option<usize>,
 }
 

@@ -12,6 +12,7 @@ mod callbacks;
 mod fairness;
 mod handshakes;
 mod intake;
+pub mod openapi;
 pub mod problem;
 mod refusals;
 mod report;
@@ -39,6 +40,17 @@ pub use admin::router as admin_router;
 pub use callbacks::router as callback_router;
 pub use intake::router as intake_router;
 pub use refusals::Refusals;
+
+/// A listener's API description (OpenAPI 3.1), as `GET /openapi.json`
+/// answers it on that listener.
+pub fn api_description(edge: openapi::Edge) -> serde_json::Value {
+    let routes = match edge {
+        openapi::Edge::Intake => intake::routes(),
+        openapi::Edge::Callbacks => callbacks::routes(),
+        openapi::Edge::Admin => admin::routes(),
+    };
+    openapi::finish(routes, edge).1
+}
 
 /// Shared by every handler.
 #[derive(Clone)]

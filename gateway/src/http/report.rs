@@ -5,9 +5,11 @@
 
 use super::AppState;
 use super::audit::AuditNote;
+use super::openapi::Describe;
 use super::problem::Problem;
 use crate::policy::{Action, Caller};
 use crate::report::{self, DoubleEntryQuery, DoubleEntryReport, Period, ReportError};
+use aide::transform::TransformOperation;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
@@ -15,7 +17,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// The query parameters.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Params {
     /// Cases accepted at or after this time (RFC 3339); required.
@@ -26,6 +28,22 @@ pub(super) struct Params {
     bureau: Option<String>,
     /// `day` (default), `month` or `total`.
     period: Option<Period>,
+}
+
+/// The operation's description (see [`super::openapi`]).
+pub(super) fn describe(o: TransformOperation<'_>) -> TransformOperation<'_> {
+    o.summary("The double-entry report: keyings saved and results that flowed back")
+        .description(
+            "Auditors, and operators granted `read`. Audited with its parameters. The \
+             console's data source and what `yiwang report double-entry` prints.",
+        )
+        .input::<Query<Params>>()
+        .response_with::<200, Json<DoubleEntryReport>, _>(|r| r.description("The report."))
+        .problem(
+            400,
+            "A parameter is not valid (`bad-parameter`): a time that is not RFC 3339, an \
+             empty range, an unknown period or parameter.",
+        )
 }
 
 impl From<ReportError> for Problem {

@@ -9,8 +9,10 @@
 
 use super::AppState;
 use super::audit::AuditNote;
+use super::openapi::Describe;
 use super::problem::Problem;
 use crate::policy::{Action, AdminOp, Caller};
+use aide::transform::TransformOperation;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Extension, Query, State};
@@ -21,6 +23,35 @@ use std::sync::Arc;
 use yiwang_audit::{Accepted, CheckpointPush, Entry, Kind, WitnessDoc, WitnessError};
 
 type Who = Extension<Arc<Caller>>;
+
+/// `POST /admin/witness`, as the API description states it.
+pub(super) fn describe_post(o: TransformOperation<'_>) -> TransformOperation<'_> {
+    o.summary("Hold one signed checkpoint of another gateway's audit trail")
+        .description("Requires the `witness` admin grant (or the auditor role). Audited.")
+        .input::<Json<CheckpointPush>>()
+        .response_with::<200, Json<Accepted>, _>(|r| r.description("Held (`new`: first time)."))
+        .problem(400, "The body is not a checkpoint push (`bad-checkpoint`).")
+        .problem(
+            409,
+            "The checkpoint goes backwards or forks from what the witness holds \
+             (`witness-conflict`); also raised as an alert.",
+        )
+        .problem(
+            422,
+            "The checkpoint does not stand on its own (`bad-checkpoint`: bad key, not a \
+             checkpoint line, hash or signature wrong).",
+        )
+}
+
+/// `GET /admin/witness`, as the API description states it.
+pub(super) fn describe_get(o: TransformOperation<'_>) -> TransformOperation<'_> {
+    o.summary(
+        "What this gateway holds as a witness (the file `yiwang audit verify --witness` reads)",
+    )
+    .description("Requires the `witness` admin grant (or the auditor role).")
+    .input::<Query<HeldQuery>>()
+    .response_with::<200, Json<WitnessDoc>, _>(|r| r.description("The held trails."))
+}
 
 /// `POST /admin/witness`: hold one checkpoint.
 pub(super) async fn post(
@@ -75,7 +106,7 @@ pub(super) async fn post(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct HeldQuery {
     /// One trail (its id); default all.

@@ -7,6 +7,7 @@
 //! side in one process as they did in seven.
 
 mod adapters_live;
+mod api_description;
 mod crash;
 mod delivery;
 mod fairness;
