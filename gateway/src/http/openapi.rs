@@ -239,9 +239,14 @@ fn any_media(media: &str) -> MediaType {
     } else {
         schemars::json_schema!({})
     };
+    media_of(schema)
+}
+
+/// A media type with this schema and nothing else.
+fn media_of(json_schema: schemars::Schema) -> MediaType {
     MediaType {
         schema: Some(SchemaObject {
-            json_schema: schema,
+            json_schema,
             example: None,
             external_docs: None,
         }),
@@ -257,17 +262,9 @@ fn problem_response(status: u16, description: String) -> Response {
         description,
         ..Default::default()
     };
-    answer.content.insert(
-        "application/problem+json".into(),
-        MediaType {
-            schema: Some(SchemaObject {
-                json_schema: schema,
-                example: None,
-                external_docs: None,
-            }),
-            ..Default::default()
-        },
-    );
+    answer
+        .content
+        .insert("application/problem+json".into(), media_of(schema));
     if matches!(status, 429 | 503) {
         answer.headers.insert(
             "Retry-After".into(),

@@ -53,6 +53,20 @@ impl Setup {
         yiwang_e2e::sign_adapters(&self.config)
     }
 
+    /// The configuration of a gateway whose one network, `network`, is
+    /// unreachable (nothing listens; its breaker opens on the first failure
+    /// and stays open; no change-feed polling): cases of `item` wait, and
+    /// only the intake works.
+    pub fn write_unreachable(&self, network: &str, item: &str) -> Result<()> {
+        let mut spec = NetworkSpec::market_regulation(network).with_breaker(1, 3_600_000);
+        spec.poll_interval_ms = Some(3_600_000);
+        let dead = free_port()?;
+        self.write_config(
+            &[(spec, format!("https://127.0.0.1:{dead}"))],
+            &route(item, &[network]),
+        )
+    }
+
     /// The intake API as the Fuzhou bureau.
     pub fn intake(&self) -> Result<Client> {
         Client::new(

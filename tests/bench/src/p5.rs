@@ -39,14 +39,7 @@ struct QueueRow {
 
 async fn queue_growth(levels: [u64; 2]) -> Result<()> {
     let setup = Setup::new(&[NETWORK])?;
-    let mut spec = NetworkSpec::market_regulation(NETWORK).with_breaker(1, 3_600_000);
-    // No change-feed polling of the unreachable ministry during the run.
-    spec.poll_interval_ms = Some(3_600_000);
-    let dead = free_port()?;
-    setup.write_config(
-        &[(spec, format!("https://127.0.0.1:{dead}"))],
-        &route(ITEM, &[NETWORK]),
-    )?;
+    setup.write_unreachable(NETWORK, ITEM)?;
     let intake = setup.intake()?;
     let admin = setup.admin()?;
     let template = case_json("enterprise-establishment.json", "P5")?;

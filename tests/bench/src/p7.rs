@@ -12,7 +12,7 @@
 //! with the default `true` (`gateway::memory`), one after the other.
 
 use crate::Scale;
-use crate::gateway::{GatewayProcess, Setup, free_port, route};
+use crate::gateway::{GatewayProcess, Setup};
 use crate::load::{Until, closed_loop, ratio};
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use yiwang_e2e::{NetworkSpec, case_json};
+use yiwang_e2e::case_json;
 
 const NETWORK: &str = "p7-market";
 const ITEM: &str = "SC-QYKB-001";
@@ -84,14 +84,7 @@ struct Measured {
 
 async fn measure(scale: Scale, return_memory: bool) -> Result<Measured> {
     let setup = Setup::new(&[NETWORK])?;
-    let mut spec = NetworkSpec::market_regulation(NETWORK).with_breaker(1, 3_600_000);
-    spec.poll_interval_ms = Some(3_600_000);
-    // Nothing listens: cases wait for their network; only the intake works.
-    let dead = free_port()?;
-    setup.write_config(
-        &[(spec, format!("https://127.0.0.1:{dead}"))],
-        &route(ITEM, &[NETWORK]),
-    )?;
+    setup.write_unreachable(NETWORK, ITEM)?;
     let text = std::fs::read_to_string(&setup.config)?.replacen(
         "data-dir = \"data\"\n",
         &format!("data-dir = \"data\"\nreturn-memory = {return_memory}\n"),
