@@ -211,10 +211,10 @@ pub use log::{AuditLog, AuditStats};
 pub use prune::PruneReport;
 pub use query::{Query, Records, query};
 pub use record::{Body, BodyRecord, Entry, Kind, Record, UnknownKind};
-pub use verify::{Broken, VerifyReport, verify, verify_with_keys};
+pub use verify::{Broken, VerifyReport, WitnessCoverage, verify, verify_with_keys};
 pub use witness::{
-    Accepted, CheckpointPush, PendingCheckpoint, Refusal, WITNESS_FORMAT, WitnessCoverage,
-    WitnessDoc, WitnessError, WitnessStore, WitnessedCheckpoint, WitnessedTrail, checkpoints_after,
-    trail_id, verify_witnessed,
+    Accepted, CheckpointPush, PendingCheckpoint, Refusal, WITNESS_FORMAT, WitnessDoc, WitnessError,
+    WitnessStore, WitnessedCheckpoint, WitnessedTrail, checkpoints_after, trail_id,
+    verify_witnessed,
 };
 pub use writer::Receipt;

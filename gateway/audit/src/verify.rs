@@ -3,7 +3,6 @@
 
 use crate::chain::{self, CheckpointDetail, GENESIS, Split};
 use crate::layout::{ANCHOR, ANCHOR_FORMAT, Anchor, PUBLIC_KEYS, segments};
-use crate::witness::WitnessCoverage;
 use crate::{AuditError, HashAlg, Kind, Record, key_id, read_public_keys};
 use chrono::{DateTime, FixedOffset};
 use ed25519_dalek::VerifyingKey;
@@ -472,4 +471,19 @@ enum CheckpointFault {
     BadSignature { what: &'static str },
     #[error("{what} detail does not match the record it follows")]
     DetailMismatch { what: &'static str },
+}
+
+/// What the witness check covered (part of [`VerifyReport`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WitnessCoverage {
+    /// The witnessed trails checked (ids).
+    pub trails: Vec<String>,
+    /// Witnessed checkpoints found in the trail, identical.
+    pub checkpoints: u64,
+    /// Witnessed checkpoints older than the anchor (pruned, not checked).
+    pub pruned: u64,
+    pub last_witnessed_seq: Option<u64>,
+    /// Records after the last witnessed checkpoint: a key holder could
+    /// still cut or rewrite these unnoticed.
+    pub records_not_witnessed: u64,
 }

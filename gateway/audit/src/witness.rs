@@ -22,7 +22,7 @@
 
 use crate::chain::parse_line;
 use crate::layout::{ANCHOR, PUBLIC_KEYS, last_line, make_dir, segments};
-use crate::verify::{Broken, VerifyReport, Walker};
+use crate::verify::{Broken, VerifyReport, Walker, WitnessCoverage};
 use crate::{AuditError, Kind, key_id, read_public_keys};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
@@ -378,21 +378,6 @@ pub fn checkpoints_after(
         }
     }
     Ok(out)
-}
-
-/// What the witness check covered (part of [`VerifyReport`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct WitnessCoverage {
-    /// The witnessed trails checked (ids).
-    pub trails: Vec<String>,
-    /// Witnessed checkpoints found in the trail, identical.
-    pub checkpoints: u64,
-    /// Witnessed checkpoints older than the anchor (pruned, not checked).
-    pub pruned: u64,
-    pub last_witnessed_seq: Option<u64>,
-    /// Records after the last witnessed checkpoint: a key holder could
-    /// still cut or rewrite these unnoticed.
-    pub records_not_witnessed: u64,
 }
 
 /// The trails of `doc` that are this trail's: those named in `only`

@@ -5,8 +5,7 @@
 
 use super::tokio_rt;
 use crate::fixture;
-use crate::runtime::{NetworkSandbox, Runtime, RuntimeConfig, Services};
-use crate::transport::HttpTransport;
+use crate::runtime::{Runtime, RuntimeConfig};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
@@ -199,29 +198,7 @@ fn package_name(plugin_dir: &Path) -> Result<String> {
 
 fn adapter_describe(component: &Path) -> Result<ExitCode> {
     let wasm = std::fs::read(component).with_context(|| format!("read {}", component.display()))?;
-    let descriptor = describe(&wasm)?;
+    let descriptor = super::component::describe(&wasm)?;
     println!("{}", serde_json::to_string_pretty(&descriptor)?);
     Ok(ExitCode::SUCCESS)
-}
-
-/// What a component says about itself (it is loaded in a sandbox with no
-/// endpoints).
-pub(super) fn describe(wasm: &[u8]) -> Result<crate::runtime::Descriptor> {
-    let rt = tokio_rt()?;
-    let descriptor = rt.block_on(async {
-        let runtime = Runtime::new(RuntimeConfig {
-            max_instances: Some(2),
-            ..RuntimeConfig::default()
-        })?;
-        let sandbox = NetworkSandbox::new("describe", Vec::new());
-        let adapter = runtime
-            .load(
-                wasm,
-                sandbox,
-                Services::new(std::sync::Arc::new(HttpTransport::default())),
-            )
-            .await?;
-        anyhow::Ok(adapter.descriptor().clone())
-    })?;
-    Ok(descriptor)
 }

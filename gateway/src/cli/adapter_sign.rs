@@ -40,7 +40,7 @@ pub(super) fn sign(
     let version = match version {
         Some(v) => v,
         None => {
-            super::adapter::describe(&wasm)
+            super::component::describe(&wasm)
                 .context("read the version the component reports (or give --version)")?
                 .version
         }
@@ -89,7 +89,7 @@ pub(super) fn verify(
         Ok(None) => return refused("no-signature", absent.clone()),
         Err(r) => return refused(r.check(), r.to_string()),
     };
-    let reported = super::adapter::describe(&wasm)
+    let reported = super::component::describe(&wasm)
         .context("load the component to read the version it reports")?
         .version;
     if reported != signed.version {

@@ -8,6 +8,7 @@
 
 mod adapter;
 mod adapter_sign;
+mod component;
 mod queue;
 mod report;
 mod witness;
