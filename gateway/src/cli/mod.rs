@@ -8,6 +8,7 @@
 mod adapter;
 mod adapter_sign;
 mod queue;
+mod store;
 mod witness;
 
 use adapter::AdapterCmd;
@@ -16,6 +17,7 @@ use clap::{Parser, Subcommand};
 use queue::QueueCmd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use store::StoreCmd;
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +51,10 @@ enum Top {
     /// its admin API).
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// Migrate or check the store a configuration names (PostgreSQL
+    /// schema versions; the embedded store has none).
+    #[command(subcommand)]
+    Store(StoreCmd),
     /// Verify, query and export the tamper-evident audit trail (offline,
     /// read-only: point --dir at the gateway's <data-dir>/audit or a copy).
     #[command(subcommand)]
@@ -107,6 +113,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Top::Config(ConfigCmd::Check { file }) => config_check(&file),
         Top::Serve { config } => serve(&config),
         Top::Queue(cmd) => queue::run(cmd),
+        Top::Store(cmd) => store::run(cmd),
         Top::Audit(cmd) => Ok(ExitCode::from(
             u8::try_from(yiwang_audit::cli::run_with(cmd, Some(&witness::Fetcher))?).unwrap_or(2),
         )),
@@ -147,6 +154,11 @@ fn config_check(file: &Path) -> Result<ExitCode> {
                 if let Err(e) = loaded.resolve_secrets(name, net.get_ref()) {
                     println!("  note: {e} (needed when the gateway starts)");
                 }
+            }
+            if let Err(e @ crate::config::StoreConfigError::PasswordEnv { .. }) =
+                loaded.postgres_options()
+            {
+                println!("  note: {e} (needed when the gateway starts)");
             }
             Ok(ExitCode::SUCCESS)
         }
