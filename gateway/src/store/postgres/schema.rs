@@ -107,3 +107,54 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<()> {
     unlocked?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{PostgresOptions, PostgresStore};
+
+    fn options(database: &str) -> PostgresOptions {
+        PostgresOptions {
+            url: yiwang_pgtest::shared().url(database),
+            password: None,
+            pool_size: 2,
+            ca: None,
+        }
+    }
+
+    /// An empty database is migrated to this binary's version; one that a
+    /// newer binary migrated is refused, by the start and by the check.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_newer_than_the_binary_is_refused() {
+        let cluster = yiwang_pgtest::shared();
+        cluster
+            .create_database("schema_newer")
+            .await
+            .expect("create database");
+        let options = options("schema_newer");
+        let before = PostgresStore::status(&options).await.expect("status");
+        assert_eq!(before.applied, None);
+        assert_eq!(before.pending(), known_version());
+        let after = PostgresStore::migrate(&options).await.expect("migrate");
+        assert_eq!(after.applied, Some(known_version()));
+        assert_eq!(after.pending(), 0);
+        let newer = known_version() + 1;
+        let c = cluster.connect("schema_newer").await.expect("connect");
+        c.execute(
+            &format!(
+                "INSERT INTO {HISTORY} (version, name, applied_on, checksum) VALUES ($1, 'future', 'now', '0')"
+            ),
+            &[&newer],
+        )
+        .await
+        .expect("record a future migration");
+        let refused = PostgresStore::connect(&options).await.err();
+        assert!(
+            matches!(refused, Some(StoreError::SchemaTooNew { database, binary })
+                if database == newer && binary == known_version()),
+            "{refused:?}"
+        );
+        let status = PostgresStore::status(&options).await.expect("status");
+        assert!(check(status).is_err());
+    }
+}
