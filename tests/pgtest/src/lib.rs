@@ -89,6 +89,22 @@ fn run(mut c: Command, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Write the server's certificate and key (the key private to its owner,
+/// as the server demands) and the settings that serve them.
+fn serve_tls(dir: &Path, cert: &str, key: &str) -> Result<Vec<(String, String)>> {
+    use std::os::unix::fs::PermissionsExt;
+    let cert_file = dir.join("server.crt");
+    let key_file = dir.join("server.key");
+    std::fs::write(&cert_file, cert)?;
+    std::fs::write(&key_file, key)?;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
+    Ok(vec![
+        ("ssl".into(), "on".into()),
+        ("ssl_cert_file".into(), cert_file.display().to_string()),
+        ("ssl_key_file".into(), key_file.display().to_string()),
+    ])
+}
+
 /// A loopback port nobody listens on now.
 pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -100,6 +116,12 @@ impl Cluster {
     /// A new cluster with these extra `-c name=value` settings, accepting
     /// connections when this returns.
     pub fn start(settings: &[(&str, &str)]) -> Result<Cluster> {
+        Cluster::start_with(settings, None)
+    }
+
+    /// [`Cluster::start`], also serving TLS with this certificate and key
+    /// (PEM) when given (plain connections are still accepted).
+    pub fn start_with(settings: &[(&str, &str)], tls: Option<(&str, &str)>) -> Result<Cluster> {
         let postgres = Path::new(BIN).join("postgres");
         if !postgres.exists() {
             bail!(
@@ -112,6 +134,13 @@ impl Cluster {
             .prefix("yiwang-pg-")
             .tempdir()?
             .keep();
+        let mut settings: Vec<(String, String)> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some((cert, key)) = tls {
+            settings.extend(serve_tls(&dir, cert, key)?);
+        }
         if root {
             let mut chown = Command::new("chown");
             chown.args(["-R", "postgres:postgres"]).arg(&dir);
@@ -135,7 +164,7 @@ impl Cluster {
             .args(["-c", WATCHDOG, "sh", BIN])
             .arg(&dir)
             .arg(port.to_string());
-        for (name, value) in settings {
+        for (name, value) in &settings {
             server.arg("-c").arg(format!("{name}={value}"));
         }
         let mut child = server

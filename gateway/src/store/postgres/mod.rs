@@ -26,6 +26,8 @@
 mod kv;
 mod queries;
 pub mod schema;
+#[cfg(test)]
+mod tls_tests;
 mod update;
 
 use super::{
@@ -93,7 +95,7 @@ pub fn redact(url: &str) -> String {
 /// [`StoreError`] so `update` can tell what is worth a retry.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PgFailure {
-    #[error("PostgreSQL connection pool: {0}")]
+    #[error("PostgreSQL connection pool: {}", describe_pool(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("PostgreSQL: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
@@ -107,6 +109,15 @@ fn describe(e: &tokio_postgres::Error) -> String {
             Some(cause) => format!("{e}: {cause}"),
             None => e.to_string(),
         },
+    }
+}
+
+/// A pool failure with the cause of a failed connection (TLS, password,
+/// refused), not just "could not create a connection".
+fn describe_pool(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => describe(e),
+        other => other.to_string(),
     }
 }
 
