@@ -4,9 +4,10 @@
 //! to load starts down (in alert) and the others serve.
 
 use crate::config::LoadedConfig;
+use crate::config::StorageBackend;
 use crate::delivery::{Delivery, DeliveryOptions};
 use crate::http::{self, AppState, Listener};
-use crate::store::{SledStore, Store};
+use crate::store::{PostgresStore, SledStore, Store};
 use crate::tls::ServerTls;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -31,6 +32,25 @@ pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle>
         .clone()
 }
 
+/// The store the configuration names: sled in the data directory, or the
+/// PostgreSQL database (migrated to this binary's schema first).
+pub async fn open_store(config: &LoadedConfig) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match config.config.storage.backend {
+        StorageBackend::Sled => Arc::new(SledStore::open(&config.data_dir())?),
+        StorageBackend::Postgres => {
+            let options = config.postgres_options()?;
+            let store = PostgresStore::connect(&options).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "PostgreSQL store at {}: {e}",
+                    crate::store::postgres::redact(&options.url)
+                )
+            })?;
+            tracing::info!(url = %crate::store::postgres::redact(&options.url), "store: PostgreSQL");
+            Arc::new(store)
+        }
+    })
+}
+
 /// A running gateway.
 pub struct Gateway {
     pub delivery: Arc<Delivery>,
@@ -44,8 +64,7 @@ pub struct Gateway {
 impl Gateway {
     /// Start everything the configuration describes.
     pub async fn start(config: &LoadedConfig, options: DeliveryOptions) -> anyhow::Result<Gateway> {
-        let data_dir = config.data_dir();
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir)?);
+        let store = open_store(config).await?;
         Self::start_with_store(config, store, options).await
     }
 

@@ -11,6 +11,7 @@ mod adapter_sign;
 mod component;
 mod queue;
 mod report;
+mod store;
 mod witness;
 
 use adapter::AdapterCmd;
@@ -20,6 +21,7 @@ use queue::QueueCmd;
 use report::ReportCmd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use store::StoreCmd;
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +59,10 @@ enum Top {
     /// case once saves.
     #[command(subcommand)]
     Report(ReportCmd),
+    /// Migrate or check the store a configuration names (PostgreSQL
+    /// schema versions; the embedded store has none).
+    #[command(subcommand)]
+    Store(StoreCmd),
     /// Verify, query and export the tamper-evident audit trail (offline,
     /// read-only: point --dir at the gateway's <data-dir>/audit or a copy).
     #[command(subcommand)]
@@ -116,6 +122,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Top::Serve { config } => serve(&config),
         Top::Queue(cmd) => queue::run(cmd),
         Top::Report(cmd) => report::run(cmd),
+        Top::Store(cmd) => store::run(cmd),
         Top::Audit(cmd) => Ok(ExitCode::from(
             u8::try_from(yiwang_audit::cli::run_with(cmd, Some(&witness::Fetcher))?).unwrap_or(2),
         )),
@@ -156,6 +163,11 @@ fn config_check(file: &Path) -> Result<ExitCode> {
                 if let Err(e) = loaded.resolve_secrets(name, net.get_ref()) {
                     println!("  note: {e} (needed when the gateway starts)");
                 }
+            }
+            if let Err(e @ crate::config::StoreConfigError::PasswordEnv { .. }) =
+                loaded.postgres_options()
+            {
+                println!("  note: {e} (needed when the gateway starts)");
             }
             Ok(ExitCode::SUCCESS)
         }

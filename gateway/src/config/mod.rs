@@ -10,9 +10,11 @@
 
 mod check;
 mod error;
+mod store;
 mod types;
 
 pub use error::{ConfigError, ConfigErrors, SecretError};
+pub use store::StoreConfigError;
 pub use types::*;
 
 use crate::policy::Policy;

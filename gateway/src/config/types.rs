@@ -34,8 +34,9 @@ pub struct Config {
     /// `[audit]`: the tamper-evident audit trail.
     #[serde(default)]
     pub audit: AuditConfig,
-    /// `[storage]`: the durable queue.
-    #[serde(default)]
+    /// `[storage]` (or `[store]`): the durable queue, embedded (sled) or
+    /// shared by replicas (PostgreSQL).
+    #[serde(default, alias = "store")]
     pub storage: StorageConfig,
     /// `[deadlines]`: the deadline light (电子监察).
     #[serde(default)]
@@ -229,22 +230,46 @@ pub struct AdaptersConfig {
     pub allow_unsigned: bool,
 }
 
-/// `[storage]`
+/// `[storage]`, also spelled `[store]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct StorageConfig {
-    /// `sled` (embedded, the default). PostgreSQL is planned.
+    /// `backend = "sled"` (embedded in the data directory, the default) or
+    /// `backend = "postgres"` (one database shared by every replica).
     pub backend: StorageBackend,
     /// Settled cases (every delivery done, every network final) are dropped
     /// this long after their last change (`retention-days = 90`).
     pub retention_days: u64,
+    /// PostgreSQL only: `url = "postgres://yiwang@db.example:5432/yiwang"`.
+    /// A password in the URL is refused unless the host is loopback (a
+    /// development database): use `password-file` or `password-env`.
+    pub url: Option<Spanned<String>>,
+    /// PostgreSQL only: `password-file = "/run/secrets/yiwang-db"` (trailing
+    /// newline dropped; relative to the configuration file).
+    pub password_file: Option<Spanned<PathBuf>>,
+    /// PostgreSQL only: `password-env = "YIWANG_DB_PASSWORD"`.
+    pub password_env: Option<Spanned<String>>,
+    /// PostgreSQL only: connections in the pool (`pool-size = 16`).
+    pub pool_size: u32,
+    /// PostgreSQL only: `tls-ca = "pki/db-ca.crt"`, the CA certificates
+    /// (PEM) that sign the server's certificate; TLS is required when set.
+    pub tls_ca: Option<Spanned<PathBuf>>,
 }
+
+/// The most connections `pool-size` may ask for (PostgreSQL's default
+/// `max_connections` is 100, shared by every replica).
+pub const MAX_STORE_POOL: u32 = 256;
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             backend: StorageBackend::Sled,
             retention_days: 90,
+            url: None,
+            password_file: None,
+            password_env: None,
+            pool_size: 16,
+            tls_ca: None,
         }
     }
 }
@@ -253,6 +278,7 @@ impl Default for StorageConfig {
 #[serde(rename_all = "kebab-case")]
 pub enum StorageBackend {
     Sled,
+    Postgres,
 }
 
 /// `[deadlines]`

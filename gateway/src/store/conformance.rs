@@ -135,6 +135,33 @@ pub async fn concurrent_updates_of_one_case_are_serialized(open: &impl Open) {
     assert_eq!(ids.len(), 16, "every job has its own id");
 }
 
+/// Concurrent first writes of one case (an intake and its repost racing):
+/// each closure sees what the others stored, so none is lost.
+pub async fn concurrent_creates_of_one_case_are_serialized(open: &impl Open) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .update("NEW", &mut |rec| {
+                    let mut rec = rec.unwrap_or_else(|| case("NEW", "I1", &[], T0));
+                    rec.push_job(net("a"), submit(&[], &[]), T0);
+                    Some(rec)
+                })
+                .await
+                .expect("update");
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let r = store.case("NEW").await.expect("read").expect("case");
+    assert_eq!(r.jobs.len(), 8, "every create saw the ones before it");
+    assert_eq!(store.pending(None, 100).await.expect("pending").len(), 8);
+}
+
 /// Due work: only what is due, oldest due first, at most `limit`, and when
 /// the next work falls due.
 pub async fn due_work_comes_oldest_first(open: &impl Open) {
@@ -620,6 +647,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@tests $open;
             update_is_read_modify_write,
             concurrent_updates_of_one_case_are_serialized,
+            concurrent_creates_of_one_case_are_serialized,
             due_work_comes_oldest_first,
             jobs_of_one_case_run_in_order,
             chained_steps_wait_for_their_upstream,

@@ -2,19 +2,22 @@
 //! indexes that find due work, network cursors and adapter key-value data.
 //!
 //! The intake and the dispatchers see only [`Store`]. The embedded default is
-//! [`SledStore`]; a PostgreSQL backend for several replicas is one more
-//! implementation of the same trait (the scheduling rules stay in
-//! [`record`], shared by every backend).
+//! [`SledStore`]; [`PostgresStore`], for several replicas on one shared
+//! database, is the second implementation of the same trait (the scheduling
+//! rules stay in [`record`], shared by every backend, and both pass the
+//! suite in `conformance`).
 
 mod commit;
 #[cfg(test)]
 pub mod conformance;
 pub mod deadline;
+pub mod postgres;
 pub mod record;
 mod sled_kv;
 mod sled_store;
 
 pub use commit::CommitStats;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use record::{
     Attempt, AttemptOutcome, CaseClock, CaseRecord, ChangeRecord, Destination, Hold, IndexEntry,
     Job, JobKind, JobState, Light, Millis, NetworkCase,
@@ -35,6 +38,10 @@ pub enum StoreError {
     Backend(String),
     #[error("stored record {key} is unreadable: {message}")]
     Corrupt { key: String, message: String },
+    #[error(
+        "the database's schema is at version {database}, newer than this binary knows ({binary}): run a gateway at least as new as the one that migrated it"
+    )]
+    SchemaTooNew { database: i32, binary: i32 },
 }
 
 /// One job of one case.

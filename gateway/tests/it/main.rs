@@ -8,3 +8,4 @@ mod fixtures;
 mod publish;
 mod sandbox;
 mod startup;
+mod store_cli;

@@ -90,7 +90,7 @@ pub async fn run(scale: Scale) -> Result<()> {
     gateway.stop()?;
 
     // PostgreSQL: the same cases, one statement and commit each.
-    let pg = Postgres::start(setup.path()).await?;
+    let pg = Postgres::start().await?;
     let names = [
         "server_version",
         "synchronous_commit",

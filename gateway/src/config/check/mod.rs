@@ -13,6 +13,7 @@ mod listeners;
 mod networks;
 mod principals;
 mod runtime;
+mod storage;
 mod subscribers;
 mod tls;
 
@@ -40,6 +41,7 @@ pub(super) fn check(config: &Config, p: &mut Problems<'_>, base: &Path) {
         items::check(code, item, &config.networks, p);
     }
     runtime::check(config, p);
+    storage::check(config, p, base);
     check_shutdown_grace(config, p);
     check_time_window(config, p);
 }

@@ -66,6 +66,61 @@ fn delivered_everywhere(v: &Value, networks: &[&str]) -> bool {
     networks.iter().all(|n| delivery_state(v, n) == "delivered")
 }
 
+/// The gateway on a private PostgreSQL database instead of sled: a case
+/// reaches the simulator exactly once, its record and job rows are in the
+/// database (and no sled store was made), and a repost is answered from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_on_postgresql_delivers_a_case_end_to_end() -> Result<()> {
+    let cluster = tokio::task::spawn_blocking(|| yiwang_pgtest::Cluster::start(&[])).await??;
+    cluster.create_database("yiwang").await?;
+    let mr = NetworkSpec::market_regulation(MR);
+    let mr = NetworkSpec {
+        sim: mr.sim.clone().with_stage_interval(Duration::ZERO),
+        ..mr
+    };
+    let route = items(&format!("{{ network = \"{MR}\" }}"));
+    let mut w = World::prepare(vec![mr], &route, "", LISTENERS).await?;
+    let mut text = std::fs::read_to_string(&w.config_path)?;
+    text.push_str(&format!(
+        "\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\npool-size = 4\n",
+        cluster.url("yiwang")
+    ));
+    std::fs::write(&w.config_path, text)?;
+    let c = w.start_gateway().await?;
+    let case = permit_case("PG-0001")?;
+    let (status, body) = c.post("/v1/cases", &case).await?;
+    assert_eq!(status, 202, "{body}");
+    let view = c
+        .wait_case("PG-0001", WAIT, |v| delivered_everywhere(v, &[MR]))
+        .await?;
+    let n = view["networks"][MR]["network_case_number"]
+        .as_str()
+        .unwrap_or("");
+    assert_eq!(w.sim(MR).cases().len(), 1, "the simulator holds one case");
+    assert_eq!(w.sim(MR).case(n).map(|c| c.submissions), Some(1));
+    let db = cluster.connect("yiwang").await?;
+    let row = db
+        .query_one(
+            "SELECT count(*), min(state) FROM yiwang_job WHERE case_number = $1",
+            &[&"PG-0001"],
+        )
+        .await?;
+    assert_eq!(row.get::<_, i64>(0), 1, "one job row");
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("delivered")
+    );
+    assert!(
+        !w.dir.path().join("data/queue").exists(),
+        "no sled store beside the database"
+    );
+    let (status, again) = c.post("/v1/cases", &case).await?;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["duplicate"], json!(true));
+    assert_eq!(w.sim(MR).cases().len(), 1);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_case_fans_out_to_every_network_of_its_route() -> Result<()> {
     let (w, c) = world(Duration::ZERO, &fan_out(), "").await?;
