@@ -10,6 +10,7 @@ mod adapters_live;
 mod crash;
 mod delivery;
 mod fairness;
+mod follow_up;
 mod hostile;
 mod neighbours;
 mod public_security_live;
