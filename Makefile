@@ -11,7 +11,7 @@ HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 
 test: setup fmt-check clippy unit api-conformance
 
-# The demo: four simulated ministry networks, the gateway on config/demo.toml,
+# The demo: five simulated ministry networks, the gateway on config/demo.toml,
 # real adapters, a few cases; prints progress until Ctrl-C.
 demo: setup
 	cargo run -p yiwang-e2e --bin yiwang-demo

@@ -170,6 +170,21 @@ pub struct NetworkView {
     pub certificate_number: Option<String>,
     pub events: Vec<Event>,
     pub jobs: Vec<JobView>,
+    /// The status follow-up of this network case, once the gateway has
+    /// asked about it (`[networks.X.follow-up]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<FollowUpView>,
+}
+
+/// Where a network case's status follow-up stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FollowUpView {
+    /// Queries answered so far.
+    pub queries: u32,
+    /// When the network is asked next; none once the case is final there.
+    pub next_at: Option<String>,
+    /// The current wait between two queries (doubles while unchanged).
+    pub interval_ms: u64,
 }
 
 /// A case's deadline light.

@@ -453,6 +453,12 @@ pub struct NetworkConfig {
     /// (`poll-interval-ms = 30000`).
     #[serde(default)]
     pub poll_interval_ms: Option<u64>,
+    /// Status follow-up (`[networks.X.follow-up]`): the gateway asks the
+    /// adapter's `query-status` about each open case of this network on a
+    /// schedule. Absent = off (a network with a change feed or callbacks
+    /// needs none).
+    #[serde(default)]
+    pub follow_up: Option<Spanned<FollowUpConfig>>,
     /// Circuit breaker (`[networks.X.breaker]`).
     #[serde(default)]
     pub breaker: BreakerConfig,
@@ -484,6 +490,38 @@ impl Default for BreakerConfig {
     }
 }
 
+/// `[networks.X.follow-up]`: ask about each open case every `interval-ms`,
+/// doubling the wait while its status stays the same up to
+/// `max-interval-ms`, at most `batch` cases per round.
+///
+/// ```toml
+/// [networks.provincial-filing.follow-up]
+/// interval-ms = 60000
+/// max-interval-ms = 3600000
+/// batch = 50
+/// ```
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct FollowUpConfig {
+    pub interval_ms: u64,
+    pub max_interval_ms: u64,
+    pub batch: u32,
+}
+
+impl Default for FollowUpConfig {
+    fn default() -> Self {
+        FollowUpConfig {
+            interval_ms: 60_000,
+            max_interval_ms: 3_600_000,
+            batch: 50,
+        }
+    }
+}
+
+/// The largest `[networks.X.follow-up] batch`: one round's cases are read
+/// into memory together.
+pub const MAX_FOLLOW_UP_BATCH: u32 = 1000;
+
 fn default_concurrency() -> Spanned<u32> {
     Spanned::new(0..0, 8)
 }
@@ -498,16 +536,22 @@ impl NetworkConfig {
         crate::runtime::reserved_slots(
             *self.concurrency.get_ref(),
             *self.callback_concurrency.get_ref(),
-            self.poll_interval_ms.is_some(),
+            self.background_tasks(),
         )
+    }
+
+    /// Its background tasks that call the adapter: the poller (if it
+    /// polls) and the follow-up scheduler (if it follows statuses up).
+    pub fn background_tasks(&self) -> u32 {
+        u32::from(self.poll_interval_ms.is_some()) + u32::from(self.follow_up.is_some())
     }
 
     /// Its slots, to share between every version of its adapter.
     pub fn slots(&self) -> crate::runtime::NetworkSlots {
-        crate::runtime::NetworkSlots::new(
+        crate::runtime::NetworkSlots::reserving(
             *self.concurrency.get_ref(),
             *self.callback_concurrency.get_ref(),
-            self.poll_interval_ms.is_some(),
+            self.background_tasks(),
         )
     }
 }

@@ -218,6 +218,11 @@ fn network_runtime(
         breaker: net.breaker.clone(),
         poll_interval_ms: net.poll_interval_ms,
         poller_started: Default::default(),
+        follow_up: net.follow_up.as_ref().map(|f| f.get_ref().clone()),
+        follow_up_started: Default::default(),
+        circuit: Arc::new(std::sync::Mutex::new(super::retry::Breaker::new(
+            net.breaker.clone(),
+        ))),
     })
 }
 

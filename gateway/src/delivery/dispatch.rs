@@ -59,13 +59,17 @@ struct Dispatcher {
 
 /// The dispatcher loop of one destination.
 pub(crate) async fn run(delivery: Arc<Delivery>, destination: Destination) {
+    // A network's breaker is shared with its status follow-up.
     let (concurrency, breaker) = match &destination {
         Destination::Network(n) => match delivery.networks.get(n) {
-            Some(net) => (net.concurrency, net.breaker.clone()),
+            Some(net) => (net.concurrency, net.circuit.clone()),
             None => return,
         },
         Destination::Subscriber(s) => match delivery.subscribers.get(s) {
-            Some(sub) => (sub.concurrency, BreakerConfig::default()),
+            Some(sub) => (
+                sub.concurrency,
+                Arc::new(Mutex::new(Breaker::new(BreakerConfig::default()))),
+            ),
             None => return,
         },
     };
@@ -75,7 +79,7 @@ pub(crate) async fn run(delivery: Arc<Delivery>, destination: Destination) {
     let d = Dispatcher {
         key: destination.key(),
         permits: Arc::new(Semaphore::new(concurrency.max(1))),
-        breaker: Arc::new(Mutex::new(Breaker::new(breaker))),
+        breaker,
         claimed: Arc::default(),
         delivery,
         destination,

@@ -9,7 +9,8 @@
 //! destination's concurrency limit, breaker and retry policy, through
 //! [`call`] (a network's adapter) or [`webhook`] (a subscriber), and
 //! [`settle`] decides what each [`outcome`] does to the job; [`backflow`]
-//! records what ministries answer and releases chained steps; [`notice`]
+//! records what ministries answer and releases chained steps, and
+//! [`follow_up`] asks lookup-only networks about their open cases; [`notice`]
 //! builds what subscribers hear; [`alert`] holds a destination whose TLS
 //! peer was refused or whose adapter failed to load; [`versions`] keeps
 //! adapter versions and hot swaps (each checked against its publisher
@@ -24,6 +25,7 @@ pub mod build;
 pub mod call;
 pub mod dispatch;
 pub mod drain;
+pub mod follow_up;
 pub mod intake;
 pub mod monitor;
 pub mod notice;
@@ -41,13 +43,13 @@ pub use alert::{Alert, Alerts};
 pub use route::{RouteStep, Routes};
 pub use versions::{ConfiguredAdapter, Started, VersionError, Versions, reported_version};
 
-use crate::config::{BreakerConfig, RetryPolicy};
+use crate::config::{BreakerConfig, FollowUpConfig, RetryPolicy};
 use crate::runtime::{LoadedAdapter, Runtime, RuntimeConfig};
 use crate::store::{CaseRecord, Destination, Store};
 use crate::transport::{GatewayTransport, Transport};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -76,6 +78,12 @@ pub struct NetworkRuntime {
     pub poll_interval_ms: Option<u64>,
     /// Set once its poller runs (a network down starts it when it comes up).
     poller_started: AtomicBool,
+    /// Status follow-up of its open cases (`[networks.X.follow-up]`).
+    pub follow_up: Option<FollowUpConfig>,
+    /// Set once its follow-up scheduler runs.
+    follow_up_started: AtomicBool,
+    /// Its circuit breaker, shared by the dispatcher and the follow-up.
+    circuit: Arc<Mutex<retry::Breaker>>,
 }
 
 impl NetworkRuntime {

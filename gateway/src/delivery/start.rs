@@ -1,6 +1,7 @@
 //! Starting the delivery service: recover what a crash interrupted, then
 //! spawn one dispatcher per destination (a network that is down holds its
-//! queue in alert), one poller per polled network that is up, the
+//! queue in alert), one poller per polled network that is up (and its
+//! status follow-up scheduler, when configured), the
 //! deadline monitor, housekeeping, the witness push loops, and the watch that lifts a destination's
 //! TLS alert when its trust material changes. Later, a network that was
 //! down comes up here too: an installed adapter, or a resume that loads the
@@ -8,8 +9,8 @@
 //! starts its poller.
 
 use super::{
-    Alert, Delivery, NetworkRuntime, ResumeError, VersionError, alert, backflow, dispatch, monitor,
-    witness,
+    Alert, Delivery, NetworkRuntime, ResumeError, VersionError, alert, backflow, dispatch,
+    follow_up, monitor, witness,
 };
 use crate::store::Destination;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ impl Delivery {
         }
         for net in self.networks.values() {
             self.start_poller(net);
+            self.start_follow_up(net);
         }
         tasks.spawn(monitor::deadlines(self.clone()));
         tasks.spawn(monitor::housekeeping(self.clone()));
@@ -75,6 +77,7 @@ impl Delivery {
                 return Err(ResumeError::AdapterLoad { network, reason });
             }
             self.start_poller(net);
+            self.start_follow_up(net);
         }
         self.lift_alert(name, "an operator resumed it")
             .ok_or_else(|| ResumeError::UnknownDestination(name.to_string()))
@@ -91,6 +94,19 @@ impl Delivery {
         }
         let poller = backflow::poller(self.clone(), net.clone(), ms);
         self.tasks.spawn(poller);
+    }
+
+    /// Run a network's status follow-up, once, when it is configured and
+    /// the network has an adapter (started with its poller).
+    fn start_follow_up(self: &Arc<Self>, net: &Arc<NetworkRuntime>) {
+        let Some(policy) = net.follow_up.clone() else {
+            return;
+        };
+        if net.is_down() || net.follow_up_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let scheduler = follow_up::scheduler(self.clone(), net.clone(), policy);
+        self.tasks.spawn(scheduler);
     }
 
     /// Make a new version the network's current adapter (hot swap), once
@@ -118,6 +134,7 @@ impl Delivery {
                 .lift(&destination.key(), "a working adapter was installed");
         }
         self.start_poller(net);
+        self.start_follow_up(net);
         self.wake(&destination);
         Ok(digest)
     }

@@ -4,8 +4,8 @@
 
 use crate::store::{Attempt, CaseRecord, Destination, Hold, Job, JobKind, JobState, Millis};
 use crate::wire::{
-    AttemptView, CaseSummary, CaseView, DeadLetter, DeadlineView, JobKindName, JobProgress,
-    JobView, LastError, NetworkSummary, NetworkView,
+    AttemptView, CaseSummary, CaseView, DeadLetter, DeadlineView, FollowUpView, JobKindName,
+    JobProgress, JobView, LastError, NetworkSummary, NetworkView,
 };
 use chrono::TimeZone;
 use std::collections::BTreeMap;
@@ -173,6 +173,12 @@ fn network_view(record: &CaseRecord, name: &str) -> NetworkView {
         .or(jobs.last())
         .map(|j| job_view(record, j));
     let net = record.networks.get(name).cloned().unwrap_or_default();
+    let open = crate::store::follow_up::open_at(record, name, &net).is_some();
+    let follow_up = net.follow_up.map(|f| FollowUpView {
+        queries: f.queries,
+        next_at: open.then(|| rfc3339(f.next)).flatten(),
+        interval_ms: f.interval_ms,
+    });
     NetworkView {
         delivery: current,
         network_case_number: net.network_case_number,
@@ -183,6 +189,7 @@ fn network_view(record: &CaseRecord, name: &str) -> NetworkView {
         certificate_number: net.certificate_number,
         events: net.events,
         jobs: jobs.iter().map(|j| job_view(record, j)).collect(),
+        follow_up,
     }
 }
 

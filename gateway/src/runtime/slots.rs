@@ -3,9 +3,10 @@
 //! The engine's instance pool is shared by every network; without a
 //! reservation one slow network (28 s submits at concurrency 128) took every
 //! slot and every other network's calls failed to instantiate. Each network
-//! therefore owns `concurrency + callback-concurrency + (1 if it polls) + 1`
-//! slots (the last one for `describe`, a hot-swap's load and verification
-//! headroom), shared by all versions of its adapter; every call takes one
+//! therefore owns `concurrency + callback-concurrency + (1 if it polls) +
+//! (1 if it follows statuses up) + 1` slots (one per background task, the
+//! poller and the follow-up scheduler, each making one call at a time; the
+//! last one for `describe`, a hot-swap's load and verification headroom), shared by all versions of its adapter; every call takes one
 //! before it instantiates and holds it until its store is dropped. The pool
 //! is sized from the sum of the reservations (or `config check` refuses a
 //! smaller `[runtime] max-instances`), so one network can only ever wait
@@ -21,11 +22,13 @@ pub const HEADROOM_SLOTS: u32 = 1;
 /// Callbacks one network may have in its adapter at once, by default.
 pub const DEFAULT_CALLBACK_CONCURRENCY: u32 = 4;
 
-/// The instance slots a network reserves (see the module's opener).
-pub fn reserved_slots(concurrency: u32, callback_concurrency: u32, polls: bool) -> u32 {
+/// The instance slots a network reserves (see the module's opener):
+/// `background` is how many of its background tasks (poller, follow-up
+/// scheduler) run, one call at a time each.
+pub fn reserved_slots(concurrency: u32, callback_concurrency: u32, background: u32) -> u32 {
     concurrency
         .saturating_add(callback_concurrency)
-        .saturating_add(u32::from(polls))
+        .saturating_add(background)
         .saturating_add(HEADROOM_SLOTS)
 }
 
@@ -49,7 +52,13 @@ pub struct CallbacksBusy {
 
 impl NetworkSlots {
     pub fn new(concurrency: u32, callback_concurrency: u32, polls: bool) -> Self {
-        let reserved = reserved_slots(concurrency, callback_concurrency, polls);
+        NetworkSlots::reserving(concurrency, callback_concurrency, u32::from(polls))
+    }
+
+    /// Slots for `background` background tasks besides deliveries and
+    /// callbacks (see [`reserved_slots`]).
+    pub fn reserving(concurrency: u32, callback_concurrency: u32, background: u32) -> Self {
+        let reserved = reserved_slots(concurrency, callback_concurrency, background);
         NetworkSlots {
             calls: Arc::new(Semaphore::new(reserved as usize)),
             callbacks: Arc::new(Semaphore::new(callback_concurrency as usize)),
@@ -100,9 +109,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_reservation_counts_deliveries_callbacks_poller_and_headroom() {
-        assert_eq!(reserved_slots(8, 4, false), 13);
-        assert_eq!(reserved_slots(8, 4, true), 14);
+    fn a_reservation_counts_deliveries_callbacks_background_tasks_and_headroom() {
+        assert_eq!(reserved_slots(8, 4, 0), 13);
+        assert_eq!(reserved_slots(8, 4, 1), 14);
+        assert_eq!(reserved_slots(8, 4, 2), 15, "poller and follow-up");
+        assert_eq!(NetworkSlots::reserving(2, 1, 2).reserved(), 6);
         assert_eq!(NetworkSlots::new(2, 1, true).reserved(), 5);
     }
 

@@ -1,7 +1,7 @@
 //! The contract every [`Store`] backend must keep, as one generic suite:
 //! atomic read-modify-write, due work oldest first, per-case FIFO, chained
 //! steps held until their upstream delivers, every index (in flight, dead
-//! letters, pending, cross-reference, deadlines, search), cursors, adapter
+//! letters, pending, cross-reference, follow-ups, deadlines, search), cursors, adapter
 //! key-value data, queue depth, retention, and everything still there after
 //! the store is closed and opened again.
 //!
@@ -370,6 +370,95 @@ pub async fn network_case_numbers_find_their_case(open: &impl Open) {
     );
 }
 
+/// A case is open for follow-up on a network from its delivery there with
+/// the network's number until a final stage, due earliest first, per
+/// network; the schedule moves it; a final stage takes it out.
+pub async fn follow_ups_are_indexed_per_network(open: &impl Open) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let deliver = |r: &mut CaseRecord, network: &str, at: Millis| {
+        let id = r
+            .jobs
+            .iter()
+            .find(|j| j.destination == net(network))
+            .map(|j| j.id)
+            .expect("a job");
+        let number = format!("{network}-{}", r.case_number);
+        r.job_mut(id).expect("job").state = JobState::Delivered {
+            at,
+            network_case_number: Some(number.clone()),
+        };
+        r.networks
+            .entry(network.into())
+            .or_default()
+            .network_case_number = Some(number);
+    };
+    let mut c1 = case("C1", "I1", &["a", "b"], T0);
+    deliver(&mut c1, "a", T0 + 20);
+    let mut c2 = case("C2", "I1", &["a"], T0);
+    deliver(&mut c2, "a", T0 + 10);
+    put(&*store, &c1).await;
+    put(&*store, &c2).await;
+    put(&*store, &case("C3", "I1", &["a"], T0)).await;
+    let due = store.follow_ups_due("a", T0 + 20, 10).await.expect("due");
+    assert_eq!(due.cases, ["C2", "C1"], "delivered ones, earliest first");
+    assert_eq!(due.next, None);
+    let due = store.follow_ups_due("a", T0 + 15, 10).await.expect("due");
+    assert_eq!(
+        (due.cases.as_slice(), due.next),
+        (&["C2".to_string()][..], Some(T0 + 20))
+    );
+    let due = store.follow_ups_due("a", T0 + 20, 1).await.expect("due");
+    assert_eq!(
+        (due.cases.len(), due.next),
+        (1, Some(T0 + 20)),
+        "at most limit"
+    );
+    assert!(
+        store
+            .follow_ups_due("b", T0 + 99, 10)
+            .await
+            .expect("due")
+            .cases
+            .is_empty()
+    );
+    store
+        .update("C2", &mut |rec| {
+            let mut rec = rec?;
+            rec.networks.get_mut("a")?.follow_up = Some(super::FollowUp {
+                next: T0 + 500,
+                interval_ms: 480,
+                queries: 1,
+            });
+            Some(rec)
+        })
+        .await
+        .expect("update");
+    let due = store.follow_ups_due("a", T0 + 100, 10).await.expect("due");
+    assert_eq!(
+        (due.cases.as_slice(), due.next),
+        (&["C1".to_string()][..], Some(T0 + 500))
+    );
+    store
+        .update("C1", &mut |rec| {
+            let mut rec = rec?;
+            rec.networks.get_mut("a")?.stage = Some(yiwang_schema::Stage::Completed);
+            Some(rec)
+        })
+        .await
+        .expect("update");
+    let due = store.follow_ups_due("a", T0 + 1000, 10).await.expect("due");
+    assert_eq!(
+        due.cases,
+        ["C2"],
+        "a final stage leaves the follow-up index"
+    );
+    drop(store);
+    let store = open(dir.path());
+    let due = store.follow_ups_due("a", T0 + 1000, 10).await.expect("due");
+    assert_eq!(due.cases, ["C2"], "the schedule survives a reopen");
+}
+
 /// The deadline index names cases whose light may change by `now`.
 pub async fn deadlines_are_indexed(open: &impl Open) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -654,6 +743,7 @@ macro_rules! store_conformance {
             dead_letters_and_pending_are_indexed,
             network_case_numbers_find_their_case,
             deadlines_are_indexed,
+            follow_ups_are_indexed_per_network,
             search_narrows_by_every_field,
             depth_counts_unfinished_work,
             cursors_and_kv_are_per_network,

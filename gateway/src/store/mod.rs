@@ -1,5 +1,6 @@
 //! Durable state behind one interface: case records with their jobs, the
-//! indexes that find due work, network cursors and adapter key-value data.
+//! indexes that find due work and due status follow-ups, network cursors
+//! and adapter key-value data.
 //!
 //! The intake and the dispatchers see only [`Store`]. The embedded default is
 //! [`SledStore`]; [`PostgresStore`], for several replicas on one shared
@@ -11,12 +12,14 @@ mod commit;
 #[cfg(test)]
 pub mod conformance;
 pub mod deadline;
+pub mod follow_up;
 pub mod postgres;
 pub mod record;
 mod sled_kv;
 mod sled_store;
 
 pub use commit::CommitStats;
+pub use follow_up::FollowUp;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use record::{
     Attempt, AttemptOutcome, CaseClock, CaseRecord, ChangeRecord, Destination, Hold, IndexEntry,
@@ -55,6 +58,14 @@ pub struct JobRef {
 #[derive(Debug, Default)]
 pub struct Due {
     pub jobs: Vec<JobRef>,
+    pub next: Option<Millis>,
+}
+
+/// Network cases whose status follow-up is due, and when the next falls due.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FollowUpsDue {
+    /// Unified case numbers, earliest due first.
+    pub cases: Vec<String>,
     pub next: Option<Millis>,
 }
 
@@ -122,6 +133,16 @@ pub trait Store: Send + Sync + 'static {
         network: &str,
         network_case_number: &str,
     ) -> Result<Option<String>>;
+
+    /// Up to `limit` cases open for status follow-up on `network` (see
+    /// [`follow_up`]) whose next query is due at or before `now`, earliest
+    /// first, and the next due time after those.
+    async fn follow_ups_due(
+        &self,
+        network: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<FollowUpsDue>;
 
     /// Cases whose deadline light may change at or before `now`.
     async fn deadlines_due(&self, now: Millis, limit: usize) -> Result<Vec<String>>;

@@ -233,6 +233,10 @@ pub struct NetworkCase {
     /// Every distinct event, ordered by stage then time.
     #[serde(default)]
     pub events: Vec<Event>,
+    /// The status follow-up schedule, once the gateway has asked the
+    /// network about the case (see [`super::follow_up`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<super::follow_up::FollowUp>,
 }
 
 impl NetworkCase {
@@ -344,6 +348,12 @@ pub enum IndexEntry {
     CrossRef {
         network: String,
         network_case_number: String,
+    },
+    /// Open for status follow-up on `network`: next asked at `at`
+    /// (see [`super::follow_up`]).
+    FollowUp {
+        network: String,
+        at: Millis,
     },
     /// The next time the deadline light may change.
     Deadline {
@@ -535,6 +545,12 @@ impl CaseRecord {
                 out.push(IndexEntry::CrossRef {
                     network: network.clone(),
                     network_case_number: n.clone(),
+                });
+            }
+            if let Some(at) = super::follow_up::open_at(self, network, view) {
+                out.push(IndexEntry::FollowUp {
+                    network: network.clone(),
+                    at,
                 });
             }
         }

@@ -4,7 +4,8 @@
 //!
 //! Key layout (`\0` separates parts; times are 16 hex digits):
 //! - `c\0<case>` → the [`CaseRecord`] as JSON
-//! - `i\0<kind>\0…\0<case>[\0<job>]` → index entries ([`IndexEntry`])
+//! - `i\0<kind>\0…\0<case>[\0<job>]` → index entries ([`IndexEntry`]);
+//!   `i\0o\0<network>\0<at>\0<case>` → open for status follow-up
 //! - `q\0<network>` → a poll cursor
 //! - `k\0<network>\0<key>` → adapter key-value data (separate tree)
 //! - `u\0<network>` → that network's kv usage (same tree; see `sled_kv`)
@@ -13,7 +14,8 @@ use super::commit::GroupCommit;
 use super::record::{CaseRecord, IndexEntry, Millis};
 use super::sled_kv::SledKv;
 use super::{
-    CaseQuery, CaseUpdate, CommitStats, Due, JobRef, QueueDepth, Result, Store, StoreError,
+    CaseQuery, CaseUpdate, CommitStats, Due, FollowUpsDue, JobRef, QueueDepth, Result, Store,
+    StoreError,
 };
 use crate::runtime::KvStore;
 use async_trait::async_trait;
@@ -94,6 +96,9 @@ fn entry_kv(case: &str, e: &IndexEntry) -> (Vec<u8>, Vec<u8>) {
             key(&["i", "r", network, network_case_number]),
             case.as_bytes().to_vec(),
         ),
+        IndexEntry::FollowUp { network, at } => {
+            (key(&["i", "o", network, &hex16(*at), case]), vec![])
+        }
         IndexEntry::Deadline { at } => (key(&["i", "t", &hex16(*at), case]), vec![]),
         IndexEntry::Updated { at } => (key(&["i", "u", &hex16(*at), case]), vec![]),
     }
@@ -331,6 +336,29 @@ impl Store for SledStore {
             .get(key(&["i", "r", network, network_case_number]))
             .map_err(backend)?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    async fn follow_ups_due(
+        &self,
+        network: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<FollowUpsDue> {
+        let mut out = FollowUpsDue::default();
+        for r in self.tree.scan_prefix(key(&["i", "o", network, ""])) {
+            let (k, _) = r.map_err(backend)?;
+            let s = String::from_utf8_lossy(&k).into_owned();
+            let mut parts = s.split('\0').skip(3);
+            let at = parts.next().and_then(parse_hex16).unwrap_or(0);
+            if at > now || out.cases.len() >= limit {
+                out.next = Some(at);
+                break;
+            }
+            if let Some(case) = parts.next() {
+                out.cases.push(case.to_string());
+            }
+        }
+        Ok(out)
     }
 
     async fn deadlines_due(&self, now: Millis, limit: usize) -> Result<Vec<String>> {

@@ -175,6 +175,22 @@ impl NetworkSpec {
         }
     }
 
+    /// Archetype 6 (lookup-only SOAP behind WS-Security) with the
+    /// provincial-filing adapter: PasswordText over the mutual TLS channel,
+    /// statuses followed up every 100 ms (backing off to 400 ms).
+    pub fn provincial_filing(name: &str) -> Self {
+        let sim = SimConfig::lookup_only(name).with_password_text(true);
+        let (u, p) = sim.credentials.clone();
+        let follow_up = format!(
+            "[networks.{name}.follow-up]\ninterval-ms = 100\nmax-interval-ms = 400\nbatch = 10"
+        );
+        NetworkSpec {
+            secrets: BTreeMap::from([("username".into(), u), ("password".into(), p)]),
+            ..Self::new(name, sim, yiwang_artifacts::PROVINCIAL_FILING)
+        }
+        .with_extra(&follow_up)
+    }
+
     pub fn with_concurrency(mut self, concurrency: u32) -> Self {
         self.concurrency = concurrency;
         self

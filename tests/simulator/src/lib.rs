@@ -38,6 +38,7 @@ mod control;
 mod error;
 mod faults;
 mod json_rest;
+mod lookup;
 mod network;
 mod reply;
 mod server;
@@ -84,6 +85,9 @@ pub enum Archetype {
     SignedApi,
     /// Archetype 5: callbacks, status changes pushed signed to the gateway (公安 style).
     Callback,
+    /// Archetype 6: lookup-only SOAP 1.1 filing service behind WS-Security UsernameToken
+    /// (省级备案 style): no change feed, no callbacks.
+    LookupOnly,
 }
 
 impl Archetype {
@@ -93,6 +97,7 @@ impl Archetype {
         Archetype::Soap,
         Archetype::SignedApi,
         Archetype::Callback,
+        Archetype::LookupOnly,
     ];
 
     /// The name used on the command line and in logs: `json-rest`, `soap`, `signed-api`.
@@ -102,6 +107,7 @@ impl Archetype {
             Archetype::Soap => "soap",
             Archetype::SignedApi => "signed-api",
             Archetype::Callback => "callback",
+            Archetype::LookupOnly => "lookup-only",
         }
     }
 }
@@ -121,6 +127,7 @@ impl FromStr for Archetype {
             "soap" => Ok(Archetype::Soap),
             "signed-api" | "signedapi" | "signed" => Ok(Archetype::SignedApi),
             "callback" | "callbacks" | "push" => Ok(Archetype::Callback),
+            "lookup-only" | "lookup" => Ok(Archetype::LookupOnly),
             _ => Err(Error::UnknownArchetype(s.to_owned())),
         }
     }
@@ -134,7 +141,7 @@ pub struct SimConfig {
     pub name: String,
     /// Time between automatic status advances; `Duration::ZERO` = never advance by itself.
     pub stage_interval: Duration,
-    /// Login of archetype 1 (`username`, `password`).
+    /// Login of archetype 1 (`username`, `password`); archetype 6's UsernameToken.
     pub credentials: (String, String),
     /// Lifetime of an archetype-1 token.
     pub token_ttl: Duration,
@@ -157,6 +164,9 @@ pub struct SimConfig {
     pub push_retry_initial: Duration,
     /// Archetype 5: the longest wait between two attempts of one push.
     pub push_retry_max: Duration,
+    /// Archetype 6: also accept a UsernameToken with PasswordText (meant for mutual TLS,
+    /// where the channel protects it); PasswordDigest is always accepted.
+    pub password_text: bool,
     /// Serve mutual TLS instead of plain HTTP ([`SimConfig::with_tls`]).
     pub tls: Option<ServerTls>,
     /// Archetype 5: the push client's TLS identity for `https://` callback URLs
@@ -183,6 +193,7 @@ impl SimConfig {
             Archetype::Soap => "ZJ",
             Archetype::SignedApi => "SW",
             Archetype::Callback => "GA",
+            Archetype::LookupOnly => "BA",
         };
         Self {
             archetype,
@@ -198,6 +209,7 @@ impl SimConfig {
             push_secret: DEFAULT_PUSH_SECRET.to_owned(),
             push_retry_initial: Duration::from_millis(500),
             push_retry_max: Duration::from_secs(30),
+            password_text: false,
             tls: None,
             push_tls: None,
         }
@@ -218,6 +230,18 @@ impl SimConfig {
     /// after 0.5 s doubling up to 30 s.
     pub fn callback(name: impl Into<String>) -> Self {
         Self::new(Archetype::Callback, name)
+    }
+
+    /// An archetype-6 (lookup-only filing) network with the defaults of [`SimConfig::new`]:
+    /// UsernameToken `yiwang` / `s3cret-pass`, PasswordDigest only.
+    pub fn lookup_only(name: impl Into<String>) -> Self {
+        Self::new(Archetype::LookupOnly, name)
+    }
+
+    /// Archetype 6: accept PasswordText as well as PasswordDigest.
+    pub fn with_password_text(mut self, allow: bool) -> Self {
+        self.password_text = allow;
+        self
     }
 
     /// An archetype-3 (signed open-API) network with the defaults of [`SimConfig::new`].

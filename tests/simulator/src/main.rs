@@ -12,10 +12,11 @@ use yiwang_simulator::{Archetype, SimConfig, Simulator};
 #[derive(Debug, Parser)]
 #[command(name = "yiwang-sim", version)]
 struct Cli {
-    /// One network: `name=NAME,archetype=json-rest|soap|signed-api|callback,addr=IP:PORT[,prefix=CASEPREFIX]`.
+    /// One network: `name=NAME,archetype=json-rest|soap|signed-api|callback|lookup-only,addr=IP:PORT[,prefix=CASEPREFIX]`.
     /// Archetype `callback` also takes `callback=http://HOST:PORT/PATH`, where its status
     /// changes are pushed (`https://` needs the push TLS files). Archetype `signed-api` also
-    /// takes `app-key=KEY,app-secret=SECRET` (default `yiwang-app` and a demo secret). Any
+    /// takes `app-key=KEY,app-secret=SECRET` (default `yiwang-app` and a demo secret).
+    /// Archetype `lookup-only` takes `password-text=true` to accept PasswordText. Any
     /// network takes `tls-cert=`, `tls-key=`, `client-ca=`, `push-ca=`, `push-cert=`,
     /// `push-key=` (PEM files) over the flags of the same names. Repeat for more networks.
     #[arg(long = "network", required = true, value_parser = parse_network)]
@@ -135,6 +136,8 @@ struct NetworkSpec {
     /// Archetype 3: application key and secret.
     app_key: Option<String>,
     app_secret: Option<String>,
+    /// Archetype 6: accept PasswordText too.
+    password_text: bool,
     /// TLS files given in the spec itself.
     tls: TlsFiles,
 }
@@ -142,6 +145,7 @@ struct NetworkSpec {
 fn parse_network(spec: &str) -> anyhow::Result<NetworkSpec> {
     let (mut name, mut archetype, mut addr, mut prefix) = (None, None, None, None);
     let mut callback = None;
+    let mut password_text = false;
     let (mut app_key, mut app_secret) = (None, None);
     let mut tls = TlsFiles::default();
     for pair in spec.split(',').filter(|p| !p.trim().is_empty()) {
@@ -163,6 +167,11 @@ fn parse_network(spec: &str) -> anyhow::Result<NetworkSpec> {
             "callback" => callback = Some(value.to_owned()),
             "app-key" => app_key = Some(value.to_owned()),
             "app-secret" => app_secret = Some(value.to_owned()),
+            "password-text" => {
+                password_text = value
+                    .parse()
+                    .with_context(|| format!("password-text {value:?}: true or false"))?
+            }
             "tls-cert" => tls.tls_cert = Some(value.into()),
             "tls-key" => tls.tls_key = Some(value.into()),
             "client-ca" => tls.client_ca = Some(value.into()),
@@ -170,7 +179,7 @@ fn parse_network(spec: &str) -> anyhow::Result<NetworkSpec> {
             "push-cert" => tls.push_cert = Some(value.into()),
             "push-key" => tls.push_key = Some(value.into()),
             other => bail!(
-                "unknown key {other:?} (expected name, archetype, addr, prefix, callback, app-key, app-secret, tls-cert, tls-key, client-ca, push-ca, push-cert, push-key)"
+                "unknown key {other:?} (expected name, archetype, addr, prefix, callback, app-key, app-secret, password-text, tls-cert, tls-key, client-ca, push-ca, push-cert, push-key)"
             ),
         }
     }
@@ -182,6 +191,7 @@ fn parse_network(spec: &str) -> anyhow::Result<NetworkSpec> {
         callback,
         app_key,
         app_secret,
+        password_text,
         tls,
     })
 }
@@ -215,6 +225,7 @@ async fn main() -> anyhow::Result<()> {
         if let Some(url) = spec.callback {
             cfg = cfg.with_callback_url(url);
         }
+        cfg = cfg.with_password_text(spec.password_text);
         if spec.app_key.is_some() || spec.app_secret.is_some() {
             let key = spec.app_key.unwrap_or_else(|| cfg.app_key.clone());
             let secret = spec.app_secret.unwrap_or_else(|| cfg.app_secret.clone());

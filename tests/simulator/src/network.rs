@@ -13,7 +13,7 @@ use crate::faults::Faults;
 use crate::reply::Reply;
 use crate::store::{SimCase, StatusModel, Store};
 use crate::tls::TlsServer;
-use crate::{Archetype, SimConfig, callback, json_rest, lock, signed_api, soap};
+use crate::{Archetype, SimConfig, callback, json_rest, lock, lookup, signed_api, soap};
 
 /// A business request, body already read (faults act only after the whole request is in).
 #[derive(Debug)]
@@ -77,6 +77,7 @@ impl Network {
             Archetype::Soap => Box::new(soap::Soap),
             Archetype::SignedApi => Box::<signed_api::SignedApi>::default(),
             Archetype::Callback => Box::new(callback::Callback),
+            Archetype::LookupOnly => Box::<lookup::Lookup>::default(),
         };
         let store = Store::new(
             protocol.statuses(),

@@ -169,14 +169,14 @@ impl SignedApi {
 
 /// Nonces seen within [`NONCE_TTL`], oldest first so expired ones are dropped in O(1) each.
 #[derive(Default)]
-struct NonceLog {
+pub(crate) struct NonceLog {
     seen: HashSet<String>,
     order: VecDeque<(StdInstant, String)>,
 }
 
 impl NonceLog {
     /// Records `key`; false when it was already seen within the TTL (a replay).
-    fn remember(&mut self, key: String, now: StdInstant) -> bool {
+    pub(crate) fn remember(&mut self, key: String, now: StdInstant) -> bool {
         while let Some((at, _)) = self.order.front() {
             if now.saturating_duration_since(*at) < NONCE_TTL {
                 break;

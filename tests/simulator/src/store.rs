@@ -40,6 +40,8 @@ pub struct SimCase {
     pub submissions: u32,
     /// Materials added later by supplement requests, in arrival order.
     pub supplements: Vec<Value>,
+    /// How many status lookups asked about this case (archetype 6 counts them).
+    pub lookups: u32,
 }
 
 /// One status change of a case.
@@ -195,6 +197,7 @@ impl Store {
             received_at: at,
             submissions: 1,
             supplements: Vec::new(),
+            lookups: 0,
         };
         let idx = self.slots.len();
         self.slots.push(Slot { case, due: None });
@@ -264,6 +267,12 @@ impl Store {
         let next = self.model.next(current)?;
         self.apply_status(idx, next, None, time::now(), now);
         Some(next.to_owned())
+    }
+
+    pub fn record_lookup(&mut self, idx: usize) {
+        if let Some(slot) = self.slots.get_mut(idx) {
+            slot.case.lookups += 1;
+        }
     }
 
     pub fn record_supplement(&mut self, idx: usize, materials: Value) {

@@ -1,9 +1,9 @@
 //! `[networks.<name>]`: the adapter (present, pin well-formed), endpoints
 //! (absolute http(s), secured), concurrency, limits within the runtime's,
-//! and the retry policy.
+//! the retry policy and the status follow-up schedule.
 
 use super::{Problems, check_retry, is_http_url, place, tls, valid_name};
-use crate::config::types::NetworkConfig;
+use crate::config::types::{MAX_FOLLOW_UP_BATCH, NetworkConfig};
 use crate::runtime::RuntimeConfig;
 use std::ops::Range;
 use std::path::Path;
@@ -44,6 +44,38 @@ pub(super) fn check(
     }
     check_limits(p, &what, &span, net, runtime);
     check_retry(p, &what, &net.retry, &span);
+    check_follow_up(p, &what, net);
+}
+
+/// The shortest follow-up interval: a lookup-only ministry asked about
+/// every open case more often than this is being polled, not followed up.
+pub const MIN_FOLLOW_UP_INTERVAL_MS: u64 = 100;
+
+/// `[networks.X.follow-up]`: 100 <= interval-ms <= max-interval-ms, 1 <= batch <= 1000.
+fn check_follow_up(p: &mut Problems<'_>, what: &str, net: &NetworkConfig) {
+    let Some(follow_up) = &net.follow_up else {
+        return;
+    };
+    let f = follow_up.get_ref();
+    if f.interval_ms < MIN_FOLLOW_UP_INTERVAL_MS || f.max_interval_ms < f.interval_ms {
+        p.at(
+            follow_up.span(),
+            format!(
+                "{what}: follow-up.interval-ms {} and max-interval-ms {}: need \
+                 {MIN_FOLLOW_UP_INTERVAL_MS} <= interval-ms <= max-interval-ms",
+                f.interval_ms, f.max_interval_ms
+            ),
+        );
+    }
+    if f.batch == 0 || f.batch > MAX_FOLLOW_UP_BATCH {
+        p.at(
+            follow_up.span(),
+            format!(
+                "{what}: follow-up.batch {}: need 1 to {MAX_FOLLOW_UP_BATCH} cases per round",
+                f.batch
+            ),
+        );
+    }
 }
 
 /// The component exists; a pin is a sha256 in lowercase hex.

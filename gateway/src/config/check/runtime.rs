@@ -1,5 +1,5 @@
 //! `[runtime]`: a set `max-instances` must hold every network's reserved
-//! instance slots (`concurrency + callback-concurrency + poller + 1`), or one
+//! instance slots (`concurrency + callback-concurrency + poller + follow-up + 1`), or one
 //! network's calls could take another's and fail them to instantiate.
 
 use super::Problems;
@@ -25,11 +25,12 @@ pub(super) fn check(config: &Config, p: &mut Problems<'_>) {
         .map(|(name, _)| {
             let net = config.networks[*name].get_ref();
             format!(
-                "`{name}` {} (concurrency {} + callback-concurrency {} + poller {} + 1)",
+                "`{name}` {} (concurrency {} + callback-concurrency {} + poller {} + follow-up {} + 1)",
                 net.reserved_slots(),
                 net.concurrency.get_ref(),
                 net.callback_concurrency.get_ref(),
                 u32::from(net.poll_interval_ms.is_some()),
+                u32::from(net.follow_up.is_some()),
             )
         })
         .collect::<Vec<_>>()

@@ -31,8 +31,8 @@ mod tls_tests;
 mod update;
 
 use super::{
-    CaseQuery, CaseRecord, CaseUpdate, CommitStats, Due, JobRef, Millis, QueueDepth, Result, Store,
-    StoreError,
+    CaseQuery, CaseRecord, CaseUpdate, CommitStats, Due, FollowUpsDue, JobRef, Millis, QueueDepth,
+    Result, Store, StoreError,
 };
 use crate::runtime::KvStore;
 use async_trait::async_trait;
@@ -354,6 +354,15 @@ impl Store for PostgresStore {
 
     async fn deadlines_due(&self, now: Millis, limit: usize) -> Result<Vec<String>> {
         queries::deadlines_due(&*self.client().await?, now, limit).await
+    }
+
+    async fn follow_ups_due(
+        &self,
+        network: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<FollowUpsDue> {
+        queries::follow_ups_due(&*self.client().await?, network, now, limit).await
     }
 
     async fn search(&self, query: &CaseQuery) -> Result<Vec<CaseRecord>> {

@@ -4,7 +4,9 @@
 //! the same answer to the same question.
 
 use super::{PgFailure, Result};
-use crate::store::{CaseQuery, CaseRecord, Due, JobRef, Millis, QueueDepth, StoreError};
+use crate::store::{
+    CaseQuery, CaseRecord, Due, FollowUpsDue, JobRef, Millis, QueueDepth, StoreError,
+};
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Row;
 
@@ -136,6 +138,34 @@ pub(super) async fn deadlines_due(
     )
     .await?;
     Ok(found.iter().map(|r| r.get(0)).collect())
+}
+
+/// The cases due for status follow-up on `network`, earliest first, and
+/// when the next one after them is due.
+pub(super) async fn follow_ups_due(
+    c: &ClientWrapper,
+    network: &str,
+    now: Millis,
+    max: usize,
+) -> Result<FollowUpsDue> {
+    // One row more than asked: the first beyond the batch says when to come back.
+    let found = rows(
+        c,
+        "SELECT case_number, at FROM yiwang_follow_up WHERE network = $1 \
+         ORDER BY at, case_number LIMIT $2",
+        &[&network, &limit(max.saturating_add(1))],
+    )
+    .await?;
+    let mut out = FollowUpsDue::default();
+    for row in &found {
+        let at: Millis = row.get(1);
+        if at > now || out.cases.len() >= max {
+            out.next = Some(at);
+            break;
+        }
+        out.cases.push(row.get(0));
+    }
+    Ok(out)
 }
 
 pub(super) async fn search(c: &ClientWrapper, q: &CaseQuery) -> Result<Vec<CaseRecord>> {

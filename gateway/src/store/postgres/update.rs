@@ -31,6 +31,8 @@ struct JobRow {
 struct Rows {
     jobs: BTreeMap<u32, JobRow>,
     xrefs: BTreeSet<(String, String)>,
+    /// Network → when the case is next asked (status follow-up).
+    follow_ups: BTreeMap<String, Millis>,
     deadline_at: Option<Millis>,
 }
 
@@ -77,6 +79,9 @@ fn rows(record: &CaseRecord) -> Rows {
                 network_case_number,
             } => {
                 out.xrefs.insert((network, network_case_number));
+            }
+            IndexEntry::FollowUp { network, at } => {
+                out.follow_ups.insert(network, at);
             }
             IndexEntry::Deadline { at } => out.deadline_at = Some(at),
             IndexEntry::Updated { .. } => {}
@@ -174,7 +179,40 @@ async fn write(
     )
     .await?;
     write_jobs(tx, case_number, &before, &after).await?;
-    write_xrefs(tx, case_number, &before, &after).await
+    write_xrefs(tx, case_number, &before, &after).await?;
+    write_follow_ups(tx, case_number, &before, &after).await
+}
+
+/// The follow-up rows that changed: gone ones deleted, new or moved ones
+/// written.
+async fn write_follow_ups(
+    tx: &deadpool_postgres::Transaction<'_>,
+    case_number: &str,
+    before: &Rows,
+    after: &Rows,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    for network in before.follow_ups.keys() {
+        if !after.follow_ups.contains_key(network) {
+            let st = tx
+                .prepare_cached(
+                    "DELETE FROM yiwang_follow_up WHERE case_number = $1 AND network = $2",
+                )
+                .await?;
+            tx.execute(&st, &[&case_number, network]).await?;
+        }
+    }
+    for (network, at) in &after.follow_ups {
+        if before.follow_ups.get(network) != Some(at) {
+            let st = tx
+                .prepare_cached(
+                    "INSERT INTO yiwang_follow_up (case_number, network, at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (case_number, network) DO UPDATE SET at = excluded.at",
+                )
+                .await?;
+            tx.execute(&st, &[&case_number, network, at]).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn write_jobs(

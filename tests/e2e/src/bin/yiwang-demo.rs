@@ -1,5 +1,6 @@
-//! `make demo`: four simulated ministry networks (one per protocol
-//! archetype), the gateway on `config/demo.toml`, a stand-in for the unified
+//! `make demo`: five simulated ministry networks (one per protocol
+//! archetype; the lookup-only one's statuses come back by the gateway's
+//! status follow-up), the gateway on `config/demo.toml`, a stand-in for the unified
 //! platform's webhook, and a few real cases — with their progress across
 //! networks printed as it happens. Ctrl-C prints the double-entry report
 //! over the demo's cases and stops it.
@@ -18,6 +19,7 @@ const NETWORKS: &[(&str, &str, u16)] = &[
     ("housing-construction", "SOAP 1.1, GB18030", 18082),
     ("tax", "signed open-API (HMAC-SHA256)", 18083),
     ("public-security", "callbacks (ministry pushes)", 18084),
+    ("provincial-filing", "lookup-only SOAP + WS-Security", 18085),
 ];
 
 fn sim_config(name: &str) -> SimConfig {
@@ -25,6 +27,8 @@ fn sim_config(name: &str) -> SimConfig {
         "market-regulation" => SimConfig::json_rest(name),
         "housing-construction" => SimConfig::soap(name),
         "tax" => SimConfig::signed_api(name),
+        // PasswordText over the mutual TLS channel (see the adapter's README).
+        "provincial-filing" => SimConfig::lookup_only(name).with_password_text(true),
         _ => SimConfig::callback(name)
             .with_callback_url("https://127.0.0.1:8442/v1/callbacks/public-security"),
     };
@@ -51,6 +55,7 @@ async fn main() -> Result<()> {
         ),
         ("tax", yiwang_artifacts::TAX),
         ("public_security", yiwang_artifacts::PUBLIC_SECURITY),
+        ("provincial_filing", yiwang_artifacts::PROVINCIAL_FILING),
     ] {
         std::fs::copy(path, demo.join("adapters").join(format!("{name}.wasm")))
             .with_context(|| format!("copy adapter {path}"))?;
@@ -121,6 +126,10 @@ async fn main() -> Result<()> {
         (
             "施工许可 construction permit: market regulation + housing & construction",
             permit_case("FZGL-2026-005678")?,
+        ),
+        (
+            "项目备案 project filing: a lookup-only network, statuses brought back by follow-up",
+            filing_case("FZGL-2026-004211")?,
         ),
         (
             "食品经营许可 food business licence",
@@ -328,6 +337,13 @@ fn short(s: &str) -> String {
     s.chars().take(140).collect()
 }
 
+/// The construction-permit case as a project filing (`BA-XMBA-001`).
+fn filing_case(number: &str) -> Result<Value> {
+    let mut case = permit_case(number)?;
+    case["item"]["code"] = json!("BA-XMBA-001");
+    Ok(case)
+}
+
 fn progress_line(v: &Value) -> String {
     let d = &v["delivery"];
     let mut s = d["state"].as_str().unwrap_or("").to_string();
@@ -345,6 +361,14 @@ fn progress_line(v: &Value) -> String {
     }
     if let Some(c) = v["certificate_number"].as_str() {
         s.push_str(&format!("  certificate {c}"));
+    }
+    // A lookup-only network's stages come by follow-up: say so, and when it ended.
+    if let Some(n) = v["follow_up"]["queries"].as_u64() {
+        if v["follow_up"]["next_at"].is_null() {
+            s.push_str(&format!("  (follow-up done after {n} lookups)"));
+        } else {
+            s.push_str("  (by follow-up)");
+        }
     }
     if let Some(e) = d["last_error"]["message"].as_str() {
         s.push_str(&format!("  last error: {e}"));

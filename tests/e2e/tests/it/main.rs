@@ -11,6 +11,7 @@ mod api_description;
 mod crash;
 mod delivery;
 mod fairness;
+mod follow_up;
 mod hostile;
 mod neighbours;
 mod public_security_live;

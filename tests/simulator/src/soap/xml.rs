@@ -14,6 +14,8 @@ pub(crate) struct Element {
     pub name: String,
     pub children: Vec<Element>,
     pub text: String,
+    /// Attributes by local name (namespace declarations left out).
+    pub attrs: Vec<(String, String)>,
 }
 
 impl Element {
@@ -27,6 +29,14 @@ impl Element {
         self.child(name)
             .map(|c| c.text.trim())
             .filter(|t| !t.is_empty())
+    }
+
+    /// An attribute's value by local name (`Type` of `wsse:Password`).
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn is(&self, ns: &str, name: &str) -> bool {
@@ -69,6 +79,7 @@ pub(crate) fn parse(xml: &str) -> Result<Element, XmlError> {
                 name: String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
                 children: Vec::new(),
                 text: String::new(),
+                attrs: attributes(&start)?,
             }),
             Event::Empty(start) => {
                 let element = Element {
@@ -76,6 +87,7 @@ pub(crate) fn parse(xml: &str) -> Result<Element, XmlError> {
                     name: String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
                     children: Vec::new(),
                     text: String::new(),
+                    attrs: attributes(&start)?,
                 };
                 attach(&mut stack, &mut root, element)?;
             }
@@ -118,6 +130,27 @@ pub(crate) fn parse(xml: &str) -> Result<Element, XmlError> {
         return Err(malformed("document ended inside an element"));
     }
     root.ok_or_else(|| malformed("no root element"))
+}
+
+/// Attributes by local name, values unescaped; `xmlns` declarations are left out.
+fn attributes(
+    start: &quick_xml::events::BytesStart<'_>,
+) -> Result<Vec<(String, String)>, XmlError> {
+    let mut out = Vec::new();
+    for a in start.attributes() {
+        let a = a.map_err(|e| malformed(e.to_string()))?;
+        let key = a.key;
+        if key.as_namespace_binding().is_some() {
+            continue;
+        }
+        let value = a
+            .unescape_value()
+            .map_err(|e| malformed(e.to_string()))?
+            .into_owned();
+        let name = String::from_utf8_lossy(key.local_name().as_ref()).into_owned();
+        out.push((name, value));
+    }
+    Ok(out)
 }
 
 fn owned_ns(ns: ResolveResult<'_>) -> Result<Option<String>, XmlError> {

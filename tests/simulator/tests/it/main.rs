@@ -6,6 +6,7 @@ mod contract;
 mod control;
 mod faults;
 mod json_rest;
+mod lookup;
 mod signed_api;
 mod soap;
 mod tls;
