@@ -156,7 +156,7 @@ async fn ask(
     };
     let view = record.networks.get(&net.name);
     let number = view
-        .filter(|v| crate::store::follow_up::open_at(&record, &net.name, v).is_some())
+        .filter(|v| record.follow_up_at(&net.name, v).is_some())
         .and_then(|v| v.network_case_number.clone());
     let Some(number) = number else {
         return Ok(Asked::Skipped);

@@ -173,7 +173,7 @@ fn network_view(record: &CaseRecord, name: &str) -> NetworkView {
         .or(jobs.last())
         .map(|j| job_view(record, j));
     let net = record.networks.get(name).cloned().unwrap_or_default();
-    let open = crate::store::follow_up::open_at(record, name, &net).is_some();
+    let open = record.follow_up_at(name, &net).is_some();
     let follow_up = net.follow_up.map(|f| FollowUpView {
         queries: f.queries,
         next_at: open.then(|| rfc3339(f.next)).flatten(),

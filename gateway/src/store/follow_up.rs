@@ -17,7 +17,7 @@
 //! stayed the same waits twice as long as last time, up to
 //! `max-interval-ms`. A case never asked yet is due at its delivery time.
 
-use super::record::{CaseRecord, Destination, JobKind, JobState, Millis, NetworkCase};
+use super::Millis;
 use serde::{Deserialize, Serialize};
 
 /// The follow-up schedule of one network case.
@@ -72,74 +72,47 @@ fn later(now: Millis, wait_ms: u64) -> Millis {
     now.saturating_add(i64::try_from(wait_ms).unwrap_or(i64::MAX))
 }
 
-/// When `network` is next asked about this case, if the case is open for
-/// follow-up there (see the module's opener).
-pub fn open_at(record: &CaseRecord, network: &str, view: &NetworkCase) -> Option<Millis> {
-    if view.network_case_number.is_none() || view.is_final() {
+/// When a network is next asked about a case, if the case is open for
+/// follow-up there: its submit there was delivered (`delivered_at`), the
+/// network's number is known (`numbered`) and its view is not final; then
+/// at the schedule's next time, or at the delivery when never asked.
+pub fn open_at(
+    delivered_at: Option<Millis>,
+    numbered: bool,
+    is_final: bool,
+    schedule: Option<FollowUp>,
+) -> Option<Millis> {
+    if !numbered || is_final {
         return None;
     }
-    let destination = Destination::Network(network.to_string());
-    let delivered_at = record.jobs.iter().find_map(|j| match (&j.kind, &j.state) {
-        (JobKind::Submit { .. }, JobState::Delivered { at, .. })
-            if j.destination == destination =>
-        {
-            Some(*at)
-        }
-        _ => None,
-    })?;
-    Some(view.follow_up.map_or(delivered_at, |f| f.next))
+    let delivered = delivered_at?;
+    Some(schedule.map_or(delivered, |f| f.next))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
-    use yiwang_schema::Stage;
-
-    fn delivered(number: Option<&str>) -> CaseRecord {
-        let mut r = CaseRecord::blank("C1");
-        let kind = JobKind::Submit {
-            after: vec![],
-            inputs: BTreeMap::new(),
-        };
-        let id = r.push_job(Destination::Network("p".into()), kind, 5);
-        if let Some(n) = number {
-            r.job_mut(id).expect("job").state = JobState::Delivered {
-                at: 7,
-                network_case_number: Some(n.into()),
-            };
-            r.networks
-                .entry("p".into())
-                .or_default()
-                .network_case_number = Some(n.into());
-        }
-        r
-    }
 
     #[test]
     fn open_from_delivery_until_a_final_stage() {
-        let r = delivered(None);
-        assert_eq!(
-            open_at(&r, "p", &NetworkCase::default()),
-            None,
-            "not delivered"
-        );
-        let mut r = delivered(Some("P-1"));
-        let view = r.networks["p"].clone();
-        assert_eq!(open_at(&r, "p", &view), Some(7), "due at its delivery");
-        let view = r.networks.get_mut("p").expect("view");
-        view.follow_up = Some(FollowUp {
+        let asked = FollowUp {
             next: 99,
             interval_ms: 10,
             queries: 1,
-        });
-        view.stage = Some(Stage::UnderReview);
-        let view = view.clone();
-        assert_eq!(open_at(&r, "p", &view), Some(99));
-        let mut done = view.clone();
-        done.stage = Some(Stage::Completed);
-        assert_eq!(open_at(&r, "p", &done), None, "a terminal stage closes it");
-        assert_eq!(open_at(&r, "q", &view), None, "no submit delivered to q");
+        };
+        assert_eq!(open_at(None, true, false, None), None, "not delivered");
+        assert_eq!(open_at(Some(7), false, false, None), None, "no number");
+        assert_eq!(
+            open_at(Some(7), true, false, None),
+            Some(7),
+            "due at its delivery"
+        );
+        assert_eq!(open_at(Some(7), true, false, Some(asked)), Some(99));
+        assert_eq!(
+            open_at(Some(7), true, true, Some(asked)),
+            None,
+            "a final view closes it"
+        );
     }
 
     #[test]

@@ -19,11 +19,15 @@ mod sled_kv;
 mod sled_store;
 
 pub use commit::CommitStats;
+
+/// Milliseconds since the Unix epoch (UTC).
+pub type Millis = i64;
+
 pub use follow_up::FollowUp;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use record::{
     Attempt, AttemptOutcome, CaseClock, CaseRecord, ChangeRecord, Destination, Hold, IndexEntry,
-    Job, JobKind, JobState, Light, Millis, NetworkCase,
+    Job, JobKind, JobState, Light, NetworkCase,
 };
 pub use sled_store::SledStore;
 

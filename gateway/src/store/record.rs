@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use yiwang_schema::{Decision, Event, Stage};
 
-/// Milliseconds since the Unix epoch (UTC).
-pub type Millis = i64;
+pub use super::Millis;
 
 /// Where a job goes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -366,6 +365,28 @@ pub enum IndexEntry {
 }
 
 impl CaseRecord {
+    /// When `network` is next asked about this case, if the case is open
+    /// for status follow-up there ([`super::follow_up`]); `view` is the
+    /// network's view of the case.
+    pub fn follow_up_at(&self, network: &str, view: &NetworkCase) -> Option<Millis> {
+        let delivered = self.submit_delivered_at(network);
+        let numbered = view.network_case_number.is_some();
+        super::follow_up::open_at(delivered, numbered, view.is_final(), view.follow_up)
+    }
+
+    /// When this case's submit to `network` was delivered, if it was.
+    pub fn submit_delivered_at(&self, network: &str) -> Option<Millis> {
+        let destination = Destination::Network(network.to_string());
+        self.jobs.iter().find_map(|j| match (&j.kind, &j.state) {
+            (JobKind::Submit { .. }, JobState::Delivered { at, .. })
+                if j.destination == destination =>
+            {
+                Some(*at)
+            }
+            _ => None,
+        })
+    }
+
     /// A record with no case content and no jobs, for the intake to fill
     /// (and for tests and fuzz targets).
     pub fn blank(case_number: &str) -> CaseRecord {
@@ -547,7 +568,11 @@ impl CaseRecord {
                     network_case_number: n.clone(),
                 });
             }
-            if let Some(at) = super::follow_up::open_at(self, network, view) {
+            let delivered = self.submit_delivered_at(network);
+            let numbered = view.network_case_number.is_some();
+            let open =
+                super::follow_up::open_at(delivered, numbered, view.is_final(), view.follow_up);
+            if let Some(at) = open {
                 out.push(IndexEntry::FollowUp {
                     network: network.clone(),
                     at,
