@@ -74,6 +74,15 @@ fn limit_records(dir: &std::path::Path) -> Vec<Record> {
         .collect()
 }
 
+/// A `limit` record as (principal, limit, status).
+fn refusal(r: &Record) -> (Option<&str>, Option<&str>, Option<u64>) {
+    (
+        r.principal.as_deref(),
+        r.detail["limit"].as_str(),
+        r.detail["status"].as_u64(),
+    )
+}
+
 fn held(f: &Fairness, principal: &str) -> usize {
     let held = f.held.lock().unwrap_or_else(|p| p.into_inner());
     held.get(principal).copied().unwrap_or(0)
@@ -219,16 +228,7 @@ async fn a_refusal_by_the_global_limits_is_audited() {
 
     log.close().await.unwrap_or_else(|e| panic!("close: {e}"));
     let recs = limit_records(dir.path());
-    let seen: Vec<_> = recs
-        .iter()
-        .map(|r| {
-            (
-                r.principal.as_deref(),
-                r.detail["limit"].as_str(),
-                r.detail["status"].as_u64(),
-            )
-        })
-        .collect();
+    let seen: Vec<_> = recs.iter().map(refusal).collect();
     assert_eq!(
         seen,
         [(Some("unmapped:B"), Some("request-timeout-ms"), Some(503))],
@@ -327,16 +327,7 @@ async fn a_principal_over_its_rate_gets_429_with_retry_after_while_another_is_se
 
     log.close().await.unwrap_or_else(|e| panic!("close: {e}"));
     let recs = limit_records(dir.path());
-    let seen: Vec<_> = recs
-        .iter()
-        .map(|r| {
-            (
-                r.principal.as_deref(),
-                r.detail["limit"].as_str(),
-                r.detail["status"].as_u64(),
-            )
-        })
-        .collect();
+    let seen: Vec<_> = recs.iter().map(refusal).collect();
     assert_eq!(
         seen,
         [(Some("unmapped:A"), Some("rate-per-principal"), Some(429))]
