@@ -27,6 +27,22 @@ pub(super) enum AdapterCmd {
     },
     /// Load a component and print what it says about itself (items, field mapping).
     Describe { component: PathBuf },
+    /// Make a new adapter crate outside this repository (its own workspace, lock file,
+    /// release profile and fixtures) that builds and passes `yiwang adapter test` as made.
+    New {
+        /// The adapter's package name (lower-case, digits, '-').
+        name: String,
+        /// The network's shape to start from.
+        #[arg(long, value_enum)]
+        archetype: super::adapter_new::Archetype,
+        /// Where to create it (default: ./NAME); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The adapter SDK to build against (default: $YIWANG_SDK, else the SDK this
+        /// binary was built with).
+        #[arg(long, env = "YIWANG_SDK")]
+        sdk: Option<PathBuf>,
+    },
     /// Make an adapter publisher key pair: `<out>.key` (private, 0600) and
     /// `<out>.pub` (for `[adapters] publisher-keys`).
     Keygen {
@@ -76,6 +92,12 @@ pub(super) fn run(cmd: AdapterCmd) -> Result<ExitCode> {
             only,
         } => adapter_test(&plugin_dir, component, only),
         AdapterCmd::Describe { component } => adapter_describe(&component),
+        AdapterCmd::New {
+            name,
+            archetype,
+            dir,
+            sdk,
+        } => super::adapter_new::new(&name, archetype, dir, sdk),
         AdapterCmd::Keygen { out } => super::adapter_sign::keygen(&out),
         AdapterCmd::Sign {
             key,

@@ -7,6 +7,7 @@
 //! `report`, which uses it).
 
 mod adapter;
+mod adapter_new;
 mod adapter_sign;
 mod component;
 mod queue;

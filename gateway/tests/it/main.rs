@@ -7,5 +7,6 @@ mod delivery;
 mod fixtures;
 mod publish;
 mod sandbox;
+mod scaffold;
 mod startup;
 mod store_cli;
