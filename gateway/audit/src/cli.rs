@@ -1,9 +1,10 @@
 //! `yiwang audit verify|export`: the security team's offline tools. They
-//! read a directory (or a copy of it) and never need the running gateway.
+//! read a directory (or a copy of it) and never need the running gateway;
+//! several directories are several replicas' trails.
 
 use crate::{
-    BodyCipher, Kind, Query, VerifyReport, WITNESS_FORMAT, WitnessDoc, decrypt_bodies, query,
-    verify, verify_witnessed,
+    BodyCipher, Kind, Query, VerifyReport, WITNESS_FORMAT, WitnessDoc, decrypt_bodies,
+    query_merged, trail_label, verify, verify_witnessed,
 };
 use anyhow::{Context, Result};
 use base64::Engine as _;
@@ -22,8 +23,10 @@ pub enum AuditCommand {
     /// record's seq, file and line).
     Verify {
         /// The audit directory (`[audit] dir`, by default DATA-DIR/audit),
-        /// or a copy of it.
-        dir: PathBuf,
+        /// or a copy of it; several (one per replica) are each verified on
+        /// their own, one line each, and the exit is 1 if any is broken.
+        #[arg(required = true, num_args = 1..)]
+        dirs: Vec<PathBuf>,
         /// The Ed25519 public key to check checkpoints with: a file of 64 hex
         /// chars. Default: DIR/signing.pub. Use a copy kept off the
         /// gateway host, or someone who edited the log may have swapped it.
@@ -52,8 +55,11 @@ pub enum AuditCommand {
     /// Print the records that match, one JSON line each, in seq order.
     /// Does not verify (run `verify` first).
     Export {
-        /// The audit directory, or a copy of it.
-        dir: PathBuf,
+        /// The audit directory, or a copy of it; with several (one per
+        /// replica) their records are merged by time, each line naming its
+        /// trail in "trail" (the replica id).
+        #[arg(required = true, num_args = 1..)]
+        dirs: Vec<PathBuf>,
         /// Only records of this case id.
         #[arg(long)]
         case: Option<String>,
@@ -152,32 +158,52 @@ pub fn run_to_with(
 ) -> Result<i32> {
     match cmd {
         AuditCommand::Verify {
-            dir,
+            dirs,
             public_key,
             witness,
             witness_client,
             trails,
             json,
         } => {
+            if witness.is_some() && dirs.len() > 1 {
+                anyhow::bail!("--witness checks one trail at a time: name one directory");
+            }
             let key = public_key.as_deref().map(read_key).transpose()?;
-            let report = match witness {
-                None => verify(&dir, key.as_ref()),
-                Some(source) => {
-                    let doc = read_witness(&source, &witness_client, fetch)?;
-                    verify_witnessed(&dir, key.as_ref(), &doc, &trails)
+            let mut reports = Vec::new();
+            for dir in &dirs {
+                let report = match &witness {
+                    None => verify(dir, key.as_ref()),
+                    Some(source) => {
+                        let doc = read_witness(source, &witness_client, fetch)?;
+                        verify_witnessed(dir, key.as_ref(), &doc, &trails)
+                    }
+                }
+                .with_context(|| format!("verifying {}", dir.display()))?;
+                reports.push((trail_label(dir)?, report));
+            }
+            let intact = reports.iter().all(|(_, r)| r.intact());
+            match (json, reports.as_slice()) {
+                (true, [(_, report)]) => serde_json::to_writer_pretty(&mut *out, report)?,
+                (true, _) => {
+                    let all: Vec<_> = reports
+                        .iter()
+                        .map(|(trail, r)| serde_json::json!({"trail": trail, "report": r}))
+                        .collect();
+                    serde_json::to_writer_pretty(&mut *out, &all)?;
+                }
+                (false, [(_, report)]) => write!(out, "{}", summary(report))?,
+                (false, _) => {
+                    for (i, (trail, report)) in reports.iter().enumerate() {
+                        let sep = if i == 0 { "" } else { "\n" };
+                        write!(out, "{sep}{trail}: {}", summary(report))?;
+                    }
                 }
             }
-            .with_context(|| format!("verifying {}", dir.display()))?;
-            if json {
-                serde_json::to_writer_pretty(&mut *out, &report)?;
-                writeln!(out)?;
-            } else {
-                writeln!(out, "{}", summary(&report))?;
-            }
-            Ok(if report.intact() { 0 } else { 1 })
+            writeln!(out)?;
+            Ok(if intact { 0 } else { 1 })
         }
         AuditCommand::Export {
-            dir,
+            dirs,
             case,
             principal,
             network,
@@ -199,9 +225,13 @@ pub fn run_to_with(
                 since,
                 until,
             };
-            for rec in query(&dir, &q) {
+            let merged = dirs.len() > 1;
+            for (trail, rec) in query_merged(&dirs, &q)? {
                 let rec = rec?;
                 let mut value = serde_json::to_value(&rec)?;
+                if merged {
+                    value["trail"] = trail.into();
+                }
                 if let Some(key) = &key {
                     let bodies = decrypt_bodies(&rec, cipher, key)?;
                     let decrypted: Vec<serde_json::Value> = bodies

@@ -28,6 +28,11 @@ pub struct AuditConfig {
     /// still used there, with a warning. `None`: `<dir>/signing.key`.
     #[serde(skip)]
     pub default_signing_key_file: Option<PathBuf>,
+    /// The replica writing this trail (`[gateway] replica-id`): recorded in
+    /// `trail.json` at the first open and checked at every later one. Not a
+    /// config key of `[audit]`; the caller sets it.
+    #[serde(skip)]
+    pub replica: Option<String>,
     /// Records between signed checkpoints (1000).
     pub checkpoint_every: u64,
     /// And a checkpoint at least this often while records arrive (60000).
@@ -128,6 +133,7 @@ impl Default for AuditConfig {
             hash: HashAlg::Sha256,
             signing_key_file: None,
             default_signing_key_file: None,
+            replica: None,
             checkpoint_every: 1000,
             checkpoint_interval_ms: 60_000,
             keep_bodies: false,

@@ -13,7 +13,13 @@
 //!   000000001843.jsonl        (the last one is being written)
 //!   anchor.json               after retention pruned older segments
 //!   signing.pub               the public key(s), 64 hex chars a line
+//!   trail.json                the replica whose trail this is (`trail`)
 //! ```
+//!
+//! Replicas of one gateway on a shared store each write their own directory:
+//! one chain per replica, named by its replica id. `verify` and `export`
+//! take several directories (copies collected from the replicas); `export`
+//! merges their records by time (`merge`).
 //!
 //! The signing key (an Ed25519 seed, 64 hex chars, 0600) is kept outside
 //! the directory: the gateway's default is `<data-dir>/keys/audit-signing.key`
@@ -178,7 +184,8 @@
 //! bodies), `log` ([`AuditLog`]: the handle, open and close), `writer` (the
 //! group-commit thread and the checkpoint rules), `tail` (where
 //! the chain ends at open, crash recovery), `prune` (retention and anchors),
-//! `verify` and `query` (offline, read-only), `witness` (what a witness
+//! `trail` (whose trail a directory is), `verify`, `query` and `merge`
+//! (offline, read-only), `witness` (what a witness
 //! holds, and verifying against it), `timestamp` (RFC 3161 requests and
 //! replies for checkpoints), `cli` (`yiwang audit`). The
 //! crate depends on nothing of the gateway's, so the offline tools work on
@@ -191,11 +198,13 @@ mod config;
 mod error;
 mod layout;
 mod log;
+mod merge;
 mod prune;
 mod query;
 mod record;
 mod tail;
 pub mod timestamp;
+mod trail;
 mod verify;
 mod witness;
 mod writer;
@@ -208,9 +217,11 @@ pub use chain::{key_id, read_public_keys};
 pub use config::{AuditConfig, BodyCipher, HashAlg, UnknownCipher, WitnessConfig, WitnessProtocol};
 pub use error::AuditError;
 pub use log::{AuditLog, AuditStats};
+pub use merge::{Merged, query_merged, trail_label};
 pub use prune::PruneReport;
 pub use query::{Query, Records, query};
 pub use record::{Body, BodyRecord, Entry, Kind, Record, UnknownKind};
+pub use trail::trail_name;
 pub use verify::{Broken, VerifyReport, WitnessCoverage, verify, verify_with_keys};
 pub use witness::{
     Accepted, CheckpointPush, PendingCheckpoint, Refusal, WITNESS_FORMAT, WitnessDoc, WitnessError,

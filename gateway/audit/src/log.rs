@@ -76,6 +76,7 @@ impl AuditLog {
             return Err(AuditError::Config(problems.join("; ")));
         }
         make_dir(dir)?;
+        let replica = crate::trail::claim(dir, cfg.replica.as_deref())?;
         let mut notes = Vec::new();
         let (key, keys) = load_keys(dir, cfg, &mut notes)?;
         let public_key = key.verifying_key();
@@ -101,6 +102,7 @@ impl AuditLog {
             Entry::new(Kind::Start).detail(json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "pid": std::process::id(),
+                "replica": replica,
                 "hash": alg,
                 "key-id": key_id(&public_key),
                 "keep-bodies": cfg.keep_bodies,

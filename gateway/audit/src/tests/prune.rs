@@ -39,7 +39,7 @@ async fn prune_leaves_a_verifiable_anchor() {
     }
     let mut out = Vec::new();
     let cmd = AuditCommand::Verify {
-        dir: dir.path().to_path_buf(),
+        dirs: vec![dir.path().to_path_buf()],
         public_key: None,
         witness: None,
         witness_client: Default::default(),

@@ -68,7 +68,7 @@ async fn a_witnessed_trail_verifies_and_says_what_is_not_covered() {
     std::fs::write(&file, serde_json::to_vec(&doc).expect("json")).expect("write");
     let mut out = Vec::new();
     let cmd = AuditCommand::Verify {
-        dir: dir.clone(),
+        dirs: vec![dir.clone()],
         public_key: None,
         witness: Some(file.display().to_string()),
         witness_client: Default::default(),
