@@ -90,7 +90,7 @@ impl Form {
     /// Every problem of a case's form (at most [`MAX_PROBLEMS`]).
     pub fn check(&self, form: &serde_json::Map<String, Value>) -> Vec<FormProblem> {
         let mut out = validate::Problems::default();
-        validate::value(&self.root, &Value::Object(form.clone()), "/form", &mut out);
+        validate::form(&self.root, form, &mut out);
         out.0
     }
 

@@ -53,6 +53,12 @@ impl Problems {
     }
 }
 
+/// Checks a case's form (the root schema describes an object) without
+/// copying it into a [`Value`].
+pub fn form(root: &Node, form: &serde_json::Map<String, Value>, out: &mut Problems) {
+    object(root, form, "/form", out);
+}
+
 /// Checks `value` (at case pointer `at`) against `node`.
 pub fn value(node: &Node, v: &Value, at: &str, out: &mut Problems) {
     if !node.types.is_empty() && !node.types.iter().any(|t| t.admits(v)) {

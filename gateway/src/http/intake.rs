@@ -230,8 +230,14 @@ fn read_case(
     let case = yiwang_schema::read_case(&body).map_err(IntakeError::Invalid)?;
     let unified = case.validate_at(&state.delivery.time_window());
     let form = state.forms.check(&case);
-    let overrides = crate::forms::verdict(&case, unified, form)
-        .map_err(|invalid| Problem::invalid_case(&invalid))?;
+    let overrides = crate::forms::verdict(&case, unified, form).map_err(|invalid| {
+        if !invalid.form.is_empty() {
+            // Only configured items have forms: the label stays bounded.
+            let item = case.item.code.clone();
+            metrics::counter!("yiwang_intake_form_refusals_total", "item" => item).increment(1);
+        }
+        Problem::invalid_case(&invalid)
+    })?;
     if !overrides.is_empty() {
         tracing::warn!(case = %case.case_number, ?overrides, "case carries checksum overrides");
     }
