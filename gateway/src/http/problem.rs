@@ -309,6 +309,36 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_case_lists_unified_and_form_problems_with_form_keywords() {
+        let invalid = Invalid {
+            unified: vec![yiwang_schema::ValidationError::new(
+                "/bureau/uscc",
+                "uscc_checksum",
+                "bad",
+            )],
+            form: vec![crate::forms::FormProblem {
+                error: yiwang_schema::ValidationError::new("/form/amount", "minimum", "-1"),
+                keyword_location: "/properties/amount/minimum".into(),
+            }],
+        };
+        let p = Problem::invalid_case(&invalid);
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let body = serde_json::to_value(p.body()).unwrap_or_default();
+        assert_eq!(
+            body["detail"],
+            json!("2 problem(s); each names the field (JSON pointer) and the rule")
+        );
+        assert_eq!(
+            body["errors"],
+            json!([
+                {"pointer": "/bureau/uscc", "rule": "uscc_checksum", "message": "bad"},
+                {"pointer": "/form/amount", "rule": "minimum", "message": "-1",
+                 "keyword_location": "/properties/amount/minimum"},
+            ])
+        );
+    }
+
+    #[test]
     fn a_store_failure_is_retryable_and_a_refused_replay_is_the_callers() {
         let store = Problem::from(AdminError::Store(StoreError::Backend("disk".into())));
         assert_eq!(store.status, StatusCode::SERVICE_UNAVAILABLE);
