@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod fixture;
+pub mod forms;
 /// Only the cargo-fuzz crate (`gateway/fuzz/`, feature `fuzz`) and this crate's own unit
 /// tests (which run the targets over their corpus) need the fuzz targets.
 #[cfg(any(test, feature = "fuzz"))]

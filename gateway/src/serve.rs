@@ -80,6 +80,7 @@ impl Gateway {
             crate::memory::tune();
         }
         let delivery = Delivery::build(config, store, options).await?;
+        check_field_mappings(&delivery, &config.forms);
         let listeners = &config.config.listeners;
         let tls = |name: &'static str, l: &crate::config::ListenerConfig| {
             let cfg = config.server_tls(l).ok_or_else(|| {
@@ -107,6 +108,7 @@ impl Gateway {
         let state = AppState {
             delivery: delivery.clone(),
             policy: Arc::new(config.policy()),
+            forms: config.forms.clone(),
             metrics,
             witness: Arc::new(yiwang_audit::WitnessStore::open(&config.witness_dir())?),
         };
@@ -164,5 +166,37 @@ impl Gateway {
         if let Err(e) = self.delivery.audit.close().await {
             tracing::error!(error = %e, "the audit trail did not close cleanly");
         }
+    }
+}
+
+/// Each network's adapter's declared field mappings against the forms of
+/// the items routed to it; a mismatch holds only that network (alert).
+fn check_field_mappings(delivery: &Delivery, forms: &crate::forms::FormCatalogue) {
+    if forms.is_empty() {
+        return;
+    }
+    for (name, network) in &delivery.networks {
+        let Some(adapter) = network.versions.current() else {
+            continue;
+        };
+        let mappings: Vec<(String, String)> = adapter
+            .descriptor()
+            .field_mappings
+            .iter()
+            .map(|m| (m.unified.clone(), m.ministry.clone()))
+            .collect();
+        let routed = delivery
+            .routes()
+            .iter()
+            .filter(|(_, steps)| steps.iter().any(|s| &s.network == name))
+            .filter_map(|(item, _)| forms.get(item));
+        let found = crate::forms::mismatches(name, &mappings, routed);
+        if found.is_empty() {
+            continue;
+        }
+        let reasons: Vec<String> = found.iter().map(ToString::to_string).collect();
+        delivery
+            .alerts
+            .raise_field_mapping(name, &reasons.join("; "));
     }
 }

@@ -351,6 +351,9 @@ pub enum AlertCause {
     Tls,
     /// The network's configured adapter failed to load: it is down.
     AdapterLoad,
+    /// The adapter maps a form field that the form of an item routed to
+    /// the network does not declare (checked at start).
+    FieldMapping,
 }
 
 /// One destination in `GET /admin/destinations`.
@@ -409,11 +412,17 @@ pub struct AuditVerified {
 /// A field-level error in a problem report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FieldError {
-    /// JSON pointer to the field, e.g. `/applicant/id_number`.
+    /// JSON pointer to the field, e.g. `/applicant/id_number`, or
+    /// `/form/investment_amount` for a field of the item's form.
     pub pointer: String,
-    /// The rule's stable name.
+    /// The rule's stable name (the unified schema's rule table).
     pub rule: String,
     pub message: String,
+    /// For a rule of the item's form schema: the keyword that failed, as a
+    /// JSON pointer into that schema (`/properties/investment_amount/minimum`).
+    /// Absent for the unified case schema's rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword_location: Option<String>,
 }
 
 /// Every refusal: an `application/problem+json` body (RFC 9457).

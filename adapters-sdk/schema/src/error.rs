@@ -77,6 +77,25 @@ pub mod rule {
     /// A timestamp is before 2000-01-01 or too far ahead of the gateway's clock.
     pub const TIMESTAMP_RANGE: &str = "timestamp_range";
 
+    /// An item form field (see the gateway's form schemas) is shorter than its `minLength`.
+    pub const MIN_LENGTH: &str = "min_length";
+    /// An item form string does not match its `pattern`.
+    pub const PATTERN: &str = "pattern";
+    /// An item form number is below its `minimum` (or at an `exclusiveMinimum`).
+    pub const MINIMUM: &str = "minimum";
+    /// An item form number is above its `maximum` (or at an `exclusiveMaximum`).
+    pub const MAXIMUM: &str = "maximum";
+    /// An item form value is not one of its `enum` values.
+    pub const ENUM: &str = "enum";
+    /// An item form list has fewer entries than its `minItems`.
+    pub const MIN_ITEMS: &str = "min_items";
+    /// An item form list has more entries than its `maxItems`.
+    pub const MAX_ITEMS: &str = "max_items";
+    /// An item form list repeats an entry although its `uniqueItems` forbids it.
+    pub const UNIQUE_ITEMS: &str = "unique_items";
+    /// An item form string declared `"format": "date"` is not a real `YYYY-MM-DD` date.
+    pub const DATE_FORMAT: &str = "date_format";
+
     /// Every rule name, for documentation and tests.
     pub const ALL: &[&str] = &[
         JSON_SYNTAX,
@@ -110,6 +129,15 @@ pub mod rule {
         MAX_DEPTH,
         MAX_SIZE,
         TIMESTAMP_RANGE,
+        MIN_LENGTH,
+        PATTERN,
+        MINIMUM,
+        MAXIMUM,
+        ENUM,
+        MIN_ITEMS,
+        MAX_ITEMS,
+        UNIQUE_ITEMS,
+        DATE_FORMAT,
     ];
 }
 

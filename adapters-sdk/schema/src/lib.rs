@@ -38,7 +38,9 @@ pub use json_schema::{
 pub use notice::{
     DeadlineNotice, DeliveryNotice, DeliveryOutcome, Light, Notice, NoticeBody, StageNotice,
 };
-pub use parse::{ValidatedCase, parse_case, parse_case_at, parse_case_change, parse_event};
+pub use parse::{
+    ValidatedCase, parse_case, parse_case_at, parse_case_change, parse_event, read_case,
+};
 
 /// The version of the unified case schema this crate writes; it reads any `1.x`.
 pub const SCHEMA_VERSION: &str = "1.0";

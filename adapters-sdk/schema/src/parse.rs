@@ -45,6 +45,13 @@ pub fn parse_case_at(
     })
 }
 
+/// Parses a case from JSON without validating it: the structural step of [`parse_case`] alone
+/// (its first structural problem is the only error). For a caller that adds its own rules
+/// (the gateway's item forms) and reports them together with [`Case::validate_at`]'s.
+pub fn read_case(json: &[u8]) -> Result<Case, ValidationErrors> {
+    Ok(from_json(json)?)
+}
+
 /// Parses and validates an event from JSON (see [`parse_case`] for how errors are reported).
 pub fn parse_event(json: &[u8]) -> Result<Event, ValidationErrors> {
     let event: Event = from_json(json)?;

@@ -157,6 +157,14 @@ fn config_check(file: &Path) -> Result<ExitCode> {
                 c.networks.len(),
                 c.items.len()
             );
+            if !loaded.forms.is_empty() {
+                let items: Vec<&str> = loaded.forms.items().collect();
+                println!(
+                    "  forms: {} checked at intake ({} code tables)",
+                    items.join(", "),
+                    c.code_tables.len()
+                );
+            }
             for warning in loaded.warnings() {
                 println!("  warning: {warning}");
             }

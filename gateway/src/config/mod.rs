@@ -1,5 +1,6 @@
 //! The gateway's TOML configuration: listeners, storage, networks (endpoints,
-//! adapter, limits, retry policy, concurrency), and items → routes.
+//! adapter, limits, retry policy, concurrency), items → routes and forms,
+//! and the code tables forms share.
 //!
 //! Unknown keys are errors, and every error names `file:line:col`. The
 //! annotated reference is `config/yiwang.example.toml`.
@@ -17,11 +18,13 @@ pub use error::{ConfigError, ConfigErrors, SecretError};
 pub use store::StoreConfigError;
 pub use types::*;
 
+use crate::forms::FormCatalogue;
 use crate::policy::Policy;
 use crate::tls::{ClientTlsConfig, ServerTlsConfig};
 use error::{Problems, line_col};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use types::listener_tls;
 use yiwang_audit::AuditConfig;
 
@@ -57,9 +60,14 @@ impl Config {
         })?;
         let mut p = Problems::new(text);
         check::check(&config, &mut p, &base);
+        let forms = Arc::new(check::forms(&config, &mut p, &base));
         let errors = p.into_sorted();
         if errors.is_empty() {
-            Ok(LoadedConfig { config, base })
+            Ok(LoadedConfig {
+                config,
+                base,
+                forms,
+            })
         } else {
             Err(fail(errors))
         }
@@ -71,6 +79,8 @@ impl Config {
 pub struct LoadedConfig {
     pub config: Config,
     pub base: PathBuf,
+    /// The items' form schemas, compiled (`[items.X] form`).
+    pub forms: Arc<FormCatalogue>,
 }
 
 impl LoadedConfig {

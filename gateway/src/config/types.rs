@@ -54,6 +54,10 @@ pub struct Config {
     /// `[items."<item code>"]`: which networks an item's cases go to.
     #[serde(default)]
     pub items: BTreeMap<String, Spanned<ItemConfig>>,
+    /// `[code-tables.<name>]`: allowed codes and their labels, which item
+    /// forms name with `"x-code-table": "<name>"`.
+    #[serde(default)]
+    pub code_tables: BTreeMap<String, Spanned<CodeTableConfig>>,
     /// `[subscribers.<name>]`: webhooks that receive case events
     /// (the unified platform; a supervising regulator for 审管分离).
     #[serde(default)]
@@ -613,6 +617,23 @@ pub struct ItemConfig {
     pub name: Option<String>,
     /// The networks a case of this item goes to, in order of dependency.
     pub route: Vec<Spanned<RouteStep>>,
+    /// The item's form schema (`form = "forms/SC-QYKB-001.json"`, relative
+    /// to this file): a JSON Schema (draft 2020-12 subset) the case's `form`
+    /// must satisfy at intake. None: the form is not checked beyond the
+    /// unified schema's bounds.
+    #[serde(default)]
+    pub form: Option<Spanned<PathBuf>>,
+}
+
+/// `[code-tables.<name>]`: `codes = { "01" = "单位公章", "02" = "财务专用章" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CodeTableConfig {
+    /// A human name (`name = "印章类型"`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Code → label; a form value must be one of the codes.
+    pub codes: BTreeMap<String, String>,
 }
 
 /// One network of a route (`{ network = "tax", after = ["market-regulation"],

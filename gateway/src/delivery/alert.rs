@@ -5,6 +5,8 @@
 //! verification. An adapter alert: the network's configured adapter failed
 //! to load at start; it holds until an installed version or a reload on
 //! resume gives the network an adapter, while intake keeps queueing its cases.
+//! A field-mapping alert: the adapter maps form fields an item routed to it
+//! does not declare (checked at start); it holds until an operator resumes.
 
 use crate::store::{Destination, Millis, now_millis};
 pub use crate::wire::AlertCause;
@@ -42,6 +44,11 @@ impl Alerts {
     /// The alert a destination is in, if any.
     pub fn get(&self, destination: &Destination) -> Option<Alert> {
         self.lock().get(&destination.key()).cloned()
+    }
+
+    /// What holds a destination (by destination key), if anything.
+    pub fn cause_of(&self, key: &str) -> Option<AlertCause> {
+        self.lock().get(key).map(|a| a.cause)
     }
 
     /// Put a destination into TLS alert (a second raise keeps the first reason).
@@ -88,6 +95,21 @@ impl Alerts {
         metrics::counter!("yiwang_adapter_load_failures_total", "network" => network.to_string())
             .increment(1);
         self.raised(&destination, reason, AlertCause::AdapterLoad);
+    }
+
+    /// Put a network into field-mapping alert: its adapter reads form
+    /// fields an item routed to it does not declare (see
+    /// [`crate::forms::mapping`]). Held until an operator resumes it.
+    pub fn raise_field_mapping(&self, network: &str, reason: &str) {
+        let destination = Destination::Network(network.to_string());
+        let alert = Alert {
+            reason: reason.to_string(),
+            since: now_millis(),
+            cause: AlertCause::FieldMapping,
+        };
+        self.lock().insert(destination.key(), alert);
+        tracing::error!(%network, %reason, "network held: its adapter's field mapping does not fit the item forms; its queue holds until an operator resumes it");
+        self.raised(&destination, reason, AlertCause::FieldMapping);
     }
 
     /// Metric and audit record of a raised alert.

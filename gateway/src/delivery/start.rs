@@ -44,10 +44,13 @@ impl Delivery {
             tasks.spawn(witness::run(self.clone(), w.clone()));
         }
         if let Some(t) = &self.tls_transport {
-            // New trust material for a destination lifts its alert.
+            // New trust material for a destination lifts its TLS alert
+            // (not an alert for another cause).
             let delivery = Arc::downgrade(self);
             let lift = move |key: &str| {
-                if let Some(delivery) = delivery.upgrade() {
+                if let Some(delivery) = delivery.upgrade()
+                    && delivery.alerts.cause_of(key) != Some(alert::AlertCause::FieldMapping)
+                {
                     delivery.lift_alert(key, "its TLS files changed");
                 }
             };

@@ -73,8 +73,10 @@ fn describe_submit(o: TransformOperation<'_>) -> TransformOperation<'_> {
         )
         .problem(
             422,
-            "The case does not satisfy the unified case schema (`invalid-case`, each field \
-             error in `errors`) or its item has no route (`unknown-item`).",
+            "The case does not satisfy the unified case schema or its item's form \
+             (`invalid-case`: every problem in `errors`, each with its JSON pointer, rule and \
+             message; a form rule also names its `keyword_location` in the item's form \
+             schema) or its item has no route (`unknown-item`).",
         )
 }
 
@@ -215,21 +217,31 @@ fn announce(accepted: &Accepted, caller: &Caller) -> impl Fn() + Send + Sync + '
     }
 }
 
-/// The case in a submission's body, validated.
+/// The case in a submission's body, validated against the unified case
+/// schema and its item's form together: every problem of both in one answer
+/// (the time window included: the gateway's clock and configured window;
+/// accepting checks the window again).
 fn read_case(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Case, Problem> {
     let body = json_body(headers, body)?;
-    // Every problem in one answer, the time window included (the gateway's
-    // clock and configured window); accepting checks the window again.
-    let validated = yiwang_schema::parse_case_at(&body, &state.delivery.time_window())
-        .map_err(IntakeError::Invalid)?;
-    if !validated.overrides_applied.is_empty() {
-        tracing::warn!(case = %validated.case.case_number, overrides = ?validated.overrides_applied, "case carries checksum overrides");
+    let case = yiwang_schema::read_case(&body).map_err(IntakeError::Invalid)?;
+    let unified = case.validate_at(&state.delivery.time_window());
+    let form = state.forms.check(&case);
+    let overrides = crate::forms::verdict(&case, unified, form).map_err(|invalid| {
+        if !invalid.form.is_empty() {
+            // Only configured items have forms: the label stays bounded.
+            let item = case.item.code.clone();
+            metrics::counter!("yiwang_intake_form_refusals_total", "item" => item).increment(1);
+        }
+        Problem::invalid_case(&invalid)
+    })?;
+    if !overrides.is_empty() {
+        tracing::warn!(case = %case.case_number, ?overrides, "case carries checksum overrides");
     }
-    Ok(validated.case)
+    Ok(case)
 }
 
 async fn submit_case(state: &AppState, caller: &Caller, case: Case) -> Result<Accepted, Problem> {

@@ -57,6 +57,8 @@ pub fn api_description(edge: openapi::Edge) -> serde_json::Value {
 pub struct AppState {
     pub delivery: Arc<Delivery>,
     pub policy: Arc<Policy>,
+    /// The items' form schemas the intake checks a case's form against.
+    pub forms: Arc<crate::forms::FormCatalogue>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// What this gateway holds as a witness of other gateways' trails.
     pub witness: Arc<yiwang_audit::WitnessStore>,

@@ -4,6 +4,7 @@
 use crate::delivery::admin::AdminError;
 use crate::delivery::backflow::CallbackError;
 use crate::delivery::intake::IntakeError;
+use crate::forms::Invalid;
 use crate::store::StoreError;
 use crate::wire::{FieldError, ProblemBody};
 use axum::extract::rejection::QueryRejection;
@@ -85,28 +86,48 @@ fn field_error(pointer: &str, rule: &str, message: impl Into<String>) -> FieldEr
         pointer: pointer.to_string(),
         rule: rule.to_string(),
         message: message.into(),
+        keyword_location: None,
+    }
+}
+
+impl Problem {
+    /// A case that breaks the unified case schema, its item's form, or
+    /// both: every problem, each naming its field (and, for a form rule,
+    /// the keyword of the form schema that failed).
+    pub fn invalid_case(invalid: &Invalid) -> Self {
+        let unified = invalid
+            .unified
+            .iter()
+            .map(|e| field_error(&e.pointer, e.rule, e.message.clone()));
+        let form = invalid.form.iter().map(|p| FieldError {
+            keyword_location: Some(p.keyword_location.clone()),
+            ..field_error(&p.error.pointer, p.error.rule, p.error.message.clone())
+        });
+        let capped = if invalid.form.len() >= crate::forms::MAX_PROBLEMS {
+            format!(" (the form's first {} listed)", crate::forms::MAX_PROBLEMS)
+        } else {
+            String::new()
+        };
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-case",
+            "The case does not satisfy the unified case schema or its item's form",
+        )
+        .detail(format!(
+            "{} problem(s){capped}; each names the field (JSON pointer) and the rule",
+            invalid.len()
+        ))
+        .errors(unified.chain(form).collect())
     }
 }
 
 impl From<IntakeError> for Problem {
     fn from(e: IntakeError) -> Self {
         match e {
-            IntakeError::Invalid(errors) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-case",
-                "The case does not satisfy the unified case schema",
-            )
-            .detail(format!(
-                "{} problem(s); each names the field (JSON pointer) and the rule",
-                errors.len()
-            ))
-            .errors(
-                errors
-                    .0
-                    .iter()
-                    .map(|e| field_error(&e.pointer, e.rule, e.message.clone()))
-                    .collect(),
-            ),
+            IntakeError::Invalid(errors) => Problem::invalid_case(&Invalid {
+                unified: errors.0,
+                form: Vec::new(),
+            }),
             IntakeError::UnknownItem { code } => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown-item",
@@ -284,6 +305,36 @@ mod tests {
             json!({"type": "https://yiwang.dev/problems/forbidden", "title": "Not allowed",
                    "status": 403}),
             "empty detail and errors are left out"
+        );
+    }
+
+    #[test]
+    fn an_invalid_case_lists_unified_and_form_problems_with_form_keywords() {
+        let invalid = Invalid {
+            unified: vec![yiwang_schema::ValidationError::new(
+                "/bureau/uscc",
+                "uscc_checksum",
+                "bad",
+            )],
+            form: vec![crate::forms::FormProblem {
+                error: yiwang_schema::ValidationError::new("/form/amount", "minimum", "-1"),
+                keyword_location: "/properties/amount/minimum".into(),
+            }],
+        };
+        let p = Problem::invalid_case(&invalid);
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let body = serde_json::to_value(p.body()).unwrap_or_default();
+        assert_eq!(
+            body["detail"],
+            json!("2 problem(s); each names the field (JSON pointer) and the rule")
+        );
+        assert_eq!(
+            body["errors"],
+            json!([
+                {"pointer": "/bureau/uscc", "rule": "uscc_checksum", "message": "bad"},
+                {"pointer": "/form/amount", "rule": "minimum", "message": "-1",
+                 "keyword_location": "/properties/amount/minimum"},
+            ])
         );
     }
 

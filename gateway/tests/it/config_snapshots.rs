@@ -3,8 +3,8 @@
 //! it (every problem as file:line:col, or the ok line and its notes).
 //!
 //! The files are checked in a folder that also holds the adapters
-//! (`adapters/market_regulation.wasm`, `adapters/housing_construction.wasm`)
-//! and a generated PKI (`pki/`, for the networks `market-regulation` and
+//! (`adapters/market_regulation.wasm`, `adapters/housing_construction.wasm`),
+//! the item forms of `tests/config/forms/` (in `forms/`) and a generated PKI (`pki/`, for the networks `market-regulation` and
 //! `housing-construction`), so a file only fails for what it means to test.
 //! `YIWANG_BLESS=1 cargo test -p yiwang-gateway --test it config_snapshots`
 //! rewrites the `.err` files after a deliberate change.
@@ -36,6 +36,13 @@ fn workspace() -> tempfile::TempDir {
         &["market-regulation", "housing-construction"],
     )
     .expect("pki");
+    // The item form files the cases name (`forms/*.json`).
+    std::fs::create_dir(dir.path().join("forms")).expect("mkdir");
+    for entry in std::fs::read_dir(cases_dir().join("forms")).expect("tests/config/forms") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name");
+        std::fs::copy(&path, dir.path().join("forms").join(name)).expect("copy form");
+    }
     dir
 }
 

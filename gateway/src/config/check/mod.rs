@@ -8,6 +8,7 @@
 
 mod adapters;
 mod audit;
+mod forms;
 mod items;
 mod listeners;
 mod networks;
@@ -16,6 +17,8 @@ mod runtime;
 mod storage;
 mod subscribers;
 mod tls;
+
+pub(super) use forms::catalogue as forms;
 
 use super::error::Problems;
 use super::types::{Config, RetryPolicy};

@@ -162,7 +162,22 @@ async fn main() -> Result<()> {
             e["message"].as_str().unwrap_or("")
         );
     }
-    println!("    …\n");
+    println!("    …");
+    // The item's form (config/forms/SC-SPJY-001.json) is checked at intake too.
+    let mut bad_form = case_json("food-licence.json", "FZGL-2026-001236")?;
+    bad_form["form"]["premises_area_m2"] = json!(-45.5);
+    bad_form["form"]["business_items"] = json!(["热食类食品制售", "炸鸡"]);
+    let (status, problem) = client.post("/v1/cases", &bad_form).await?;
+    println!("POST /v1/cases  (bad values in the item's form) → {status}");
+    for e in problem["errors"].as_array().into_iter().flatten() {
+        println!(
+            "    {} [{}] {}",
+            e["pointer"].as_str().unwrap_or(""),
+            e["rule"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        );
+    }
+    println!();
     security_checks(&pki, &intake, gateway.admin_addr).await?;
     println!("Progress (every change as it happens; Ctrl-C to stop):");
 

@@ -12,6 +12,7 @@ mod crash;
 mod delivery;
 mod fairness;
 mod follow_up;
+mod forms;
 mod hostile;
 mod neighbours;
 mod public_security_live;
