@@ -89,3 +89,51 @@ impl UsernameToken {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(username: &str) -> UsernameToken {
+        UsernameToken {
+            username: username.to_owned(),
+            nonce: base64(&[0x59, 0x69, 0x77]),
+            created: "2026-12-07T10:00:00Z".to_owned(),
+            digest: "dLNoqRJag9aXSXTCXvRe9Sz6Za4=".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_header_carries_digest_nonce_and_created_and_escapes_the_username() {
+        let header = token("a<b&c").security_header().expect("header");
+        assert!(
+            header.contains("<wsse:Username>a&lt;b&amp;c</wsse:Username>"),
+            "{header}"
+        );
+        assert!(
+            header.contains(&format!(
+                r#"<wsse:Password Type="{PASSWORD_DIGEST}">dLNoqRJag9aXSXTCXvRe9Sz6Za4=</wsse:Password>"#
+            )),
+            "{header}"
+        );
+        assert!(
+            header.contains(&format!(
+                r#"<wsse:Nonce EncodingType="{BASE64_BINARY}">WWl3</wsse:Nonce>"#
+            )),
+            "{header}"
+        );
+        assert!(header.contains("<wsu:Created>2026-12-07T10:00:00Z</wsu:Created>"));
+        assert!(!header.contains("PasswordText"));
+    }
+
+    #[test]
+    fn a_username_xml_cannot_carry_is_refused() {
+        let e = token("bad\u{1}name")
+            .security_header()
+            .expect_err("refused");
+        assert!(
+            matches!(&e, AdapterError::Permanent(r) if r.message.contains("username")),
+            "{e:?}"
+        );
+    }
+}

@@ -572,7 +572,7 @@ fn unspanned<T: Default>() -> Spanned<T> {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(
     untagged,
-    expecting = "a string, or a sensitive value { env = \"VAR\" }, { file = \"path\" } or { value = \"…\" }"
+    expecting = "expected a string, or a sensitive value { env = \"VAR\" }, { file = \"path\" } or { value = \"…\" }"
 )]
 pub enum AdapterConfigValue {
     Plain(String),
