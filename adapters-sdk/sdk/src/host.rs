@@ -113,3 +113,53 @@ pub fn hmac_sha256_with_secret(secret: &str, message: &[u8]) -> Result<Vec<u8>, 
     wit::secrets::hmac_sha256(secret, message)
         .map_err(|e| permanent(format!("signing with secret `{secret}` failed: {e}")))
 }
+
+/// Hash algorithms the host computes (contract 1.1).
+pub use wit::crypto::{Algorithm, Part};
+/// One problem behind a rejection (contract 1.1).
+pub use wit::problems::Problem;
+
+fn crypto_error(what: &str, e: wit::crypto::CryptoError) -> AdapterError {
+    use wit::crypto::CryptoError as E;
+    permanent(match e {
+        E::UnknownSecret(name) => format!("{what}: no secret named `{name}` for this network"),
+        E::TooLarge(limit) => format!("{what}: the input is over the host's {limit} bytes"),
+    })
+}
+
+/// The digest of `parts` concatenated, computed by the host: a
+/// [`Part::Secret`] is replaced by that secret's value inside the host, so
+/// the adapter gets the digest and never the secret. A missing secret is a
+/// deployment error (permanent, naming it).
+pub fn digest(algorithm: Algorithm, parts: &[Part]) -> Result<Vec<u8>, AdapterError> {
+    wit::crypto::digest(algorithm, parts).map_err(|e| crypto_error("digest", e))
+}
+
+/// The HMAC of `parts` keyed with the secret `key_secret`, by the host.
+pub fn hmac_with_secret(
+    algorithm: Algorithm,
+    key_secret: &str,
+    parts: &[Part],
+) -> Result<Vec<u8>, AdapterError> {
+    wit::crypto::hmac(algorithm, key_secret, parts).map_err(|e| crypto_error("hmac", e))
+}
+
+/// `n` random bytes from the host (at most 1024): nonces, request ids.
+/// Fixture tests get the same bytes every run.
+pub fn random_bytes(n: u32) -> Result<Vec<u8>, AdapterError> {
+    wit::random::random_bytes(n)
+        .map_err(|max| permanent(format!("random-bytes: asked {n} bytes, at most {max}")))
+}
+
+/// A `permanent` rejection that names every problem the ministry reported:
+/// the host records them all (dead letter, case view); the rejection itself
+/// names the first problem's field and code with `message` as the summary.
+pub fn rejected(message: impl Into<String>, problems: Vec<Problem>) -> AdapterError {
+    wit::problems::report(&problems);
+    let first = problems.into_iter().next();
+    AdapterError::Permanent(crate::Rejection {
+        field: first.as_ref().and_then(|p| p.pointer.clone()),
+        code: first.and_then(|p| p.code),
+        message: message.into(),
+    })
+}

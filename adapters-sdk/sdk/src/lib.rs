@@ -39,7 +39,7 @@ pub use bindings::yiwang::adapter::types::{
 pub use error::{Effect, ambiguous, permanent, permanent_field, retryable, send_error};
 
 /// The version of the WIT contract this SDK builds adapters against.
-pub const CONTRACT_VERSION: &str = "1.0.0";
+pub const CONTRACT_VERSION: &str = "1.1.0";
 
 /// What an adapter does. Methods with a default are optional for networks
 /// that lack the capability (a network without a change feed need not poll).
@@ -264,6 +264,7 @@ pub mod dates;
 pub mod sign;
 pub mod soap;
 pub mod text;
+pub mod wsse;
 pub mod xml;
 // -- end helper modules --
 

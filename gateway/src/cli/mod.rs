@@ -172,6 +172,9 @@ fn config_check(file: &Path) -> Result<ExitCode> {
                 if let Err(e) = loaded.resolve_secrets(name, net.get_ref()) {
                     println!("  note: {e} (needed when the gateway starts)");
                 }
+                if let Err(e) = loaded.resolve_adapter_config(name, net.get_ref()) {
+                    println!("  note: {e} (needed when the gateway starts)");
+                }
             }
             if let Err(e @ crate::config::StoreConfigError::PasswordEnv { .. }) =
                 loaded.postgres_options()

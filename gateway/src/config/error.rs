@@ -43,23 +43,43 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// A network's secret that cannot be resolved; names the network and the
-/// secret, never a value.
+/// A network's secret or sensitive adapter-config value that cannot be
+/// resolved; names the network, what it is and its name, never a value.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("network `{network}`: secret `{name}`: environment variable {var} is not set")]
+    #[error("network `{network}`: {holder} `{name}`: environment variable {var} is not set")]
     Env {
         network: String,
+        holder: Holder,
         name: String,
         var: String,
     },
-    #[error("network `{network}`: secret `{name}`: {}: {source}", file.display())]
+    #[error("network `{network}`: {holder} `{name}`: {}: {source}", file.display())]
     File {
         network: String,
+        holder: Holder,
         name: String,
         file: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// What an unresolved value was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// `[networks.X.secrets]`
+    Secret,
+    /// `[networks.X.adapter-config]`
+    AdapterConfig,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Holder::Secret => "secret",
+            Holder::AdapterConfig => "adapter-config",
+        })
+    }
 }
 
 /// Byte offset → 1-based line and column (in characters).

@@ -14,7 +14,7 @@ mod error;
 mod store;
 mod types;
 
-pub use error::{ConfigError, ConfigErrors, SecretError};
+pub use error::{ConfigError, ConfigErrors, Holder, SecretError};
 pub use store::StoreConfigError;
 pub use types::*;
 
@@ -22,7 +22,7 @@ use crate::forms::FormCatalogue;
 use crate::policy::Policy;
 use crate::tls::{ClientTlsConfig, ServerTlsConfig};
 use error::{Problems, line_col};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use types::listener_tls;
@@ -72,6 +72,14 @@ impl Config {
             Err(fail(errors))
         }
     }
+}
+
+/// A network's adapter-config, resolved: what the adapter reads, and which
+/// keys hold sensitive values (redacted wherever the gateway shows them).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ResolvedAdapterConfig {
+    pub values: BTreeMap<String, String>,
+    pub sensitive: BTreeSet<String>,
 }
 
 /// A checked configuration and the folder its relative paths resolve against.
@@ -212,27 +220,53 @@ impl LoadedConfig {
         net.secrets
             .iter()
             .map(|(name, source)| {
-                let value = self.resolve_secret(network, name, source.get_ref())?;
+                let value = self.resolve_secret(network, Holder::Secret, name, source.get_ref())?;
                 Ok((name.clone(), value))
             })
             .collect()
     }
 
+    /// Resolve a network's adapter-config: every value, and the keys whose
+    /// values are sensitive (read from the environment or a file, or given
+    /// as `{ value = … }`). A missing variable or file names the network
+    /// and the key.
+    pub fn resolve_adapter_config(
+        &self,
+        network: &str,
+        net: &NetworkConfig,
+    ) -> Result<ResolvedAdapterConfig, SecretError> {
+        let mut out = ResolvedAdapterConfig::default();
+        for (key, value) in &net.adapter_config {
+            let value = match value.get_ref() {
+                AdapterConfigValue::Plain(v) => v.clone(),
+                AdapterConfigValue::Sensitive(source) => {
+                    out.sensitive.insert(key.clone());
+                    self.resolve_secret(network, Holder::AdapterConfig, key, source)?
+                }
+            };
+            out.values.insert(key.clone(), value);
+        }
+        Ok(out)
+    }
+
     fn resolve_secret(
         &self,
         network: &str,
+        holder: Holder,
         name: &str,
         source: &SecretSource,
     ) -> Result<String, SecretError> {
         Ok(match source {
             SecretSource::Env(var) => std::env::var(var).map_err(|_| SecretError::Env {
                 network: network.to_string(),
+                holder,
                 name: name.to_string(),
                 var: var.clone(),
             })?,
             SecretSource::File(file) => std::fs::read_to_string(self.base.join(file))
                 .map_err(|source| SecretError::File {
                     network: network.to_string(),
+                    holder,
                     name: name.to_string(),
                     file: file.clone(),
                     source,

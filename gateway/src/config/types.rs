@@ -441,9 +441,11 @@ pub struct NetworkConfig {
     /// (`callback-concurrency = 4`); more are answered 503 with `Retry-After: 1`.
     #[serde(default = "default_callback_concurrency")]
     pub callback_concurrency: Spanned<u32>,
-    /// Values the adapter may read (`[networks.X.adapter-config]`).
+    /// Values the adapter may read (`[networks.X.adapter-config]`): a
+    /// string, or a sensitive value from the environment or a file
+    /// (`app-key = { env = "TAX_APP_KEY" }`), redacted wherever shown.
     #[serde(default)]
-    pub adapter_config: BTreeMap<String, String>,
+    pub adapter_config: BTreeMap<String, Spanned<AdapterConfigValue>>,
     /// Values the adapter may use but never read (`username = { env = "MR_USER" }`).
     #[serde(default)]
     pub secrets: BTreeMap<String, Spanned<SecretSource>>,
@@ -564,6 +566,21 @@ impl NetworkConfig {
 /// the enclosing table instead).
 fn unspanned<T: Default>() -> Spanned<T> {
     Spanned::new(0..0, T::default())
+}
+
+/// One `[networks.X.adapter-config]` value: `mode = "fast"` (shown as it
+/// is), or a sensitive one read like a secret — `app-key = { env = "VAR" }`,
+/// `{ file = "path" }` (trailing newline trimmed) or `{ value = "…" }` —
+/// that the adapter reads but the gateway redacts in its logs, audit trail
+/// and admin API.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(
+    untagged,
+    expecting = "expected a string, or a sensitive value { env = \"VAR\" }, { file = \"path\" } or { value = \"…\" }"
+)]
+pub enum AdapterConfigValue {
+    Plain(String),
+    Sensitive(SecretSource),
 }
 
 /// Where a secret comes from. Plain `value` is for demos and tests only.

@@ -72,6 +72,7 @@ impl Delivery {
                 kv: store.kv(),
                 clock: Arc::new(SystemClock),
                 keep_bodies: cfg.audit.keep_bodies,
+                random: Arc::new(crate::runtime::SystemRandom),
             };
             let net = network_runtime(config, name, net.get_ref(), services, trust.clone())?;
             networks.insert(name.clone(), Arc::new(net));
@@ -191,6 +192,9 @@ fn network_runtime(
     let secrets = config
         .resolve_secrets(name, net)
         .map_err(anyhow::Error::msg)?;
+    let adapter_config = config
+        .resolve_adapter_config(name, net)
+        .map_err(anyhow::Error::msg)?;
     let endpoints = net
         .endpoints
         .iter()
@@ -199,7 +203,8 @@ fn network_runtime(
     let sandbox = NetworkSandbox {
         network: name.to_string(),
         endpoints,
-        config: net.adapter_config.clone(),
+        config: adapter_config.values,
+        sensitive: adapter_config.sensitive,
         secrets,
         limits: net.limits.get_ref().clone(),
         slots: net.slots(),

@@ -207,9 +207,9 @@ impl Delivery {
         adapter: &str,
         report: &CallReport<T>,
     ) {
-        let (outcome, error) = match &report.result {
-            Ok(_) => ("ok", None),
-            Err(e) => (e.kind(), Some(e.to_string())),
+        let (outcome, error, problems) = match &report.result {
+            Ok(_) => ("ok", None, Vec::new()),
+            Err(e) => (e.kind(), Some(e.to_string()), e.problems()),
         };
         let trace = &report.trace;
         self.audit.record(
@@ -220,6 +220,7 @@ impl Delivery {
                     "adapter": adapter,
                     "outcome": outcome,
                     "error": error,
+                    "problems": problems,
                     "elapsed_ms": report.elapsed.as_millis() as u64,
                     "requests": trace.exchanges.len(),
                     "violations": trace.violations.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>(),

@@ -133,7 +133,11 @@ impl GuestCall {
             Ok(Ok(Err(adapter_error))) => Err(CallError::Adapter(adapter_error)),
             Ok(Ok(Ok(value))) => Ok(value),
         };
-        let state = store.into_data();
+        let mut state = store.into_data();
+        let reported = std::mem::take(&mut state.trace.problems);
+        let result = result
+            .map_err(|e| super::problems::settle(e, reported))
+            .map_err(|e| self.sandbox.redact_error(e));
         let result = match (result, state.trace.violations.first()) {
             // A call that broke a sandbox rule fails with that violation,
             // whatever the adapter made of the refusal.

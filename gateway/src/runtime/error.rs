@@ -2,6 +2,7 @@
 
 use super::bindings::AdapterError;
 use super::limits::LimitHit;
+use super::problems::Rejected;
 use serde::Serialize;
 
 /// What the queue does next with a failed call.
@@ -32,6 +33,10 @@ pub enum CallError {
     /// The adapter ran fine and reported a classified failure.
     #[error("{}", describe_adapter_error(.0))]
     Adapter(AdapterError),
+    /// The adapter returned a `permanent` rejection and reported every
+    /// problem behind it (contract 1.1, `problems.report`).
+    #[error("{}; {}", describe_adapter_error(&AdapterError::Permanent(.0.summary.clone())), .0)]
+    Rejected(Box<Rejected>),
     /// A resource limit stopped the call.
     #[error("limit hit: {0}")]
     Limit(LimitHit),
@@ -57,7 +62,9 @@ impl CallError {
     pub fn class(&self, sent: bool) -> ErrorClass {
         match self {
             CallError::Adapter(AdapterError::Retryable(_)) => ErrorClass::Retryable,
-            CallError::Adapter(AdapterError::Permanent(_)) => ErrorClass::Permanent,
+            CallError::Adapter(AdapterError::Permanent(_)) | CallError::Rejected(_) => {
+                ErrorClass::Permanent
+            }
             CallError::Adapter(AdapterError::Ambiguous(_)) => ErrorClass::Ambiguous,
             // A broken sandbox rule is final for the call, whatever the
             // adapter sent before or after it: no verification may turn it
@@ -78,7 +85,9 @@ impl CallError {
     pub fn kind(&self) -> &'static str {
         match self {
             CallError::Adapter(AdapterError::Retryable(_)) => "adapter_retryable",
-            CallError::Adapter(AdapterError::Permanent(_)) => "adapter_permanent",
+            CallError::Adapter(AdapterError::Permanent(_)) | CallError::Rejected(_) => {
+                "adapter_permanent"
+            }
             CallError::Adapter(AdapterError::Ambiguous(_)) => "adapter_ambiguous",
             CallError::Limit(LimitHit::CpuTime { .. }) => "limit_cpu_time",
             CallError::Limit(LimitHit::WallTime { .. }) => "limit_wall_time",

@@ -2,17 +2,16 @@
 //! fresh [`HostState`]: WASI with no capabilities, this network's endpoints,
 //! configuration and secrets, and a trace of what the call did.
 
-use super::bindings::yiwang::adapter::{clock, config, http, kv, log, secrets, types};
+use super::bindings::yiwang::adapter::{clock, config, http, kv, log, types};
+use super::crypto::{RandomSource, SystemRandom};
 use super::error::Violation;
 use super::kv::{KvStore, MemoryKv};
 use super::limits::{LimitHit, Limits, MemoryLimiter};
 use super::slots::NetworkSlots;
 use crate::transport::{OutboundRequest, Transport, TransportError};
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use serde::Serialize;
-use sha2::Sha256;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::component::ResourceTable;
@@ -29,6 +28,10 @@ pub struct NetworkSandbox {
     pub endpoints: Vec<::http::Uri>,
     /// Values the adapter may read.
     pub config: BTreeMap<String, String>,
+    /// Keys of `config` whose values are sensitive (they came from the
+    /// environment or a file): redacted wherever the gateway shows adapter
+    /// output (see `redact.rs`).
+    pub sensitive: BTreeSet<String>,
     /// Values the adapter may use but never read.
     pub secrets: BTreeMap<String, String>,
     pub limits: Limits,
@@ -42,7 +45,7 @@ impl std::fmt::Debug for NetworkSandbox {
         f.debug_struct("NetworkSandbox")
             .field("network", &self.network)
             .field("endpoints", &self.endpoints)
-            .field("config", &self.config)
+            .field("config", &self.redacted_config())
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .field("limits", &self.limits)
             .field("slots", &self.slots.reserved())
@@ -57,6 +60,7 @@ impl NetworkSandbox {
             network: network.into(),
             endpoints,
             config: BTreeMap::new(),
+            sensitive: BTreeSet::new(),
             secrets: BTreeMap::new(),
             limits: Limits::default(),
             slots: NetworkSlots::default(),
@@ -139,16 +143,19 @@ pub struct Services {
     /// Keep each exchange's bodies in its [`Exchange`] (for an audit trail
     /// configured to keep them, encrypted); otherwise only their digests.
     pub keep_bodies: bool,
+    /// Where `random-bytes` comes from (seeded in fixture tests).
+    pub random: Arc<dyn RandomSource>,
 }
 
 impl Services {
-    /// Real HTTP, an in-memory store, the system clock.
+    /// Real HTTP, an in-memory store, the system clock and generator.
     pub fn new(transport: Arc<dyn Transport>) -> Self {
         Services {
             transport,
             kv: Arc::new(MemoryKv::default()),
             clock: Arc::new(SystemClock),
             keep_bodies: false,
+            random: Arc::new(SystemRandom),
         }
     }
 }
@@ -191,6 +198,9 @@ pub struct CallTrace {
     /// The last line the adapter logged at error level (the SDK's panic
     /// hook logs a panic's message there): a trap's reason quotes it.
     pub last_error: Option<String>,
+    /// Problems the adapter reported (`problems.report`); joined with its
+    /// rejection when the call ends (see `problems::settle`).
+    pub problems: super::problems::Reported,
 }
 
 /// The store data of one call.
@@ -232,6 +242,15 @@ impl HostState {
         }
     }
 
+    /// This call's network: endpoints, configuration, secrets, limits.
+    pub(super) fn sandbox(&self) -> &NetworkSandbox {
+        &self.sandbox
+    }
+
+    pub(super) fn services(&self) -> &Services {
+        &self.services
+    }
+
     fn violate(&mut self, v: Violation) {
         tracing::warn!(network = %self.sandbox.network, case = ?self.case_number, violation = %v, "adapter sandbox violation");
         self.trace.violations.push(v);
@@ -255,8 +274,6 @@ pub enum SecretError {
     Unterminated,
     #[error("no secret named `{name}` for this network")]
     Unknown { name: String },
-    #[error("{0}")]
-    Key(#[from] hmac::digest::InvalidLength),
 }
 
 /// Replace `${secret:NAME}` with the secret's value. Unknown names fail the
@@ -308,7 +325,7 @@ impl HostState {
         let started = Instant::now();
         let mut exchange = Exchange {
             method: request.method.clone(),
-            url: request.url.clone(),
+            url: self.sandbox.redact(&request.url).into_owned(),
             request_bytes: request.body.len(),
             request_sha256: Sha256Digest::of(&request.body).to_string(),
             status: None,
@@ -364,6 +381,7 @@ impl HostState {
             Ok(uri) => uri,
             Err(ResolveError::Invalid(m)) => return Err(E::InvalidRequest(m)),
             Err(ResolveError::Forbidden(url)) => {
+                let url = self.sandbox.redact(&url).into_owned();
                 self.violate(Violation::ForbiddenDestination {
                     network: self.sandbox.network.clone(),
                     url: url.clone(),
@@ -447,7 +465,7 @@ impl log::Host for HostState {
             return Ok(());
         }
         self.trace.log_lines += 1;
-        let mut message = message;
+        let mut message = self.sandbox.redact(&message).into_owned();
         if message.len() > 4096 {
             let mut cut = 4096;
             while !message.is_char_boundary(cut) {
@@ -516,30 +534,6 @@ impl HostState {
 impl config::Host for HostState {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         Ok(self.sandbox.config.get(&key).cloned())
-    }
-}
-
-impl secrets::Host for HostState {
-    fn hmac_sha256(
-        &mut self,
-        secret: String,
-        message: Vec<u8>,
-    ) -> wasmtime::Result<Result<Vec<u8>, String>> {
-        Ok(self.hmac(secret, &message).map_err(|e| e.to_string()))
-    }
-}
-
-impl HostState {
-    /// HMAC-SHA256 of `message` under the network's secret `name`, which the adapter never sees.
-    fn hmac(&self, name: String, message: &[u8]) -> Result<Vec<u8>, SecretError> {
-        let key = self
-            .sandbox
-            .secrets
-            .get(&name)
-            .ok_or(SecretError::Unknown { name })?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes())?;
-        mac.update(message);
-        Ok(mac.finalize().into_bytes().to_vec())
     }
 }
 

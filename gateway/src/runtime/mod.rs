@@ -5,18 +5,22 @@
 //! Rooms: `call` (one call in its store, and what stopped it), `guest` (the
 //! guest threads, the round-robin gate between networks, the CPU meter),
 //! `slots` (each network's reserved share of the instance pool), `host` (the
-//! imports), `limits`, `normalize` (the contract's checks on outputs),
+//! imports), `crypto` (secrets used unseen, randomness), `problems` (every
+//! problem behind a rejection), `redact` (sensitive config kept out of sight), `limits`, `normalize` (the contract's checks on outputs),
 //! `error` (failure kinds and classes), `cache` (compiled components).
 
 mod bindings;
 mod cache;
 mod call;
+mod crypto;
 mod error;
 mod guest;
 mod host;
 mod kv;
 mod limits;
 mod normalize;
+mod problems;
+mod redact;
 mod slots;
 
 pub use bindings::{
@@ -26,6 +30,9 @@ pub use bindings::{
 };
 pub use cache::ComponentCache;
 pub use call::CallReport;
+pub use crypto::{
+    CryptoError, MAX_CRYPTO_INPUT, MAX_RANDOM_BYTES, RandomSource, SeededRandom, SystemRandom,
+};
 pub use error::{
     CallError, ErrorClass, EventError, OutputError, TextError, TextProblem, Violation,
 };
@@ -37,6 +44,8 @@ pub use kv::{
 };
 pub use limits::{LimitHit, Limits};
 pub use normalize::{NormalizedCallback, NormalizedPoll, NormalizedReceipt};
+pub use problems::{MAX_PROBLEMS, Problem, Rejected, Reported};
+pub use redact::MIN_REDACTED_LEN;
 pub use slots::{
     CallbacksBusy, DEFAULT_CALLBACK_CONCURRENCY, HEADROOM_SLOTS, NetworkSlots, reserved_slots,
 };

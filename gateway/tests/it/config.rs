@@ -261,3 +261,59 @@ fn config_check_warns_when_adapters_would_be_refused_or_unchecked() {
     assert!(warnings.contains("allow-unsigned = true"), "{warnings}");
     assert!(warnings.contains("development only"), "{warnings}");
 }
+
+/// `[networks.X.adapter-config]` values come as strings or, sensitive, from
+/// the environment or a file like secrets: they resolve to what the adapter
+/// reads, the sensitive keys are marked, and a missing variable or file
+/// names the network and the key (never a value).
+#[test]
+fn adapter_config_values_come_from_env_or_a_file_and_are_marked_sensitive() {
+    let dir = example_dir();
+    std::fs::write(dir.path().join("account.txt"), "ACCT-0042\n").expect("write");
+    let text = format!(
+        "{NET}[networks.mr.adapter-config]\nmode = \"fast\"\naccount = {{ file = \"account.txt\" }}\napp-key = {{ env = \"YIWANG_TEST_UNSET_APP_KEY\" }}\n{TLS}"
+    );
+    let path = dir.path().join("cfg.toml");
+    std::fs::write(&path, text).expect("write");
+    let loaded = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let net = loaded.config.networks["mr"].get_ref();
+    let err = loaded
+        .resolve_adapter_config("mr", net)
+        .expect_err("the variable is not set");
+    assert_eq!(
+        err.to_string(),
+        "network `mr`: adapter-config `app-key`: environment variable YIWANG_TEST_UNSET_APP_KEY is not set"
+    );
+
+    let text = format!(
+        "{NET}[networks.mr.adapter-config]\nmode = \"fast\"\naccount = {{ file = \"account.txt\" }}\n{TLS}"
+    );
+    std::fs::write(&path, text).expect("write");
+    let loaded = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let resolved = loaded
+        .resolve_adapter_config("mr", loaded.config.networks["mr"].get_ref())
+        .expect("resolves");
+    assert_eq!(resolved.values["account"], "ACCT-0042");
+    assert_eq!(resolved.values["mode"], "fast");
+    assert!(resolved.sensitive.contains("account"));
+    assert!(!resolved.sensitive.contains("mode"));
+
+    let text =
+        format!("{NET}[networks.mr.adapter-config]\naccount = {{ file = \"missing.txt\" }}\n{TLS}");
+    std::fs::write(&path, text).expect("write");
+    let loaded = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let err = loaded
+        .resolve_adapter_config("mr", loaded.config.networks["mr"].get_ref())
+        .expect_err("no such file");
+    assert!(
+        err.to_string()
+            .starts_with("network `mr`: adapter-config `account`: missing.txt:"),
+        "{err}"
+    );
+    // Neither a string nor a source: the place and what is expected.
+    let e = errors(&format!(
+        "{NET}[networks.mr.adapter-config]\naccount = {{ vault = \"x\" }}\n"
+    ));
+    assert!(e.contains("bad.toml:6:"), "{e}");
+    assert!(e.contains("expected a string, or a sensitive value"), "{e}");
+}

@@ -345,6 +345,62 @@ async fn a_poison_call_is_dead_lettered_after_its_limit_hits() {
     delivery.stopped().await;
 }
 
+/// A network whose adapter writes a sensitive config value (read from a
+/// file) into its log, a request URL and its rejection.
+const LEAKY: &str = r#"
+[networks.leaky]
+adapter = "adapters/hostile.wasm"
+adapter-signature = "adapters/hostile.leaky.sig"
+endpoints = ["http://127.0.0.1:9004"]
+plaintext = true
+adapter-config = { mode = "leak-config", api-token = { file = "token.txt" } }
+"#;
+
+/// The dead letter (what the admin API and the case view show) names the
+/// rejection with the value redacted, and no file the gateway wrote — its
+/// store, its audit trail — holds the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensitive_config_value_reaches_no_dead_letter_audit_record_or_store() {
+    const TOKEN: &str = "TOKEN-5f2a9c";
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("token.txt"), format!("{TOKEN}\n")).expect("token");
+    let delivery = service(dir.path(), LEAKY).await;
+    case_for(&delivery, "C-LEAK", "leaky").await;
+    delivery.start().await.expect("start");
+    let job = finished(&delivery, "C-LEAK").await;
+    let JobState::Dead { reason, .. } = &job.state else {
+        panic!("dead, not {:?}", job.state)
+    };
+    assert!(
+        reason.contains("token [redacted:api-token] refused"),
+        "{reason}"
+    );
+    delivery.stop();
+    delivery.stopped().await;
+    let mut files = vec![dir.path().to_path_buf()];
+    let mut scanned = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            for e in std::fs::read_dir(&path).expect("read dir") {
+                files.push(e.expect("entry").path());
+            }
+            continue;
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == "token.txt" {
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(
+            !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+            "{} holds the sensitive value",
+            path.display()
+        );
+        scanned += 1;
+    }
+    assert!(scanned > 5, "the store and the audit trail were scanned");
+}
+
 /// The enterprise example case (item SC-QYKB-001, routed by `BACKFLOW`).
 const ENTERPRISE: &str =
     include_str!("../../../adapters-sdk/schema/testdata/enterprise-establishment.json");

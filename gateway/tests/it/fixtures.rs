@@ -192,3 +192,38 @@ async fn public_security_fixtures_cover_every_callback_outcome() {
         );
     }
 }
+
+/// Compatibility: a component built against contract 1.0.0 and committed
+/// (tests/artifacts/contract-1.0.0) loads under this host, says it was built
+/// for 1.0.0, and passes every fixture it had then. A contract change that is
+/// not additive fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_contract_1_0_passes_its_fixtures() {
+    let rt = runtime();
+    let dir = Path::new(yiwang_artifacts::CONTRACT_1_0_DIR);
+    let wasm = std::fs::read(dir.join("provincial-filing.wasm")).expect("the committed component");
+    let results = fixture::run_dir(&rt, &wasm, &dir.join("fixtures"))
+        .await
+        .expect("the 1.0.0 component loads and its fixtures read");
+    assert!(results.len() >= 8, "{} fixtures", results.len());
+    for r in &results {
+        assert!(
+            r.passed(),
+            "contract-1.0.0/{}: {}\n{}",
+            r.name,
+            r.description,
+            r.failures.join("\n")
+        );
+    }
+    let adapter = rt
+        .load(
+            &wasm,
+            yiwang_gateway::runtime::NetworkSandbox::new("provincial-filing", Vec::new()),
+            yiwang_gateway::runtime::Services::new(std::sync::Arc::new(
+                yiwang_gateway::transport::HttpTransport::default(),
+            )),
+        )
+        .await
+        .expect("loads");
+    assert_eq!(adapter.descriptor().contract_version, "1.0.0");
+}

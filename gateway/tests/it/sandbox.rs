@@ -606,3 +606,39 @@ async fn a_network_waits_for_its_own_slots_and_never_takes_anothers() {
         );
     }
 }
+
+/// A sensitive adapter-config value the adapter writes into a log line, a
+/// request URL and its error reaches the ministry (it is the adapter's to
+/// use) but none of what the gateway shows: the log (the last error line),
+/// the exchange recorded for the audit trail, the error text that dead
+/// letters, the case view and the admin API carry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensitive_config_value_is_redacted_in_logs_exchanges_and_errors() {
+    let rt = runtime();
+    let wasm = yiwang_artifacts::read(yiwang_artifacts::HOSTILE_ADAPTER);
+    let wire = Arc::new(RecordingTransport(std::sync::Mutex::new(Vec::new())));
+    let mut sb = sandbox("n", "leak-config");
+    sb.config.insert("api-token".into(), "TOKEN-5f2a9c".into());
+    sb.sensitive.insert("api-token".into());
+    let a = rt
+        .load(&wasm, sb, Services::new(wire.clone()))
+        .await
+        .expect("load");
+    let report = a.submit("C-1", submission("C-1")).await;
+    let err = report.result.expect_err("the adapter refuses");
+    assert_eq!(
+        err.to_string(),
+        "rejected by the ministry: token [redacted:api-token] refused"
+    );
+    assert_eq!(
+        report.trace.last_error.as_deref(),
+        Some("using token [redacted:api-token]")
+    );
+    assert_eq!(report.trace.exchanges.len(), 1);
+    assert_eq!(
+        report.trace.exchanges[0].url,
+        "/relay?token=[redacted:api-token]"
+    );
+    let wire = wire.0.lock().expect("lock");
+    assert_eq!(wire.len(), 1, "the request itself went out as written");
+}

@@ -4,24 +4,24 @@
 //! Statuses flow back by the gateway's status follow-up (`[networks.X.follow-up]`): the
 //! gateway keeps the open filings and calls `query-status` for each on its schedule; this
 //! adapter only answers "what is the status of filing X now?". It keeps no list and no
-//! password: the token's password is a secret placeholder the host fills in (PasswordText,
-//! over the network's mutual TLS; PasswordDigest needs host-side signing).
+//! password: the UsernameToken's PasswordDigest is hashed by the host over the network's
+//! secret `password` (never seen here) and a host nonce; the username is adapter-config.
 
 use yiwang_adapter_sdk::error::{Effect, classify_status, send_error};
+use yiwang_adapter_sdk::host::{self, Problem};
 use yiwang_adapter_sdk::http::{Request, ResponseExt};
 use yiwang_adapter_sdk::soap::{self, SoapError};
+use yiwang_adapter_sdk::wsse::UsernameToken;
 use yiwang_adapter_sdk::xml::{Element, XmlWriter};
 use yiwang_adapter_sdk::{
     Adapter, AdapterError, CaseRef, Decision, Descriptor, Event, HttpResponse, MappingRow, Receipt,
-    Stage, Submission, ambiguous, event, host, parse_case, permanent, permanent_field, retryable,
-    text, unified_pointer,
+    Stage, Submission, ambiguous, event, parse_case, permanent, retryable, text, unified_pointer,
 };
 
 pub const NETWORK_KIND: &str = "provincial-filing";
 pub const ITEMS: &[(&str, &str)] = &[("BA-XMBA-001", "1.0")];
 pub const SERVICE_PATH: &str = "/services/FilingService";
 pub const FILING_NS: &str = "http://ba.sim.yiwang/filing";
-const OASIS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss";
 type Result<T, E = AdapterError> = std::result::Result<T, E>;
 
 /// Unified field → ministry field (`describe` and the README show these rows).
@@ -44,9 +44,8 @@ pub fn stage_of(code: &str) -> Option<(Stage, Option<Decision>)> {
     })
 }
 
-/// The whole request: the UsernameToken header (both secrets as placeholders the host
-/// fills in on the way out) and the operation with its fields (escaped).
-pub fn envelope(created: &str, operation: &str, fields: &[(&str, &str)]) -> Result<String> {
+/// The whole request: the UsernameToken header and the operation with its fields (escaped).
+pub fn envelope(token: &UsernameToken, operation: &str, fields: &[(&str, &str)]) -> Result<String> {
     let mut w = XmlWriter::new();
     w.start(&format!("f:{operation}"))
         .attr("xmlns:f", FILING_NS);
@@ -57,24 +56,22 @@ pub fn envelope(created: &str, operation: &str, fields: &[(&str, &str)]) -> Resu
     let op = w
         .finish()
         .map_err(|e| permanent(format!("cannot write the {operation} request: {e}")))?;
-    let (user, password) = (
-        host::secret_placeholder("username"),
-        host::secret_placeholder("password"),
-    );
     Ok(format!(
-        r#"<soapenv:Envelope xmlns:soapenv="{}"><soapenv:Header><wsse:Security xmlns:wsse="{OASIS}-wssecurity-secext-1.0.xsd" xmlns:wsu="{OASIS}-wssecurity-utility-1.0.xsd"><wsse:UsernameToken><wsse:Username>{user}</wsse:Username><wsse:Password Type="{OASIS}-username-token-profile-1.0#PasswordText">{password}</wsse:Password><wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security></soapenv:Header><soapenv:Body>{op}</soapenv:Body></soapenv:Envelope>"#,
-        soap::SOAP11_NS
+        r#"<soapenv:Envelope xmlns:soapenv="{}"><soapenv:Header>{}</soapenv:Header><soapenv:Body>{op}</soapenv:Body></soapenv:Envelope>"#,
+        soap::SOAP11_NS,
+        token.security_header()?
     ))
 }
 
 /// One operation: the response element and the raw reply, or the classified failure.
 fn call(operation: &str, fields: &[(&str, &str)], effect: Effect) -> Result<(Element, String)> {
-    let body = envelope(&host::now().to_rfc3339(), operation, fields)?;
+    let token = UsernameToken::password_digest(&host::require_config("username")?, "password")?;
+    let body = envelope(&token, operation, fields)?;
     let reply = Request::post(SERVICE_PATH)
         .header("Content-Type", "text/xml; charset=UTF-8")
         .header("SOAPAction", format!("\"urn:{operation}\""))
         .body(body.into_bytes())
-        .send_with_secrets()
+        .send()
         .map_err(|e| send_error(e, effect))?;
     read_reply(&reply, effect)
 }
@@ -99,8 +96,8 @@ pub fn read_reply(reply: &HttpResponse, effect: Effect) -> Result<(Element, Stri
     }
 }
 
-/// A fault by its dotted code: validation names every field (the first as a unified
-/// pointer); a stale clock, a replayed nonce or a busy server is retried; any other server
+/// A fault by its dotted code: validation reports every field (as unified pointers where
+/// mapped); a stale clock, a replayed nonce or a busy server is retried; any other server
 /// fault after a filing may have acted, so it is ambiguous (asked before any resend).
 pub fn fault_error(fault: SoapError, effect: Effect) -> AdapterError {
     let SoapError::Fault {
@@ -120,10 +117,13 @@ pub fn fault_error(fault: SoapError, effect: Effect) -> AdapterError {
     let fields: Vec<&str> = zd.unwrap_or_default();
     match code {
         "Client.Validation" if !fields.is_empty() => {
-            let field = unified_pointer(FIELD_MAPPINGS, fields[0]);
-            let field = field.unwrap_or_else(|| fields[0].to_owned());
+            let problem = |f: &&str| Problem {
+                pointer: Some(unified_pointer(FIELD_MAPPINGS, f).unwrap_or_else(|| f.to_string())),
+                code: Some(code.to_owned()),
+                message: format!("{string} ({f})"),
+            };
             let message = format!("{message} (fields: {})", fields.join(", "));
-            permanent_field(field, Some(code.to_owned()), message)
+            host::rejected(message, fields.iter().map(problem).collect())
         }
         "Client.Expired" | "Client.Replay" | "Server.Busy" => retryable(message),
         c if c.starts_with("Client") => permanent(message),

@@ -176,16 +176,19 @@ impl NetworkSpec {
     }
 
     /// Archetype 6 (lookup-only SOAP behind WS-Security) with the
-    /// provincial-filing adapter: PasswordText over the mutual TLS channel,
-    /// statuses followed up every 100 ms (backing off to 400 ms).
+    /// provincial-filing adapter: a PasswordDigest the host computes over
+    /// the secret password (the simulator accepts nothing else, and checks
+    /// the nonce is fresh and Created in its window), the username in
+    /// adapter-config; statuses followed up every 100 ms (backing off to 400 ms).
     pub fn provincial_filing(name: &str) -> Self {
-        let sim = SimConfig::lookup_only(name).with_password_text(true);
+        let sim = SimConfig::lookup_only(name);
         let (u, p) = sim.credentials.clone();
         let follow_up = format!(
             "[networks.{name}.follow-up]\ninterval-ms = 100\nmax-interval-ms = 400\nbatch = 10"
         );
         NetworkSpec {
-            secrets: BTreeMap::from([("username".into(), u), ("password".into(), p)]),
+            secrets: BTreeMap::from([("password".into(), p)]),
+            adapter_config: BTreeMap::from([("username".into(), u)]),
             ..Self::new(name, sim, yiwang_artifacts::PROVINCIAL_FILING)
         }
         .with_extra(&follow_up)

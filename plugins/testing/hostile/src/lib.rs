@@ -187,6 +187,14 @@ impl Adapter for Hostile {
                     format!("data={data} zero={zero} scratch-dirty={dirty}"),
                 ))
             }
+            "leak-config" => {
+                // A sensitive config value in a log line, a URL and an
+                // error: the host must redact it from all three.
+                let token = host::config("api-token").unwrap_or_default();
+                host::log(host::Level::Error, &format!("using token {token}"));
+                let _ = Request::post(format!("/relay?token={token}")).send();
+                Err(permanent(format!("token {token} refused")))
+            }
             "kv" => {
                 host::kv::set("token", b"abc").map_err(permanent)?;
                 let back = host::kv::get_string("token").unwrap_or_default();

@@ -27,8 +27,8 @@ fn sim_config(name: &str) -> SimConfig {
         "market-regulation" => SimConfig::json_rest(name),
         "housing-construction" => SimConfig::soap(name),
         "tax" => SimConfig::signed_api(name),
-        // PasswordText over the mutual TLS channel (see the adapter's README).
-        "provincial-filing" => SimConfig::lookup_only(name).with_password_text(true),
+        // PasswordDigest only, with its nonce-replay and clock-window checks.
+        "provincial-filing" => SimConfig::lookup_only(name),
         _ => SimConfig::callback(name)
             .with_callback_url("https://127.0.0.1:8442/v1/callbacks/public-security"),
     };

@@ -15,7 +15,7 @@ use yiwang_e2e::live::{
 };
 use yiwang_gateway::runtime::{
     AdapterError, CallError, CallReport, CaseChange, ErrorClass, FixedClock, LoadedAdapter,
-    MemoryKv, NetworkSandbox, Runtime, Services, Submission,
+    MemoryKv, NetworkSandbox, Runtime, Services, Submission, SystemRandom,
 };
 use yiwang_gateway::transport::HttpTransport;
 use yiwang_schema::{Decision, Stage};
@@ -32,6 +32,7 @@ fn services_at(now_ms: i64) -> Services {
         kv: Arc::new(MemoryKv::default()),
         clock: Arc::new(FixedClock(now_ms)),
         keep_bodies: false,
+        random: Arc::new(SystemRandom),
     }
 }
 
