@@ -4,12 +4,14 @@
 //!
 //! Statuses flow back by the gateway's status follow-up (`[networks.X.follow-up]`): the
 //! gateway keeps the open cases and calls `query-status` for each on its schedule; the
-//! adapter keeps no list. The token's username and password are secret placeholders the
-//! host fills in. Replace the constants with the ministry's interface document.
+//! adapter keeps no list. The token is a PasswordDigest the host computes over the secret
+//! `password` (the adapter never sees it); the username is the network's adapter-config
+//! `username`. Replace the constants with the ministry's interface document.
 
 use yiwang_adapter_sdk::error::{Effect, classify_status, send_error};
 use yiwang_adapter_sdk::http::{Request, ResponseExt};
 use yiwang_adapter_sdk::soap::{self, SoapError};
+use yiwang_adapter_sdk::wsse::UsernameToken;
 use yiwang_adapter_sdk::xml::{Element, XmlWriter};
 use yiwang_adapter_sdk::{
     Adapter, AdapterError, CaseRef, Decision, Descriptor, Event, HttpResponse, MappingRow, Receipt,
@@ -22,7 +24,6 @@ pub const NETWORK_KIND: &str = "lookup-only";
 pub const ITEMS: &[(&str, &str)] = &[("XX-EXAMPLE-001", "1.0")];
 pub const SERVICE_PATH: &str = "/services/CaseService";
 pub const SERVICE_NS: &str = "http://example.gov.cn/case";
-const OASIS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss";
 type Result<T, E = AdapterError> = std::result::Result<T, E>;
 
 /// Unified field → ministry field.
@@ -44,7 +45,7 @@ pub fn stage_of(code: &str) -> Option<(Stage, Option<Decision>)> {
 }
 
 /// The request: the UsernameToken header and the operation with its fields (escaped).
-pub fn envelope(created: &str, operation: &str, fields: &[(&str, &str)]) -> Result<String> {
+pub fn envelope(token: &UsernameToken, operation: &str, fields: &[(&str, &str)]) -> Result<String> {
     let mut w = XmlWriter::new();
     w.start(&format!("c:{operation}"))
         .attr("xmlns:c", SERVICE_NS);
@@ -55,22 +56,23 @@ pub fn envelope(created: &str, operation: &str, fields: &[(&str, &str)]) -> Resu
     let op = w
         .finish()
         .map_err(|e| permanent(format!("cannot write the {operation} request: {e}")))?;
-    let user = host::secret_placeholder("username");
-    let password = host::secret_placeholder("password");
     Ok(format!(
-        r#"<soapenv:Envelope xmlns:soapenv="{}"><soapenv:Header><wsse:Security xmlns:wsse="{OASIS}-wssecurity-secext-1.0.xsd" xmlns:wsu="{OASIS}-wssecurity-utility-1.0.xsd"><wsse:UsernameToken><wsse:Username>{user}</wsse:Username><wsse:Password Type="{OASIS}-username-token-profile-1.0#PasswordText">{password}</wsse:Password><wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security></soapenv:Header><soapenv:Body>{op}</soapenv:Body></soapenv:Envelope>"#,
-        soap::SOAP11_NS
+        r#"<soapenv:Envelope xmlns:soapenv="{}"><soapenv:Header>{}</soapenv:Header><soapenv:Body>{op}</soapenv:Body></soapenv:Envelope>"#,
+        soap::SOAP11_NS,
+        token.security_header()?
     ))
 }
 
-/// One operation: the response element and the raw reply, or the classified failure.
+/// One operation: the response element and the raw reply, or the classified failure. The
+/// token's PasswordDigest is computed by the host over the secret `password`: the request
+/// carries only the digest, so it goes out with the plain `send`.
 fn call(operation: &str, fields: &[(&str, &str)], effect: Effect) -> Result<(Element, String)> {
-    let body = envelope(&host::now().to_rfc3339(), operation, fields)?;
+    let token = UsernameToken::password_digest(&host::require_config("username")?, "password")?;
     let reply = Request::post(SERVICE_PATH)
         .header("Content-Type", "text/xml; charset=UTF-8")
         .header("SOAPAction", format!("\"urn:{operation}\""))
-        .body(body.into_bytes())
-        .send_with_secrets()
+        .body(envelope(&token, operation, fields)?.into_bytes())
+        .send()
         .map_err(|e| send_error(e, effect))?;
     read_reply(&reply, effect)
 }
