@@ -88,7 +88,9 @@ impl Claimed {
 #[derive(Debug, Default)]
 pub struct Claims {
     pub jobs: Vec<Claimed>,
-    /// When to look again: the next due time, or the next lease expiry.
+    /// When to look again: the next due time after `now`, or the next
+    /// lease expiry. Work already due that the limit or `max` left
+    /// unclaimed is not in it: a slot coming free wakes the dispatcher.
     pub next: Option<Millis>,
     /// Live leases of the destination (every replica's) after the claim.
     pub live: usize,

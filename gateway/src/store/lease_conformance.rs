@@ -115,6 +115,11 @@ pub async fn the_concurrency_limit_counts_every_owners_live_leases(open: &impl O
         refs(&none)
     );
     assert_eq!(none.live, 3);
+    assert_eq!(
+        none.next,
+        Some(T0 + 1 + LEASE),
+        "look again when a lease expires, not at once for the work already due"
+    );
     // Both at once against a limit of 5: two slots left between them.
     let (s1, s2) = (store.clone(), store.clone());
     let a = tokio::spawn(async move { claim(&*s1, "replica-a", T0 + 3, 5, 5).await.jobs.len() });

@@ -163,6 +163,29 @@ impl SledStore {
         })
     }
 
+    /// Read-modify-write of one case under its stripe lock, not yet
+    /// durable: the record as stored (`None`: `f` wrote nothing) and
+    /// whether anything was written.
+    fn apply(
+        &self,
+        case_number: &str,
+        f: &mut CaseUpdate<'_>,
+    ) -> Result<(Option<CaseRecord>, bool)> {
+        let _guard = self
+            .stripe(case_number)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let old = self.read_case(case_number)?;
+        let Some(new) = f(old.clone()) else {
+            return Ok((None, false));
+        };
+        if old.as_ref() == Some(&new) {
+            return Ok((Some(new), false));
+        }
+        self.write_case(old.as_ref(), &new)?;
+        Ok((Some(new), true))
+    }
+
     fn claim_lock(&self, destination: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.claims.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(destination.to_string()).or_default().clone()
@@ -294,25 +317,11 @@ impl Store for SledStore {
         case_number: &str,
         f: &mut CaseUpdate<'_>,
     ) -> Result<Option<CaseRecord>> {
-        let stored = {
-            let _guard = self
-                .stripe(case_number)
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let old = self.read_case(case_number)?;
-            match f(old.clone()) {
-                None => return Ok(None),
-                Some(new) => {
-                    if old.as_ref() == Some(&new) {
-                        return Ok(Some(new));
-                    }
-                    self.write_case(old.as_ref(), &new)?;
-                    new
-                }
-            }
-        };
-        self.commit.durable().await?;
-        Ok(Some(stored))
+        let (stored, wrote) = self.apply(case_number, f)?;
+        if wrote {
+            self.commit.durable().await?;
+        }
+        Ok(stored)
     }
 
     async fn due(&self, destination: &str, now: Millis, limit: usize) -> Result<Due> {
@@ -343,8 +352,11 @@ impl Store for SledStore {
         let (live, expires, expired) = self.leases(destination, now)?;
         let free = request.limit.saturating_sub(live).min(request.max);
         let due = self.due(destination, now, free).await?;
+        // Like PostgreSQL's: the next due time after now, or lease expiry
+        // (work due now but over the limit waits for a slot to come free).
+        let due_next = due.next.filter(|at| *at > now);
         let mut claims = Claims {
-            next: [due.next, expires].into_iter().flatten().min(),
+            next: [due_next, expires].into_iter().flatten().min(),
             ..Claims::default()
         };
         for r in expired.into_iter().chain(due.jobs) {
@@ -352,13 +364,16 @@ impl Store for SledStore {
                 break;
             }
             let mut claimed = None;
-            self.update(&r.case_number, &mut |rec| {
+            self.apply(&r.case_number, &mut |rec| {
                 let mut rec = rec?;
                 claimed = lease::claim(&mut rec, r.job, request);
                 claimed.is_some().then_some(rec)
-            })
-            .await?;
+            })?;
             claims.jobs.extend(claimed);
+        }
+        // One flush makes every claim durable before anything is sent.
+        if !claims.jobs.is_empty() {
+            self.commit.durable().await?;
         }
         claims.live = live + claims.jobs.len();
         Ok(claims)

@@ -15,6 +15,7 @@ mod follow_up;
 mod hostile;
 mod neighbours;
 mod public_security_live;
+mod replicas;
 mod security;
 mod shutdown;
 mod startup;
