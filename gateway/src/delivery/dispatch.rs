@@ -21,7 +21,7 @@ use crate::runtime::ErrorClass;
 use crate::store::{ClaimRequest, Claimed, Destination, Job, JobRef, JobState, Millis, now_millis};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// One destination's dispatcher: its limits and what it is running.
 struct Dispatcher {
@@ -134,28 +134,32 @@ impl Dispatcher {
             give_back_probe(&self.breaker);
         }
         for (claimed, permit) in claims.jobs.into_iter().zip(permits) {
-            if let Some(from) = &claimed.recovered {
-                metrics::counter!("yiwang_leases_recovered_total", "destination" => self.key.clone())
-                    .increment(1);
-                tracing::warn!(case = %claimed.job.case_number, job = claimed.job.job, destination = %self.key, from = %from,
-                    "took over an attempt whose lease expired; it is verified with the ministry before any resend");
-            }
-            let delivery = self.delivery.clone();
-            let breaker = self.breaker.clone();
-            let wake = self.wake.clone();
-            let destination = self.destination.clone();
-            let what = format!(
-                "{} job {} → {}",
-                claimed.job.case_number, claimed.job.job, self.key
-            );
-            let drain = self.delivery.drain.clone();
-            drain.spawn(what, async move {
-                attempt(&delivery, &destination, &claimed, &breaker).await;
-                drop(permit);
-                wake.notify_one();
-            });
+            self.spawn_attempt(claimed, permit);
         }
         claims.next
+    }
+
+    /// Run a claimed job on the drain, holding one of this replica's permits.
+    fn spawn_attempt(&self, claimed: Claimed, permit: OwnedSemaphorePermit) {
+        if let Some(from) = &claimed.recovered {
+            metrics::counter!("yiwang_leases_recovered_total", "destination" => self.key.clone())
+                .increment(1);
+            tracing::warn!(case = %claimed.job.case_number, job = claimed.job.job, destination = %self.key, from = %from,
+                "took over an attempt whose lease expired; it is verified with the ministry before any resend");
+        }
+        let delivery = self.delivery.clone();
+        let breaker = self.breaker.clone();
+        let wake = self.wake.clone();
+        let destination = self.destination.clone();
+        let what = format!(
+            "{} job {} → {}",
+            claimed.job.case_number, claimed.job.job, self.key
+        );
+        self.delivery.drain.spawn(what, async move {
+            attempt(&delivery, &destination, &claimed, &breaker).await;
+            drop(permit);
+            wake.notify_one();
+        });
     }
 }
 
@@ -167,10 +171,11 @@ async fn attempt(
     claimed: &Claimed,
     breaker: &Mutex<Breaker>,
 ) {
-    let (Some(job), verifying) = (claimed.job(), claimed.verifying) else {
+    let Some(job) = claimed.job() else {
         give_back_probe(breaker);
         return;
     };
+    let verifying = claimed.verifying;
     let renewal = lease::keep(delivery.store.clone(), &delivery.replica, claimed);
     let clock = Instant::now();
     let (outcome, adapter) = match destination {
