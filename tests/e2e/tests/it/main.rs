@@ -13,6 +13,7 @@ mod delivery;
 mod fairness;
 mod follow_up;
 mod hostile;
+mod lease_renewal;
 mod neighbours;
 mod public_security_live;
 mod replicas;
