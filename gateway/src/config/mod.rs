@@ -97,6 +97,18 @@ impl LoadedConfig {
         self.base.join(&self.config.gateway.data_dir)
     }
 
+    /// `[gateway] replica-id`, or `<host name>-<8 hex digits>` of the data
+    /// directory's absolute path: stable across restarts of one
+    /// installation, distinct between two on one host.
+    pub fn replica_id(&self) -> String {
+        if let Some(id) = &self.config.gateway.replica_id {
+            return id.clone();
+        }
+        let dir = self.data_dir();
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        default_replica_id(&host_name(), &dir)
+    }
+
     /// An adapter's path, resolved.
     pub fn adapter_path(&self, network: &NetworkConfig) -> PathBuf {
         self.base.join(network.adapter.get_ref())
@@ -275,5 +287,59 @@ impl LoadedConfig {
                 .to_string(),
             SecretSource::Value(v) => v.clone(),
         })
+    }
+}
+
+/// The machine's host name as the kernel has it, or `gateway`.
+fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(f).ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "gateway".into())
+}
+
+/// `<host>-<first 8 hex digits of sha256(data dir)>`, kept to the
+/// characters and length `replica-id` allows.
+fn default_replica_id(host: &str, data_dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(55)
+        .collect();
+    let digest = Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
+    format!("{host}-{}", &hex::encode(digest)[..8])
+}
+
+#[cfg(test)]
+mod replica_tests {
+    use super::*;
+
+    #[test]
+    fn the_default_replica_id_is_stable_per_host_and_data_dir() {
+        let a = default_replica_id("gw1.example", Path::new("/var/lib/yiwang"));
+        assert_eq!(
+            a,
+            default_replica_id("gw1.example", Path::new("/var/lib/yiwang"))
+        );
+        assert!(a.starts_with("gw1.example-") && a.len() == "gw1.example-".len() + 8);
+        assert_ne!(
+            a,
+            default_replica_id("gw1.example", Path::new("/srv/yiwang"))
+        );
+        assert_ne!(
+            a,
+            default_replica_id("gw2.example", Path::new("/var/lib/yiwang"))
+        );
+        let odd = default_replica_id(&"h\u{e9}/x".repeat(40), Path::new("/d"));
+        assert!(super::check::valid_replica_id(&odd), "{odd}");
     }
 }

@@ -371,6 +371,26 @@ pub struct GatewaySection {
     /// true`, the default; see `gateway::memory`).
     #[serde(default = "default_true")]
     pub return_memory: bool,
+    /// This gateway's name among the replicas sharing one store
+    /// (`replica-id = "gw-a"`): the owner of the job leases it takes.
+    /// Letters, digits, `.`, `_` and `-`, at most 64. Default: the host
+    /// name and a hash of the data directory, stable across restarts.
+    #[serde(default)]
+    pub replica_id: Option<String>,
+    /// How long a job claimed by this replica stays leased without a
+    /// renewal (`lease-ms = 30000`); renewed every third of it while the
+    /// call runs. After it, another replica (or this one, restarted) may
+    /// take the job over, verifying before any resend.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+}
+
+/// `lease-ms` bounds: long enough for two missed renewals to be a real
+/// outage, short enough that a dead replica's jobs resume within minutes.
+pub const LEASE_MS: std::ops::RangeInclusive<u64> = 3_000..=600_000;
+
+fn default_lease_ms() -> u64 {
+    30_000
 }
 
 fn default_true() -> bool {
@@ -399,6 +419,8 @@ impl Default for GatewaySection {
             earliest_case_time: None,
             max_clock_ahead_s: default_max_clock_ahead(),
             return_memory: true,
+            replica_id: None,
+            lease_ms: default_lease_ms(),
         }
     }
 }

@@ -12,7 +12,9 @@
 
 use super::versions::ConfiguredAdapter;
 use super::witness::Witness;
-use super::{Alerts, Delivery, DeliveryOptions, NetworkRuntime, Routes, Subscriber, Versions};
+use super::{
+    Alerts, Delivery, DeliveryOptions, NetworkRuntime, Replica, Routes, Subscriber, Versions,
+};
 use crate::config::{LoadedConfig, NetworkConfig};
 use crate::runtime::{NetworkSandbox, Runtime, Services, SystemClock};
 use crate::store::{Destination, Store};
@@ -86,6 +88,10 @@ impl Delivery {
         }
         let delivery = Arc::new(Delivery {
             store,
+            replica: Replica {
+                id: config.replica_id(),
+                lease_ms: cfg.gateway.lease_ms,
+            },
             runtime,
             networks,
             subscribers,

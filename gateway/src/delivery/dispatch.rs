@@ -3,47 +3,25 @@
 //! settles each attempt durably (delivered, retry later, verify, dead).
 //!
 //! The rule for attempts that may have reached a ministry (a lost reply, a
-//! crash mid-call): before any resend, ask the adapter's `query-status` with
-//! `idem:<idempotency key>`. Found → delivered with the ministry's number;
-//! not found → resend with the same key.
+//! crash mid-call, a replica whose lease expired): before any resend, ask
+//! the adapter's `query-status` with `idem:<idempotency key>`. Found →
+//! delivered with the ministry's number; not found → resend with the same key.
+//!
+//! Jobs are claimed from the store under this replica's lease (see
+//! [`super::lease`]): several replicas may run dispatchers for the same
+//! destination, and the store gives each job to one of them, within the
+//! destination's concurrency limit counted over every replica.
 
 use super::outcome::{FailureKind, Outcome};
 use super::retry::{Admit, Breaker, BreakerState};
 use super::settle::{Attempted, settle};
-use super::{Delivery, backflow, call, webhook};
+use super::{Delivery, backflow, call, lease, webhook};
 use crate::config::BreakerConfig;
 use crate::runtime::ErrorClass;
-use crate::store::{Destination, Job, JobKind, JobRef, JobState, Millis, now_millis};
-use std::collections::HashSet;
+use crate::store::{ClaimRequest, Claimed, Destination, Job, JobRef, JobState, Millis, now_millis};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore};
-
-/// After a restart: every attempt left in flight may have reached the
-/// ministry. Submits are verified before any resend; changes and notices
-/// carry idempotency keys and are simply sent again.
-pub(crate) async fn recover(delivery: &Delivery) -> anyhow::Result<usize> {
-    let refs = delivery.store.in_flight().await?;
-    let now = now_millis();
-    for r in &refs {
-        delivery
-            .store
-            .update(&r.case_number, &mut |rec| {
-                let mut rec = rec?;
-                let job = rec.job_mut(r.job)?;
-                let JobState::InFlight { .. } = job.state else {
-                    return None;
-                };
-                job.state = match job.kind {
-                    JobKind::Submit { .. } => JobState::Verify { due: now },
-                    _ => JobState::Pending { due: now },
-                };
-                Some(rec)
-            })
-            .await?;
-    }
-    Ok(refs.len())
-}
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// One destination's dispatcher: its limits and what it is running.
 struct Dispatcher {
@@ -51,10 +29,11 @@ struct Dispatcher {
     destination: Destination,
     key: String,
     wake: Arc<Notify>,
+    /// The destination's concurrency limit, over every replica.
+    concurrency: usize,
+    /// This replica's share of it: the attempts it runs at once.
     permits: Arc<Semaphore>,
     breaker: Arc<Mutex<Breaker>>,
-    /// Jobs with an attempt running (not claimed twice by one dispatcher).
-    claimed: Arc<Mutex<HashSet<JobRef>>>,
 }
 
 /// The dispatcher loop of one destination.
@@ -78,9 +57,9 @@ pub(crate) async fn run(delivery: Arc<Delivery>, destination: Destination) {
     };
     let d = Dispatcher {
         key: destination.key(),
+        concurrency: concurrency.max(1),
         permits: Arc::new(Semaphore::new(concurrency.max(1))),
         breaker,
-        claimed: Arc::default(),
         delivery,
         destination,
         wake,
@@ -110,12 +89,8 @@ pub(crate) async fn run(delivery: Arc<Delivery>, destination: Destination) {
 }
 
 impl Dispatcher {
-    fn claimed(&self) -> std::sync::MutexGuard<'_, HashSet<JobRef>> {
-        self.claimed.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Start as many due jobs as the breaker and the free permits allow;
-    /// when to look again.
+    /// Claim and start as many due jobs as the breaker, the free permits and
+    /// the destination's global limit allow; when to look again.
     async fn start_due(&self) -> Option<Millis> {
         let now = now_millis();
         let free = self.permits.available_permits();
@@ -133,108 +108,79 @@ impl Dispatcher {
             Admit::Calls(0) => return None,
             Admit::Calls(n) => n,
         };
-        let in_claim = self.claimed().len();
-        let due = match self.delivery.store.due(&self.key, now, n + in_claim).await {
-            Ok(due) => due,
+        // Permits first: a job claimed is a job this replica can start.
+        let permits: Vec<_> = (0..n)
+            .map_while(|_| self.permits.clone().try_acquire_owned().ok())
+            .collect();
+        let replica = &self.delivery.replica;
+        let request = ClaimRequest {
+            owner: &replica.id,
+            now,
+            until: replica.lease_until(now),
+            limit: self.concurrency,
+            max: permits.len(),
+        };
+        let claims = match self.delivery.store.claim(&self.key, &request).await {
+            Ok(claims) => claims,
             Err(e) => {
-                tracing::error!(destination = %self.key, error = %e, "cannot read the queue");
+                tracing::error!(destination = %self.key, error = %e, "cannot claim from the queue");
                 give_back_probe(&self.breaker);
                 return Some(now.saturating_add(1000));
             }
         };
-        let mut started = 0;
-        for job in due.jobs {
-            if started >= n {
-                break;
-            }
-            if !self.claimed().insert(job.clone()) {
-                continue;
-            }
-            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-                self.claimed().remove(&job);
-                break;
-            };
-            started += 1;
-            let delivery = self.delivery.clone();
-            let claimed = self.claimed.clone();
-            let breaker = self.breaker.clone();
-            let wake = self.wake.clone();
-            let destination = self.destination.clone();
-            let what = format!("{} job {} → {}", job.case_number, job.job, self.key);
-            let drain = self.delivery.drain.clone();
-            drain.spawn(what, async move {
-                attempt(&delivery, &destination, &job, &breaker).await;
-                claimed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&job);
-                drop(permit);
-                wake.notify_one();
-            });
-        }
-        if started == 0 {
+        metrics::gauge!("yiwang_leases_live", "destination" => self.key.clone())
+            .set(claims.live as f64);
+        if claims.jobs.is_empty() {
             give_back_probe(&self.breaker);
         }
-        due.next
-    }
-}
-
-/// Mark a due job's attempt in flight, durably, before anything leaves the
-/// gateway; the job and whether it is a verify query, or `None` if it is no
-/// longer runnable.
-async fn begin(
-    delivery: &Delivery,
-    job_ref: &JobRef,
-    started_at: Millis,
-) -> Option<(crate::store::CaseRecord, Job, bool)> {
-    let mut claimed: Option<(Job, bool)> = None;
-    let begun = delivery
-        .store
-        .update(&job_ref.case_number, &mut |rec| {
-            let mut rec = rec?;
-            if rec.job(job_ref.job).is_some_and(|j| rec.hold(j).is_some()) {
-                return None;
-            }
-            let job = rec.job_mut(job_ref.job)?;
-            let verifying = match job.state {
-                JobState::Pending { due } if due <= started_at.saturating_add(50) => false,
-                JobState::Verify { due } if due <= started_at.saturating_add(50) => true,
-                _ => return None,
-            };
-            job.state = JobState::InFlight {
-                since: started_at,
-                verifying,
-            };
-            claimed = Some((job.clone(), verifying));
-            Some(rec)
-        })
-        .await;
-    match begun {
-        Ok(Some(record)) => claimed.map(|(job, verifying)| (record, job, verifying)),
-        Ok(None) => None,
-        Err(e) => {
-            tracing::error!(case = %job_ref.case_number, error = %e, "cannot mark attempt in flight");
-            None
+        for (claimed, permit) in claims.jobs.into_iter().zip(permits) {
+            self.spawn_attempt(claimed, permit);
         }
+        claims.next
+    }
+
+    /// Run a claimed job on the drain, holding one of this replica's permits.
+    fn spawn_attempt(&self, claimed: Claimed, permit: OwnedSemaphorePermit) {
+        if let Some(from) = &claimed.recovered {
+            metrics::counter!("yiwang_leases_recovered_total", "destination" => self.key.clone())
+                .increment(1);
+            tracing::warn!(case = %claimed.job.case_number, job = claimed.job.job, destination = %self.key, from = %from,
+                "took over an attempt whose lease expired; it is verified with the ministry before any resend");
+        }
+        let delivery = self.delivery.clone();
+        let breaker = self.breaker.clone();
+        let wake = self.wake.clone();
+        let destination = self.destination.clone();
+        let what = format!(
+            "{} job {} → {}",
+            claimed.job.case_number, claimed.job.job, self.key
+        );
+        self.delivery.drain.spawn(what, async move {
+            attempt(&delivery, &destination, &claimed, &breaker).await;
+            drop(permit);
+            wake.notify_one();
+        });
     }
 }
 
-/// Run one attempt of one job and settle it.
+/// Run one claimed attempt of one job, its lease renewed while the call
+/// runs, and settle it.
 async fn attempt(
     delivery: &Delivery,
     destination: &Destination,
-    job_ref: &JobRef,
+    claimed: &Claimed,
     breaker: &Mutex<Breaker>,
 ) {
-    let started_at = now_millis();
-    let Some((record, job, verifying)) = begin(delivery, job_ref, started_at).await else {
+    let Some(job) = claimed.job() else {
         give_back_probe(breaker);
         return;
     };
+    let verifying = claimed.verifying;
+    let renewal = lease::keep(delivery.store.clone(), &delivery.replica, claimed);
     let clock = Instant::now();
     let (outcome, adapter) = match destination {
         Destination::Network(name) => match delivery.networks.get(name) {
-            Some(net) => call::network(delivery, net, &record, &job, verifying).await,
+            Some(net) => call::network(delivery, net, &claimed.record, job, verifying).await,
             None => {
                 let message = format!("network `{name}` is no longer configured");
                 (
@@ -244,7 +190,7 @@ async fn attempt(
             }
         },
         Destination::Subscriber(name) => match delivery.subscribers.get(name) {
-            Some(sub) => (webhook::send(delivery, sub, &job).await, None),
+            Some(sub) => (webhook::send(delivery, sub, job).await, None),
             None => {
                 let message = format!("subscriber `{name}` is no longer configured");
                 (
@@ -254,12 +200,14 @@ async fn attempt(
             }
         },
     };
+    drop(renewal);
     let attempted = Attempted {
-        job: job_ref.job,
+        job: claimed.job.job,
         verifying,
-        started_at,
+        started_at: claimed.since,
         elapsed_ms: clock.elapsed().as_millis() as u64,
         adapter,
+        owner: delivery.replica.id.clone(),
     };
     judge(destination, &outcome, breaker);
     let label = outcome.attempt_outcome(false).name();
@@ -272,7 +220,7 @@ async fn attempt(
     {
         delivery.alerts.raise(destination, &f.message);
     }
-    persist(delivery, destination, job_ref, &attempted, &outcome).await;
+    persist(delivery, destination, &claimed.job, &attempted, &outcome).await;
 }
 
 /// What an attempt tells the destination's breaker. A local shortage (the
@@ -344,10 +292,16 @@ async fn persist(
     }
     let record = match result {
         Ok(Some(rec)) => rec,
-        Ok(None) => return,
+        Ok(None) => {
+            lease::lost(
+                job_ref,
+                "settling found the job no longer in flight under this claim",
+            );
+            return;
+        }
         Err(e) => {
-            // The attempt stays in flight in the store: the next start
-            // verifies it before any resend.
+            // The attempt stays in flight in the store: once its lease
+            // expires, it is verified before any resend.
             tracing::error!(case = %job_ref.case_number, error = %e, "cannot settle attempt");
             return;
         }

@@ -2,8 +2,10 @@
 //! requests the listeners are answering. Each runs on [`Drain`], which
 //! knows what it is (for the record of what a stop abandoned) and can drop
 //! it once the grace period is over. A dropped attempt stays in flight in
-//! the store, and the next start verifies it with the ministry before any
-//! resend (see `dispatch::recover`), so abandoning is safe; it is audited.
+//! the store (its lease no longer renewed), and the next start of this
+//! replica, or another replica once the lease expires, verifies it with the
+//! ministry before any resend (see `lease::recover`), so abandoning is
+//! safe; it is audited.
 
 use std::collections::BTreeMap;
 use std::future::Future;

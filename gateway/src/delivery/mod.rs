@@ -15,7 +15,8 @@
 //! peer was refused or whose adapter failed to load; [`versions`] keeps
 //! adapter versions and hot swaps (each checked against its publisher
 //! signature), and [`active`] which of them a restart keeps; [`drain`] holds the calls in progress
-//! that a graceful stop lets settle before the audit trail closes.
+//! that a graceful stop lets settle before the audit trail closes; [`lease`]
+//! is this replica's side of job leases (renewal, recovery at start).
 
 pub mod active;
 pub mod admin;
@@ -27,6 +28,7 @@ pub mod dispatch;
 pub mod drain;
 pub mod follow_up;
 pub mod intake;
+pub mod lease;
 pub mod monitor;
 pub mod notice;
 pub mod outcome;
@@ -40,6 +42,7 @@ pub mod webhook;
 pub mod witness;
 
 pub use alert::{Alert, Alerts};
+pub use lease::Replica;
 pub use route::{RouteStep, Routes};
 pub use versions::{ConfiguredAdapter, Started, VersionError, Versions, reported_version};
 
@@ -117,6 +120,8 @@ pub struct Subscriber {
 /// The delivery service: the state every room of it shares.
 pub struct Delivery {
     pub store: Arc<dyn Store>,
+    /// This gateway among the replicas sharing the store (job leases).
+    pub replica: Replica,
     runtime: Runtime,
     pub networks: BTreeMap<String, Arc<NetworkRuntime>>,
     pub subscribers: BTreeMap<String, Arc<Subscriber>>,

@@ -27,6 +27,7 @@ use super::outcome::{Failure, Outcome, is_sandbox_limit};
 use super::retry::{backoff_ms, give_up, later};
 use crate::config::RetryPolicy;
 use crate::runtime::ErrorClass;
+use crate::store::lease::is_held_by;
 use crate::store::{Attempt, CaseRecord, Destination, JobKind, JobState, Millis};
 use rand::Rng;
 use yiwang_schema::{Event, NoticeBody};
@@ -41,6 +42,8 @@ pub struct Attempted {
     pub elapsed_ms: u64,
     /// The adapter version (sha256) that ran, for network jobs.
     pub adapter: Option<String>,
+    /// The replica whose claim (made at `started_at`) ran the attempt.
+    pub owner: String,
 }
 
 /// What settling did to the record, for what follows it.
@@ -63,7 +66,9 @@ pub const LOCAL_RETRY_MS: u64 = 1000;
 pub const LOCAL_JITTER_MS: u64 = 500;
 
 /// Record the attempt in its job and move the job on. `None` when the job
-/// is not in flight (someone else settled it): nothing changed.
+/// is not in flight under the attempt's own claim (someone else settled it,
+/// or its lease expired and another claim took the job over): nothing
+/// changed, so an outcome is never applied over a claim it does not belong to.
 pub fn settle(
     record: &mut CaseRecord,
     attempted: &Attempted,
@@ -73,7 +78,7 @@ pub fn settle(
     rng: &mut impl Rng,
 ) -> Option<Settled> {
     let job = record.job_mut(attempted.job)?;
-    if !matches!(job.state, JobState::InFlight { .. }) {
+    if !is_held_by(&job.state, &attempted.owner, attempted.started_at) {
         return None;
     }
     let local = matches!(outcome, Outcome::Failed(f) if f.kind.is_local_shortage());

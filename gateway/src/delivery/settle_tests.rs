@@ -37,11 +37,20 @@ fn in_flight(destination: Destination, kind: JobKind, prior: usize) -> CaseRecor
             local: false,
         });
     }
-    job.state = JobState::InFlight {
-        since: NOW - 10,
-        verifying: false,
-    };
+    job.state = claimed_state(false);
     r
+}
+
+/// In flight under the claim [`attempted`] settles.
+fn claimed_state(verifying: bool) -> JobState {
+    JobState::InFlight {
+        since: NOW - 10,
+        verifying,
+        lease: Some(crate::store::Lease {
+            owner: "replica-a".into(),
+            until: NOW + 30_000,
+        }),
+    }
 }
 
 fn network() -> Destination {
@@ -55,6 +64,7 @@ fn attempted(verifying: bool) -> Attempted {
         started_at: NOW - 10,
         elapsed_ms: 10,
         adapter: Some("ab".repeat(32)),
+        owner: "replica-a".into(),
     }
 }
 
@@ -529,17 +539,11 @@ fn a_local_shortage_counts_against_nothing() {
         );
         // A run of shortages is one entry.
         let len = job.attempts.len();
-        r.job_mut(1).expect("job 1").state = JobState::InFlight {
-            since: NOW,
-            verifying,
-        };
+        r.job_mut(1).expect("job 1").state = claimed_state(verifying);
         run(&mut r, verifying, &shortage, &policy());
         assert_eq!(r.job(1).expect("job 1").attempts.len(), len);
         // The next counted failure still gives up at five sends.
-        r.job_mut(1).expect("job 1").state = JobState::InFlight {
-            since: NOW,
-            verifying: false,
-        };
+        r.job_mut(1).expect("job 1").state = claimed_state(false);
         let settled = run(
             &mut r,
             false,
@@ -770,6 +774,29 @@ fn a_subscriber_job_touches_no_network_view() {
     assert!(matches!(settled.state, JobState::Delivered { .. }));
     assert!(r.networks.is_empty());
     assert!(settled.notices.is_empty());
+}
+
+/// A replica that lost its lease cannot apply its outcome over the claim
+/// another replica made since (nor over its own earlier claim).
+#[test]
+fn an_outcome_under_a_lost_lease_is_not_applied() {
+    let mut r = in_flight(network(), submit(), 0);
+    let rng = &mut StdRng::seed_from_u64(1);
+    let delivered = Outcome::Delivered {
+        network_case_number: Some("N-1".into()),
+        events: vec![],
+    };
+    for (owner, started_at) in [("replica-b", NOW - 10), ("replica-a", NOW - 20)] {
+        let before = r.clone();
+        let stale = Attempted {
+            owner: owner.into(),
+            started_at,
+            ..attempted(false)
+        };
+        assert!(settle(&mut r, &stale, &delivered, &policy(), NOW, rng).is_none());
+        assert_eq!(r, before, "{owner} at {started_at}");
+    }
+    assert!(settle(&mut r, &attempted(false), &delivered, &policy(), NOW, rng).is_some());
 }
 
 #[test]

@@ -1,4 +1,6 @@
-//! Starting the delivery service: recover what a crash interrupted, then
+//! Starting the delivery service: recover what this replica's crash
+//! interrupted (another replica's live leases are its own), relay wake-ups
+//! from the other replicas sharing the store, then
 //! spawn one dispatcher per destination (a network that is down holds its
 //! queue in alert), one poller per polled network that is up (and its
 //! status follow-up scheduler, when configured), the
@@ -10,25 +12,30 @@
 
 use super::{
     Alert, Delivery, NetworkRuntime, ResumeError, VersionError, alert, backflow, dispatch,
-    follow_up, monitor, witness,
+    follow_up, lease, monitor, witness,
 };
-use crate::store::Destination;
+use crate::store::{Destination, DueSignal};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use tokio::sync::broadcast;
 use yiwang_audit::{Entry, Kind};
 
 impl Delivery {
     /// Recover attempts a crash interrupted, then run every dispatcher,
     /// poller and monitor (on [`Delivery::tasks`]) until [`Delivery::stop`].
     pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
-        let recovered = dispatch::recover(self).await?;
+        let recovered = lease::recover(&*self.store, &self.replica).await?;
         if recovered > 0 {
             tracing::warn!(
                 recovered,
-                "attempts interrupted by a stop were found; each is verified with the ministry before any resend"
+                replica = %self.replica.id,
+                "attempts this replica left in flight (or whose lease expired) were found; each is verified with the ministry before any resend"
             );
         }
         let tasks = &self.tasks;
+        if let Some(signals) = self.store.due_signals() {
+            tasks.spawn(wake_on_signals(self.clone(), signals));
+        }
         for key in self.wake.keys() {
             if let Some(dest) = Destination::parse_key(key) {
                 tasks.spawn(dispatch::run(self.clone(), dest));
@@ -140,5 +147,33 @@ impl Delivery {
         self.start_follow_up(net);
         self.wake(&destination);
         Ok(digest)
+    }
+}
+
+/// Wake the dispatchers another replica's writes concern (an intake there,
+/// a settle that frees a slot) until the service stops.
+async fn wake_on_signals(delivery: Arc<Delivery>, mut signals: broadcast::Receiver<DueSignal>) {
+    let stop = delivery.stopping();
+    loop {
+        let signal = tokio::select! {
+            () = stop.cancelled() => return,
+            s = signals.recv() => s,
+        };
+        match signal {
+            Ok(DueSignal::Destination(key)) => {
+                if let Some(d) = Destination::parse_key(&key) {
+                    delivery.wake(&d);
+                }
+            }
+            // Missed signals: look at every destination.
+            Ok(DueSignal::All) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                for key in delivery.wake.keys() {
+                    if let Some(d) = Destination::parse_key(key) {
+                        delivery.wake(&d);
+                    }
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }

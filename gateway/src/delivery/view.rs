@@ -98,7 +98,9 @@ fn progress(record: &CaseRecord, job: &Job, v: &mut JobView) -> JobProgress {
             v.next_attempt_at = rfc3339(*due);
             JobProgress::Verifying
         }
-        JobState::InFlight { since, verifying } => {
+        JobState::InFlight {
+            since, verifying, ..
+        } => {
             v.since = rfc3339(*since);
             if *verifying {
                 JobProgress::Verifying

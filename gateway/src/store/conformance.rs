@@ -3,7 +3,8 @@
 //! steps held until their upstream delivers, every index (in flight, dead
 //! letters, pending, cross-reference, follow-ups, deadlines, search), cursors, adapter
 //! key-value data, queue depth, retention, and everything still there after
-//! the store is closed and opened again.
+//! the store is closed and opened again; and the job leases of several
+//! replicas (in `lease_conformance`).
 //!
 //! A backend runs it with [`store_conformance!`](crate::store_conformance),
 //! naming a function that opens its store in a directory (the same directory
@@ -24,13 +25,13 @@ use std::sync::Arc;
 pub trait Open: Fn(&Path) -> Arc<dyn Store> {}
 impl<F: Fn(&Path) -> Arc<dyn Store>> Open for F {}
 
-const T0: Millis = 1_800_000_000_000;
+pub(super) const T0: Millis = 1_800_000_000_000;
 
-fn net(n: &str) -> Destination {
+pub(super) fn net(n: &str) -> Destination {
     Destination::Network(n.to_string())
 }
 
-fn submit(after: &[&str], inputs: &[(&str, &str)]) -> JobKind {
+pub(super) fn submit(after: &[&str], inputs: &[(&str, &str)]) -> JobKind {
     JobKind::Submit {
         after: after.iter().map(|s| s.to_string()).collect(),
         inputs: inputs
@@ -41,7 +42,7 @@ fn submit(after: &[&str], inputs: &[(&str, &str)]) -> JobKind {
 }
 
 /// A case of `item` with one pending submit per network, due at `due`.
-fn case(number: &str, item: &str, networks: &[&str], due: Millis) -> CaseRecord {
+pub(super) fn case(number: &str, item: &str, networks: &[&str], due: Millis) -> CaseRecord {
     let mut r = CaseRecord::blank(number);
     r.item = item.to_string();
     r.bureau = "91350100MA00000001".into();
@@ -53,7 +54,7 @@ fn case(number: &str, item: &str, networks: &[&str], due: Millis) -> CaseRecord 
 }
 
 /// Store `record` as the case's new content.
-async fn put(store: &dyn Store, record: &CaseRecord) {
+pub(super) async fn put(store: &dyn Store, record: &CaseRecord) {
     let r = record.clone();
     let stored = store
         .update(&record.case_number, &mut |_| Some(r.clone()))
@@ -212,6 +213,7 @@ pub async fn jobs_of_one_case_run_in_order(open: &impl Open) {
         JobState::InFlight {
             since: T0,
             verifying: false,
+            lease: None,
         },
     )
     .await;
@@ -700,6 +702,7 @@ pub async fn everything_survives_a_reopen(open: &impl Open) {
             JobState::InFlight {
                 since: T0,
                 verifying: false,
+                lease: None,
             },
         )
         .await;
@@ -751,6 +754,20 @@ macro_rules! store_conformance {
             retention_drops_only_old_settled_cases,
             everything_survives_a_reopen,
         );
+        $crate::store_conformance!(@leases $open;
+            two_owners_never_hold_one_job,
+            the_concurrency_limit_counts_every_owners_live_leases,
+            an_expired_lease_is_recovered_with_a_verify,
+            fifo_and_chained_holds_hold_across_owners,
+        );
+    };
+    (@leases $open:expr; $($name:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::store::lease_conformance::$name(&$open).await;
+            }
+        )*
     };
     (@tests $open:expr; $($name:ident,)*) => {
         $(

@@ -13,6 +13,9 @@ mod commit;
 pub mod conformance;
 pub mod deadline;
 pub mod follow_up;
+pub mod lease;
+#[cfg(test)]
+pub mod lease_conformance;
 pub mod postgres;
 pub mod record;
 mod sled_kv;
@@ -24,6 +27,7 @@ pub use commit::CommitStats;
 pub type Millis = i64;
 
 pub use follow_up::FollowUp;
+pub use lease::{ClaimRequest, Claimed, Claims, Lease};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use record::{
     Attempt, AttemptOutcome, CaseClock, CaseRecord, ChangeRecord, Destination, Hold, IndexEntry,
@@ -63,6 +67,16 @@ pub struct JobRef {
 pub struct Due {
     pub jobs: Vec<JobRef>,
     pub next: Option<Millis>,
+}
+
+/// A wake-up from another writer of a shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DueSignal {
+    /// Work of this destination (its key, `network:tax`) became runnable.
+    Destination(String),
+    /// Signals may have been missed (the listener reconnected): look at
+    /// every destination.
+    All,
 }
 
 /// Network cases whose status follow-up is due, and when the next falls due.
@@ -120,6 +134,37 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` runnable jobs of `destination` due at or before `now`,
     /// oldest due first, and the next due time after those.
     async fn due(&self, destination: &str, now: Millis, limit: usize) -> Result<Due>;
+
+    /// Claim due work of `destination` for one replica ([`lease`]): as one
+    /// atomic step per destination, count the destination's live leases
+    /// (every replica's), then take up to `request.max` jobs, as many as
+    /// `request.limit` leaves free: in-flight jobs whose lease expired first
+    /// (they are recovered), then runnable jobs due at or before `now`,
+    /// oldest due first. Each goes in flight under the caller's lease,
+    /// durably, before this returns. Per-case FIFO and chained holds come
+    /// from the record ([`CaseRecord::hold`]).
+    async fn claim(&self, destination: &str, request: &ClaimRequest<'_>) -> Result<Claims>;
+
+    /// Extend the lease of the claim `owner` made at `since` to `until`;
+    /// `false` when the job is no longer held under that claim.
+    async fn renew(&self, job: &JobRef, owner: &str, since: Millis, until: Millis) -> Result<bool> {
+        let mut renewed = false;
+        self.update(&job.case_number, &mut |rec| {
+            let mut rec = rec?;
+            renewed = lease::renew(&mut rec, job.job, owner, since, until);
+            renewed.then_some(rec)
+        })
+        .await?;
+        Ok(renewed)
+    }
+
+    /// Wake-ups from other writers of a shared store: which destination's
+    /// work became runnable elsewhere (another replica's intake, settle or
+    /// release). `None` for a store no other process writes (the
+    /// in-process wake-ups cover it).
+    fn due_signals(&self) -> Option<tokio::sync::broadcast::Receiver<DueSignal>> {
+        None
+    }
 
     /// Jobs marked in flight: after a restart, attempts that may have reached
     /// the ministry.

@@ -84,6 +84,10 @@ pub enum JobState {
     InFlight {
         since: Millis,
         verifying: bool,
+        /// The replica running it and until when (see [`super::lease`]);
+        /// none in records written before leases existed (then expired).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease: Option<super::lease::Lease>,
     },
     Delivered {
         at: Millis,

@@ -14,8 +14,8 @@ use super::commit::GroupCommit;
 use super::record::{CaseRecord, IndexEntry, Millis};
 use super::sled_kv::SledKv;
 use super::{
-    CaseQuery, CaseUpdate, CommitStats, Due, FollowUpsDue, JobRef, QueueDepth, Result, Store,
-    StoreError,
+    CaseQuery, CaseUpdate, ClaimRequest, Claims, CommitStats, Due, FollowUpsDue, JobRef,
+    QueueDepth, Result, Store, StoreError, lease,
 };
 use crate::runtime::KvStore;
 use async_trait::async_trait;
@@ -35,6 +35,9 @@ pub struct SledStore {
     stripes: Vec<Mutex<()>>,
     /// Unfinished jobs per destination (kept in memory, rebuilt at open).
     depth: Mutex<HashMap<String, u64>>,
+    /// One claim at a time per destination: the count of live leases and
+    /// the claims it allows are one step.
+    claims: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -156,7 +159,62 @@ impl SledStore {
             commit,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             depth: Mutex::new(depth),
+            claims: Mutex::default(),
         })
+    }
+
+    /// Read-modify-write of one case under its stripe lock, not yet
+    /// durable: the record as stored (`None`: `f` wrote nothing) and
+    /// whether anything was written.
+    fn apply(
+        &self,
+        case_number: &str,
+        f: &mut CaseUpdate<'_>,
+    ) -> Result<(Option<CaseRecord>, bool)> {
+        let _guard = self
+            .stripe(case_number)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let old = self.read_case(case_number)?;
+        let Some(new) = f(old.clone()) else {
+            return Ok((None, false));
+        };
+        if old.as_ref() == Some(&new) {
+            return Ok((Some(new), false));
+        }
+        self.write_case(old.as_ref(), &new)?;
+        Ok((Some(new), true))
+    }
+
+    fn claim_lock(&self, destination: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(destination.to_string()).or_default().clone()
+    }
+
+    /// A destination's in-flight jobs: how many hold a live lease, the
+    /// next of those leases to expire, and the jobs whose lease expired.
+    fn leases(
+        &self,
+        destination: &str,
+        now: Millis,
+    ) -> Result<(usize, Option<Millis>, Vec<JobRef>)> {
+        let mut live = 0;
+        let mut next: Option<Millis> = None;
+        let mut expired = Vec::new();
+        for r in self.scan_refs(key(&["i", "f", destination, ""]), usize::MAX, false)? {
+            let Some(rec) = self.read_case(&r.case_number)? else {
+                continue;
+            };
+            match rec.job(r.job).and_then(|j| lease::lease_until(&j.state)) {
+                Some(until) if until > now => {
+                    live += 1;
+                    next = Some(next.map_or(until, |n| n.min(until)));
+                }
+                Some(_) => expired.push(r),
+                None => {}
+            }
+        }
+        Ok((live, next, expired))
     }
 
     fn stripe(&self, case: &str) -> &Mutex<()> {
@@ -259,25 +317,11 @@ impl Store for SledStore {
         case_number: &str,
         f: &mut CaseUpdate<'_>,
     ) -> Result<Option<CaseRecord>> {
-        let stored = {
-            let _guard = self
-                .stripe(case_number)
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let old = self.read_case(case_number)?;
-            match f(old.clone()) {
-                None => return Ok(None),
-                Some(new) => {
-                    if old.as_ref() == Some(&new) {
-                        return Ok(Some(new));
-                    }
-                    self.write_case(old.as_ref(), &new)?;
-                    new
-                }
-            }
-        };
-        self.commit.durable().await?;
-        Ok(Some(stored))
+        let (stored, wrote) = self.apply(case_number, f)?;
+        if wrote {
+            self.commit.durable().await?;
+        }
+        Ok(stored)
     }
 
     async fn due(&self, destination: &str, now: Millis, limit: usize) -> Result<Due> {
@@ -299,6 +343,40 @@ impl Store for SledStore {
             }
         }
         Ok(due)
+    }
+
+    async fn claim(&self, destination: &str, request: &ClaimRequest<'_>) -> Result<Claims> {
+        let lock = self.claim_lock(destination);
+        let _one_at_a_time = lock.lock().await;
+        let now = request.now;
+        let (live, expires, expired) = self.leases(destination, now)?;
+        let free = request.limit.saturating_sub(live).min(request.max);
+        let due = self.due(destination, now, free).await?;
+        // Like PostgreSQL's: the next due time after now, or lease expiry
+        // (work due now but over the limit waits for a slot to come free).
+        let due_next = due.next.filter(|at| *at > now);
+        let mut claims = Claims {
+            next: [due_next, expires].into_iter().flatten().min(),
+            ..Claims::default()
+        };
+        for r in expired.into_iter().chain(due.jobs) {
+            if claims.jobs.len() >= free {
+                break;
+            }
+            let mut claimed = None;
+            self.apply(&r.case_number, &mut |rec| {
+                let mut rec = rec?;
+                claimed = lease::claim(&mut rec, r.job, request);
+                claimed.is_some().then_some(rec)
+            })?;
+            claims.jobs.extend(claimed);
+        }
+        // One flush makes every claim durable before anything is sent.
+        if !claims.jobs.is_empty() {
+            self.commit.durable().await?;
+        }
+        claims.live = live + claims.jobs.len();
+        Ok(claims)
     }
 
     async fn in_flight(&self) -> Result<Vec<JobRef>> {

@@ -13,12 +13,15 @@ mod items;
 mod listeners;
 mod networks;
 mod principals;
+mod replica;
 mod runtime;
 mod storage;
 mod subscribers;
 mod tls;
 
 pub(super) use forms::catalogue as forms;
+#[cfg(test)]
+pub(super) use replica::valid_replica_id;
 
 use super::error::Problems;
 use super::types::{Config, RetryPolicy};
@@ -47,6 +50,7 @@ pub(super) fn check(config: &Config, p: &mut Problems<'_>, base: &Path) {
     storage::check(config, p, base);
     check_shutdown_grace(config, p);
     check_time_window(config, p);
+    replica::check(config, p);
 }
 
 /// `[gateway] earliest-case-time` between the schema's floor and now;

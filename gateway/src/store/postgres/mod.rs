@@ -23,7 +23,9 @@
 //! Every text key uses the "C" collation, so orderings are byte order and
 //! match the embedded backend's whatever the database's locale.
 
+mod claim;
 mod kv;
+mod listen;
 mod queries;
 pub mod schema;
 #[cfg(test)]
@@ -31,16 +33,18 @@ mod tls_tests;
 mod update;
 
 use super::{
-    CaseQuery, CaseRecord, CaseUpdate, CommitStats, Due, FollowUpsDue, JobRef, Millis, QueueDepth,
-    Result, Store, StoreError,
+    CaseQuery, CaseRecord, CaseUpdate, ClaimRequest, Claims, CommitStats, Due, DueSignal,
+    FollowUpsDue, JobRef, Millis, QueueDepth, Result, Store, StoreError,
 };
 use crate::runtime::KvStore;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::broadcast;
 use tokio_postgres::config::SslMode;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use schema::SchemaStatus;
 
@@ -196,6 +200,7 @@ impl Connector {
 }
 
 /// The parsed connection settings and how to connect.
+#[derive(Clone)]
 pub(crate) struct Target {
     config: tokio_postgres::Config,
     connector: Connector,
@@ -244,6 +249,10 @@ pub struct PostgresStore {
     pool: Pool,
     kv: Arc<kv::PostgresKv>,
     commits: AtomicU64,
+    target: Target,
+    /// The notification listener, started by the first
+    /// [`Store::due_signals`] and stopped with the store.
+    listener: OnceLock<(broadcast::Sender<DueSignal>, DropGuard)>,
 }
 
 impl PostgresStore {
@@ -258,8 +267,10 @@ impl PostgresStore {
         }
         Ok(PostgresStore {
             pool,
-            kv: Arc::new(kv::PostgresKv::start(target)?),
+            kv: Arc::new(kv::PostgresKv::start(target.clone())?),
             commits: AtomicU64::new(0),
+            target,
+            listener: OnceLock::new(),
         })
     }
 
@@ -319,6 +330,23 @@ impl Store for PostgresStore {
 
     async fn due(&self, destination: &str, now: Millis, limit: usize) -> Result<Due> {
         queries::due(&*self.client().await?, destination, now, limit).await
+    }
+
+    async fn claim(&self, destination: &str, request: &ClaimRequest<'_>) -> Result<Claims> {
+        let claims = claim::claim(&self.pool, destination, request).await?;
+        if !claims.jobs.is_empty() {
+            self.committed();
+        }
+        Ok(claims)
+    }
+
+    fn due_signals(&self) -> Option<broadcast::Receiver<DueSignal>> {
+        let (sender, _) = self.listener.get_or_init(|| {
+            let stop = CancellationToken::new();
+            let sender = listen::start(&self.target, stop.clone());
+            (sender, stop.drop_guard())
+        });
+        Some(sender.subscribe())
     }
 
     async fn in_flight(&self) -> Result<Vec<JobRef>> {

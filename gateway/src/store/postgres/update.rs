@@ -5,14 +5,14 @@
 
 use super::{PgFailure, Result, StoreError};
 use crate::store::CaseUpdate;
-use crate::store::record::{CaseRecord, IndexEntry, Millis};
+use crate::store::record::{CaseRecord, IndexEntry, JobState, Millis};
 use deadpool_postgres::{GenericClient, Pool};
 use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::types::Json;
 
 /// How often a transaction that lost a race runs again before the caller
 /// sees the failure.
-const MAX_TRIES: u32 = 8;
+pub(super) const MAX_TRIES: u32 = 8;
 
 /// The `yiwang_job` row of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,9 @@ struct JobRow {
     due: Option<Millis>,
     in_flight: bool,
     dead_at: Option<Millis>,
+    /// The lease of an in-flight job (see `store::lease`).
+    lease_owner: Option<String>,
+    lease_until: Option<Millis>,
 }
 
 /// What a record puts in the tables besides itself.
@@ -49,6 +52,14 @@ fn rows(record: &CaseRecord) -> Rows {
                 due: None,
                 in_flight: false,
                 dead_at: None,
+                lease_owner: match &job.state {
+                    JobState::InFlight { lease, .. } => lease.as_ref().map(|l| l.owner.clone()),
+                    _ => None,
+                },
+                lease_until: match &job.state {
+                    JobState::InFlight { lease, .. } => lease.as_ref().map(|l| l.until),
+                    _ => None,
+                },
             },
         );
     }
@@ -109,7 +120,7 @@ pub(super) async fn update(
     }
 }
 
-enum Failure {
+pub(super) enum Failure {
     Pg(PgFailure),
     Store(StoreError),
 }
@@ -146,7 +157,7 @@ async fn try_update(
 }
 
 /// The record and the rows that differ from the old record's.
-async fn write(
+pub(super) async fn write(
     tx: &deadpool_postgres::Transaction<'_>,
     case_number: &str,
     old: Option<&CaseRecord>,
@@ -180,7 +191,32 @@ async fn write(
     .await?;
     write_jobs(tx, case_number, &before, &after).await?;
     write_xrefs(tx, case_number, &before, &after).await?;
-    write_follow_ups(tx, case_number, &before, &after).await
+    write_follow_ups(tx, case_number, &before, &after).await?;
+    for destination in woken(&before, &after) {
+        let st = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+        tx.execute(&st, &[&super::listen::CHANNEL, &destination])
+            .await?;
+    }
+    Ok(())
+}
+
+/// The destinations whose dispatchers another replica should wake once
+/// this commits: a job became runnable (or its due time moved), or an
+/// attempt left flight (a concurrency slot, counted over every replica,
+/// came free). PostgreSQL delivers each notification at commit, once per
+/// distinct payload in a transaction.
+fn woken(before: &Rows, after: &Rows) -> BTreeSet<String> {
+    after
+        .jobs
+        .iter()
+        .filter(|(id, row)| {
+            let old = before.jobs.get(id);
+            let due = row.due.is_some() && old.map(|o| o.due) != Some(row.due);
+            let landed = old.is_some_and(|o| o.in_flight) && !row.in_flight;
+            due || landed
+        })
+        .map(|(_, row)| row.destination.clone())
+        .collect()
 }
 
 /// The follow-up rows that changed: gone ones deleted, new or moved ones
@@ -244,11 +280,12 @@ async fn write_jobs(
     // One statement for every changed row, whatever their number.
     let st = tx
         .prepare_cached(
-            "INSERT INTO yiwang_job (case_number, job, destination, state, created_at, pending, due, in_flight, dead_at) \
-             SELECT $1, * FROM unnest($2::int4[], $3::text[], $4::text[], $5::int8[], $6::bool[], $7::int8[], $8::bool[], $9::int8[]) \
+            "INSERT INTO yiwang_job (case_number, job, destination, state, created_at, pending, due, in_flight, dead_at, lease_owner, lease_until) \
+             SELECT $1, * FROM unnest($2::int4[], $3::text[], $4::text[], $5::int8[], $6::bool[], $7::int8[], $8::bool[], $9::int8[], $10::text[], $11::int8[]) \
              ON CONFLICT (case_number, job) DO UPDATE SET destination = excluded.destination, \
              state = excluded.state, created_at = excluded.created_at, pending = excluded.pending, \
-             due = excluded.due, in_flight = excluded.in_flight, dead_at = excluded.dead_at",
+             due = excluded.due, in_flight = excluded.in_flight, dead_at = excluded.dead_at, \
+             lease_owner = excluded.lease_owner, lease_until = excluded.lease_until",
         )
         .await?;
     let ids: Vec<i32> = changed.iter().map(|(id, _)| **id as i32).collect();
@@ -262,6 +299,11 @@ async fn write_jobs(
     let due: Vec<Option<i64>> = changed.iter().map(|(_, r)| r.due).collect();
     let in_flight: Vec<bool> = changed.iter().map(|(_, r)| r.in_flight).collect();
     let dead: Vec<Option<i64>> = changed.iter().map(|(_, r)| r.dead_at).collect();
+    let owners: Vec<Option<&str>> = changed
+        .iter()
+        .map(|(_, r)| r.lease_owner.as_deref())
+        .collect();
+    let until: Vec<Option<i64>> = changed.iter().map(|(_, r)| r.lease_until).collect();
     tx.execute(
         &st,
         &[
@@ -274,6 +316,8 @@ async fn write_jobs(
             &due,
             &in_flight,
             &dead,
+            &owners,
+            &until,
         ],
     )
     .await?;
@@ -309,7 +353,7 @@ async fn write_xrefs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::record::{Destination, JobKind, JobState};
+    use crate::store::record::{Destination, JobKind};
 
     /// A claim changes one job row; the rows of the other jobs stay as
     /// they were (so `update` writes one row, not the case's every row).
@@ -332,6 +376,10 @@ mod tests {
         r.job_mut(1).expect("job 1").state = JobState::InFlight {
             since: 6,
             verifying: false,
+            lease: Some(crate::store::Lease {
+                owner: "replica-a".into(),
+                until: 99,
+            }),
         };
         let after = rows(&r);
         let changed: Vec<u32> = after
@@ -344,5 +392,15 @@ mod tests {
         assert_eq!(after.jobs[&1].due, None);
         assert!(after.jobs[&1].in_flight && after.jobs[&1].pending);
         assert_eq!(after.jobs[&1].state, "in_flight");
+        assert_eq!(after.jobs[&1].lease_owner.as_deref(), Some("replica-a"));
+        assert_eq!(after.jobs[&1].lease_until, Some(99));
+        assert!(woken(&before, &after).is_empty(), "a claim wakes nobody");
+        // Settling job 1 frees a slot of network:a; job 2 was due all along.
+        let mut settled = r.clone();
+        settled.job_mut(1).expect("job 1").state = JobState::Pending { due: 50 };
+        assert_eq!(
+            woken(&after, &rows(&settled)),
+            BTreeSet::from(["network:a".to_string()])
+        );
     }
 }
