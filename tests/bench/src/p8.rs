@@ -178,10 +178,13 @@ impl World<'_> {
             .map(|(g, before)| g.cpu().map(|c| c.saturating_sub(*before)))
             .sum::<Result<Duration>>()?;
         let db_cpu = self.pg.cpu().saturating_sub(pg_cpu_before);
-        let db_after = self.db_snapshot(backend, &database).await?;
         for g in gateways {
             g.stop()?;
         }
+        // A backend reports its table and transaction counts when it goes idle or exits:
+        // read them once the gateways' connections are closed.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let db_after = self.db_snapshot(backend, &database).await?;
         let per_case = |d: Duration| d.div_f64(cases as f64);
         let db = match (db_before, db_after) {
             (Some(b), Some(a)) => Some(DbCost {
@@ -263,9 +266,14 @@ impl World<'_> {
                 "SELECT sum(n_tup_ins + n_tup_upd + n_tup_del)::float8 FROM pg_stat_user_tables",
             )
             .await?,
-            statements: one("SELECT sum(s.calls)::float8 FROM pg_stat_statements s \
-                 JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()")
-            .await?,
+            // The extension lives in the `postgres` database; its counts are the cluster's.
+            statements: {
+                let c = self.pg.connect().await?;
+                let sql = "SELECT sum(s.calls)::float8 FROM pg_stat_statements s \
+                           JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1";
+                let row = c.query_one(sql, &[&database]).await.context(sql)?;
+                row.get::<_, Option<f64>>(0).unwrap_or(0.0)
+            },
             transactions: one(
                 "SELECT (xact_commit + xact_rollback)::float8 FROM pg_stat_database \
                  WHERE datname = current_database()",
