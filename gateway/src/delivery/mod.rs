@@ -28,6 +28,7 @@ pub mod dispatch;
 pub mod drain;
 pub mod follow_up;
 pub mod intake;
+pub mod leader;
 pub mod lease;
 pub mod monitor;
 pub mod notice;

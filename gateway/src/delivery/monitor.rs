@@ -52,28 +52,36 @@ async fn relight(delivery: &Delivery, case: &str, now: Millis) {
     }
 }
 
-/// Periodic chores: retention and queue gauges.
+/// Every replica's periodic chore: its queue and store gauges, each second.
 pub(crate) async fn housekeeping(delivery: Arc<Delivery>) {
     let stop = delivery.stopping();
-    let mut last_compact: Millis = 0;
     loop {
-        let now = now_millis();
-        gauges(&delivery, now).await;
-        if now.saturating_sub(last_compact) > 3_600_000 {
-            last_compact = now;
-            match delivery
-                .store
-                .compact(now.saturating_sub(delivery.retention_ms))
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "retention: settled cases compacted"),
-                Err(e) => tracing::warn!(error = %e, "retention failed"),
-            }
-        }
+        gauges(&delivery, now_millis()).await;
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Retention, on the one replica leading it: settled cases older than the
+/// retention are compacted, hourly (at once when leadership is gained).
+pub(crate) async fn retention(delivery: Arc<Delivery>) {
+    let stop = delivery.stopping();
+    loop {
+        let now = now_millis();
+        match delivery
+            .store
+            .compact(now.saturating_sub(delivery.retention_ms))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "retention: settled cases compacted"),
+            Err(e) => tracing::warn!(error = %e, "retention failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
         }
     }
 }

@@ -3,8 +3,10 @@
 //! from the other replicas sharing the store, then
 //! spawn one dispatcher per destination (a network that is down holds its
 //! queue in alert), one poller per polled network that is up (and its
-//! status follow-up scheduler, when configured), the
-//! deadline monitor, housekeeping, the witness push loops, and the watch that lifts a destination's
+//! status follow-up scheduler, when configured), the deadline monitor and
+//! retention — each of those under its leader lease, so one replica at a
+//! time runs it (`leader`) — this replica's gauges, the witness push
+//! loops, and the watch that lifts a destination's
 //! TLS alert when its trust material changes. Later, a network that was
 //! down comes up here too: an installed adapter, or a resume that loads the
 //! configured one (or the swapped one a restart keeps), lifts its alert and
@@ -12,8 +14,9 @@
 
 use super::{
     Alert, Delivery, NetworkRuntime, ResumeError, VersionError, alert, backflow, dispatch,
-    follow_up, lease, monitor, witness,
+    follow_up, leader, lease, monitor, witness,
 };
+use crate::store::leader::{DEADLINES_TASK, RETENTION_TASK, follow_up_task, poll_task};
 use crate::store::{Destination, DueSignal};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -45,7 +48,13 @@ impl Delivery {
             self.start_poller(net);
             self.start_follow_up(net);
         }
-        tasks.spawn(monitor::deadlines(self.clone()));
+        // One replica at a time runs each singleton (see `leader`); gauges are every replica's.
+        let d = self.clone();
+        let deadlines = move || monitor::deadlines(d.clone());
+        tasks.spawn(leader::lead(self.clone(), DEADLINES_TASK.into(), deadlines));
+        let d = self.clone();
+        let retention = move || monitor::retention(d.clone());
+        tasks.spawn(leader::lead(self.clone(), RETENTION_TASK.into(), retention));
         tasks.spawn(monitor::housekeeping(self.clone()));
         for w in &self.witnesses {
             tasks.spawn(witness::run(self.clone(), w.clone()));
@@ -102,8 +111,10 @@ impl Delivery {
         if net.is_down() || net.poller_started.swap(true, Ordering::SeqCst) {
             return;
         }
-        let poller = backflow::poller(self.clone(), net.clone(), ms);
-        self.tasks.spawn(poller);
+        let (d, n) = (self.clone(), net.clone());
+        let poller = move || backflow::poller(d.clone(), n.clone(), ms);
+        let task = poll_task(&net.name);
+        self.tasks.spawn(leader::lead(self.clone(), task, poller));
     }
 
     /// Run a network's status follow-up, once, when it is configured and
@@ -115,8 +126,11 @@ impl Delivery {
         if net.is_down() || net.follow_up_started.swap(true, Ordering::SeqCst) {
             return;
         }
-        let scheduler = follow_up::scheduler(self.clone(), net.clone(), policy);
-        self.tasks.spawn(scheduler);
+        let (d, n) = (self.clone(), net.clone());
+        let scheduler = move || follow_up::scheduler(d.clone(), n.clone(), policy.clone());
+        let task = follow_up_task(&net.name);
+        self.tasks
+            .spawn(leader::lead(self.clone(), task, scheduler));
     }
 
     /// Make a new version the network's current adapter (hot swap), once

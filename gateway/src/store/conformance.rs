@@ -759,6 +759,8 @@ macro_rules! store_conformance {
             the_concurrency_limit_counts_every_owners_live_leases,
             an_expired_lease_is_recovered_with_a_verify,
             fifo_and_chained_holds_hold_across_owners,
+            one_leader_per_task_passing_on_at_expiry_or_resignation,
+            concurrent_candidates_get_one_leader,
         );
     };
     (@leases $open:expr; $($name:ident,)*) => {

@@ -239,3 +239,111 @@ pub async fn fifo_and_chained_holds_hold_across_owners(open: &impl Open) {
     let chained = store.claim("network:b", &request).await.expect("claim");
     assert_eq!(chained.jobs.len(), 1, "and the chained step");
 }
+
+/// Leader leases: one holder at a time; the holder keeps it by renewing; it passes on at
+/// expiry or when the holder resigns; a lease survives a reopen of the store.
+pub async fn one_leader_per_task_passing_on_at_expiry_or_resignation(open: &impl Open) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let t = T0;
+    assert!(
+        store
+            .lead("deadlines", "a", t, t + LEASE)
+            .await
+            .expect("lead")
+    );
+    assert!(
+        !store
+            .lead("deadlines", "b", t + 1, t + 1 + LEASE)
+            .await
+            .expect("lead")
+    );
+    assert!(
+        store
+            .lead("poll:tax", "b", t + 1, t + 1 + LEASE)
+            .await
+            .expect("lead"),
+        "another task"
+    );
+    // Renewed by its holder, refused to the other until the renewed expiry.
+    assert!(
+        store
+            .lead("deadlines", "a", t + 500, t + 500 + LEASE)
+            .await
+            .expect("renew")
+    );
+    assert!(
+        !store
+            .lead("deadlines", "b", t + LEASE, t + 2 * LEASE)
+            .await
+            .expect("lead")
+    );
+    let held = store.leader("deadlines", t + LEASE).await.expect("leader");
+    assert_eq!(held.map(|l| l.owner).as_deref(), Some("a"));
+    // Expired: the other takes over, and the old holder cannot renew.
+    let later = t + 500 + LEASE;
+    assert!(
+        store
+            .leader("deadlines", later)
+            .await
+            .expect("leader")
+            .is_none()
+    );
+    assert!(
+        store
+            .lead("deadlines", "b", later, later + LEASE)
+            .await
+            .expect("take over")
+    );
+    assert!(
+        !store
+            .lead("deadlines", "a", later + 1, later + 1 + LEASE)
+            .await
+            .expect("lead")
+    );
+    // Resigning passes it on at once; resigning what one does not hold changes nothing.
+    store.resign("deadlines", "a").await.expect("resign");
+    assert!(
+        !store
+            .lead("deadlines", "a", later + 2, later + 2 + LEASE)
+            .await
+            .expect("lead")
+    );
+    store.resign("deadlines", "b").await.expect("resign");
+    assert!(
+        store
+            .lead("deadlines", "a", later + 3, later + 3 + LEASE)
+            .await
+            .expect("lead")
+    );
+    drop(store);
+    let store = open(dir.path());
+    let held = store.leader("deadlines", later + 4).await.expect("leader");
+    assert_eq!(
+        held.map(|l| l.owner).as_deref(),
+        Some("a"),
+        "durable across a reopen"
+    );
+}
+
+/// Many replicas asking at once: exactly one gets the lease.
+pub async fn concurrent_candidates_get_one_leader(open: &impl Open) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut asks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        asks.push(tokio::spawn(async move {
+            let owner = format!("r{i}");
+            store
+                .lead("retention", &owner, T0, T0 + LEASE)
+                .await
+                .expect("lead")
+        }));
+    }
+    let mut granted = 0;
+    for ask in asks {
+        granted += usize::from(ask.await.expect("join"));
+    }
+    assert_eq!(granted, 1, "one leader among eight candidates");
+}

@@ -13,12 +13,14 @@ mod commit;
 pub mod conformance;
 pub mod deadline;
 pub mod follow_up;
+pub mod leader;
 pub mod lease;
 #[cfg(test)]
 pub mod lease_conformance;
 pub mod postgres;
 pub mod record;
 mod sled_kv;
+mod sled_leader;
 mod sled_store;
 
 pub use commit::CommitStats;
@@ -27,6 +29,7 @@ pub use commit::CommitStats;
 pub type Millis = i64;
 
 pub use follow_up::FollowUp;
+pub use leader::Leadership;
 pub use lease::{ClaimRequest, Claimed, Claims, Lease};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use record::{
@@ -165,6 +168,19 @@ pub trait Store: Send + Sync + 'static {
     fn due_signals(&self) -> Option<tokio::sync::broadcast::Receiver<DueSignal>> {
         None
     }
+
+    /// Take or keep the leader lease of `task` for `owner` until `until`
+    /// ([`leader`]): granted when no one holds it, its holder's lease
+    /// expired at `now`, or it is `owner`'s already. `true` when `owner`
+    /// holds it after the call.
+    async fn lead(&self, task: &str, owner: &str, now: Millis, until: Millis) -> Result<bool>;
+
+    /// Give up `task`'s lease if `owner` holds it (a clean stop), so another
+    /// replica takes the task over without waiting for the expiry.
+    async fn resign(&self, task: &str, owner: &str) -> Result<()>;
+
+    /// Who holds `task`'s lease at `now`, if anyone.
+    async fn leader(&self, task: &str, now: Millis) -> Result<Option<Leadership>>;
 
     /// Jobs marked in flight: after a restart, attempts that may have reached
     /// the ministry.

@@ -13,9 +13,10 @@
 use super::commit::GroupCommit;
 use super::record::{CaseRecord, IndexEntry, Millis};
 use super::sled_kv::SledKv;
+use super::sled_leader;
 use super::{
     CaseQuery, CaseUpdate, ClaimRequest, Claims, CommitStats, Due, FollowUpsDue, JobRef,
-    QueueDepth, Result, Store, StoreError, lease,
+    Leadership, QueueDepth, Result, Store, StoreError, lease,
 };
 use crate::runtime::KvStore;
 use async_trait::async_trait;
@@ -29,6 +30,7 @@ const STRIPES: usize = 256;
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
+    leaders: sled::Tree,
     kv: Arc<SledKv>,
     commit: GroupCommit,
     /// Serializes read-modify-write of one case (sled is single-process).
@@ -134,6 +136,7 @@ impl SledStore {
             .map_err(|e| backend(format!("cannot open {}: {e}", dir.join("queue").display())))?;
         let tree = db.open_tree("yiwang").map_err(backend)?;
         let kv_tree = db.open_tree("adapter-kv").map_err(backend)?;
+        let leaders = db.open_tree("leaders").map_err(backend)?;
         let flush_db = db.clone();
         let commit = GroupCommit::start(move || {
             flush_db
@@ -155,6 +158,7 @@ impl SledStore {
         Ok(SledStore {
             db,
             tree,
+            leaders,
             kv: Arc::new(SledKv::open(kv_tree)?),
             commit,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
@@ -381,6 +385,18 @@ impl Store for SledStore {
 
     async fn in_flight(&self) -> Result<Vec<JobRef>> {
         self.scan_refs(key(&["i", "f", ""]), usize::MAX, false)
+    }
+
+    async fn lead(&self, task: &str, owner: &str, now: Millis, until: Millis) -> Result<bool> {
+        sled_leader::lead(&self.leaders, task, owner, now, until)
+    }
+
+    async fn resign(&self, task: &str, owner: &str) -> Result<()> {
+        sled_leader::resign(&self.leaders, task, owner)
+    }
+
+    async fn leader(&self, task: &str, now: Millis) -> Result<Option<Leadership>> {
+        sled_leader::leader(&self.leaders, task, now)
     }
 
     async fn dead_letters(&self, destination: Option<&str>, limit: usize) -> Result<Vec<JobRef>> {

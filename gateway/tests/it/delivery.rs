@@ -11,7 +11,10 @@
 //!   is dead-lettered after `retry.limit-hits` hits, with the limit and the
 //!   count, while a healthy network beside it delivers;
 //! - the intake clock: a case dated ahead of the gateway's clock is refused
-//!   naming the field and rule, and nothing is stored.
+//!   naming the field and rule, and nothing is stored;
+//! - leader leases: two replicas on one store run each singleton (deadline
+//!   monitor, retention, a network's poller) on one of them at a time, and
+//!   the other takes it over when the leader stops.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -71,6 +74,16 @@ async fn service(dir: &Path, networks: &str) -> Arc<Delivery> {
 
 /// [`service`] with its own `[gateway]` and `[tls]` tables.
 async fn service_in(dir: &Path, head: &str, networks: &str) -> Arc<Delivery> {
+    service_on(dir, head, networks, None).await
+}
+
+/// [`service_in`] over `store` (another replica's too) instead of its own.
+async fn service_on(
+    dir: &Path,
+    head: &str,
+    networks: &str,
+    store: Option<Arc<dyn Store>>,
+) -> Arc<Delivery> {
     std::fs::create_dir(dir.join("adapters")).expect("mkdir");
     for (from, to) in [
         (
@@ -96,8 +109,9 @@ async fn service_in(dir: &Path, head: &str, networks: &str) -> Arc<Delivery> {
         .expect("write config");
     let config = Config::load(&dir.join("yiwang.toml")).unwrap_or_else(|e| panic!("{e}"));
     crate::publish::sign_networks(&publisher, &config).await;
-    let store: Arc<dyn Store> =
-        Arc::new(SledStore::open(&config.data_dir().join("store")).expect("store"));
+    let store: Arc<dyn Store> = store.unwrap_or_else(|| {
+        Arc::new(SledStore::open(&config.data_dir().join("store")).expect("store"))
+    });
     let options = DeliveryOptions {
         runtime: None,
         transport: Some(Arc::new(Nowhere)),
@@ -471,4 +485,67 @@ async fn a_gateway_narrows_the_time_window_by_its_configuration() {
     );
     delivery.stop();
     delivery.stopped().await;
+}
+
+/// Who leads `task` now, asked until `want` answers or a minute passes.
+async fn leader_becomes(store: &dyn Store, task: &str, want: &str) {
+    for _ in 0..600 {
+        let now = yiwang_gateway::store::now_millis();
+        let held = store.leader(task, now).await.expect("leader");
+        if held.as_ref().is_some_and(|l| l.owner == want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{task} never came to {want}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn singletons_run_on_one_replica_and_pass_on_when_it_stops() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let shared: Arc<dyn Store> =
+        Arc::new(SledStore::open(&a_dir.path().join("shared-store")).expect("store"));
+    let head = |id: &str| {
+        TLS.replace(
+            "data-dir = \"data\"",
+            &format!("data-dir = \"data\"\nreplica-id = \"{id}\"\nlease-ms = 3000"),
+        )
+    };
+    let polled = BACKFLOW.replace(
+        "endpoints = [\"http://127.0.0.1:9001\"]",
+        "endpoints = [\"http://127.0.0.1:9001\"]\npoll-interval-ms = 60000",
+    );
+    let tasks = ["deadlines", "retention", "poll:market-regulation"];
+    let a = service_on(a_dir.path(), &head("gw-a"), &polled, Some(shared.clone())).await;
+    a.start().await.expect("start a");
+    for task in tasks {
+        leader_becomes(&*shared, task, "gw-a").await;
+    }
+    let b = service_on(b_dir.path(), &head("gw-b"), &polled, Some(shared.clone())).await;
+    b.start().await.expect("start b");
+    // Two of b's beats (a third of lease-ms each): it asks, and is refused.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let now = yiwang_gateway::store::now_millis();
+    for task in tasks {
+        let held = shared.leader(task, now).await.expect("leader");
+        assert_eq!(
+            held.map(|l| l.owner).as_deref(),
+            Some("gw-a"),
+            "{task} stays with its leader"
+        );
+    }
+    a.stop();
+    a.stopped().await;
+    for task in tasks {
+        leader_becomes(&*shared, task, "gw-b").await;
+    }
+    b.stop();
+    b.stopped().await;
+    let now = yiwang_gateway::store::now_millis();
+    for task in tasks {
+        assert!(
+            shared.leader(task, now).await.expect("leader").is_none(),
+            "{task} given up at the stop"
+        );
+    }
 }

@@ -22,6 +22,7 @@ mod p4;
 mod p5;
 mod p6;
 mod p7;
+mod p8;
 mod postgres;
 
 use anyhow::Result;
@@ -34,7 +35,7 @@ pub const GATEWAY_ARG: &str = "__gateway";
 #[derive(Parser)]
 #[command(
     name = "yiwang-bench",
-    about = "Yiwang's side-by-side benchmarks (P1, P2, P4, P5, P6, P7)"
+    about = "Yiwang's side-by-side benchmarks (P1, P2, P4, P5, P6, P7, P8)"
 )]
 struct Cli {
     /// Smaller counts and shorter runs: a smoke run of every benchmark.
@@ -60,6 +61,9 @@ enum Which {
     P6(p6::Args),
     /// The gateway's memory after a hostile intake corpus, against valid cases.
     P7,
+    /// One gateway on sled, one on PostgreSQL, two replicas on one PostgreSQL;
+    /// plain PostgreSQL inserts; the database's cost per case.
+    P8,
 }
 
 /// Sizes of one run.
@@ -119,6 +123,9 @@ fn run(cli: &Cli) -> Result<()> {
         }
         if all || matches!(which, Which::P7) {
             p7::run(scale).await?;
+        }
+        if all || matches!(which, Which::P8) {
+            p8::run(scale).await?;
         }
         anyhow::Ok(())
     })

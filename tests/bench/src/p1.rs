@@ -107,74 +107,7 @@ pub async fn run(scale: Scale) -> Result<()> {
     create_schema(&pg).await?;
     let mut pg_rows = Vec::new();
     for conc in CONCURRENCY {
-        let pool = Arc::new(Mutex::new(Vec::new()));
-        for _ in 0..conc {
-            let client = pg.connect().await?;
-            let insert = client.prepare(INSERT).await?;
-            pool.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((client, insert));
-        }
-        let before = wal_syncs(&pg).await?;
-        let cpu_before = pg.cpu();
-        let template = template.clone();
-        let bureau = template["bureau"]["uscc"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let p = pool.clone();
-        let run = closed_loop(
-            conc,
-            Until::Elapsed(Duration::from_secs(seconds)),
-            move |i| {
-                let (pool, mut case, bureau) = (p.clone(), template.clone(), bureau.clone());
-                async move {
-                    let number = format!("P1-C{conc}-{i:07}");
-                    case["case_number"] = Value::String(number.clone());
-                    let body = case.to_string();
-                    let sha = hex::encode(Sha256::digest(body.as_bytes()));
-                    let (client, insert) = pool
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .pop()
-                        .ok_or_else(|| anyhow::anyhow!("no free connection"))?;
-                    let networks = vec![NETWORK.to_string()];
-                    let due = chrono::Utc::now().timestamp_millis();
-                    let result = client
-                        .execute(
-                            &insert,
-                            &[
-                                &number,
-                                &ITEM,
-                                &bureau.as_str(),
-                                &body,
-                                &due,
-                                &networks,
-                                &"fuzhou-bureau",
-                                &sha,
-                            ],
-                        )
-                        .await;
-                    pool.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((client, insert));
-                    result?;
-                    Ok(())
-                }
-            },
-        )
-        .await;
-        run.check("PostgreSQL insert")?;
-        let cpu = pg.cpu().saturating_sub(cpu_before);
-        drop(pool);
-        let after = wal_syncs(&pg).await?;
-        pg_rows.push(PgRow {
-            stats: run.stats(),
-            rate: run.rate(),
-            wal_syncs: after - before,
-            cpu,
-            count: run.latencies.len() as f64,
-        });
+        pg_rows.push(insert_level(&pg, &template, conc, seconds).await?);
     }
     drop(pg);
 
@@ -207,6 +140,84 @@ pub async fn run(scale: Scale) -> Result<()> {
     Ok(())
 }
 
+/// P1's PostgreSQL baseline at one concurrency for `seconds`: each case its
+/// rows in one statement, committed (the schema from [`create_schema`]).
+pub(crate) async fn insert_level(
+    pg: &Postgres,
+    template: &Value,
+    conc: usize,
+    seconds: u64,
+) -> Result<PgRow> {
+    let pool = Arc::new(Mutex::new(Vec::new()));
+    for _ in 0..conc {
+        let client = pg.connect().await?;
+        let insert = client.prepare(INSERT).await?;
+        pool.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((client, insert));
+    }
+    let before = wal_syncs(&pg).await?;
+    let cpu_before = pg.cpu();
+    let template = template.clone();
+    let bureau = template["bureau"]["uscc"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let p = pool.clone();
+    let run = closed_loop(
+        conc,
+        Until::Elapsed(Duration::from_secs(seconds)),
+        move |i| {
+            let (pool, mut case, bureau) = (p.clone(), template.clone(), bureau.clone());
+            async move {
+                let number = format!("P1-C{conc}-{i:07}");
+                case["case_number"] = Value::String(number.clone());
+                let body = case.to_string();
+                let sha = hex::encode(Sha256::digest(body.as_bytes()));
+                let (client, insert) = pool
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop()
+                    .ok_or_else(|| anyhow::anyhow!("no free connection"))?;
+                let networks = vec![NETWORK.to_string()];
+                let due = chrono::Utc::now().timestamp_millis();
+                let result = client
+                    .execute(
+                        &insert,
+                        &[
+                            &number,
+                            &ITEM,
+                            &bureau.as_str(),
+                            &body,
+                            &due,
+                            &networks,
+                            &"fuzhou-bureau",
+                            &sha,
+                        ],
+                    )
+                    .await;
+                pool.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((client, insert));
+                result?;
+                Ok(())
+            }
+        },
+    )
+    .await;
+    run.check("PostgreSQL insert")?;
+    let cpu = pg.cpu().saturating_sub(cpu_before);
+    drop(pool);
+    let after = wal_syncs(&pg).await?;
+    Ok(PgRow {
+        stats: run.stats(),
+        rate: run.rate(),
+        wal_syncs: after - before,
+        cpu,
+        count: run.latencies.len() as f64,
+    })
+}
+
 struct GatewayRow {
     conc: usize,
     stats: Stats,
@@ -218,13 +229,13 @@ struct GatewayRow {
     audit_fsyncs: f64,
 }
 
-struct PgRow {
-    stats: Stats,
-    rate: f64,
-    wal_syncs: f64,
+pub(crate) struct PgRow {
+    pub(crate) stats: Stats,
+    pub(crate) rate: f64,
+    pub(crate) wal_syncs: f64,
     /// The server's CPU time during the level.
-    cpu: Duration,
-    count: f64,
+    pub(crate) cpu: Duration,
+    pub(crate) count: f64,
 }
 
 /// The store's fsync counter is published once a second: wait for it.
@@ -275,7 +286,7 @@ INSERT INTO audit (principal, case_number, body_sha256, status)
 SELECT $7, c.case_number, $8, 202 FROM c
 ";
 
-async fn create_schema(pg: &Postgres) -> Result<()> {
+pub(crate) async fn create_schema(pg: &Postgres) -> Result<()> {
     pg.connect().await?.batch_execute(SCHEMA).await?;
     Ok(())
 }

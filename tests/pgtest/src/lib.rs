@@ -23,15 +23,23 @@ pub const BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const INSTALL_HINT: &str =
     "install Debian's PostgreSQL 15: `apt-get install -y postgresql-15` (`.ci/run` does)";
 
-/// The watchdog: start the server, wait for end-of-file on stdin, stop the
-/// server, remove the folder. Arguments: bin, folder, port, then `-c`
-/// settings. A background job of a non-interactive shell reads /dev/null,
-/// so the server never holds the pipe open itself.
+/// The watchdog: start the server, then obey one command a line on stdin —
+/// `stop` (an immediate shutdown, as a crash leaves the data: recovery runs
+/// at the next start) and `start` (again, on the same folder and port) —
+/// and at end-of-file stop the server and remove the folder. Arguments:
+/// bin, folder, port, then `-c` settings. A background job of a
+/// non-interactive shell reads /dev/null, so the server never holds the pipe
+/// open itself.
 const WATCHDOG: &str = r#"
 bin="$1"; dir="$2"; port="$3"; shift 3
-"$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 "$@" >"$dir/server.log" 2>&1 &
-pid=$!
-cat >/dev/null
+up() { "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 "$@" >>"$dir/server.log" 2>&1 & pid=$!; }
+up "$@"
+while read -r cmd; do
+  case "$cmd" in
+    stop) kill -QUIT "$pid" 2>/dev/null; wait "$pid";;
+    start) up "$@";;
+  esac
+done
 kill -QUIT "$pid" 2>/dev/null
 wait "$pid"
 rm -rf "$dir"
@@ -255,6 +263,36 @@ impl Cluster {
         std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
             .ok()
             .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()))
+    }
+
+    /// Stop the server at once (SIGQUIT: an immediate shutdown, no
+    /// checkpoint, crash recovery at the next start), keeping its folder and
+    /// port; connections are cut. Returns when the server has exited.
+    pub fn stop_server(&self) -> Result<()> {
+        self.command("stop")?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.postmaster_pid().is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        match self.postmaster_pid() {
+            None => Ok(()),
+            Some(pid) => bail!("PostgreSQL (pid {pid}) did not stop within a minute"),
+        }
+    }
+
+    /// Start the server again after [`Cluster::stop_server`], on the same
+    /// folder and port; returns when it accepts connections.
+    pub fn start_server(&self) -> Result<()> {
+        self.command("start")?;
+        self.wait_ready()
+    }
+
+    fn command(&self, line: &str) -> Result<()> {
+        use std::io::Write;
+        let mut w = self.watchdog.lock().unwrap_or_else(|p| p.into_inner());
+        let (_, stdin) = w.as_mut().context("the cluster was stopped for good")?;
+        writeln!(stdin, "{line}").context("tell the PostgreSQL watchdog")?;
+        stdin.flush().context("tell the PostgreSQL watchdog")
     }
 
     /// Stop the server and remove its folder; waits until both are done.

@@ -25,6 +25,7 @@
 
 mod claim;
 mod kv;
+mod leader;
 mod listen;
 mod queries;
 pub mod schema;
@@ -34,7 +35,7 @@ mod update;
 
 use super::{
     CaseQuery, CaseRecord, CaseUpdate, ClaimRequest, Claims, CommitStats, Due, DueSignal,
-    FollowUpsDue, JobRef, Millis, QueueDepth, Result, Store, StoreError,
+    FollowUpsDue, JobRef, Leadership, Millis, QueueDepth, Result, Store, StoreError,
 };
 use crate::runtime::KvStore;
 use async_trait::async_trait;
@@ -351,6 +352,18 @@ impl Store for PostgresStore {
 
     async fn in_flight(&self) -> Result<Vec<JobRef>> {
         queries::in_flight(&*self.client().await?).await
+    }
+
+    async fn lead(&self, task: &str, owner: &str, now: Millis, until: Millis) -> Result<bool> {
+        leader::lead(&*self.client().await?, task, owner, now, until).await
+    }
+
+    async fn resign(&self, task: &str, owner: &str) -> Result<()> {
+        leader::resign(&*self.client().await?, task, owner).await
+    }
+
+    async fn leader(&self, task: &str, now: Millis) -> Result<Option<Leadership>> {
+        leader::leader(&*self.client().await?, task, now).await
     }
 
     async fn dead_letters(&self, destination: Option<&str>, limit: usize) -> Result<Vec<JobRef>> {
