@@ -213,8 +213,10 @@ impl LoadedConfig {
         // Outside the audit directory: a copy of the trail (a backup, the
         // SIEM's, an auditor's) must not carry the key that can re-sign it.
         out.default_signing_key_file = Some(self.data_dir().join("keys/audit-signing.key"));
-        // Each replica keeps its own trail, named by its replica id.
-        out.replica = Some(self.replica_id());
+        // Each replica keeps its own trail, named by its configured replica
+        // id (a default id follows the host name, which may change; a trail
+        // left unnamed is never refused).
+        out.replica = self.config.gateway.replica_id.clone();
         out.body_key_file = out.body_key_file.map(|f| self.base.join(f));
         out
     }
