@@ -263,7 +263,9 @@ pub mod codes;
 pub mod dates;
 pub mod sign;
 pub mod soap;
+pub mod soap_reply;
 pub mod text;
+pub mod wsse;
 pub mod xml;
 // -- end helper modules --
 
