@@ -187,7 +187,7 @@ fn run(args: &CallArgs) -> Result<Done> {
     let mut sandbox = NetworkSandbox::new(network.name.clone(), endpoints);
     sandbox.config = network.config.clone();
     sandbox.secrets = network.secrets.clone();
-    let now = chrono::Utc::now().fixed_offset();
+    let now = chrono::Utc::now().with_timezone(&yiwang_schema::BEIJING);
     let rt = tokio_rt()?;
     let (exchanges, outcome) = rt.block_on(async {
         let runtime = Runtime::new(RuntimeConfig {
@@ -250,11 +250,13 @@ fn print_exchanges(out: &mut impl Write, done: &Done) -> Result<()> {
         for (k, v) in &r.headers {
             writeln!(out, "    {k}: {}", hide(v, secrets))?;
         }
-        writeln!(
-            out,
-            "    {}",
-            hide(&String::from_utf8_lossy(&r.body), secrets)
-        )?;
+        // As the adapter wrote it (placeholders where they were, and nothing else hidden),
+        // else as sent with the secret values hidden.
+        let body = match &e.written_body {
+            Some(written) => String::from_utf8_lossy(written).into_owned(),
+            None => hide(&String::from_utf8_lossy(&r.body), secrets),
+        };
+        writeln!(out, "    {body}")?;
         match &e.response {
             Ok(resp) => {
                 writeln!(
