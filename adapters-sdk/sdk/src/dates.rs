@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+use chrono::{
+    DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc,
+};
 use thiserror::Error;
 
 pub use yiwang_schema::BEIJING;
@@ -101,6 +103,26 @@ pub fn format(dt: &DateTime<FixedOffset>, fmt: MinistryDateFormat) -> String {
         MinistryDateFormat::Date => local.format("%Y-%m-%d").to_string(),
         MinistryDateFormat::EpochMillis => local.timestamp_millis().to_string(),
     }
+}
+
+/// `dt` in UTC with a `Z`, to the second: `2026-12-07T02:00:00Z`. The form WS-Security's
+/// `wsu:Created`, many signature schemes and ISO 8601 APIs want (never `+00:00`).
+///
+/// ```
+/// use chrono::DateTime;
+/// use yiwang_adapter_sdk::dates::utc_z;
+/// let t = DateTime::parse_from_rfc3339("2026-12-07T10:00:00.250+08:00").unwrap();
+/// assert_eq!(utc_z(&t), "2026-12-07T02:00:00Z");
+/// ```
+pub fn utc_z<Tz: TimeZone>(dt: &DateTime<Tz>) -> String {
+    dt.with_timezone(&Utc)
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// [`utc_z`] with milliseconds: `2026-12-07T02:00:00.250Z`.
+pub fn utc_z_millis<Tz: TimeZone>(dt: &DateTime<Tz>) -> String {
+    dt.with_timezone(&Utc)
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Parses `s` (surrounding whitespace ignored: fixed-width files pad) in `fmt`; the zone-less
@@ -270,6 +292,14 @@ mod tests {
         for (input, fmt, want) in cases {
             assert_eq!(format(&rfc(input), fmt), want, "{input} as {fmt}");
         }
+    }
+
+    #[test]
+    fn utc_z_converts_to_utc_and_writes_z() {
+        let t = rfc("2026-12-07T07:59:59.999+08:00");
+        assert_eq!(utc_z(&t), "2026-12-06T23:59:59Z", "the day rolls back");
+        assert_eq!(utc_z_millis(&t), "2026-12-06T23:59:59.999Z");
+        assert_eq!(utc_z(&rfc("2026-12-07T00:00:00Z")), "2026-12-07T00:00:00Z");
     }
 
     #[test]

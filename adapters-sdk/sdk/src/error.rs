@@ -104,20 +104,26 @@ pub fn classify_status_at(
         StatusClass::Success => None,
         StatusClass::Retryable => Some(AdapterError::Retryable(RetryableError {
             message: format!("ministry answered HTTP {status}"),
-            retry_after_ms: retry_after.and_then(RetryAfter::parse).map(|r| {
-                let delay = match r {
-                    RetryAfter::Delay(delay) => delay,
-                    at @ RetryAfter::At(_) => at.delay_from(now()),
-                };
-                u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)
-            }),
+            retry_after_ms: retry_after.and_then(|v| retry_after_ms(v, now)),
         })),
         StatusClass::Permanent => Some(permanent(format!("ministry answered HTTP {status}"))),
     }
 }
 
+/// A `Retry-After` value (delay-seconds or an HTTP-date, [`RetryAfter::parse`], the parser
+/// the gateway uses too) as milliseconds from `now`; `None` if it is neither. `now` is called
+/// only for the HTTP-date form. The SDK's one reader of the header: [`classify_status`] and
+/// [`crate::soap_reply`] both go through it.
+pub fn retry_after_ms(value: &str, now: impl FnOnce() -> SystemTime) -> Option<u64> {
+    let delay = match RetryAfter::parse(value)? {
+        RetryAfter::Delay(delay) => delay,
+        at @ RetryAfter::At(_) => at.delay_from(now()),
+    };
+    Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The host's clock as a `SystemTime`.
-fn host_time() -> SystemTime {
+pub(crate) fn host_time() -> SystemTime {
     let ms = u64::try_from(crate::bindings::yiwang::adapter::clock::now_millis()).unwrap_or(0);
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
 }
@@ -153,6 +159,13 @@ mod tests {
             Some(AdapterError::Retryable(r)) => assert_eq!(r.retry_after_ms, Some(30_000)),
             other => panic!("503 must be retryable, got {other:?}"),
         }
+        // A date in the past is no wait at all; garbage is no hint.
+        assert_eq!(
+            retry_after_ms("Wed, 21 Oct 2015 07:27:00 GMT", || now),
+            Some(0)
+        );
+        assert_eq!(retry_after_ms(" 7 ", no_clock), Some(7_000));
+        assert_eq!(retry_after_ms("soon", no_clock), None);
         assert!(matches!(
             AdapterError::from(SendError::NoReply("reset".into())),
             AdapterError::Ambiguous(_)

@@ -20,6 +20,17 @@ pub fn percent_encode(text: &str) -> String {
     utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
+/// The `charset` parameter of a `Content-Type` header value
+/// (`text/xml; charset="GB18030"` → `GB18030`), to pass to [`crate::text::decode_xml`].
+pub fn charset(content_type: Option<&str>) -> Option<&str> {
+    content_type?.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"'))
+    })
+}
+
 /// A request under construction.
 #[derive(Debug, Clone)]
 pub struct Request(HttpRequest);
@@ -123,5 +134,18 @@ mod tests {
         // UTF-8 bytes, upper-case hex.
         assert_eq!(percent_encode("闽A·1"), "%E9%97%BDA%C2%B71");
         assert_eq!(percent_encode(""), "");
+    }
+
+    #[test]
+    fn charset_is_read_from_the_content_type_parameters() {
+        assert_eq!(charset(Some("text/xml; charset=GB18030")), Some("GB18030"));
+        assert_eq!(charset(Some("text/xml;CharSet=\"utf-8\"")), Some("utf-8"));
+        assert_eq!(charset(Some("text/xml")), None);
+        assert_eq!(
+            charset(Some("charset=gbk")),
+            None,
+            "a media type is no parameter"
+        );
+        assert_eq!(charset(None), None);
     }
 }

@@ -263,6 +263,7 @@ pub mod codes;
 pub mod dates;
 pub mod sign;
 pub mod soap;
+pub mod soap_reply;
 pub mod text;
 pub mod wsse;
 pub mod xml;

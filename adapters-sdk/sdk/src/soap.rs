@@ -80,6 +80,30 @@ pub enum SoapError {
 /// );
 /// ```
 pub fn envelope(body_inner_xml: &str, extra_ns: &[(&str, &str)]) -> Result<String, SoapError> {
+    build_envelope(None, body_inner_xml, extra_ns)
+}
+
+/// [`envelope`] with a `soapenv:Header` holding `header_inner_xml` (trusted XML, e.g. a
+/// WS-Security header from [`crate::wsse::UsernameToken::header`]) before the Body.
+///
+/// ```
+/// use yiwang_adapter_sdk::soap::envelope_with_header;
+/// let env = envelope_with_header("<h:t xmlns:h=\"urn:h\">1</h:t>", "<ws:ping/>", &[("ws", "urn:ws")]).unwrap();
+/// assert!(env.contains(r#"<soapenv:Header><h:t xmlns:h="urn:h">1</h:t></soapenv:Header><soapenv:Body><ws:ping/></soapenv:Body>"#));
+/// ```
+pub fn envelope_with_header(
+    header_inner_xml: &str,
+    body_inner_xml: &str,
+    extra_ns: &[(&str, &str)],
+) -> Result<String, SoapError> {
+    build_envelope(Some(header_inner_xml), body_inner_xml, extra_ns)
+}
+
+fn build_envelope(
+    header_inner_xml: Option<&str>,
+    body_inner_xml: &str,
+    extra_ns: &[(&str, &str)],
+) -> Result<String, SoapError> {
     let mut w = xml::XmlWriter::new();
     w.start("soapenv:Envelope").attr("xmlns:soapenv", SOAP11_NS);
     let mut seen: Vec<&str> = vec![ENVELOPE_PREFIX];
@@ -105,6 +129,9 @@ pub fn envelope(body_inner_xml: &str, extra_ns: &[(&str, &str)]) -> Result<Strin
         } else {
             w.attr(&format!("xmlns:{prefix}"), uri);
         }
+    }
+    if let Some(header) = header_inner_xml {
+        w.start("soapenv:Header").raw(header).end("soapenv:Header");
     }
     w.start("soapenv:Body")
         .raw(body_inner_xml)
@@ -133,9 +160,28 @@ pub fn encode_request_with_ns(
     extra_ns: &[(&str, &str)],
     encoding: Encoding,
 ) -> Result<Vec<u8>, SoapError> {
+    encode_parts(None, body_inner_xml, extra_ns, encoding)
+}
+
+/// [`encode_request_with_ns`] with a `Header`, as in [`envelope_with_header`].
+pub fn encode_request_with_header(
+    header_inner_xml: &str,
+    body_inner_xml: &str,
+    extra_ns: &[(&str, &str)],
+    encoding: Encoding,
+) -> Result<Vec<u8>, SoapError> {
+    encode_parts(Some(header_inner_xml), body_inner_xml, extra_ns, encoding)
+}
+
+fn encode_parts(
+    header_inner_xml: Option<&str>,
+    body_inner_xml: &str,
+    extra_ns: &[(&str, &str)],
+    encoding: Encoding,
+) -> Result<Vec<u8>, SoapError> {
     // Encode the envelope around the body separately from the body, so that an unmappable
     // character is reported at its index within `body_inner_xml`, not within the envelope.
-    let empty = envelope("", extra_ns)?;
+    let empty = build_envelope(header_inner_xml, "", extra_ns)?;
     let close = "</soapenv:Body>";
     // Attribute values are escaped, so the only raw `</soapenv:Body>` is the real one.
     let split = empty.rfind(close).unwrap_or(empty.len());
@@ -273,6 +319,31 @@ mod tests {
                 other => panic!("{extra:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn envelope_with_header_puts_the_header_before_the_body() {
+        let env = envelope_with_header("<h>1</h>", "<b/>", &[]).expect("valid");
+        let doc = XmlDoc::parse(&env).expect("well-formed");
+        let names: Vec<&str> = doc
+            .root()
+            .children
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["Header", "Body"]);
+        assert_eq!(doc.root().text_of("Header/h"), Some("1"));
+        // Without a header there is no Header element at all.
+        assert!(!envelope("<b/>", &[]).expect("valid").contains("Header"));
+        let bytes = encode_request_with_header("<h>张</h>", "<b>三</b>", &[], Encoding::Gbk)
+            .expect("encodable");
+        let decoded = text::decode_xml(&bytes, None).expect("decodes");
+        let resp = parse_response(&decoded.text).expect("parses");
+        assert_eq!(
+            resp.header.as_ref().and_then(|h| h.text_of("h")),
+            Some("张")
+        );
+        assert_eq!(resp.payload.text(), "三");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `yiwang adapter …`: build a plugin, run it against its recorded fixtures
-//! (no network), print what a component says about itself, and make and
-//! check publisher signatures (`keygen`, `sign`, `verify`; see
-//! `crate::publisher`).
+//! (no network), print what a component says about itself, call a live
+//! endpoint once and record the exchange as a fixture (`call`, `record`; see
+//! `adapter_call`), and make and check publisher signatures (`keygen`,
+//! `sign`, `verify`; see `crate::publisher`).
 
+use super::adapter_call::CallArgs;
 use super::tokio_rt;
 use crate::fixture;
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -42,6 +44,21 @@ pub(super) enum AdapterCmd {
         /// binary was built with).
         #[arg(long, env = "YIWANG_SDK")]
         sdk: Option<PathBuf>,
+    },
+    /// Make one operation (submit, query-status, poll) against a live endpoint through
+    /// the gateway's transport and sandbox, and print the exchange and the result.
+    Call(CallArgs),
+    /// As `call`, then write the exchange as a fixture file (masks suggested for the
+    /// parts that look volatile; secrets replaced by stand-ins).
+    Record {
+        #[command(flatten)]
+        call: CallArgs,
+        /// The fixture file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The fixture's description.
+        #[arg(long)]
+        description: Option<String>,
     },
     /// Make an adapter publisher key pair: `<out>.key` (private, 0600) and
     /// `<out>.pub` (for `[adapters] publisher-keys`).
@@ -98,6 +115,12 @@ pub(super) fn run(cmd: AdapterCmd) -> Result<ExitCode> {
             dir,
             sdk,
         } => super::adapter_new::new(&name, archetype, dir, sdk),
+        AdapterCmd::Call(args) => super::adapter_call::call(&args),
+        AdapterCmd::Record {
+            call,
+            out,
+            description,
+        } => super::adapter_call::record(&call, &out, description.as_deref()),
         AdapterCmd::Keygen { out } => super::adapter_sign::keygen(&out),
         AdapterCmd::Sign {
             key,

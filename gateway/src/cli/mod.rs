@@ -7,6 +7,7 @@
 //! `report`, which uses it).
 
 mod adapter;
+mod adapter_call;
 mod adapter_new;
 mod adapter_sign;
 mod component;
@@ -100,6 +101,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    quiet_on_closed_stdout();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -113,6 +115,33 @@ where
             ExitCode::from(2)
         }
     }
+}
+
+/// A reader that stops early (`yiwang adapter describe x.wasm | head -1`) closes the pipe;
+/// Rust ignores SIGPIPE, so the next `println!` panics with "failed printing to stdout:
+/// Broken pipe". That is no failure of ours: exit quietly and successfully instead. One hook
+/// for every command, so no command has to route its output through a special writer. (The
+/// signal itself is left ignored: `serve` must survive peers that hang up.)
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if is_closed_stdout(message) {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
+/// Whether a panic message is std's report of writing to a closed stdout.
+fn is_closed_stdout(message: &str) -> bool {
+    message.starts_with("failed printing to stdout")
+        && message.contains(&std::io::Error::from_raw_os_error(libc::EPIPE).to_string())
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -246,4 +275,22 @@ fn serve(config: &Path) -> Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_closed_stdout;
+
+    #[test]
+    fn only_a_closed_stdout_is_taken_for_one() {
+        let closed = format!(
+            "failed printing to stdout: {}",
+            std::io::Error::from_raw_os_error(libc::EPIPE)
+        );
+        assert!(is_closed_stdout(&closed), "{closed}");
+        assert!(!is_closed_stdout(
+            "failed printing to stdout: No space left on device (os error 28)"
+        ));
+        assert!(!is_closed_stdout("index out of bounds"));
+    }
 }

@@ -5,9 +5,10 @@
 
 pub mod mapping;
 
-use mapping::{Answer, CaseRef, Effect};
-use yiwang_adapter_sdk::http::{Request, ResponseExt};
+use mapping::{CaseRef, Effect};
+use yiwang_adapter_sdk::http::Request;
 use yiwang_adapter_sdk::schema::{CaseChange, ChangeKind};
+use yiwang_adapter_sdk::soap_reply::{self, Reply};
 use yiwang_adapter_sdk::xml::Element;
 use yiwang_adapter_sdk::{
     Adapter, AdapterError, CaseChange as ChangeCall, Descriptor, Event, Receipt, Submission, host,
@@ -17,8 +18,9 @@ use yiwang_adapter_sdk::{
 /// The adapter (exported as the component's `adapter` interface).
 pub struct HousingConstruction;
 
-/// Sends one operation and reads the answer (a response element or a fault).
-fn call(operation: &str, operation_xml: &str, effect: Effect) -> Result<Answer, AdapterError> {
+/// Sends one operation and reads the answer: a fault is read before the HTTP status
+/// (faults come in HTTP 500).
+fn call(operation: &str, operation_xml: &str, effect: Effect) -> Result<Reply, AdapterError> {
     let path =
         host::config("service-path").unwrap_or_else(|| mapping::DEFAULT_SERVICE_PATH.to_owned());
     let response = Request::post(path)
@@ -27,21 +29,14 @@ fn call(operation: &str, operation_xml: &str, effect: Effect) -> Result<Answer, 
         .body(mapping::encode(operation_xml)?)
         .send()
         .map_err(|e| mapping::send_error(e, effect))?;
-    mapping::read_reply(
-        operation,
-        response.status,
-        response.header("content-type"),
-        response.header("retry-after"),
-        &response.body,
-        effect,
-    )
+    soap_reply::read_reply(&response, &format!("{operation}Response"), effect)
 }
 
 /// The response element, or the fault as a classified error.
-fn response(answer: Answer) -> Result<(Element, String), AdapterError> {
-    match answer {
-        Answer::Response(payload, raw) => Ok((payload, raw)),
-        Answer::Fault(fault, _) => Err(mapping::fault_error(&fault)),
+fn response(reply: Reply, effect: Effect) -> Result<(Element, String), AdapterError> {
+    match reply {
+        Reply::Response(payload, raw) => Ok((payload, raw)),
+        Reply::Fault(fault, _) => Err(mapping::fault_error(&fault, effect)),
     }
 }
 
@@ -59,7 +54,7 @@ impl Adapter for HousingConstruction {
     fn submit(submission: Submission) -> Result<Receipt, AdapterError> {
         let case = parse_case(&submission)?;
         let xml = mapping::submit_xml(&case, &submission.idempotency_key)?;
-        let (payload, raw) = response(call("SubmitCase", &xml, Effect::MayAct)?)?;
+        let (payload, raw) = response(call("SubmitCase", &xml, Effect::MayAct)?, Effect::MayAct)?;
         let (number, received) = mapping::parse_submit(&payload)?;
         Ok(Receipt {
             network_case_number: number,
@@ -73,12 +68,12 @@ impl Adapter for HousingConstruction {
         match call("QueryStatus", &mapping::query_xml(case)?, Effect::ReadOnly)? {
             // Asked by idempotency key: "not found" is the answer, not a failure. The submit
             // never landed, and an empty history tells the gateway it may send again.
-            Answer::Fault(fault, _)
+            Reply::Fault(fault, _)
                 if mapping::is_not_found(&fault) && matches!(case, CaseRef::IdempotencyKey(_)) =>
             {
                 Ok(Vec::new())
             }
-            answer => mapping::parse_query(&response(answer)?.0),
+            reply => mapping::parse_query(&response(reply, Effect::ReadOnly)?.0),
         }
     }
 
@@ -92,7 +87,8 @@ impl Adapter for HousingConstruction {
         match &parsed.kind {
             ChangeKind::Withdraw { reason } => {
                 let xml = mapping::withdraw_xml(case, reason)?;
-                let (payload, _) = response(call("WithdrawCase", &xml, Effect::MayAct)?)?;
+                let reply = call("WithdrawCase", &xml, Effect::MayAct)?;
+                let (payload, _) = response(reply, Effect::MayAct)?;
                 Ok(vec![mapping::parse_withdraw(&payload, reason)?])
             }
             ChangeKind::Supplement { .. } => Err(permanent(

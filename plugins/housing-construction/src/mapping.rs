@@ -6,12 +6,13 @@ use yiwang_adapter_sdk::codes::{
 };
 use yiwang_adapter_sdk::dates::{self, MinistryDateFormat};
 use yiwang_adapter_sdk::schema::{Case, Decision, Stage};
-use yiwang_adapter_sdk::soap::{self, SoapError};
-use yiwang_adapter_sdk::text::{self, Encoding};
+use yiwang_adapter_sdk::soap;
+pub use yiwang_adapter_sdk::soap_reply::Fault;
+use yiwang_adapter_sdk::soap_reply::{FaultClass, FaultTable};
+use yiwang_adapter_sdk::text::Encoding;
 use yiwang_adapter_sdk::xml::{Element, XmlError, XmlWriter};
 use yiwang_adapter_sdk::{
-    AdapterError, Event, FieldMapping, Rejection, ambiguous, error, event, permanent,
-    permanent_field, retryable,
+    AdapterError, Event, FieldMapping, Rejection, ambiguous, event, permanent, permanent_field,
 };
 
 /// The protocol archetype, as `describe` reports it.
@@ -251,150 +252,40 @@ pub fn soap_action(operation: &str) -> String {
 
 pub use yiwang_adapter_sdk::{CaseRef, Effect, send_error};
 
-/// The `charset` parameter of a `Content-Type` header.
-pub fn charset(content_type: Option<&str>) -> Option<&str> {
-    content_type?.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| v.trim().trim_matches('"'))
+/// The adapter's fault classes: an encoding fault (E9001: the body is not GB18030) recurs
+/// for the same bytes, so it is a rejection; every other `Server` fault is left to the SDK's
+/// rule (ambiguous after SubmitCase/WithdrawCase, which may have been recorded, retryable
+/// after QueryStatus); `Client` faults are rejections.
+pub const FAULTS: FaultTable = FaultTable {
+    codes: &[],
+    detail_code: Some("cwdm"),
+    details: &[("E9001", FaultClass::Rejected)],
+};
+
+/// The ministry field a fault names: `detail/zdmc`, else the text after the last `": "` of
+/// `faultstring`.
+pub fn fault_field(fault: &Fault) -> Option<String> {
+    fault.detail_text("zdmc").map(str::to_owned).or_else(|| {
+        fault
+            .string
+            .rsplit_once(": ")
+            .map(|(_, f)| f.trim().to_owned())
     })
 }
 
-/// A reply that is there but cannot be understood.
-pub fn unusable(effect: Effect, what: &str, body: &[u8]) -> AdapterError {
-    let cut = body.len().min(120);
-    let head = String::from_utf8_lossy(body.get(..cut).unwrap_or_default()).into_owned();
-    let message = format!("ministry answered {what}; it starts with {head:?}");
-    match effect {
-        Effect::MayAct => ambiguous(format!("{message} (the request may have been acted on)")),
-        Effect::ReadOnly => retryable(message),
-    }
-}
-
-/// A SOAP fault, read from the reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fault {
-    /// `faultcode` without its prefix: `Client`, `Server`, `VersionMismatch`, …
-    pub code: String,
-    /// `faultstring`.
-    pub string: String,
-    /// `detail/cwdm`, the ministry's error code (`E1001`).
-    pub cwdm: Option<String>,
-    /// `detail/zdmc`, else the text after the last `": "` of `faultstring`.
-    pub zdmc: Option<String>,
-}
-
-/// What a reply said: the operation's response element, or a fault.
-#[derive(Debug)]
-pub enum Answer {
-    /// The response element (e.g. `<SubmitCaseResponse>`) and the reply as text.
-    Response(Element, String),
-    /// A SOAP fault and the reply as text.
-    Fault(Fault, String),
-}
-
-/// Reads an HTTP reply to `operation`. A SOAP envelope is read whatever the status (faults
-/// come with HTTP 500); anything else is classified by its status (503 maintenance is
-/// retryable with Retry-After), and a 2xx that is not the expected response is ambiguous
-/// when the request may have acted, retryable otherwise.
-pub fn read_reply(
-    operation: &str,
-    status: u16,
-    content_type: Option<&str>,
-    retry_after: Option<&str>,
-    body: &[u8],
-    effect: Effect,
-) -> Result<Answer, AdapterError> {
-    let not_soap = |what: &str| match error::classify_status(status, retry_after) {
-        Some(e) => e,
-        None => unusable(effect, what, body),
+/// Classifies a fault through [`FAULTS`]; a rejection names the unified field the
+/// ministry's field came from.
+pub fn fault_error(fault: &Fault, effect: Effect) -> AdapterError {
+    let field = match FAULTS.classify(fault, effect) {
+        FaultClass::Rejected => fault_field(fault).as_deref().and_then(unified_pointer),
+        _ => None,
     };
-    let decoded = match text::decode_xml(body, charset(content_type)) {
-        Ok(d) => d.text,
-        Err(e) => {
-            return Err(not_soap(&format!(
-                "HTTP {status} with an undecodable body ({e})"
-            )));
-        }
-    };
-    match soap::parse_response(&decoded) {
-        Ok(soap_body) if (200..300).contains(&status) => {
-            let expected = format!("{operation}Response");
-            if soap_body.payload.name == expected {
-                Ok(Answer::Response(soap_body.payload, decoded))
-            } else {
-                Err(unusable(
-                    effect,
-                    &format!("<{}> instead of <{expected}>", soap_body.payload.name),
-                    body,
-                ))
-            }
-        }
-        Ok(_) => Err(not_soap(&format!("HTTP {status}"))),
-        Err(SoapError::Fault {
-            code,
-            string,
-            detail,
-            ..
-        }) => {
-            let detail_text = |name: &str| {
-                detail
-                    .as_deref()
-                    .and_then(|d| d.text_of(name))
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-            };
-            let zdmc = detail_text("zdmc")
-                .or_else(|| string.rsplit_once(": ").map(|(_, f)| f.trim().to_owned()));
-            let fault = Fault {
-                code: code.rsplit(':').next().unwrap_or_default().to_owned(),
-                cwdm: detail_text("cwdm"),
-                zdmc,
-                string,
-            };
-            Ok(Answer::Fault(fault, decoded))
-        }
-        Err(e) => Err(not_soap(&format!(
-            "HTTP {status} without a SOAP 1.1 envelope ({e})"
-        ))),
-    }
-}
-
-/// Classifies a fault: `Client` (data) → permanent naming the unified field; `Server` →
-/// retryable, except `E9001` (the body is not GB18030: the same bytes fail again);
-/// anything else (`VersionMismatch`, `MustUnderstand`) → permanent.
-pub fn fault_error(fault: &Fault) -> AdapterError {
-    let message = match &fault.zdmc {
-        Some(f) => format!("{} (ministry field {f})", fault.string),
-        None => fault.string.clone(),
-    };
-    match fault.code.as_str() {
-        "Server" if fault.cwdm.as_deref() == Some("E9001") => AdapterError::Permanent(Rejection {
-            field: None,
-            code: fault.cwdm.clone(),
-            message: format!("the ministry could not decode the request as GB18030: {message}"),
-        }),
-        "Server" => retryable(format!(
-            "SOAP Server fault {}: {message}",
-            fault.cwdm.as_deref().unwrap_or("-")
-        )),
-        "Client" => AdapterError::Permanent(Rejection {
-            field: fault.zdmc.as_deref().and_then(unified_pointer),
-            code: fault.cwdm.clone(),
-            message,
-        }),
-        other => AdapterError::Permanent(Rejection {
-            field: None,
-            code: fault.cwdm.clone(),
-            message: format!("SOAP fault {other}: {message}"),
-        }),
-    }
+    FAULTS.error(fault, effect, field)
 }
 
 /// Whether a fault says the case does not exist (E2001).
 pub fn is_not_found(fault: &Fault) -> bool {
-    fault.code == "Client" && fault.cwdm.as_deref() == Some("E2001")
+    fault.is("Client") && FAULTS.ministry_code(fault) == Some("E2001")
 }
 
 fn text_of<'a>(e: &'a Element, name: &str) -> Option<&'a str> {
@@ -511,6 +402,7 @@ mod tests {
 
     #[test]
     fn maps_the_fixture_case_to_gb18030() {
+        use yiwang_adapter_sdk::text;
         let xml = submit_xml(&case(), "K-1").expect("maps");
         assert!(xml.contains("<sqrlx>2</sqrlx>"), "{xml}");
         assert!(xml.contains("<zjlx>001</zjlx>"), "{xml}");
@@ -532,6 +424,48 @@ mod tests {
         assert!(
             matches!(submit_xml(&c, "K"), Err(AdapterError::Permanent(r)) if r.field.as_deref() == Some("/form/project_name"))
         );
+    }
+
+    fn fault(code: &str, detail: &[(&str, &str)], string: &str) -> Fault {
+        let xml: String = detail
+            .iter()
+            .map(|(k, v)| format!("<{k}>{v}</{k}>"))
+            .collect();
+        let detail = yiwang_adapter_sdk::xml::XmlDoc::parse(&format!("<detail>{xml}</detail>"))
+            .expect("detail")
+            .into_root();
+        Fault {
+            code: code.into(),
+            string: string.into(),
+            actor: None,
+            detail: Some(detail),
+            retry_after_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_server_fault_after_submit_is_ambiguous_and_an_encoding_fault_is_rejected() {
+        let busy = fault("Server", &[("cwdm", "E9500")], "数据库连接超时");
+        assert!(matches!(
+            fault_error(&busy, Effect::MayAct),
+            AdapterError::Ambiguous(m) if m.contains("E9500")
+        ));
+        assert!(matches!(
+            fault_error(&busy, Effect::ReadOnly),
+            AdapterError::Retryable(_)
+        ));
+        let encoding = fault("Server", &[("cwdm", "E9001")], "编码错误");
+        assert!(matches!(
+            fault_error(&encoding, Effect::MayAct),
+            AdapterError::Permanent(r) if r.code.as_deref() == Some("E9001")
+        ));
+        let data = fault("Client", &[("cwdm", "E1004")], "证件号码格式错误: zjhm");
+        assert!(matches!(
+            fault_error(&data, Effect::MayAct),
+            AdapterError::Permanent(r) if r.field.as_deref() == Some("/applicant/id_number")
+        ));
+        assert!(is_not_found(&fault("Client", &[("cwdm", "E2001")], "")));
+        assert!(!is_not_found(&fault("Server", &[("cwdm", "E2001")], "")));
     }
 
     #[test]

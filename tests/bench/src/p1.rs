@@ -156,7 +156,7 @@ pub(crate) async fn insert_level(
             .unwrap_or_else(|p| p.into_inner())
             .push((client, insert));
     }
-    let before = wal_syncs(&pg).await?;
+    let before = wal_syncs(pg).await?;
     let cpu_before = pg.cpu();
     let template = template.clone();
     let bureau = template["bureau"]["uscc"]
@@ -208,7 +208,7 @@ pub(crate) async fn insert_level(
     run.check("PostgreSQL insert")?;
     let cpu = pg.cpu().saturating_sub(cpu_before);
     drop(pool);
-    let after = wal_syncs(&pg).await?;
+    let after = wal_syncs(pg).await?;
     Ok(PgRow {
         stats: run.stats(),
         rate: run.rate(),

@@ -6,6 +6,7 @@
 //! simulators in temporary directories and binds `127.0.0.1:0`, so the modules run side by
 //! side in one process as they did in seven.
 
+mod adapter_record;
 mod adapters_live;
 mod api_description;
 mod crash;
