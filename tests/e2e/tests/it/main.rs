@@ -8,6 +8,8 @@
 
 mod adapters_live;
 mod api_description;
+mod browser;
+mod console;
 mod crash;
 mod delivery;
 mod fairness;

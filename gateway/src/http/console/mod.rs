@@ -1,0 +1,98 @@
+//! The operators' and auditors' console: static pages (HTML, CSS and
+//! hand-written ES modules under `gateway/console/`, embedded in the binary
+//! with `include_str!`) served at `/console/` on the admin listener, and the
+//! read-only JSON endpoints its pages need ([`api`], described in the admin
+//! API document). Loading it takes the same mTLS principal as the admin API:
+//! auditors and operators granted `read` ([`Action::Console`]); bureaus,
+//! ministries and unmapped certificates get 403. What the pages do (replay,
+//! resume) they do through the admin API's own routes and grants.
+
+mod api;
+mod shape;
+
+pub(crate) use api::routes;
+pub use shape::{CaseTimeline, ConsoleSession, DeadlineSummary, NetworksStatus};
+
+use super::AppState;
+use super::problem::Problem;
+use crate::policy::{Action, Caller};
+use axum::Router;
+use axum::extract::{Extension, Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use http::header;
+use std::sync::Arc;
+
+/// One embedded file: its name under `/console/`, its type, its text.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+}
+
+macro_rules! asset {
+    ($name:literal, $type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $type,
+            body: include_str!(concat!("../../../console/", $name)),
+        }
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every file the console is made of.
+const ASSETS: &[Asset] = &[
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("console.css", "text/css; charset=utf-8"),
+    asset!("app.js", JS),
+    asset!("i18n.js", JS),
+    asset!("util.js", JS),
+    asset!("networks.js", JS),
+    asset!("cases.js", JS),
+    asset!("dead-letters.js", JS),
+    asset!("deadlines.js", JS),
+    asset!("audit.js", JS),
+    asset!("report.js", JS),
+];
+
+/// The pages' own origin only: no inline script, nothing from elsewhere.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// `/console/` and its files (not in the API description: they are pages).
+pub(crate) fn assets() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/") }))
+        .route("/console/", get(index))
+        .route("/console/{file}", get(file))
+}
+
+async fn index(state: State<AppState>, caller: Extension<Arc<Caller>>) -> Response {
+    file(state, caller, Path("index.html".to_string())).await
+}
+
+async fn file(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(p) = state.authorize(&caller, Action::Console, None, None).await {
+        return p.into_response();
+    }
+    let Some(asset) = ASSETS.iter().find(|a| a.name == name) else {
+        return Problem::not_found(format!("the console has no file {name}")).into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, asset.content_type),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        asset.body,
+    )
+        .into_response()
+}
