@@ -12,7 +12,9 @@ use anyhow::{Context, Result, ensure};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
-use yiwang_e2e::{LISTENERS, NetworkSpec, World, delivery_state, permit_case, until};
+use yiwang_e2e::{
+    LISTENERS, NetworkSpec, World, delivery_state, permit_case, signature_header, until,
+};
 
 const MR: &str = "market-regulation";
 const ZJ: &str = "housing-construction";
@@ -107,6 +109,8 @@ async fn the_console_serves_the_operator_and_the_auditor_in_a_real_browser() -> 
         .and_then(|g| g.admin_addr)
         .context("admin")?;
     let origin = format!("https://{admin}");
+    hot_swaps_are_listed(&w).await?;
+    bureaus_get_no_console(&w).await?;
 
     auditor_reads_and_cannot_replay(&w, &origin).await?;
     operator_finds_and_replays(&w, &origin).await?;
@@ -125,6 +129,58 @@ async fn the_console_serves_the_operator_and_the_auditor_in_a_real_browser() -> 
         .filter(|r| r.detail["detail"]["case_number"] == "CON-0002")
         .count();
     assert_eq!(replays, 1, "one audited replay by ops");
+    Ok(())
+}
+
+/// A hot swap and a refused one show on the Networks page's data, newest
+/// first, with the operator who asked.
+async fn hot_swaps_are_listed(w: &World) -> Result<()> {
+    let ops = w.admin().context("admin")?;
+    let wasm = std::fs::read(yiwang_artifacts::HOUSING_CONSTRUCTION)?;
+    let path = format!("/admin/networks/{ZJ}/adapter");
+    let header = signature_header(w.dir.path(), ZJ, &wasm)?;
+    let put = |headers: Vec<(String, String)>| {
+        let (ops, path, wasm) = (&ops, &path, wasm.clone());
+        async move {
+            ops.request_with(http::Method::PUT, path, "application/wasm", &headers, wasm)
+                .await
+        }
+    };
+    let (status, body) = put(vec![header]).await?;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = put(vec![]).await?;
+    assert_eq!(status, 422, "an unsigned swap is refused: {body}");
+    let (status, nets) = ops.get("/admin/console/networks").await?;
+    assert_eq!(status, 200, "{nets}");
+    let zj = nets["networks"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == ZJ))
+        .cloned()
+        .context("housing construction listed")?;
+    let swaps = zj["swaps"].as_array().cloned().unwrap_or_default();
+    assert_eq!(swaps.len(), 2, "{zj}");
+    assert!(swaps[0]["refused"].is_string(), "newest first: {zj}");
+    let sha = yiwang_schema::Sha256Digest::of(&wasm).to_string();
+    assert_eq!(swaps[1]["adapter"], json!(sha), "{zj}");
+    assert!(swaps.iter().all(|s| s["principal"] == "ops"), "{zj}");
+    Ok(())
+}
+
+/// A bureau and the platform are principals of the admin listener's CA,
+/// not console users: the pages and the console's data are refused.
+async fn bureaus_get_no_console(w: &World) -> Result<()> {
+    for who in [&w.pki.bureau_fuzhou, &w.pki.platform] {
+        let c = w.admin_as(who)?;
+        for path in [
+            "/console/",
+            "/console/app.js",
+            "/admin/console/session",
+            "/admin/console/cases",
+        ] {
+            let (status, body) = c.get(path).await?;
+            assert_eq!(status, 403, "{path}: {body}");
+        }
+    }
     Ok(())
 }
 
