@@ -144,50 +144,69 @@ struct FromTrail {
     swaps: BTreeMap<String, Vec<AdapterSwap>>,
 }
 
+/// How long a reading of the trail serves the Networks page: the trail is
+/// read whole (one pass), so at most this often however many consoles poll.
+const TRAIL_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The last reading of the trail, and of which directory when.
+type TrailCache = Option<(std::path::PathBuf, std::time::Instant, Arc<FromTrail>)>;
+static TRAIL: std::sync::Mutex<TrailCache> = std::sync::Mutex::new(None);
+
+/// The trail's figures, read again once the last reading is older than
+/// [`TRAIL_FRESH`].
+async fn trail(dir: std::path::PathBuf) -> Result<Arc<FromTrail>, Problem> {
+    let cached = TRAIL.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some((d, at, t)) = cached
+        && d == dir
+        && at.elapsed() < TRAIL_FRESH
+    {
+        return Ok(t);
+    }
+    let read = {
+        let dir = dir.clone();
+        Arc::new(tokio::task::spawn_blocking(move || read_trail(&dir)).await??)
+    };
+    *TRAIL.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some((dir, std::time::Instant::now(), Arc::clone(&read)));
+    Ok(read)
+}
+
 fn read_trail(dir: &std::path::Path) -> Result<FromTrail, yiwang_audit::AuditError> {
+    use yiwang_audit::Kind;
     let mut out = FromTrail::default();
     let hour_ago = chrono::Utc::now().fixed_offset() - chrono::Duration::hours(1);
-    let calls = yiwang_audit::Query {
-        kind: Some(yiwang_audit::Kind::AdapterCall),
-        since: Some(hour_ago),
-        ..Default::default()
-    };
-    for r in yiwang_audit::query(dir, &calls) {
+    for r in yiwang_audit::query(dir, &yiwang_audit::Query::default()) {
         let r = r?;
-        let call = r.detail["call"].as_str().unwrap_or_default();
-        if !matches!(call, "submit" | "update" | "query_status") {
-            continue;
-        }
-        let Some(net) = r.network else { continue };
-        let counts = out.last_hour.entry(net).or_default();
-        if r.detail["outcome"] == "ok" {
-            counts.0 += 1;
-        } else {
-            counts.1 += 1;
-        }
-    }
-    let admin = yiwang_audit::Query {
-        kind: Some(yiwang_audit::Kind::Admin),
-        ..Default::default()
-    };
-    for r in yiwang_audit::query(dir, &admin) {
-        let r = r?;
-        if r.detail["operation"] != "adapter-reload" {
-            continue;
-        }
         let Some(net) = r.network.clone() else {
             continue;
         };
-        let d = &r.detail["detail"];
-        out.swaps.entry(net).or_default().insert(
-            0,
-            AdapterSwap {
-                at: r.at.to_rfc3339(),
-                principal: r.principal.clone(),
-                adapter: d["adapter"].as_str().map(str::to_string),
-                refused: d["refused"]["reason"].as_str().map(str::to_string),
-            },
-        );
+        match r.kind {
+            Kind::AdapterCall if r.at >= hour_ago => {
+                let call = r.detail["call"].as_str().unwrap_or_default();
+                if !matches!(call, "submit" | "update" | "query_status") {
+                    continue;
+                }
+                let counts = out.last_hour.entry(net).or_default();
+                if r.detail["outcome"] == "ok" {
+                    counts.0 += 1;
+                } else {
+                    counts.1 += 1;
+                }
+            }
+            Kind::Admin if r.detail["operation"] == "adapter-reload" => {
+                let d = &r.detail["detail"];
+                out.swaps.entry(net).or_default().insert(
+                    0,
+                    AdapterSwap {
+                        at: r.at.to_rfc3339(),
+                        principal: r.principal.clone(),
+                        adapter: d["adapter"].as_str().map(str::to_string),
+                        refused: d["refused"]["reason"].as_str().map(str::to_string),
+                    },
+                );
+            }
+            _ => {}
+        }
     }
     Ok(out)
 }
@@ -200,8 +219,7 @@ async fn networks(
         .authorize(&caller, Action::Console, None, None)
         .await?;
     let destinations = admin::destinations(&state.delivery).await?;
-    let dir = state.audit().dir().to_path_buf();
-    let mut trail = tokio::task::spawn_blocking(move || read_trail(&dir)).await??;
+    let trail = trail(state.audit().dir().to_path_buf()).await?;
     let mut networks = Vec::new();
     for (name, net) in &state.delivery.networks {
         let Some(d) = destinations.get(&format!("network:{name}")) else {
@@ -229,7 +247,7 @@ async fn networks(
             deliveries_last_hour: deliveries,
             failures_last_hour: failures,
             adapter: d.adapter.clone(),
-            swaps: trail.swaps.remove(name).unwrap_or_default(),
+            swaps: trail.swaps.get(name).cloned().unwrap_or_default(),
         });
     }
     Ok(Json(NetworksStatus { networks }))
