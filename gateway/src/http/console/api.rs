@@ -346,11 +346,10 @@ async fn case_timeline(
     let Some(rec) = state.delivery.store.case(&case_number).await? else {
         return Err(Problem::not_found(format!("no case {case_number}")));
     };
-    let route = state.delivery.route(&rec.item).unwrap_or_default();
     let answer = CaseTimeline {
         bureau: rec.bureau.clone(),
         case: view::case_view(&rec),
-        timeline: shape::timeline(&rec, route),
+        timeline: shape::timeline(&rec),
     };
     Ok((AuditNote::read(Some(&case_number), None), Json(answer)))
 }

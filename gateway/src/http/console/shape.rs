@@ -3,9 +3,8 @@
 //! Shapes and pure functions only: the handlers (`api.rs`) read the store
 //! and the audit trail and hand the records here.
 
-use crate::delivery::RouteStep;
 use crate::delivery::view::{self, rfc3339};
-use crate::store::{CaseRecord, Destination, Job, JobState, Light, Millis};
+use crate::store::{CaseRecord, Destination, Job, JobKind, JobState, Light, Millis};
 use crate::wire::{AdapterView, AlertView, CaseSummary, CaseView};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -234,7 +233,7 @@ pub fn deadline_summary(records: &[CaseRecord], truncated: bool) -> DeadlineSumm
 
 /// A case's timeline: intake, changes, every job's attempts and end, the
 /// chained hand-offs of its route, the ministries' stages, its deadline.
-pub fn timeline(rec: &CaseRecord, route: &[RouteStep]) -> Vec<TimelineEntry> {
+pub fn timeline(rec: &CaseRecord) -> Vec<TimelineEntry> {
     let mut out = vec![entry(
         rec.accepted_at,
         TimelineKind::Intake,
@@ -249,9 +248,7 @@ pub fn timeline(rec: &CaseRecord, route: &[RouteStep]) -> Vec<TimelineEntry> {
     }
     for job in &rec.jobs {
         job_entries(job, &mut out);
-    }
-    for step in route.iter().filter(|s| !s.after.is_empty()) {
-        out.extend(handoff(rec, step));
+        out.extend(handoff(rec, job));
     }
     for (name, net) in &rec.networks {
         for e in &net.events {
@@ -346,18 +343,19 @@ fn job_entries(job: &Job, out: &mut Vec<TimelineEntry>) {
     }
 }
 
-/// A chained step's hand-off: the results it took from the networks it
-/// waited for, when its first job first ran (none before).
-fn handoff(rec: &CaseRecord, step: &RouteStep) -> Option<TimelineEntry> {
-    let first = rec
-        .jobs
-        .iter()
-        .filter(|j| matches!(&j.destination, Destination::Network(n) if *n == step.network))
-        .flat_map(|j| j.attempts.first())
-        .map(|a| a.at)
-        .min()?;
-    let inputs: Vec<String> = step
-        .inputs
+/// A chained job's hand-off: the results it took from the networks it
+/// waited for (as its job records them), when it first ran (none before).
+fn handoff(rec: &CaseRecord, job: &Job) -> Option<TimelineEntry> {
+    let (JobKind::Submit { after, inputs }, Destination::Network(network)) =
+        (&job.kind, &job.destination)
+    else {
+        return None;
+    };
+    if after.is_empty() {
+        return None;
+    }
+    let first = job.attempts.first()?.at;
+    let inputs: Vec<String> = inputs
         .iter()
         .map(|(input, source)| {
             let value = source
@@ -366,20 +364,16 @@ fn handoff(rec: &CaseRecord, step: &RouteStep) -> Option<TimelineEntry> {
             format!("{input} ← {source} = {}", value.as_deref().unwrap_or("?"))
         })
         .collect();
-    let msg = format!(
-        "{} → {}: {}",
-        step.after.join(", "),
-        step.network,
-        if inputs.is_empty() {
-            "after delivery".to_string()
-        } else {
-            inputs.join("; ")
-        }
-    );
+    let what = if inputs.is_empty() {
+        "after delivery".to_string()
+    } else {
+        inputs.join("; ")
+    };
+    let msg = format!("{} → {network}: {what}", after.join(", "));
     Some(entry(
         first,
         TimelineKind::Handoff,
-        Some(&step.network),
+        Some(network),
         None,
         msg,
     ))
@@ -419,9 +413,61 @@ mod tests {
     #[test]
     fn a_timeline_starts_with_the_intake_and_ends_with_the_deadline() {
         let rec = record("A", "ITEM-1", "B1", Light::Green);
-        let t = timeline(&rec, &[]);
+        let t = timeline(&rec);
         let kinds: Vec<TimelineKind> = t.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [TimelineKind::Intake, TimelineKind::Deadline]);
         assert_eq!(t[1].class.as_deref(), Some("green"));
+    }
+
+    #[test]
+    fn a_chained_job_hands_off_the_result_it_took() {
+        let mut rec = record("A", "SC-QYKB-001", "B1", Light::Green);
+        let job = |id: u32, network: &str, kind: serde_json::Value, at: i64| {
+            serde_json::from_value::<Job>(serde_json::json!({
+                "id": id, "destination": {"kind": "network", "name": network},
+                "kind": kind, "idempotency_key": format!("k{id}"), "created_at": 1_000,
+                "state": {"state": "delivered", "at": at + 10, "network_case_number": format!("N{id}")},
+                "attempts": [{"at": at, "elapsed_ms": 5, "outcome": "delivered"}],
+            }))
+            .expect("a job")
+        };
+        rec.jobs = vec![
+            job(1, "mr", serde_json::json!({"kind": "submit"}), 2_000),
+            job(
+                2,
+                "tax",
+                serde_json::json!({"kind": "submit", "after": ["mr"],
+                    "inputs": {"licence-number": "mr.certificate_number"}}),
+                3_000,
+            ),
+        ];
+        rec.networks.insert(
+            "mr".into(),
+            serde_json::from_value(serde_json::json!({"certificate_number": "LIC-9"}))
+                .expect("a network case"),
+        );
+        let t = timeline(&rec);
+        let handoffs: Vec<&TimelineEntry> = t
+            .iter()
+            .filter(|e| e.kind == TimelineKind::Handoff)
+            .collect();
+        assert_eq!(handoffs.len(), 1, "{t:#?}");
+        assert_eq!(handoffs[0].network.as_deref(), Some("tax"));
+        assert_eq!(
+            handoffs[0].message,
+            "mr → tax: licence-number ← mr.certificate_number = LIC-9"
+        );
+        let delivered: Vec<&str> = t
+            .iter()
+            .filter(|e| e.kind == TimelineKind::Delivered)
+            .map(|e| e.message.as_str())
+            .collect();
+        assert_eq!(
+            delivered,
+            [
+                "job 1 delivered; ministry case number N1",
+                "job 2 delivered; ministry case number N2"
+            ]
+        );
     }
 }
