@@ -96,3 +96,74 @@ async fn file(
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    /// The labels every script asks for by name (`t("key")`).
+    fn asked() -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        for a in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+            let mut rest = a.body;
+            while let Some(at) = rest.find("t(\"") {
+                // `t(` itself, not the end of `split(` or `.at(`.
+                let word = rest[..at]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+                rest = &rest[at + 3..];
+                if let Some(end) = rest.find('"') {
+                    if word {
+                        keys.push(&rest[..end]);
+                    }
+                    rest = &rest[end..];
+                }
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn every_label_a_page_asks_for_is_in_chinese_and_in_english() {
+        let i18n = ASSETS.iter().find(|a| a.name == "i18n.js").map(|a| a.body);
+        let i18n = i18n.unwrap_or_default();
+        let (zh, en) = i18n.split_once("const EN").unwrap_or_default();
+        let has = |dict: &str, key: &str| {
+            [
+                format!(" {key}:"),
+                format!("\"{key}\":"),
+                format!("\n{key}:"),
+            ]
+            .iter()
+            .any(|k| dict.contains(k.as_str()))
+        };
+        let keys = asked();
+        assert!(keys.len() > 50, "{keys:?}");
+        for key in keys {
+            assert!(has(zh, key), "no Chinese label for {key:?}");
+            assert!(has(en, key), "no English label for {key:?}");
+        }
+    }
+
+    #[test]
+    fn every_file_the_page_loads_is_embedded() {
+        let index = ASSETS
+            .iter()
+            .find(|a| a.name == "index.html")
+            .map(|a| a.body);
+        let app = ASSETS.iter().find(|a| a.name == "app.js").map(|a| a.body);
+        for text in [index.unwrap_or_default(), app.unwrap_or_default()] {
+            for part in text
+                .split('"')
+                .filter(|p| p.ends_with(".js") || p.ends_with(".css"))
+            {
+                let name = part.trim_start_matches("./");
+                assert!(
+                    ASSETS.iter().any(|a| a.name == name),
+                    "{name} is not embedded"
+                );
+            }
+        }
+    }
+}

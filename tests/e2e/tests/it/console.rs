@@ -195,6 +195,11 @@ async fn auditor_reads_and_cannot_replay(w: &World, origin: &str) -> Result<()> 
             "[data-testid^=\"dead-CON-0002-\"]",
         ))
         .await?;
+    // The audit page queries the trail (its first records shown).
+    b.page(origin, "audit", "audit-query").await?;
+    b.click("audit-run").await?;
+    b.wait("audit-table").await?;
+    b.page(origin, "dead-letters", "dead-letters-table").await?;
     let button = b.wait("replay-selected").await?;
     assert!(
         !button.is_enabled().await?,
@@ -253,6 +258,16 @@ async fn operator_finds_and_replays(w: &World, origin: &str) -> Result<()> {
     })
     .await?;
     b.screenshot(&screenshots(), "operator-dead-letters-replayed")
+        .await?;
+    // English on request: the labels change, the page stays.
+    b.click("lang-toggle").await?;
+    until(WAIT, "English labels", || async {
+        b.text("nav-dead-letters")
+            .await
+            .filter(|t| t == "Dead letters")
+    })
+    .await?;
+    b.screenshot(&screenshots(), "operator-dead-letters-english")
         .await?;
     let errors = b.console_errors().await?;
     ensure!(errors.is_empty(), "operator: errors: {errors:#?}");
