@@ -29,7 +29,13 @@ use std::sync::Arc;
 
 pub fn router(state: AppState) -> Router {
     let api = finish(routes(), Edge::Admin).0;
-    super::audited(api.merge(super::console::assets()), state)
+    let router = api
+        .merge(super::console::assets())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::console::same_origin,
+        ));
+    super::audited(router, state)
 }
 
 /// The routes, each with its description (see [`super::openapi`]); the

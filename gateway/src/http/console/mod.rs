@@ -97,6 +97,68 @@ async fn file(
         .into_response()
 }
 
+/// Browsers present the client certificate to any page that asks, so a
+/// page of another site could make an operator's browser post to the admin
+/// API (a cross-site request forgery: `POST …/resume` needs no body, so it
+/// is a "simple" request that no CORS preflight stops). A request that
+/// changes something and comes from a browser on another origin (its
+/// `Origin` is not this listener's, or `Sec-Fetch-Site` says `cross-site`
+/// or `same-site`) is refused 403 `cross-origin` and audited as a denial.
+/// Clients that are not browsers (the CLI, scripts) send neither header.
+pub(crate) async fn same_origin(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if matches!(req.method(), &http::Method::GET | &http::Method::HEAD) {
+        return next.run(req).await;
+    }
+    let Some(why) = cross_origin(req.headers()) else {
+        return next.run(req).await;
+    };
+    let who = req
+        .extensions()
+        .get::<Arc<Caller>>()
+        .map(|c| c.name())
+        .unwrap_or_default();
+    let entry = yiwang_audit::Entry::new(yiwang_audit::Kind::Denial)
+        .principal(who)
+        .detail(serde_json::json!({
+            "action": format!("{} {}", req.method(), req.uri().path()),
+            "rule": why,
+        }));
+    if let Err(e) = state.audit().append(entry).await {
+        tracing::error!(error = %e, "a cross-origin refusal could not be audited");
+    }
+    Problem::new(
+        http::StatusCode::FORBIDDEN,
+        "cross-origin",
+        "Cross-origin request refused",
+    )
+    .detail(why)
+    .into_response()
+}
+
+/// Why a request's browser headers say it comes from another site, if they do.
+fn cross_origin(headers: &http::HeaderMap) -> Option<String> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site")
+        && matches!(site, "cross-site" | "same-site")
+    {
+        return Some(format!(
+            "Sec-Fetch-Site is {site}: only the console's own pages may act"
+        ));
+    }
+    let origin = text("origin")?;
+    let host = text("host").unwrap_or_default();
+    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
+    (origin_host != host).then(|| {
+        format!(
+            "Origin {origin} is not this listener ({host}): only the console's own pages may act"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::ASSETS;
@@ -144,6 +206,37 @@ mod tests {
             assert!(has(zh, key), "no Chinese label for {key:?}");
             assert!(has(en, key), "no English label for {key:?}");
         }
+    }
+
+    #[test]
+    fn only_the_listener_s_own_pages_may_act_from_a_browser() {
+        use super::cross_origin;
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, http::HeaderValue::from_static(v));
+            }
+            h
+        };
+        // The CLI and scripts send no browser headers.
+        assert_eq!(cross_origin(&headers(&[("host", "127.0.0.1:8441")])), None);
+        // The console itself.
+        let own = headers(&[
+            ("host", "127.0.0.1:8441"),
+            ("origin", "https://127.0.0.1:8441"),
+            ("sec-fetch-site", "same-origin"),
+        ]);
+        assert_eq!(cross_origin(&own), None);
+        let other = headers(&[
+            ("host", "127.0.0.1:8441"),
+            ("origin", "https://evil.example"),
+        ]);
+        let why = cross_origin(&other).unwrap_or_default();
+        assert!(why.contains("evil.example"), "{why}");
+        let sibling = headers(&[("host", "127.0.0.1:8441"), ("sec-fetch-site", "same-site")]);
+        assert!(cross_origin(&sibling).is_some());
+        let null = headers(&[("host", "127.0.0.1:8441"), ("origin", "null")]);
+        assert!(cross_origin(&null).is_some());
     }
 
     #[test]

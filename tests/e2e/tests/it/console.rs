@@ -111,6 +111,7 @@ async fn the_console_serves_the_operator_and_the_auditor_in_a_real_browser() -> 
     let origin = format!("https://{admin}");
     hot_swaps_are_listed(&w).await?;
     bureaus_get_no_console(&w).await?;
+    other_sites_cannot_act_through_the_browser(&w).await?;
 
     auditor_reads_and_cannot_replay(&w, &origin).await?;
     operator_finds_and_replays(&w, &origin).await?;
@@ -181,6 +182,43 @@ async fn bureaus_get_no_console(w: &World) -> Result<()> {
             assert_eq!(status, 403, "{path}: {body}");
         }
     }
+    Ok(())
+}
+
+/// A page of another site cannot make the operator's browser (which
+/// presents the certificate to anyone who asks) resume a network: the
+/// cross-origin post is refused and audited; the same post from a client
+/// that is no browser goes through.
+async fn other_sites_cannot_act_through_the_browser(w: &World) -> Result<()> {
+    let ops = w.admin().context("admin")?;
+    let path = format!("/admin/networks/{MR}/resume");
+    let forged = [("origin".to_string(), "https://evil.example".to_string())];
+    let (status, body) = ops
+        .request_with(http::Method::POST, &path, "text/plain", &forged, Vec::new())
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["type"], "https://yiwang.dev/problems/cross-origin",
+        "{body}"
+    );
+    let (status, body) = ops
+        .request_with(http::Method::POST, &path, "text/plain", &[], Vec::new())
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let q = yiwang_audit::Query {
+        kind: Some(yiwang_audit::Kind::Denial),
+        principal: Some("ops".into()),
+        ..Default::default()
+    };
+    let refused = yiwang_audit::query(&w.audit_dir(), &q)
+        .filter_map(Result::ok)
+        .filter(|r| {
+            r.detail["rule"]
+                .as_str()
+                .is_some_and(|r| r.contains("evil.example"))
+        })
+        .count();
+    assert_eq!(refused, 1, "the cross-origin post is audited");
     Ok(())
 }
 
