@@ -12,7 +12,10 @@
 //! | `auditor`  | read the audit trail (and what this gateway witnesses), nothing else |
 //!
 //! The double-entry report (figures, no case data) is read by auditors and
-//! by operators granted `read`.
+//! by operators granted `read`; so is the console (`/console/` on the admin
+//! listener) and its read-only views (networks, cases, dead letters,
+//! deadlines): operators act through the admin API with their grants,
+//! auditors only read.
 //!
 //! An operator granted `witness` (another gateway pushing its checkpoints
 //! here) may post to and read this gateway's witness, nothing else.
@@ -322,6 +325,9 @@ pub enum Action<'a> {
     ReadAudit,
     /// Read the double-entry report.
     ReadReport,
+    /// Load the console and read its views (networks, cases and their
+    /// timelines, dead letters, deadlines); acting needs the admin grants.
+    Console,
     /// Post checkpoints to this gateway's witness, or read what it holds.
     Witness,
     /// Liveness probe: any mapped principal.
@@ -351,6 +357,7 @@ impl fmt::Display for Action<'_> {
             Action::Admin(op) => write!(f, "perform admin operation {}", op.as_str()),
             Action::ReadAudit => f.write_str("read the audit trail"),
             Action::ReadReport => f.write_str("read the double-entry report"),
+            Action::Console => f.write_str("use the console"),
             Action::Witness => f.write_str("use the audit witness"),
             Action::Health => f.write_str("check health"),
             Action::ReadApiDescription => f.write_str("read the API description"),
@@ -593,6 +600,14 @@ impl Policy {
                      role is {role}"
                 ))),
             },
+            Action::Console => match p.role {
+                Role::Auditor => Ok(()),
+                Role::Operator if p.admin.contains(&AdminOp::Read) => Ok(()),
+                _ => Err(deny(format!(
+                    "the console is for auditors and operators granted `read`; its role is \
+                     {role}"
+                ))),
+            },
             Action::Witness => match p.role {
                 Role::Auditor => Ok(()),
                 Role::Operator if p.admin.contains(&AdminOp::Witness) => Ok(()),
@@ -825,6 +840,26 @@ mod tests {
         let ministry = p.identify(&id("public-security-push", &[]));
         assert!(p.check(&ministry, Action::ReadReport).is_err());
         assert!(p.check(&Caller::anonymous(), Action::ReadReport).is_err());
+    }
+
+    #[test]
+    fn the_console_is_for_auditors_and_operators_granted_read() {
+        let p = policy();
+        let ops = p.identify(&id("ops-1", &[]));
+        assert!(p.check(&ops, Action::Console).is_ok());
+        let audit = p.identify(&id("audit-1", &[]));
+        assert!(p.check(&audit, Action::Console).is_ok());
+        // The auditor reads the console, it does not act through it.
+        assert!(p.check(&audit, Action::Admin(AdminOp::Replay)).is_err());
+        let peer = p.identify(&id("peer-gateway", &[]));
+        let e = p.check(&peer, Action::Console).expect_err("no read grant");
+        assert!(e.rule.contains("granted `read`"), "{e}");
+        let bureau = p.identify(&id("fuzhou-bureau", &["yiwang://bureau/fuzhou"]));
+        let e = p.check(&bureau, Action::Console).expect_err("bureau");
+        assert!(e.rule.contains("its role is bureau"), "{e}");
+        let ministry = p.identify(&id("public-security-push", &[]));
+        assert!(p.check(&ministry, Action::Console).is_err());
+        assert!(p.check(&Caller::anonymous(), Action::Console).is_err());
     }
 
     #[test]

@@ -95,6 +95,12 @@ impl NetworkRuntime {
     pub fn is_down(&self) -> bool {
         self.versions.current().is_none()
     }
+
+    /// Where its circuit breaker stands now (the console shows it).
+    pub fn breaker_state(&self) -> retry::BreakerState {
+        let b = self.circuit.lock().unwrap_or_else(|p| p.into_inner());
+        b.state(crate::store::now_millis())
+    }
 }
 
 /// Why an operator's resume did not bring a destination back.

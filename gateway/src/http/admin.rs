@@ -28,13 +28,21 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub fn router(state: AppState) -> Router {
-    super::audited(finish(routes(), Edge::Admin).0, state)
+    let api = finish(routes(), Edge::Admin).0;
+    let router = api
+        .merge(super::console::assets())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::console::same_origin,
+        ));
+    super::audited(router, state)
 }
 
-/// The routes, each with its description (see [`super::openapi`]).
+/// The routes, each with its description (see [`super::openapi`]); the
+/// console's JSON endpoints among them (its pages are not API).
 pub(super) fn routes() -> ApiRouter<AppState> {
     let read = "Requires the `read` admin grant.";
-    ApiRouter::new()
+    super::console::routes()
         .route("/admin/queue", get(queue))
         .api_route_docs(
             "/admin/queue",

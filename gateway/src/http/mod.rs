@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod budget;
 mod callbacks;
+pub mod console;
 mod fairness;
 mod handshakes;
 mod intake;

@@ -108,6 +108,9 @@ async fn main() -> Result<()> {
             .map(|a| a.to_string())
             .unwrap_or_default(),
     );
+    if let Some(admin) = gateway.admin_addr {
+        console_line(&pki, admin);
+    }
     println!("  config            {}", config_path.display());
     println!(
         "  PKI               {}  (every connection is mutually authenticated TLS)\n",
@@ -242,6 +245,36 @@ async fn main() -> Result<()> {
         sim.shutdown().await;
     }
     Ok(())
+}
+
+/// Where the console is, and the certificates to import into a browser:
+/// the operator's and the auditor's as PKCS#12 files (no password), made
+/// with `openssl`, and the gateway's CA to trust.
+fn console_line(pki: &Pki, admin: std::net::SocketAddr) {
+    println!("  console           https://{admin}/console/  (docs/operator-guide.md#the-console)");
+    for (who, id) in [("operator", &pki.operator), ("auditor", &pki.auditor)] {
+        let p12 = id.cert_path.with_extension("p12");
+        let made = std::process::Command::new("openssl")
+            .args(["pkcs12", "-export", "-passout", "pass:", "-name", who])
+            .arg("-in")
+            .arg(&id.cert_path)
+            .arg("-inkey")
+            .arg(&id.key_path)
+            .arg("-out")
+            .arg(&p12)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if made {
+            println!(
+                "                    {who:<9} import {} (empty password)",
+                p12.display()
+            );
+        }
+    }
+    println!(
+        "                    trust     {} (the gateway's CA)",
+        pki.gateway_ca.cert_path.display()
+    );
 }
 
 /// The double-entry report over the demo's cases, as the operator reads it

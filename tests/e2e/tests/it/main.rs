@@ -9,6 +9,8 @@
 mod adapter_record;
 mod adapters_live;
 mod api_description;
+mod browser;
+mod console;
 mod crash;
 mod delivery;
 mod fairness;
