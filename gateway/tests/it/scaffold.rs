@@ -1,6 +1,6 @@
 //! `yiwang adapter new` makes, for every archetype, an out-of-tree crate that builds from
-//! its own workspace and lock file and passes `yiwang adapter test` as generated; and it
-//! refuses what it cannot make well.
+//! its own workspace and lock file, is lint-clean and passes `yiwang adapter test` as
+//! generated; and it refuses what it cannot make well.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -61,6 +61,14 @@ fn every_archetype_builds_out_of_tree_and_passes_its_fixtures_as_generated() {
             !manifest.contains("{{"),
             "every placeholder filled: {manifest}"
         );
+
+        let clippy = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["clippy", "--release", "--quiet", "--", "-D", "warnings"])
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", scaffold_target())
+            .output()
+            .expect("run cargo clippy");
+        assert!(clippy.status.success(), "{archetype} is not lint-clean: {}", text(&clippy));
 
         let out = yiwang(&["adapter", "test", "."], &dir);
         let report = text(&out);

@@ -8,15 +8,15 @@
 //! `password` (the adapter never sees it); the username is the network's adapter-config
 //! `username`. Replace the constants with the ministry's interface document.
 
-use yiwang_adapter_sdk::error::{Effect, classify_status, send_error};
-use yiwang_adapter_sdk::http::{Request, ResponseExt};
-use yiwang_adapter_sdk::soap::{self, SoapError};
+use yiwang_adapter_sdk::error::{Effect, send_error};
+use yiwang_adapter_sdk::http::Request;
+use yiwang_adapter_sdk::soap;
+use yiwang_adapter_sdk::soap_reply::{self, FaultClass, FaultTable, Reply};
 use yiwang_adapter_sdk::wsse::UsernameToken;
 use yiwang_adapter_sdk::xml::{Element, XmlWriter};
 use yiwang_adapter_sdk::{
-    Adapter, AdapterError, CaseRef, Decision, Descriptor, Event, HttpResponse, MappingRow, Receipt,
-    Stage, Submission, ambiguous, event, host, parse_case, permanent, permanent_field, retryable,
-    text, unified_pointer,
+    Adapter, CaseRef, Decision, Descriptor, Event, MappingRow, Receipt, Stage, Submission,
+    ambiguous, event, host, parse_case, permanent, unified_pointer,
 };
 
 pub const NETWORK_KIND: &str = "lookup-only";
@@ -24,7 +24,7 @@ pub const NETWORK_KIND: &str = "lookup-only";
 pub const ITEMS: &[(&str, &str)] = &[("XX-EXAMPLE-001", "1.0")];
 pub const SERVICE_PATH: &str = "/services/CaseService";
 pub const SERVICE_NS: &str = "http://example.gov.cn/case";
-type Result<T, E = AdapterError> = std::result::Result<T, E>;
+type Result<T, E = yiwang_adapter_sdk::AdapterError> = std::result::Result<T, E>;
 
 /// Unified field → ministry field.
 pub const FIELD_MAPPINGS: &[MappingRow] = &[
@@ -66,7 +66,7 @@ pub fn envelope(token: &UsernameToken, operation: &str, fields: &[(&str, &str)])
 /// One operation: the response element and the raw reply, or the classified failure. The
 /// token's PasswordDigest is computed by the host over the secret `password`: the request
 /// carries only the digest, so it goes out with the plain `send`.
-fn call(operation: &str, fields: &[(&str, &str)], effect: Effect) -> Result<(Element, String)> {
+fn call(operation: &str, fields: &[(&str, &str)], effect: Effect) -> Result<Reply> {
     let token = UsernameToken::password_digest(&host::require_config("username")?, "password")?;
     let reply = Request::post(SERVICE_PATH)
         .header("Content-Type", "text/xml; charset=UTF-8")
@@ -74,57 +74,29 @@ fn call(operation: &str, fields: &[(&str, &str)], effect: Effect) -> Result<(Ele
         .body(envelope(&token, operation, fields)?.into_bytes())
         .send()
         .map_err(|e| send_error(e, effect))?;
-    read_reply(&reply, effect)
+    soap_reply::read_reply(&reply, &format!("{operation}Response"), effect)
 }
 
-/// A SOAP fault is read before the HTTP status: faults come in HTTP 500.
-pub fn read_reply(reply: &HttpResponse, effect: Effect) -> Result<(Element, String)> {
-    let (status, retry) = (reply.status, reply.header("retry-after"));
-    let unreadable = |why: String| match (classify_status(status, retry), effect) {
-        (Some(e), _) => e,
-        (None, Effect::MayAct) => ambiguous(format!("unreadable reply after a filing: {why}")),
-        (None, Effect::ReadOnly) => retryable(format!("unreadable reply: {why}")),
-    };
-    let charset = reply
-        .header("content-type")
-        .and_then(|c| c.split("charset=").nth(1));
-    let text = text::decode_xml(&reply.body, charset);
-    let text = text.map_err(|e| unreadable(e.to_string()))?.text;
-    match soap::parse_response(&text) {
-        Ok(parsed) if status == 200 => Ok((parsed.payload, text)),
-        Ok(_) => Err(unreadable(format!("HTTP {status} with a non-fault body"))),
-        Err(fault @ SoapError::Fault { .. }) => Err(fault_error(fault, effect)),
-        Err(e) => Err(unreadable(e.to_string())),
-    }
-}
+/// The network's fault classes: the SDK's rules (`Client…` rejected; any other fault
+/// ambiguous after a call that may have acted, retryable after a look-up), plus the dotted
+/// codes the service documents.
+pub const FAULTS: FaultTable = FaultTable {
+    codes: &[("Server.Busy", FaultClass::Retryable)],
+    detail_code: None,
+    details: &[],
+};
 
-/// A fault by its dotted code: a validation fault names the field; a busy server is
-/// retried; any other server fault after a filing may have acted, so it is ambiguous.
-pub fn fault_error(fault: SoapError, effect: Effect) -> AdapterError {
-    let SoapError::Fault {
-        code,
-        string,
-        detail,
-        ..
-    } = fault
-    else {
-        return retryable(fault.to_string());
-    };
-    let code = code.rsplit(':').next().unwrap_or(&code);
-    let message = format!("service fault {code}: {string}");
-    let field = detail
-        .as_deref()
-        .and_then(|d| d.text_of("field"))
-        .map(str::to_owned);
-    match (code, field) {
-        ("Client.Validation", Some(field)) => {
-            let pointer = unified_pointer(FIELD_MAPPINGS, &field).unwrap_or(field);
-            permanent_field(pointer, Some(code.to_owned()), message)
+/// The response element, or the fault as a classified error; a validation fault names its
+/// field in `detail/field`, reported as the unified pointer.
+fn response(reply: Reply, effect: Effect) -> Result<(Element, String)> {
+    match reply {
+        Reply::Response(payload, raw) => Ok((payload, raw)),
+        Reply::Fault(fault, _) => {
+            let field = fault
+                .detail_text("field")
+                .map(|f| unified_pointer(FIELD_MAPPINGS, f).unwrap_or_else(|| f.to_owned()));
+            Err(FAULTS.error(&fault, effect, field))
         }
-        ("Server.Busy", _) => retryable(message),
-        (c, _) if c.starts_with("Client") => permanent(message),
-        _ if effect == Effect::MayAct => ambiguous(message),
-        _ => retryable(message),
     }
 }
 
@@ -162,7 +134,7 @@ impl Adapter for LookupOnlyAdapter {
             ("itemCode", case.item.code.as_str()),
             ("applicantName", case.applicant.name.as_str()),
         ];
-        let (payload, raw) = call("FileCase", &fields, Effect::MayAct)?;
+        let (payload, raw) = response(call("FileCase", &fields, Effect::MayAct)?, Effect::MayAct)?;
         let number = payload.text_of("caseId").filter(|n| !n.is_empty());
         let number = number.ok_or_else(|| ambiguous("filing reply without caseId"))?;
         // A new filing starts at 10: the same content a first lookup tells.
@@ -184,13 +156,10 @@ impl Adapter for LookupOnlyAdapter {
             CaseRef::Number(n) => ("caseId", n, false),
             CaseRef::IdempotencyKey(k) => ("clientRef", k, true),
         };
-        match call("LookupStatus", &[(field, value)], Effect::ReadOnly) {
-            Ok((payload, _)) => Ok(vec![parse_status(&payload)?]),
+        match call("LookupStatus", &[(field, value)], Effect::ReadOnly)? {
             // "Did my filing land?" Not found is the answer: the gateway may send it again.
-            Err(AdapterError::Permanent(r)) if by_key && r.message.contains("Client.NotFound") => {
-                Ok(Vec::new())
-            }
-            Err(e) => Err(e),
+            Reply::Fault(fault, _) if by_key && fault.is("Client.NotFound") => Ok(Vec::new()),
+            reply => Ok(vec![parse_status(&response(reply, Effect::ReadOnly)?.0)?]),
         }
     }
 }
