@@ -136,7 +136,7 @@ impl GuestCall {
         let mut state = store.into_data();
         let reported = std::mem::take(&mut state.trace.problems);
         let result = result
-            .map_err(|e| super::problems::settle(e, reported))
+            .map_err(|e| super::error::settle(e, reported))
             .map_err(|e| self.sandbox.redact_error(e));
         let result = match (result, state.trace.violations.first()) {
             // A call that broke a sandbox rule fails with that violation,

@@ -18,54 +18,15 @@
 
 use super::bindings::yiwang::adapter::{crypto, random, secrets};
 use super::host::{HostState, SecretError};
+use super::random::MAX_RANDOM_BYTES;
 use hmac::digest::{Digest, KeyInit, Update};
 use hmac::{Hmac, Mac};
-use rand::{RngCore, SeedableRng};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-
-/// The most bytes `random-bytes` hands out in one call.
-pub const MAX_RANDOM_BYTES: u32 = 1024;
 
 /// The most input bytes one `digest` or `hmac` call hashes (the secrets'
 /// values included): enough for any signature base string, small enough
 /// that hashing stays a sliver of a call's CPU time.
 pub const MAX_CRYPTO_INPUT: usize = 1 << 20;
-
-/// Where `random-bytes` comes from.
-pub trait RandomSource: Send + Sync + 'static {
-    fn fill(&self, out: &mut [u8]);
-}
-
-/// The operating system's generator, through rand's thread-local CSPRNG.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemRandom;
-
-impl RandomSource for SystemRandom {
-    fn fill(&self, out: &mut [u8]) {
-        rand::rng().fill_bytes(out);
-    }
-}
-
-/// A repeatable sequence from a seed: fixture tests, where the same
-/// fixture must send the same nonce every run.
-#[derive(Debug)]
-pub struct SeededRandom(Mutex<rand::rngs::StdRng>);
-
-impl SeededRandom {
-    pub fn new(seed: u64) -> Self {
-        SeededRandom(Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)))
-    }
-}
-
-impl RandomSource for SeededRandom {
-    fn fill(&self, out: &mut [u8]) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .fill_bytes(out);
-    }
-}
 
 /// Why a digest or HMAC could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -268,21 +229,5 @@ mod tests {
             )),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-    }
-
-    #[test]
-    fn a_seeded_source_repeats_and_the_system_one_does_not() {
-        let (a, b) = (SeededRandom::new(7), SeededRandom::new(7));
-        let (mut x, mut y) = ([0u8; 16], [0u8; 16]);
-        a.fill(&mut x);
-        b.fill(&mut y);
-        assert_eq!(x, y);
-        let mut next = [0u8; 16];
-        a.fill(&mut next);
-        assert_ne!(x, next, "the sequence moves on");
-        let (mut s, mut t) = ([0u8; 16], [0u8; 16]);
-        SystemRandom.fill(&mut s);
-        SystemRandom.fill(&mut t);
-        assert_ne!(s, t);
     }
 }

@@ -2,7 +2,7 @@
 
 use super::bindings::AdapterError;
 use super::limits::LimitHit;
-use super::problems::Rejected;
+use super::problems::{Problem, Rejected, Reported};
 use serde::Serialize;
 
 /// What the queue does next with a failed call.
@@ -194,6 +194,34 @@ pub enum TextProblem {
     TooLong { len: usize, max: usize },
     #[error("contains control characters")]
     ControlCharacters,
+}
+
+/// The call's error with the problems it reported: a `permanent`
+/// rejection with reported problems becomes [`CallError::Rejected`];
+/// anything else is left as it is (problems without a rejection are noise).
+pub(super) fn settle(error: CallError, reported: Reported) -> CallError {
+    match error {
+        CallError::Adapter(AdapterError::Permanent(summary)) if !reported.problems.is_empty() => {
+            CallError::Rejected(Box::new(Rejected {
+                summary,
+                problems: reported.problems,
+                dropped: reported.dropped,
+            }))
+        }
+        other => other,
+    }
+}
+
+impl CallError {
+    /// Every problem behind a rejection: the reported list (1.1), or the
+    /// rejection itself as the one problem (1.0); empty for other failures.
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            CallError::Rejected(r) => r.problems.clone(),
+            CallError::Adapter(AdapterError::Permanent(r)) => vec![Problem::from(r)],
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 //! configuration and secrets, and a trace of what the call did.
 
 use super::bindings::yiwang::adapter::{clock, config, http, kv, log, types};
-use super::crypto::{RandomSource, SystemRandom};
 use super::error::Violation;
 use super::kv::{KvStore, MemoryKv};
 use super::limits::{LimitHit, Limits, MemoryLimiter};
+use super::random::{RandomSource, SystemRandom};
 use super::slots::NetworkSlots;
 use crate::transport::{OutboundRequest, Transport, TransportError};
 use bytes::Bytes;
@@ -540,6 +540,17 @@ impl config::Host for HostState {
 /// How long a call may wait in total: the wall limit.
 pub(crate) fn wall_limit(sandbox: &NetworkSandbox) -> Duration {
     sandbox.limits.wall_time
+}
+
+/// Contract 1.1 `problems`: what the adapter reports is kept for the call's end.
+impl super::bindings::yiwang::adapter::problems::Host for HostState {
+    fn report(
+        &mut self,
+        problems: Vec<super::bindings::yiwang::adapter::problems::Problem>,
+    ) -> wasmtime::Result<()> {
+        super::problems::report(&mut self.trace.problems, problems);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod kv;
 mod limits;
 mod normalize;
 mod problems;
+mod random;
 mod redact;
 mod slots;
 
@@ -30,9 +31,7 @@ pub use bindings::{
 };
 pub use cache::ComponentCache;
 pub use call::CallReport;
-pub use crypto::{
-    CryptoError, MAX_CRYPTO_INPUT, MAX_RANDOM_BYTES, RandomSource, SeededRandom, SystemRandom,
-};
+pub use crypto::{CryptoError, MAX_CRYPTO_INPUT};
 pub use error::{
     CallError, ErrorClass, EventError, OutputError, TextError, TextProblem, Violation,
 };
@@ -45,6 +44,7 @@ pub use kv::{
 pub use limits::{LimitHit, Limits};
 pub use normalize::{NormalizedCallback, NormalizedPoll, NormalizedReceipt};
 pub use problems::{MAX_PROBLEMS, Problem, Rejected, Reported};
+pub use random::{MAX_RANDOM_BYTES, RandomSource, SeededRandom, SystemRandom};
 pub use redact::MIN_REDACTED_LEN;
 pub use slots::{
     CallbacksBusy, DEFAULT_CALLBACK_CONCURRENCY, HEADROOM_SLOTS, NetworkSlots, reserved_slots,

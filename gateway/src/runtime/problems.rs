@@ -5,14 +5,12 @@
 //! change in place, and the 1.0 export `permanent(rejection)` must keep
 //! type-checking for components built against 1.0.0. So a 1.1 adapter
 //! reports the ministry's full list through `problems.report` and still
-//! returns the 1.0 rejection as the summary; [`settle`] joins them. A 1.0
+//! returns the 1.0 rejection as the summary; `error::settle` joins them. A 1.0
 //! adapter reports nothing and its rejection stands alone, unchanged (its
 //! `CallError::Adapter`, message and kind are what they always were).
 
+use super::bindings::Rejection;
 use super::bindings::yiwang::adapter::problems;
-use super::bindings::{AdapterError, Rejection};
-use super::error::CallError;
-use super::host::HostState;
 use serde::Serialize;
 
 /// The most problems kept for one call; more are counted, not kept.
@@ -91,55 +89,27 @@ fn cut(mut text: String, max: usize) -> String {
     text
 }
 
-impl problems::Host for HostState {
-    fn report(&mut self, problems: Vec<problems::Problem>) -> wasmtime::Result<()> {
-        let reported = &mut self.trace.problems;
-        for p in problems {
-            if reported.problems.len() >= MAX_PROBLEMS {
-                reported.dropped += 1;
-                continue;
-            }
-            reported.problems.push(Problem {
-                pointer: p.pointer.map(|t| cut(t, MAX_PROBLEM_TEXT / 4)),
-                code: p.code.map(|t| cut(t, MAX_PROBLEM_TEXT / 4)),
-                message: cut(p.message, MAX_PROBLEM_TEXT),
-            });
+/// Keep what an adapter reported in one `problems.report` call: at most
+/// [`MAX_PROBLEMS`] in all (more are counted), texts cut to their bounds.
+pub(super) fn report(reported: &mut Reported, problems: Vec<problems::Problem>) {
+    for p in problems {
+        if reported.problems.len() >= MAX_PROBLEMS {
+            reported.dropped += 1;
+            continue;
         }
-        Ok(())
-    }
-}
-
-/// The call's error with the problems it reported: a `permanent`
-/// rejection with reported problems becomes [`CallError::Rejected`];
-/// anything else is left as it is (problems without a rejection are noise).
-pub(super) fn settle(error: CallError, reported: Reported) -> CallError {
-    match error {
-        CallError::Adapter(AdapterError::Permanent(summary)) if !reported.problems.is_empty() => {
-            CallError::Rejected(Box::new(Rejected {
-                summary,
-                problems: reported.problems,
-                dropped: reported.dropped,
-            }))
-        }
-        other => other,
-    }
-}
-
-impl CallError {
-    /// Every problem behind a rejection: the reported list (1.1), or the
-    /// rejection itself as the one problem (1.0); empty for other failures.
-    pub fn problems(&self) -> Vec<Problem> {
-        match self {
-            CallError::Rejected(r) => r.problems.clone(),
-            CallError::Adapter(AdapterError::Permanent(r)) => vec![Problem::from(r)],
-            _ => Vec::new(),
-        }
+        reported.problems.push(Problem {
+            pointer: p.pointer.map(|t| cut(t, MAX_PROBLEM_TEXT / 4)),
+            code: p.code.map(|t| cut(t, MAX_PROBLEM_TEXT / 4)),
+            message: cut(p.message, MAX_PROBLEM_TEXT),
+        });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::bindings::AdapterError;
+    use crate::runtime::error::{CallError, settle};
 
     fn rejection() -> Rejection {
         Rejection {

@@ -28,24 +28,7 @@
 //! a small fraction of `lease-ms` of each other (NTP does).
 
 use super::JobRef;
-use super::record::{CaseRecord, Job, JobKind, JobState, Millis};
-use serde::{Deserialize, Serialize};
-
-/// Who holds an in-flight job, and until when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    /// The replica id (`[gateway] replica-id`).
-    pub owner: String,
-    /// Expiry (ms since the Unix epoch): after it, another replica may
-    /// recover the job.
-    pub until: Millis,
-}
-
-impl Lease {
-    pub fn is_live(&self, now: Millis) -> bool {
-        self.until > now
-    }
-}
+use super::record::{CaseRecord, Job, JobKind, JobState, Lease, Millis};
 
 /// What a dispatcher asks of [`super::Store::claim`].
 #[derive(Debug, Clone)]

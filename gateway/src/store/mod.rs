@@ -30,11 +30,11 @@ pub type Millis = i64;
 
 pub use follow_up::FollowUp;
 pub use leader::Leadership;
-pub use lease::{ClaimRequest, Claimed, Claims, Lease};
+pub use lease::{ClaimRequest, Claimed, Claims};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use record::{
     Attempt, AttemptOutcome, CaseClock, CaseRecord, ChangeRecord, Destination, Hold, IndexEntry,
-    Job, JobKind, JobState, Light, NetworkCase,
+    Job, JobKind, JobState, Lease, Light, NetworkCase,
 };
 pub use sled_store::SledStore;
 

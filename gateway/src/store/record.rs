@@ -67,6 +67,22 @@ pub enum JobKind {
     Notify { body: serde_json::Value },
 }
 
+/// Who holds an in-flight job, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The replica id (`[gateway] replica-id`).
+    pub owner: String,
+    /// Expiry (ms since the Unix epoch): after it, another replica may
+    /// recover the job.
+    pub until: Millis,
+}
+
+impl Lease {
+    pub fn is_live(&self, now: Millis) -> bool {
+        self.until > now
+    }
+}
+
 /// Where a job is in its life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -87,7 +103,7 @@ pub enum JobState {
         /// The replica running it and until when (see [`super::lease`]);
         /// none in records written before leases existed (then expired).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        lease: Option<super::lease::Lease>,
+        lease: Option<Lease>,
     },
     Delivered {
         at: Millis,
