@@ -68,7 +68,11 @@ fn every_archetype_builds_out_of_tree_and_passes_its_fixtures_as_generated() {
             .env("CARGO_TARGET_DIR", scaffold_target())
             .output()
             .expect("run cargo clippy");
-        assert!(clippy.status.success(), "{archetype} is not lint-clean: {}", text(&clippy));
+        assert!(
+            clippy.status.success(),
+            "{archetype} is not lint-clean: {}",
+            text(&clippy)
+        );
 
         let out = yiwang(&["adapter", "test", "."], &dir);
         let report = text(&out);
