@@ -7,15 +7,16 @@
 //! password: the UsernameToken's PasswordDigest is hashed by the host over the network's
 //! secret `password` (never seen here) and a host nonce; the username is adapter-config.
 
-use yiwang_adapter_sdk::error::{Effect, classify_status, send_error};
+use yiwang_adapter_sdk::error::{Effect, send_error};
 use yiwang_adapter_sdk::host::{self, Problem};
-use yiwang_adapter_sdk::http::{Request, ResponseExt};
-use yiwang_adapter_sdk::soap::{self, SoapError};
+use yiwang_adapter_sdk::http::Request;
+use yiwang_adapter_sdk::soap;
+use yiwang_adapter_sdk::soap_reply::{self, FaultClass, FaultTable, Reply};
 use yiwang_adapter_sdk::wsse::UsernameToken;
 use yiwang_adapter_sdk::xml::{Element, XmlWriter};
 use yiwang_adapter_sdk::{
-    Adapter, AdapterError, CaseRef, Decision, Descriptor, Event, HttpResponse, MappingRow, Receipt,
-    Stage, Submission, ambiguous, event, parse_case, permanent, retryable, text, unified_pointer,
+    Adapter, AdapterError, CaseRef, Decision, Descriptor, Event, MappingRow, Receipt, Stage,
+    Submission, ambiguous, event, parse_case, permanent, unified_pointer,
 };
 
 pub const NETWORK_KIND: &str = "provincial-filing";
@@ -56,15 +57,12 @@ pub fn envelope(token: &UsernameToken, operation: &str, fields: &[(&str, &str)])
     let op = w
         .finish()
         .map_err(|e| permanent(format!("cannot write the {operation} request: {e}")))?;
-    Ok(format!(
-        r#"<soapenv:Envelope xmlns:soapenv="{}"><soapenv:Header>{}</soapenv:Header><soapenv:Body>{op}</soapenv:Body></soapenv:Envelope>"#,
-        soap::SOAP11_NS,
-        token.security_header()?
-    ))
+    soap::envelope_with_header(&token.security_header()?, &op, &[])
+        .map_err(|e| permanent(format!("cannot write the {operation} envelope: {e}")))
 }
 
-/// One operation: the response element and the raw reply, or the classified failure.
-fn call(operation: &str, fields: &[(&str, &str)], effect: Effect) -> Result<(Element, String)> {
+/// One operation: the reply as the SDK reads it (a SOAP fault before the HTTP status).
+fn call(operation: &str, fields: &[(&str, &str)], effect: Effect) -> Result<Reply> {
     let token = UsernameToken::password_digest(&host::require_config("username")?, "password")?;
     let body = envelope(&token, operation, fields)?;
     let reply = Request::post(SERVICE_PATH)
@@ -73,63 +71,50 @@ fn call(operation: &str, fields: &[(&str, &str)], effect: Effect) -> Result<(Ele
         .body(body.into_bytes())
         .send()
         .map_err(|e| send_error(e, effect))?;
-    read_reply(&reply, effect)
+    soap_reply::read_reply(&reply, &format!("{operation}Response"), effect)
 }
 
-/// A SOAP fault is read before the HTTP status: faults come in HTTP 500.
-pub fn read_reply(reply: &HttpResponse, effect: Effect) -> Result<(Element, String)> {
-    let (status, retry) = (reply.status, reply.header("retry-after"));
-    let unreadable = |why: String| match (classify_status(status, retry), effect) {
-        (Some(e), _) => e,
-        (None, Effect::MayAct) => ambiguous(format!("unreadable reply after a filing: {why}")),
-        (None, Effect::ReadOnly) => retryable(format!("unreadable reply: {why}")),
-    };
-    let content_type = reply.header("content-type");
-    let charset = content_type.and_then(|c| c.split("charset=").nth(1));
-    let text = text::decode_xml(&reply.body, charset);
-    let text = text.map_err(|e| unreadable(e.to_string()))?.text;
-    match soap::parse_response(&text) {
-        Ok(parsed) if status == 200 => Ok((parsed.payload, text)),
-        Ok(_) => Err(unreadable(format!("HTTP {status} with a non-fault body"))),
-        Err(fault @ SoapError::Fault { .. }) => Err(fault_error(fault, effect)),
-        Err(e) => Err(unreadable(e.to_string())),
-    }
-}
+/// The service's dotted codes beyond the SDK's rule (`Client…` rejected; any other fault
+/// ambiguous after a filing, retryable after a lookup): a stale clock, a replayed nonce
+/// and a busy server are retried.
+pub const FAULTS: FaultTable = FaultTable {
+    codes: &[
+        ("Client.Expired", FaultClass::Retryable),
+        ("Client.Replay", FaultClass::Retryable),
+        ("Server.Busy", FaultClass::Retryable),
+    ],
+    detail_code: None,
+    details: &[],
+};
 
-/// A fault by its dotted code: validation reports every field (as unified pointers where
-/// mapped); a stale clock, a replayed nonce or a busy server is retried; any other server
-/// fault after a filing may have acted, so it is ambiguous (asked before any resend).
-pub fn fault_error(fault: SoapError, effect: Effect) -> AdapterError {
-    let SoapError::Fault {
-        code,
-        string,
-        detail,
-        ..
-    } = fault
-    else {
-        return retryable(fault.to_string());
+/// The response element, or the fault as a classified error: a validation fault reports
+/// every field it names (`detail/zd`) as a problem, as unified pointers where mapped.
+pub fn response(reply: Reply, effect: Effect) -> Result<(Element, String)> {
+    let fault = match reply {
+        Reply::Response(payload, raw) => return Ok((payload, raw)),
+        Reply::Fault(fault, _) => fault,
     };
-    let code = code.rsplit(':').next().unwrap_or(&code);
-    let message = format!("filing service fault {code}: {string}");
-    let zd = detail
-        .as_deref()
-        .map(|d| d.children("zd").map(Element::text).collect());
-    let fields: Vec<&str> = zd.unwrap_or_default();
-    match code {
-        "Client.Validation" if !fields.is_empty() => {
-            let problem = |f: &&str| Problem {
-                pointer: Some(unified_pointer(FIELD_MAPPINGS, f).unwrap_or_else(|| f.to_string())),
-                code: Some(code.to_owned()),
-                message: format!("{string} ({f})"),
-            };
-            let message = format!("{message} (fields: {})", fields.join(", "));
-            host::rejected(message, fields.iter().map(problem).collect())
-        }
-        "Client.Expired" | "Client.Replay" | "Server.Busy" => retryable(message),
-        c if c.starts_with("Client") => permanent(message),
-        _ if effect == Effect::MayAct => ambiguous(message),
-        _ => retryable(message),
+    let fields: Vec<&str> = match &fault.detail {
+        Some(d) if fault.is("Client.Validation") => d.children("zd").map(Element::text).collect(),
+        _ => Vec::new(),
+    };
+    if fields.is_empty() {
+        return Err(FAULTS.error(&fault, effect, None));
     }
+    let (code, string) = (&fault.code, &fault.string);
+    let problem = |f: &&str| Problem {
+        pointer: Some(unified_pointer(FIELD_MAPPINGS, f).unwrap_or_else(|| f.to_string())),
+        code: Some(code.clone()),
+        message: format!("{string} ({f})"),
+    };
+    let message = format!(
+        "filing service fault {code}: {string} (fields: {})",
+        fields.join(", ")
+    );
+    Err(host::rejected(
+        message,
+        fields.iter().map(problem).collect(),
+    ))
 }
 
 /// The current status as one event, stamped with the query time the service gives.
@@ -169,7 +154,7 @@ impl Adapter for ProvincialFiling {
             ("sqrmc", case.applicant.name.as_str()),
             ("xmmc", project.unwrap_or_default()),
         ];
-        let (payload, raw) = call("FileCase", &fields, Effect::MayAct)?;
+        let (payload, raw) = response(call("FileCase", &fields, Effect::MayAct)?, Effect::MayAct)?;
         let number = payload.text_of("bah").filter(|n| !n.is_empty());
         let number = number.ok_or_else(|| ambiguous("filing reply without bah"))?;
         // A new filing starts at 10 已接收: the same content a first lookup tells.
@@ -192,13 +177,10 @@ impl Adapter for ProvincialFiling {
             CaseRef::Number(n) => ("bah", n, false),
             CaseRef::IdempotencyKey(k) => ("khckh", k, true),
         };
-        match call("LookupStatus", &[(field, value)], Effect::ReadOnly) {
-            Ok((payload, _)) => Ok(vec![parse_status(&payload)?]),
+        match call("LookupStatus", &[(field, value)], Effect::ReadOnly)? {
             // "Did my filing land?" Not found is the answer: the gateway may send it again.
-            Err(AdapterError::Permanent(r)) if by_key && r.message.contains("Client.NotFound") => {
-                Ok(Vec::new())
-            }
-            Err(e) => Err(e),
+            Reply::Fault(fault, _) if by_key && fault.is("Client.NotFound") => Ok(Vec::new()),
+            reply => Ok(vec![parse_status(&response(reply, Effect::ReadOnly)?.0)?]),
         }
     }
 }
